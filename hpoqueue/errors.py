@@ -1,0 +1,53 @@
+"""One exception root for hpoqueue; every user-facing error says what is wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+
+class HpoQueueError(Exception):
+    """Root of every error hpoqueue raises on purpose. The CLI prints it on one line and exits 2."""
+
+    exit_code = 2
+
+
+class ConfigError(HpoQueueError):
+    """A config file, search space or option is wrong.
+
+    The message reads ``<source>: <field>: <problem> (<hint>)`` so the user sees the file, the field path
+    and the fix on one line.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None,
+                 hint: str | None = None) -> None:
+        self.source = source
+        self.field = field
+        self.problem = message
+        self.hint = hint
+        parts = [p for p in (source, field) if p]
+        text = ": ".join([*parts, message])
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)
+
+
+class SearchSpaceError(ConfigError):
+    """The search space is malformed (unknown _type, bad bounds, empty choice, ...)."""
+
+
+class MetricError(HpoQueueError):
+    """A trial reported a metric that is not a finite number (NaN, inf, text)."""
+
+
+class BrokerError(HpoQueueError):
+    """The broker cannot be reached or started."""
+
+
+class StorageError(HpoQueueError):
+    """The database cannot be opened or written (bad URL, wrong password, unreachable server)."""
+
+
+class NotFoundError(HpoQueueError):
+    """An experiment or trial id that storage does not know."""
+
+
+class GpuError(HpoQueueError):
+    """A GPU request the box cannot satisfy (unknown index, more GPUs than exist)."""

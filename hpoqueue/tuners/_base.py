@@ -1,0 +1,64 @@
+"""The tuner interface: suggest configurations, observe finished trials, rebuild after a resume."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Literal
+
+from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.space import SearchSpace
+
+OptimizeMode = Literal["minimize", "maximize"]
+
+
+class BaseTuner(ABC):
+    """A tuner proposes parameters; the scheduler runs them and reports back.
+
+    The scheduler guarantees: `suggest` is called only when a trial slot is free; `observe` is called
+    exactly once per trial it suggested, when that trial reaches a finished state (any state: its
+    ``value`` is None when the trial produced no final result); `rebuild` is called once, on a fresh
+    instance, before any other call when an experiment is resumed.
+    """
+
+    def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
+                 seed: int | None = None) -> None:
+        if optimize_mode not in ("minimize", "maximize"):
+            raise ValueError(f"optimize_mode must be 'minimize' or 'maximize', not {optimize_mode!r}")
+        self.space = space
+        self.optimize_mode: OptimizeMode = optimize_mode
+        self.seed = seed
+
+    def loss(self, value: float) -> float:
+        """`value` turned into a quantity to minimise, whatever the optimize_mode."""
+        return value if self.optimize_mode == "minimize" else -value
+
+    @abstractmethod
+    def suggest(self, n: int) -> list[Suggestion]:
+        """Up to `n` new configurations. Fewer (even none) when the tuner waits for results (Hyperband
+        between rungs) or the space is exhausted; `exhausted` tells the two apart. Suggestions handed out
+        and not yet observed are pending: a tuner must not propose near-duplicates of them."""
+
+    def observe(self, result: TrialResult) -> None:
+        """A trial this tuner suggested has finished (see TrialResult.value for its final result)."""
+
+    @property
+    def exhausted(self) -> bool:
+        """True once `suggest` will never return anything again (finite space fully tried)."""
+        return False
+
+    def rebuild(self, trials: Sequence[TrialResult]) -> None:
+        """Restore state on resume from every trial created so far, in sequence order.
+
+        Unfinished trials (WAITING/RUNNING) are pending suggestions; finished ones are observed. The
+        default replays them through `mark_pending` and `observe`.
+        """
+        for trial in trials:
+            self.mark_pending(trial.params)
+        for trial in trials:
+            if trial.state.is_finished():
+                self.observe(trial)
+
+    def mark_pending(self, params: dict) -> None:
+        """Record that `params` was handed out (used by `rebuild`); tuners that track what they proposed
+        override this."""
