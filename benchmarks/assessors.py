@@ -1,0 +1,176 @@
+"""Replay learning curves through a simulated experiment and compare the assessors' savings and losses.
+
+Run: ``python benchmarks/assessors.py`` (replays benchmarks/curves/sklearn_curves.json);
+``python benchmarks/assessors.py --record`` re-records that file from scikit-learn (a minute or so).
+No Celery, no real time: one loop, one epoch = one time unit, `--concurrency` trials at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hpoqueue.assessors import AshaAssessor, BaseAssessor, CurvefittingAssessor, Decision, MedianstopAssessor
+from hpoqueue.records import TrialResult
+from hpoqueue.states import TrialState
+
+CURVES_FILE = Path(__file__).parent / "curves" / "sklearn_curves.json"
+Curve = Sequence[float]  # validation error per epoch: lower is better
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One simulated experiment: epochs spent and each trial's final value and whether it ran to the end."""
+
+    epochs: int
+    finals: list[tuple[float, bool]]
+    assess_seconds: float
+    assess_calls: int
+
+
+def simulate(curves: Sequence[Curve], assessor: BaseAssessor | None, concurrency: int) -> Outcome:
+    """Run `curves` in order, `concurrency` at a time; after each epoch ask `assessor` about the trial
+    (history = every other started trial so far); STOP ends it with its last value as its final."""
+    queue, running = deque(range(len(curves))), []
+    done: dict[int, int] = {}
+    state: dict[int, TrialState] = {}
+    epochs, calls, spent = 0, 0, 0.0
+
+    def record(i: int) -> TrialResult:
+        values = tuple(curves[i][:done[i]])
+        final = values[-1] if state[i] in (TrialState.SUCCEEDED, TrialState.EARLY_STOPPED) else None
+        return TrialResult(seq=i + 1, params={}, state=state[i], value=final, intermediate=values)
+
+    while queue or running:
+        while queue and len(running) < concurrency:
+            i = queue.popleft()
+            running.append(i)
+            done[i], state[i] = 0, TrialState.RUNNING
+        for i in list(running):
+            done[i] += 1
+            epochs += 1
+            if done[i] == len(curves[i]):
+                state[i] = TrialState.SUCCEEDED
+            elif assessor is not None:
+                history = [record(j) for j in done if j != i]
+                start = time.perf_counter()
+                decision = assessor.assess(record(i), history)
+                spent, calls = spent + time.perf_counter() - start, calls + 1
+                if decision is Decision.STOP:
+                    state[i] = TrialState.EARLY_STOPPED
+            if state[i] is not TrialState.RUNNING:
+                running.remove(i)
+    finals = [(curves[i][done[i] - 1], state[i] is TrialState.SUCCEEDED) for i in range(len(curves))]
+    return Outcome(epochs, finals, spent, calls)
+
+
+def synthetic_curves(rng: np.random.Generator, n: int, epochs: int) -> list[list[float]]:
+    """Exponential-decay loss curves: per-trial asymptote and rate, noise; slow learners with low
+    asymptotes cross fast learners with high ones."""
+    t = np.arange(1, epochs + 1)
+    curves = []
+    for _ in range(n):
+        floor, start = rng.uniform(0.05, 0.5), rng.uniform(0.8, 1.2)
+        rate = float(np.exp(rng.uniform(np.log(0.03), np.log(0.8))))
+        noise = rng.normal(0.0, 0.01, epochs)
+        curves.append([round(float(v), 5) for v in floor + (start - floor) * np.exp(-rate * t) + noise])
+    return curves
+
+
+def record_sklearn(path: Path, n: int = 120, epochs: int = 27, seed: int = 0) -> None:
+    """Validation error per epoch of MLPClassifier on load_digits, over a seeded random search."""
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_val, y_train, y_val = train_test_split(x / 16.0, y, test_size=0.3, random_state=seed)
+    rng = np.random.default_rng(seed)
+    runs = []
+    for k in range(n):
+        params = {"hidden_layer_sizes": (int(rng.choice([4, 8, 16, 32, 64, 128])),),
+                  "learning_rate_init": float(10 ** rng.uniform(-4.5, -1)),
+                  "alpha": float(10 ** rng.uniform(-6, 0)), "batch_size": int(rng.choice([32, 128, 512]))}
+        model = MLPClassifier(random_state=k, **params)
+        curve = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for _ in range(epochs):
+                model.partial_fit(x_train, y_train, classes=np.arange(10))
+                curve.append(round(1.0 - float(model.score(x_val, y_val)), 5))
+        runs.append({"params": params, "val_error": curve})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"source": "MLPClassifier.partial_fit on sklearn load_digits, 30% validation",
+                                "epochs": epochs, "runs": runs}, separators=(",", ":")))
+
+
+ASSESSORS: dict[str, Callable[[int], BaseAssessor | None]] = {
+    "none": lambda epochs: None,
+    "Medianstop": lambda epochs: MedianstopAssessor(optimize_mode="minimize"),
+    "ASHA eta=3": lambda epochs: AshaAssessor(optimize_mode="minimize", eta=3),
+    "Curvefitting": lambda epochs: CurvefittingAssessor(optimize_mode="minimize", epoch_num=epochs),
+}
+
+
+def best(finals: list[tuple[float, bool]], full_only: bool) -> float:
+    return min(v for v, full in finals if full or not full_only)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--record", action="store_true", help="re-record the scikit-learn curves first")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    if args.record:
+        record_sklearn(CURVES_FILE)
+    recorded = [run["val_error"] for run in json.loads(CURVES_FILE.read_text())["runs"]]
+    families: dict[str, Callable[[int], list[list[float]]]] = {
+        "synthetic": lambda seed: synthetic_curves(np.random.default_rng(seed), args.trials, 30),
+        "sklearn MLP digits": lambda seed: [recorded[i] for i in np.random.default_rng(seed).permutation(
+            len(recorded))[:args.trials]],
+    }
+    print(f"{args.trials} trials, concurrency {args.concurrency}, median over {args.seeds} seeds; values are "
+          "validation error (lower is better);\ngaps: best final of the trials that ran to the end (full) "
+          "or of all trials (all), relative to no assessor; seeds<=1%: share of seeds with full gap <= 1%")
+    print(f"{'curves':<20} {'assessor':<14} {'epochs':>8} {'% of none':>10} {'best full':>10} {'gap':>7} "
+          f"{'best all':>9} {'gap':>7} {'ms/call':>8} {'seeds<=1%':>10}")
+    targets = []
+    for family, make in families.items():
+        rows: dict[str, list[tuple[float, ...]]] = {name: [] for name in ASSESSORS}
+        for seed in range(args.seeds):
+            curves = make(seed)
+            ref, total = best(simulate(curves, None, args.concurrency).finals, True), sum(map(len, curves))
+            for name, factory in ASSESSORS.items():
+                out = simulate(curves, factory(len(curves[0])), args.concurrency)
+                full, every = best(out.finals, True), best(out.finals, False)
+                rows[name].append((out.epochs, out.epochs / total, full, full / ref - 1, every,
+                                   every / ref - 1, 1000 * out.assess_seconds / max(out.assess_calls, 1)))
+        for name, values in rows.items():
+            med = [statistics.median(col) for col in zip(*values, strict=True)]
+            within = sum(v[3] <= 0.01 for v in values) / len(values)
+            print(f"{family:<20} {name:<14} {med[0]:>8.0f} {med[1]:>10.0%} {med[2]:>10.4f} {med[3]:>+7.1%} "
+                  f"{med[4]:>9.4f} {med[5]:>+7.1%} {med[6]:>8.2f} {within:>10.0%}")
+            if name in ("Medianstop", "ASHA eta=3"):
+                targets.append((family, name, med[1] <= 0.5 and med[3] <= 0.01))
+    print("\ntarget (issue): ASHA or Medianstop spends <= 50% of the epochs with the best full-run result "
+          "within 1% of no assessor's")
+    for family in families:
+        hits = [name for fam, name, ok in targets if fam == family and ok]
+        print(f"  {family:<20} {'MET by ' + ', '.join(hits) if hits else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Benchmark problems for benchmarks/tuners.py: NNI search spaces with a function to minimise.
+
+The synthetic functions are shifted by a fixed seeded offset so their optima sit off-centre: a
+sampler that tries the middle of the box first gets no free win.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A search space (NNI JSON form), the objective to minimise, and its optimum (None: unknown)."""
+
+    name: str
+    space: dict[str, Any]
+    fn: Callable[[Params], float]
+    optimum: float | None
+
+
+def _uniform(names: list[str], low: float, high: float) -> dict[str, Any]:
+    return {n: {"_type": "uniform", "_value": [low, high]} for n in names}
+
+
+def _vec(p: Params, n: int) -> np.ndarray:
+    return np.array([p[f"x{i}"] for i in range(n)])
+
+
+_SHIFT = np.random.default_rng(2024)
+
+
+def branin(p: Params) -> float:
+    x1, x2 = p["x0"], p["x1"]
+    return ((x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
+            + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1) + 10)
+
+
+_H6_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
+                  [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
+_H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
+                         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+
+
+def hartmann6(p: Params) -> float:
+    x = _vec(p, 6)
+    return float(-_H6_ALPHA @ np.exp(-np.sum(_H6_A * (x - _H6_P) ** 2, axis=1)))
+
+
+_ROSEN_SHIFT = _SHIFT.uniform(-1.5, 0.5, size=4)  # optimum at 1 + shift, inside [-2, 2]^4
+
+
+def rosenbrock4(p: Params) -> float:
+    x = _vec(p, 4) - _ROSEN_SHIFT
+    return float(np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+
+_ACKLEY_SHIFT = _SHIFT.uniform(-7, 7, size=5)  # optimum at the shift, inside [-10, 10]^5
+
+
+def ackley5(p: Params) -> float:
+    x = _vec(p, 5) - _ACKLEY_SHIFT
+    return float(-20 * np.exp(-0.2 * np.sqrt(np.mean(x**2))) - np.exp(np.mean(np.cos(2 * np.pi * x)))
+                 + 20 + math.e)
+
+
+MIXED_SPACE = {
+    "optimizer": {"_type": "choice", "_value": ["sgd", "adam", "rmsprop"]},
+    "lr": {"_type": "loguniform", "_value": [1e-5, 1.0]},
+    "layers": {"_type": "randint", "_value": [1, 9]},
+    "dropout": {"_type": "uniform", "_value": [0.0, 0.6]},
+}
+
+
+def mixed(p: Params) -> float:
+    """HPO-like: best at adam, lr = 10^-2.7, 5 layers, dropout 0.23 (value 0); lr matters most."""
+    penalty = {"sgd": 0.8, "adam": 0.0, "rmsprop": 0.3}[p["optimizer"]]
+    lr_opt = -2.7 + (0.5 if p["optimizer"] == "sgd" else 0.0)
+    return ((math.log10(p["lr"]) - lr_opt) ** 2 + 0.15 * (p["layers"] - 5) ** 2
+            + 4 * (p["dropout"] - 0.23) ** 2 + penalty)
+
+
+HGB_SPACE = {
+    "learning_rate": {"_type": "loguniform", "_value": [1e-3, 1.0]},
+    "max_leaf_nodes": {"_type": "randint", "_value": [2, 64]},
+    "min_samples_leaf": {"_type": "randint", "_value": [1, 80]},
+    "l2_regularization": {"_type": "loguniform", "_value": [1e-4, 10.0]},
+}
+
+
+def hgb_diabetes(p: Params) -> float:
+    """3-fold CV mean squared error (in thousands) of a 40-iteration HistGradientBoosting on diabetes."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.model_selection import KFold, cross_val_score
+
+    x, y = load_diabetes(return_X_y=True)
+    model = HistGradientBoostingRegressor(max_iter=40, early_stopping=False, random_state=0, **p)
+    scores = cross_val_score(model, x, y, cv=KFold(3, shuffle=True, random_state=0),
+                             scoring="neg_mean_squared_error")
+    return float(-scores.mean() / 1000)
+
+
+PROBLEMS: dict[str, Problem] = {p.name: p for p in [
+    Problem("branin", {"x0": {"_type": "uniform", "_value": [-5, 10]},
+                       "x1": {"_type": "uniform", "_value": [0, 15]}}, branin, 0.397887357729738),
+    Problem("hartmann6", _uniform([f"x{i}" for i in range(6)], 0, 1), hartmann6, -3.32236801141551),
+    Problem("rosenbrock4", _uniform([f"x{i}" for i in range(4)], -2, 2), rosenbrock4, 0.0),
+    Problem("ackley5", _uniform([f"x{i}" for i in range(5)], -10, 10), ackley5, 0.0),
+    Problem("mixed", MIXED_SPACE, mixed, 0.0),
+    Problem("hgb_diabetes", HGB_SPACE, hgb_diabetes, None),
+]}

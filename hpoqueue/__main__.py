@@ -1,0 +1,7 @@
+"""`python -m hpoqueue` runs the CLI."""
+
+import sys
+
+from hpoqueue.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""The Celery app: the one place that holds Celery settings. `celery -A hpoqueue worker -Q gpu0` uses it."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from celery import Celery
+
+from hpoqueue.broker import ENV_BROKER
+
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+#: Longer than any trial: an unacknowledged (prefetched) message is never redelivered while its trial
+#: runs. Lost trials are found by heartbeats instead, and every attempt is claimed atomically.
+VISIBILITY_TIMEOUT = 7 * 24 * 3600
+
+
+def broker_settings(url: str) -> dict[str, Any]:
+    """Celery settings for `url`; a rediss:// URL without ssl_cert_reqs verifies certificates."""
+    settings: dict[str, Any] = {"broker_url": url}
+    parts = urlsplit(url)
+    if parts.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parts.query):
+        tls: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+        if os.environ.get("HPOQUEUE_BROKER_CA"):
+            tls["ssl_ca_certs"] = os.environ["HPOQUEUE_BROKER_CA"]
+        settings["broker_use_ssl"] = tls
+    return settings
+
+
+def make_app(broker_url: str | None = None) -> Celery:
+    """Build the app with hpoqueue's settings (JSON only, early ack, no prefetch, events for Flower)."""
+    celery_app = Celery("hpoqueue", include=["hpoqueue.tasks"])
+    celery_app.conf.update(
+        broker_settings(broker_url or os.environ.get(ENV_BROKER) or DEFAULT_BROKER),
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],  #: pickle off: a pickle message is code execution on the worker
+        result_accept_content=["json"],
+        task_ignore_result=True,  #: results travel on hpoqueue's event stream, not Celery's backend
+        task_acks_late=False,  #: early ack; a worker that dies is detected by missing heartbeats
+        worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,  #: no message waits unacknowledged behind a long trial
+        worker_send_task_events=True,  #: Flower shows trials
+        task_send_sent_event=True,
+        task_track_started=True,
+        task_default_queue="cpu",
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  #: keep retrying while Redis restarts
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return celery_app
+
+
+app = make_app()

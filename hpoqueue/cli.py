@@ -1,0 +1,387 @@
+"""The `hpoqueue` command: each subcommand parses its arguments, calls one library function, prints."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hpoqueue import experiment as experiments
+from hpoqueue.errors import HpoQueueError, NotFoundError
+from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
+from hpoqueue.storage import Storage, TrialRecord
+from hpoqueue.tables import table
+
+
+def _storage(args: argparse.Namespace, config_value: str | None = None) -> Storage:
+    return Storage(experiments.storage_url(args.storage, config_value))
+
+
+# ---- running experiments ---------------------------------------------------------------------------
+def cmd_submit(args: argparse.Namespace) -> int:
+    from hpoqueue.config import load_config
+
+    config = load_config(args.config)
+    storage = _storage(args, config.storage)
+    exp_id = experiments.create(config, storage, broker=args.broker)
+    print(f"experiment {exp_id} created ({config.experiment_name or Path(args.config).name}); "
+          f"follow it with `hpoqueue status {exp_id}`", file=sys.stderr)
+    return _drive(args, storage, exp_id)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    storage.get_experiment(args.experiment)
+    return _drive(args, storage, args.experiment)
+
+
+def _drive(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
+    if args.detach:
+        return _detach(args, storage, exp_id)
+    from hpoqueue.progress import ProgressBar
+
+    state = experiments.run(exp_id, storage, broker=args.broker,
+                            local_workers=True if args.local_workers else None,
+                            on_progress=None if args.quiet else ProgressBar())
+    _print_best(storage, exp_id)
+    return 0 if state is ExperimentState.DONE else 1
+
+
+def _detach(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
+    """Run the scheduler in a background process of its own (`hpoqueue resume EXP`)."""
+    exp = storage.get_experiment(exp_id)
+    log = Path(exp.work_dir) / "scheduler.log"
+    command = [sys.executable, "-m", "hpoqueue", "--storage", storage.url, "resume", exp_id, "--quiet"]
+    if args.broker:
+        command += ["--broker", args.broker]
+    if args.local_workers:
+        command.append("--local-workers")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                start_new_session=True)
+    (Path(exp.work_dir) / "scheduler.pid").write_text(str(proc.pid))
+    print(exp_id)
+    print(f"running in the background (pid {proc.pid}, log {log}); `hpoqueue status {exp_id}`",
+          file=sys.stderr)
+    return 0
+
+
+def _print_best(storage: Storage, exp_id: str) -> None:
+    best = _best_trial(storage, exp_id)
+    if best is not None:
+        print(f"best: {best.final_value:.6g} from trial {best.id} with {json.dumps(best.params)}")
+
+
+def _best_trial(storage: Storage, exp_id: str) -> TrialRecord | None:
+    exp = storage.get_experiment(exp_id)
+    done = [t for t in storage.trials(exp_id, states=[TrialState.SUCCEEDED]) if t.final_value is not None]
+    if not done:
+        return None
+    pick = min if exp.optimize_mode == "minimize" else max
+    return pick(done, key=lambda t: t.final_value)
+
+
+# ---- looking at experiments ------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    rows = []
+    for exp in storage.list_experiments():
+        counts = storage.count_trials(exp.id)
+        best = _best_trial(storage, exp.id)
+        rows.append([exp.id, exp.name or "-", exp.state.value, sum(counts.values()),
+                     best.final_value if best else None, exp.created_at.strftime("%Y-%m-%d %H:%M")])
+    print(table(["id", "name", "state", "trials", "best", "created"], rows) if rows else "no experiments")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    exp = storage.get_experiment(args.experiment)
+    counts = storage.count_trials(exp.id)
+    best = _best_trial(storage, exp.id)
+    total = exp.max_trial_number if exp.max_trial_number is not None else "unlimited"
+    lines = [
+        f"experiment  {exp.id} ({exp.name or 'unnamed'})",
+        f"state       {exp.state.value}" + (f": {exp.message}" if exp.message else ""),
+        f"trials      {sum(counts.values())} created of {total}, concurrency {exp.concurrency}",
+        "            " + ", ".join(f"{s.value.lower()} {n}" for s, n in counts.items() if n) if any(
+            counts.values()) else "            none yet",
+        f"best        {best.final_value:.6g} (trial {best.id})" if best else "best        -",
+        f"optimize    {exp.optimize_mode}",
+        f"directory   {exp.work_dir}",
+    ]
+    for trial in storage.trials(exp.id, states=[TrialState.WAITING]):
+        why = next((e.data.get("why") for e in reversed(storage.events(trial.id)) if e.kind == "waiting"), None)
+        lines.append(f"waiting     {trial.id}: {why or 'queued, no worker has taken it yet'}")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    exp = storage.get_experiment(args.experiment)
+    trials = storage.trials(exp.id, states=[TrialState(args.state.upper())] if args.state else None)
+    if args.sort == "value":
+        sign = 1 if exp.optimize_mode == "minimize" else -1
+        trials.sort(key=lambda t: (t.final_value is None, sign * (t.final_value or 0.0)))
+    elif args.sort == "state":
+        trials.sort(key=lambda t: t.state.value)
+    if args.top:
+        trials = trials[: args.top]
+    rows = [[t.id, t.state.value, t.final_value, t.attempt, _duration(t), t.host or "-",
+             json.dumps(t.params, separators=(",", ":"))] for t in trials]
+    print(table(["trial", "state", "value", "attempt", "duration", "host", "parameters"], rows)
+          if rows else "no trials")
+    return 0
+
+
+def _duration(t: TrialRecord) -> str:
+    if t.started_at is None:
+        return "-"
+    from hpoqueue.progress import format_duration
+
+    end = t.ended_at.timestamp() if t.ended_at else time.time()
+    return format_duration(end - t.started_at.timestamp())
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    best = _best_trial(storage, args.experiment)
+    if best is None:
+        print("no successful trial with a result yet")
+        return 1
+    print(json.dumps({"trial": best.id, "value": best.final_value, "parameters": best.params}, indent=2))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    trial = storage.get_trial(args.trial)
+    exp = storage.get_experiment(trial.experiment_id)
+    name = "trial.stderr" if args.stderr else "trial.log" if args.hpoqueue else "trial.stdout"
+    path = Path(exp.work_dir) / "trials" / str(trial.seq) / f"attempt-{trial.attempt}" / name
+    if not path.exists() and not args.follow:
+        raise NotFoundError(f"no {name} for trial {trial.id} yet ({path})")
+    offset = 0
+    while True:
+        if path.exists():
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            offset += len(chunk)
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
+        if not args.follow or storage.get_trial(trial.id).state not in ACTIVE_STATES:
+            return 0
+        time.sleep(0.5)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    exp = storage.get_experiment(args.experiment)
+    records = []
+    for t in storage.trials(exp.id):
+        row: dict[str, Any] = {"trial": t.id, "seq": t.seq, "state": t.state.value, "value": t.final_value,
+                               "attempt": t.attempt, "parameters": t.params,
+                               "started_at": t.started_at.isoformat() if t.started_at else None,
+                               "ended_at": t.ended_at.isoformat() if t.ended_at else None}
+        if args.intermediate:
+            row["intermediate"] = [m.value for m in storage.metrics(t.id, kind="intermediate")
+                                   if m.attempt == t.attempt]
+        records.append(row)
+    text = json.dumps(records, indent=2) if args.format == "json" else _csv(records)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _csv(records: list[dict[str, Any]]) -> str:
+    names = list(dict.fromkeys(k for r in records for k in r["parameters"]))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    base = ["trial", "seq", "state", "value", "attempt", "started_at", "ended_at"]
+    extra = ["intermediate"] if records and "intermediate" in records[0] else []
+    writer.writerow(base + names + extra)
+    for r in records:
+        params = [json.dumps(v) if isinstance(v, dict | list) else v for v in
+                  (r["parameters"].get(n) for n in names)]
+        writer.writerow([r[k] for k in base] + params + [json.dumps(r[k]) for k in extra])
+    return out.getvalue()
+
+
+# ---- changing running experiments --------------------------------------------------------------------
+def _live_channel(storage: Storage, exp_id: str) -> Any:
+    """The experiment's broker channel if its scheduler is alive, else None."""
+    from hpoqueue.broker import ping
+    from hpoqueue.protocol import Channel
+    from hpoqueue.worker import redis_client
+
+    exp = storage.get_experiment(exp_id)
+    url = experiments._stored_broker(Path(exp.work_dir))
+    if url is None or not ping(url, timeout=1.0):
+        return None
+    channel = Channel(redis_client(url), exp_id)
+    return channel if channel.scheduler_alive() else None
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    trial = storage.get_trial(args.trial)
+    channel = _live_channel(storage, trial.experiment_id)
+    if trial.state not in ACTIVE_STATES:
+        print(f"trial {trial.id} already ended ({trial.state.value})")
+        return 0
+    if channel is not None:
+        channel.send_control("kill", trial=trial.id)
+        print(f"asked the scheduler to kill trial {trial.id}")
+    else:
+        storage.transition(trial.id, TrialState.USER_CANCELED, expected=ACTIVE_STATES,
+                           exit_reason="killed while no scheduler ran")
+        print(f"trial {trial.id} marked USER_CANCELED (no scheduler is running)")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    channel = _live_channel(storage, args.experiment)
+    if channel is not None:
+        channel.send_control("stop")
+        print(f"asked the scheduler of {args.experiment} to stop")
+    elif storage.set_experiment_state(args.experiment, ExperimentState.STOPPED,
+                                      expected=[ExperimentState.RUNNING], message="stopped while no scheduler ran"):
+        print(f"experiment {args.experiment} marked STOPPED (no scheduler is running)")
+    else:
+        print(f"experiment {args.experiment} is not running")
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from hpoqueue.config import parse_duration
+
+    changes = {"concurrency": args.concurrency, "max_trial_number": args.max_trials,
+               "max_duration": parse_duration(args.duration, field="--duration") if args.duration else None}
+    if all(v is None for v in changes.values()):
+        raise HpoQueueError("nothing to update: give --concurrency, --max-trials or --duration")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise HpoQueueError(f"--concurrency must be at least 1, not {args.concurrency}")
+    if args.max_trials is not None and args.max_trials < 1:
+        raise HpoQueueError(f"--max-trials must be at least 1, not {args.max_trials}")
+    storage = _storage(args)
+    channel = _live_channel(storage, args.experiment)
+    if channel is not None:
+        channel.send_control("update", **{k: v for k, v in changes.items() if v is not None})
+        print(f"sent the update to the scheduler of {args.experiment}")
+    else:
+        storage.update_experiment(args.experiment, **changes)
+        print(f"updated {args.experiment}; it takes effect on `hpoqueue resume {args.experiment}`")
+    return 0
+
+
+# ---- workers and Flower ----------------------------------------------------------------------------
+def cmd_workers(args: argparse.Namespace) -> int:
+    from hpoqueue.workers_cli import workers_command
+
+    return workers_command(args)
+
+
+def cmd_flower(args: argparse.Namespace) -> int:
+    from hpoqueue.broker import resolve_broker_url
+
+    url = resolve_broker_url(args.broker) or "redis://127.0.0.1:6379/0"
+    command = [sys.executable, "-m", "celery", "-A", "hpoqueue", "--broker", url, "flower",
+               f"--address={args.address}", f"--port={args.port}"]
+    if args.basic_auth:
+        command.append(f"--basic-auth={args.basic_auth}")
+    return subprocess.call(command)
+
+
+# ---- parser ------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpoqueue", description=(
+        "Hyperparameter optimization on your own GPU boxes. Runs any command as a trial over Celery "
+        "queues on Redis; reads NNI experiment configs."))
+    parser.add_argument("--storage", help="database URL (default: $HPOQUEUE_STORAGE_URL or SQLite under "
+                                          "$HPOQUEUE_HOME, ~/hpoqueue-experiments)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    for name, func, text in (("submit", cmd_submit, "run an experiment from a YAML config"),
+                             ("resume", cmd_resume, "continue an experiment after a crash or stop")):
+        p = add(name, func, text)
+        if name == "submit":
+            p.add_argument("config", help="experiment YAML (NNI v2 or v1 format)")
+        else:
+            p.add_argument("experiment", help="experiment id")
+        p.add_argument("--detach", action="store_true", help="run the scheduler in the background")
+        p.add_argument("--broker", help="Redis URL of a cluster (default: config, $HPOQUEUE_BROKER_URL, "
+                                        "else an embedded Redis with local workers)")
+        p.add_argument("--local-workers", action="store_true",
+                       help="also start workers on this machine when using an external broker")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    add("list", cmd_list, "list experiments")
+    add("status", cmd_status, "show an experiment's progress").add_argument("experiment")
+    p = add("trials", cmd_trials, "list an experiment's trials")
+    p.add_argument("experiment")
+    p.add_argument("--sort", choices=["seq", "value", "state"], default="seq")
+    p.add_argument("--top", type=int, help="show only the first N rows")
+    p.add_argument("--state", choices=[s.value.lower() for s in TrialState], help="only trials in this state")
+    add("best", cmd_best, "print the best trial as JSON").add_argument("experiment")
+    p = add("logs", cmd_logs, "print a trial's output")
+    p.add_argument("trial", help="trial id, e.g. ab12cd34-7")
+    p.add_argument("--stderr", action="store_true", help="standard error instead of standard output")
+    p.add_argument("--hpoqueue", action="store_true", help="hpoqueue's own log of the trial")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the trial ends")
+    add("kill", cmd_kill, "stop one trial (recorded USER_CANCELED)").add_argument("trial")
+    add("stop", cmd_stop, "stop an experiment and its running trials").add_argument("experiment")
+    p = add("update", cmd_update, "change a running experiment's limits")
+    p.add_argument("experiment")
+    p.add_argument("--concurrency", type=int)
+    p.add_argument("--max-trials", type=int)
+    p.add_argument("--duration", help="maxExperimentDuration, e.g. 2h")
+    p = add("export", cmd_export, "export trials as CSV or JSON")
+    p.add_argument("experiment")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--intermediate", action="store_true", help="include intermediate results")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p = add("workers", cmd_workers, "start, stop or list Celery workers for this machine's GPUs")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--gpus", help="comma-separated GPU indices (default: every GPU found)")
+    p.add_argument("--cap", type=int, default=1, help="trials per GPU (maxTrialNumberPerGpu)")
+    p.add_argument("--cpu", type=int, default=0, help="also start a `cpu` worker running this many trials")
+    p.add_argument("--broker", help="Redis URL (default: $HPOQUEUE_BROKER_URL)")
+    p = add("flower", cmd_flower, "open Flower, Celery's monitor, on 127.0.0.1")
+    p.add_argument("--broker", help="Redis URL (default: $HPOQUEUE_BROKER_URL)")
+    p.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1 only)")
+    p.add_argument("--port", type=int, default=5555)
+    p.add_argument("--basic-auth", help="user:password required to view it")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HpoQueueError as exc:
+        print(f"hpoqueue: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("hpoqueue: interrupted; `hpoqueue resume` continues the experiment", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

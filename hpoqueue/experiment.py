@@ -1,0 +1,224 @@
+"""Run an experiment: validate, record it, bring up the broker and local workers, drive the scheduler.
+
+`submit` and `resume` share one path, so a resumed experiment runs exactly like a fresh one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hpoqueue.broker import EmbeddedRedis, free_port, ping, redact, resolve_broker_url
+from hpoqueue.config import ExperimentConfig, config_from_dict
+from hpoqueue.errors import BrokerError, ConfigError
+from hpoqueue.gpu import check_request, discover_gpus, gpu_queue
+from hpoqueue.local_workers import LocalWorkers, WorkerSpec
+from hpoqueue.protocol import Channel, TrialSpec
+from hpoqueue.scheduler import Progress, Scheduler
+from hpoqueue.states import ExperimentState
+from hpoqueue.storage import Storage
+from hpoqueue.tuners import create_tuner
+
+ENV_HOME = "HPOQUEUE_HOME"
+ENV_STORAGE = "HPOQUEUE_STORAGE_URL"
+
+
+def home_dir() -> Path:
+    """Where hpoqueue keeps its database and experiments: $HPOQUEUE_HOME or ~/hpoqueue-experiments."""
+    return Path(os.environ.get(ENV_HOME) or Path.home() / "hpoqueue-experiments").expanduser()
+
+
+def storage_url(cli_value: str | None = None, config_value: str | None = None) -> str:
+    """`--storage`, else the config's `storage`, else $HPOQUEUE_STORAGE_URL, else SQLite in home_dir()."""
+    return cli_value or config_value or os.environ.get(ENV_STORAGE) or \
+        f"sqlite:///{home_dir() / 'hpoqueue.db'}"
+
+
+def new_experiment_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def trial_queues(config: ExperimentConfig) -> list[str]:
+    """The queues trials go to: `cpu` without GPUs, else one per GPU in gpuIndices (or found here)."""
+    if not config.trial_gpu_number:
+        return ["cpu"]
+    indices = config.training_service.gpu_indices
+    if indices is None:
+        indices = tuple(g.index for g in discover_gpus())
+    if not indices:
+        raise ConfigError("trialGpuNumber is set but no GPU was found on this machine", source=config.source,
+                          field="trainingService.gpuIndices",
+                          hint="name the GPUs of your workers, e.g. gpuIndices: [0, 1], or set trialGpuNumber: 0")
+    return [gpu_queue(i) for i in indices]
+
+
+def check_gpus(config: ExperimentConfig, local: bool) -> None:
+    """A request that no box can satisfy fails at submit, not by waiting forever (local boxes only)."""
+    if local and config.trial_gpu_number:
+        check_request(config.trial_gpu_number, discover_gpus(), config.training_service.gpu_indices)
+
+
+@dataclass
+class Runtime:
+    """The broker and workers an experiment runs on, for as long as it runs."""
+
+    broker_url: str
+    local: bool
+    channel: Channel
+
+
+def create(config: ExperimentConfig, storage: Storage, *, broker: str | None = None) -> str:
+    """Validate everything that can be checked up front, then record the experiment; returns its id."""
+    broker_url = resolve_broker_url(broker, config.broker)
+    if broker_url is not None and not ping(broker_url, timeout=3.0):
+        raise BrokerError(f"cannot reach the broker at {redact(broker_url)} (start Redis there, fix --broker "
+                          "or HPOQUEUE_BROKER_URL, or leave it unset to use the embedded Redis)")
+    check_gpus(config, local=broker_url is None)
+    trial_queues(config)
+    create_tuner(config.tuner, config.search_space, optimize_mode=config.optimize_mode, seed=config.seed,
+                 source=config.source)
+    if config.assessor is not None:
+        from hpoqueue.assessors import create_assessor
+
+        create_assessor(config.assessor, optimize_mode=config.optimize_mode, source=config.source)
+    exp_id = new_experiment_id()
+    work_dir = config.experiment_working_directory / exp_id
+    storage.create_experiment(exp_id, name=config.experiment_name, config=config.to_dict(),
+                              work_dir=str(work_dir), optimize_mode=config.optimize_mode,
+                              concurrency=config.trial_concurrency, max_trial_number=config.max_trial_number,
+                              max_duration=config.max_experiment_duration)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if broker_url is not None:
+        _write_private(work_dir / "broker.url", broker_url)
+    return exp_id
+
+
+def load_config(storage: Storage, exp_id: str) -> ExperimentConfig:
+    exp = storage.get_experiment(exp_id)
+    return config_from_dict(exp.config, source=f"experiment {exp_id}")
+
+
+def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_workers: bool | None = None,
+        on_progress: Callable[[Progress], None] | None = None) -> ExperimentState:
+    """Drive experiment `exp_id` to its end. Starts (or finds again, on resume) the embedded Redis and
+    the local workers when no broker is configured, and stops them at the end."""
+    from hpoqueue.app import app, broker_settings
+    from hpoqueue.worker import redis_client
+
+    exp = storage.get_experiment(exp_id)
+    config = config_from_dict(exp.config, source=f"experiment {exp_id}")
+    work_dir = Path(exp.work_dir)
+    with ExitStack() as stack:
+        broker_url = resolve_broker_url(broker, config.broker) or _stored_broker(work_dir)
+        embedded = broker_url is None or _is_embedded(work_dir, broker_url)
+        if embedded:
+            broker_url = _start_embedded(work_dir, stack)
+        elif not ping(broker_url, timeout=3.0):
+            raise BrokerError(f"cannot reach the broker at {redact(broker_url)}")
+        assert broker_url is not None
+        app.conf.update(broker_settings(broker_url))
+        if local_workers if local_workers is not None else embedded:
+            workers = LocalWorkers(work_dir / "workers", broker_url)
+            workers.start(_local_worker_specs(config))
+            stack.callback(workers.stop)
+        if exp.state is not ExperimentState.RUNNING:
+            storage.set_experiment_state(exp_id, ExperimentState.RUNNING)
+        scheduler = Scheduler(exp_id=exp_id, config=config, storage=storage,
+                              channel=Channel(redis_client(broker_url), exp_id),
+                              dispatcher=CeleryDispatcher(app), tuner=create_tuner(
+                                  config.tuner, config.search_space, optimize_mode=config.optimize_mode,
+                                  seed=config.seed, source=config.source),
+                              queues=trial_queues(config), on_progress=on_progress)
+        return scheduler.run()
+
+
+class CeleryDispatcher:
+    """Sends trial attempts and assessor work as Celery tasks named after the attempt."""
+
+    def __init__(self, celery_app: Any) -> None:
+        self.app = celery_app
+
+    def dispatch(self, spec: TrialSpec, queue: str) -> None:
+        self.app.send_task("hpoqueue.run_trial", args=[spec.to_dict()], task_id=spec.attempt_id, queue=queue)
+
+    def assess(self, payload: dict[str, Any]) -> None:
+        self.app.send_task("hpoqueue.assess", args=[payload], queue="assess")
+
+
+def _local_worker_specs(config: ExperimentConfig) -> list[WorkerSpec]:
+    """One worker per GPU queue (cap = maxTrialNumberPerGpu), or one `cpu` worker for all trials."""
+    queues = trial_queues(config)
+    if queues == ["cpu"]:
+        specs = [WorkerSpec("cpu", ("cpu",), config.trial_concurrency)]
+    else:
+        cap = config.training_service.max_trial_number_per_gpu
+        specs = [WorkerSpec(q, (q,), cap) for q in queues]
+    if config.assessor is not None:
+        specs.append(WorkerSpec("assess", ("assess",), 1))
+    return specs
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it may hold a broker password)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def _stored_broker(work_dir: Path) -> str | None:
+    try:
+        return (work_dir / "broker.url").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _is_embedded(work_dir: Path, url: str) -> bool:
+    return (work_dir / "broker" / "embedded").exists() and url == _stored_broker(work_dir)
+
+
+def _start_embedded(work_dir: Path, stack: ExitStack) -> str:
+    """The experiment's own Redis: reuse it if it still runs (the scheduler crashed), else start it
+    again on its data directory so the append-only file brings back queued tasks and events."""
+    data_dir = work_dir / "broker"
+    previous = _stored_broker(work_dir)
+    if previous and (data_dir / "embedded").exists() and ping(previous, timeout=0.5):
+        server = None
+        url = previous
+    else:
+        port = int(previous.rsplit(":", 1)[1].split("/")[0]) if previous else free_port()
+        server = EmbeddedRedis(data_dir, port=port if _port_free(port) else None)
+        url = server.start()
+        (data_dir / "embedded").write_text(str(server.port))
+        _write_private(work_dir / "broker.url", url)
+
+    def shutdown() -> None:
+        if server is not None:
+            server.stop()
+        else:
+            import redis
+
+            try:
+                redis.Redis.from_url(url).shutdown()
+            except redis.RedisError:
+                pass
+
+    stack.callback(shutdown)
+    return url
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,161 @@
+"""What crosses the broker: the trial spec a task carries, the events workers send back, and Redis keys.
+
+Workers talk only to Redis; the scheduler is the only writer of storage. Events go through one Redis
+stream per experiment read by a consumer group, so an event is acknowledged only after the scheduler has
+persisted it: a scheduler killed mid-batch reads it again on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+PREFIX = "hpoqueue"
+GROUP = "scheduler"
+CLAIM_TTL = 30 * 24 * 3600  #: a claim outlives any trial, so a redelivered message stays a no-op
+STOP_TTL = 7 * 24 * 3600
+
+
+def trial_id(exp_id: str, seq: int) -> str:
+    return f"{exp_id}-{seq}"
+
+
+def attempt_id(trial: str, attempt: int) -> str:
+    """The Celery task id of one attempt of a trial: names the experiment, trial and attempt."""
+    return f"{trial}-a{attempt}"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker needs to run one attempt; JSON-serializable and fixed before dispatch."""
+
+    exp_id: str
+    trial_id: str
+    seq: int
+    attempt: int
+    params: dict[str, Any]
+    command: str
+    code_dir: str
+    work_dir: str
+    gpu_number: int | None = None
+    gpu_cap: int = 1
+    use_active_gpu: bool = True
+    metric_name: str = "default"
+    metric_pattern: str | None = None
+    timeout: float | None = None
+    grace: float = 5.0
+    heartbeat_interval: float = 2.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def attempt_id(self) -> str:
+        return attempt_id(self.trial_id, self.attempt)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialSpec:
+        return cls(**data)
+
+
+class Channel:
+    """The Redis side of one experiment: events stream, stop lists, claims, heartbeats and control."""
+
+    def __init__(self, client: redis.Redis, exp_id: str) -> None:
+        self.client = client
+        self.exp_id = exp_id
+        self.events_key = f"{PREFIX}:{exp_id}:events"
+        self.heartbeats_key = f"{PREFIX}:{exp_id}:heartbeats"
+        self.control_key = f"{PREFIX}:{exp_id}:control"
+        self.alive_key = f"{PREFIX}:{exp_id}:scheduler"
+
+    # ---- worker side -------------------------------------------------------------------------
+    def claim(self, attempt: str, holder: str) -> bool:
+        """Claim an attempt exactly once; a second delivery of the same task gets False."""
+        return bool(self.client.set(f"{PREFIX}:claim:{attempt}", holder, nx=True, ex=CLAIM_TTL))
+
+    def emit(self, event_type: str, trial: str, attempt: int, **data: Any) -> None:
+        """Append one event for the scheduler."""
+        event = {"type": event_type, "trial": trial, "attempt": attempt, "ts": time.time(), **data}
+        self.client.xadd(self.events_key, {"e": json.dumps(event)})
+
+    def heartbeat(self, attempt: str) -> None:
+        self.client.hincrby(self.heartbeats_key, attempt, 1)
+
+    def clear_heartbeat(self, attempt: str) -> None:
+        self.client.hdel(self.heartbeats_key, attempt)
+
+    def wait_stop(self, attempt: str, timeout: float) -> str | None:
+        """Block up to `timeout` s for a stop request; returns its reason."""
+        item = self.client.blpop([f"{PREFIX}:stop:{attempt}"], timeout=timeout)
+        return item[1].decode() if item else None
+
+    def pending_stop(self, attempt: str) -> str | None:
+        item = self.client.lpop(f"{PREFIX}:stop:{attempt}")
+        return item.decode() if item else None
+
+    # ---- scheduler side ----------------------------------------------------------------------
+    def ensure_group(self) -> None:
+        try:
+            self.client.xgroup_create(self.events_key, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read_events(self, block_ms: int, count: int = 1000, pending: bool = False
+                    ) -> list[tuple[bytes, dict[str, Any]]]:
+        """Events not yet acknowledged: `pending` re-reads those delivered before a crash."""
+        reply = self.client.xreadgroup(GROUP, "scheduler", {self.events_key: "0" if pending else ">"},
+                                       count=count, block=None if pending else block_ms)
+        out: list[tuple[bytes, dict[str, Any]]] = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                if fields:
+                    out.append((entry_id, json.loads(fields[b"e"])))
+        return out
+
+    def ack(self, ids: list[bytes]) -> None:
+        if ids:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.xack(self.events_key, GROUP, *ids)
+            pipe.xdel(self.events_key, *ids)
+            pipe.execute()
+
+    def stop(self, attempt: str, reason: str) -> None:
+        """Ask the worker running (or about to run) `attempt` to stop it, with `reason`."""
+        key = f"{PREFIX}:stop:{attempt}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(key, reason)
+        pipe.expire(key, STOP_TTL)
+        pipe.execute()
+
+    def heartbeats(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.client.hgetall(self.heartbeats_key).items()}
+
+    def is_claimed(self, attempt: str) -> bool:
+        return bool(self.client.exists(f"{PREFIX}:claim:{attempt}"))
+
+    def mark_alive(self, ttl: int = 15) -> None:
+        self.client.set(self.alive_key, str(time.time()), ex=ttl)
+
+    def scheduler_alive(self) -> bool:
+        return bool(self.client.exists(self.alive_key))
+
+    def clear_alive(self) -> None:
+        self.client.delete(self.alive_key)
+
+    # ---- control (CLI -> scheduler) ------------------------------------------------------------
+    def send_control(self, command: str, **data: Any) -> None:
+        self.client.rpush(self.control_key, json.dumps({"cmd": command, **data}))
+
+    def read_control(self) -> list[dict[str, Any]]:
+        pipe = self.client.pipeline()
+        pipe.lrange(self.control_key, 0, -1)
+        pipe.delete(self.control_key)
+        items, _ = pipe.execute()
+        return [json.loads(i) for i in items]

@@ -1,0 +1,456 @@
+"""The scheduler loop: the only writer of experiment state.
+
+It keeps at most `concurrency` trials in flight, asks the tuner only when a slot is free (so every
+suggestion sees the latest results), binds parameters to a trial row before dispatch, persists every
+event from the workers, feeds the tuner and the assessor, finds lost trials by their heartbeats and
+retries them, and enforces the trial and time budgets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hpoqueue.assessment import assessment_payload
+from hpoqueue.config import ExperimentConfig
+from hpoqueue.protocol import Channel, TrialSpec, attempt_id
+from hpoqueue.records import TrialResult
+from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
+from hpoqueue.storage import Storage, TrialRecord
+from hpoqueue.tuners._base import BaseTuner
+
+log = logging.getLogger("hpoqueue.scheduler")
+
+#: how a stop request's reason maps to the state recorded for the trial
+STOP_STATES = {"early_stopped": TrialState.EARLY_STOPPED, "user_canceled": TrialState.USER_CANCELED,
+               "timeout": TrialState.TIMEOUT, "lost": TrialState.LOST}
+HEARTBEAT_SWEEP = 1.0  #: seconds between two reads of the heartbeat hash
+ALIVE_EVERY = 5.0
+
+
+class Dispatcher(Protocol):
+    """Sends work to workers (Celery in production)."""
+
+    def dispatch(self, spec: TrialSpec, queue: str) -> None: ...
+    def assess(self, payload: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Flight:
+    """A trial in flight (WAITING or RUNNING), as the scheduler tracks it between events."""
+
+    record: TrialRecord
+    attempt: int
+    state: TrialState
+    queue: str
+    intermediate: list[float] = field(default_factory=list)
+    final: float | None = None
+    hb_value: int | None = None
+    hb_seen: float = 0.0
+    claimed: bool = False
+    waiting_reason: str | None = None
+    needs_assessment: bool = False
+
+    @property
+    def attempt_id(self) -> str:
+        return attempt_id(self.record.id, self.attempt)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the progress bar and `status` show."""
+
+    created: int
+    finished: int
+    total: int | None
+    running: int
+    waiting: int
+    failed: int
+    best_value: float | None
+    best_trial: str | None
+    elapsed: float
+    state: ExperimentState
+
+
+class Scheduler:
+    """Runs one experiment to its end (or until stopped), from a fresh start or a resume."""
+
+    def __init__(self, *, exp_id: str, config: ExperimentConfig, storage: Storage, channel: Channel,
+                 dispatcher: Dispatcher, tuner: BaseTuner, queues: list[str],
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.exp_id = exp_id
+        self.config = config
+        self.storage = storage
+        self.channel = channel
+        self.dispatcher = dispatcher
+        self.tuner = tuner
+        self.queues = queues
+        self.clock = clock
+        self.wall = wall
+        self.on_progress = on_progress
+        exp = storage.get_experiment(exp_id)
+        self.concurrency = exp.concurrency
+        self.max_trials = exp.max_trial_number
+        self.max_duration = exp.max_duration
+        self.started_wall = exp.started_at.timestamp() if exp.started_at else wall()
+        self.created = exp.next_seq - 1
+        self.flights: dict[str, Flight] = {}
+        self.history: dict[str, TrialResult] = {}
+        self.counts: dict[TrialState, int] = {s: 0 for s in TrialState}
+        self.best: tuple[float, str] | None = None
+        self.stopping = False
+        self.starved = False
+        self._last_sweep = 0.0
+        self._last_alive = -ALIVE_EVERY
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def run(self) -> ExperimentState:
+        """Loop until every trial is finished and no more may start; returns the experiment's end state.
+
+        A first KeyboardInterrupt stops cleanly (running trials are killed and recorded); a second one
+        leaves at once, and `hpoqueue resume` picks the experiment up again.
+        """
+        self.channel.ensure_group()
+        self._load()
+        self._persist(self.channel.read_events(0, pending=True))
+        interrupted = False
+        while True:
+            try:
+                self._step()
+                if self._done():
+                    break
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise
+                interrupted = True
+                self.request_stop()
+        state = ExperimentState.STOPPED if self.stopping else ExperimentState.DONE
+        self.storage.set_experiment_state(self.exp_id, state)
+        self.channel.clear_alive()
+        self._report(state)
+        return state
+
+    def request_stop(self) -> None:
+        """Stop creating trials and cancel those in flight (recorded USER_CANCELED)."""
+        self.stopping = True
+        for flight in list(self.flights.values()):
+            self._cancel(flight, "user_canceled")
+
+    def _step(self) -> None:
+        now = self.clock()
+        if now - self._last_alive >= ALIVE_EVERY:
+            self.channel.mark_alive()
+            self._last_alive = now
+        self._handle_control(self.channel.read_control())
+        self._fill()
+        if self._done():
+            return
+        self._persist(self.channel.read_events(block_ms=200))
+        if now - self._last_sweep >= HEARTBEAT_SWEEP:
+            self.sweep(self.clock())
+            self._last_sweep = now
+        self._report(ExperimentState.RUNNING)
+
+    # ---- starting trials -------------------------------------------------------------------------
+    def out_of_budget(self) -> bool:
+        """True once no new trial may be created: trial budget, time budget, exhausted space, stop."""
+        if self.stopping or self.tuner.exhausted:
+            return True
+        if self.max_trials is not None and self.created >= self.max_trials:
+            return True
+        return self.max_duration is not None and self.wall() - self.started_wall >= self.max_duration
+
+    def _done(self) -> bool:
+        return not self.flights and (self.out_of_budget() or self.starved)
+
+    def _fill(self) -> None:
+        free = self.concurrency - len(self.flights)
+        if free <= 0 or self.out_of_budget():
+            return
+        if self.max_trials is not None:
+            free = min(free, self.max_trials - self.created)
+        suggestions = self.tuner.suggest(free)
+        # a tuner that has nothing to offer while nothing runs will never have anything: end
+        self.starved = not suggestions and not self.flights
+        if not suggestions:
+            return
+        with self.storage.transaction():
+            records = self.storage.create_trials(self.exp_id, [s.params for s in suggestions])
+            flights = []
+            for record in records:
+                queue = self._pick_queue()
+                self.storage.update_trial(record.id, queue=queue)
+                flights.append(Flight(record=record, attempt=1, state=TrialState.WAITING, queue=queue))
+                self.flights[record.id] = flights[-1]
+        self.created += len(records)
+        self.counts[TrialState.WAITING] += len(records)
+        for flight in flights:
+            self._dispatch(flight)
+
+    def _pick_queue(self) -> str:
+        """The least-loaded queue: GPU queues for GPU trials, else `cpu`."""
+        load = {q: 0 for q in self.queues}
+        for flight in self.flights.values():
+            if flight.queue in load:
+                load[flight.queue] += 1
+        return min(self.queues, key=lambda q: (load[q], self.queues.index(q)))
+
+    def _spec(self, flight: Flight) -> TrialSpec:
+        cfg = self.config
+        service = cfg.training_service
+        return TrialSpec(
+            exp_id=self.exp_id, trial_id=flight.record.id, seq=flight.record.seq, attempt=flight.attempt,
+            params=flight.record.params, command=cfg.trial_command, code_dir=str(cfg.trial_code_directory),
+            work_dir=str(cfg.experiment_working_directory / self.exp_id),
+            gpu_number=cfg.trial_gpu_number, gpu_cap=service.max_trial_number_per_gpu,
+            use_active_gpu=service.use_active_gpu if service.use_active_gpu is not None else False,
+            metric_name=cfg.metric_name, metric_pattern=cfg.metric_pattern,
+            timeout=cfg.max_trial_duration,
+        )
+
+    def _dispatch(self, flight: Flight) -> None:
+        self.dispatcher.dispatch(self._spec(flight), flight.queue)
+
+    # ---- events ----------------------------------------------------------------------------------
+    def _persist(self, events: list[tuple[bytes, dict[str, Any]]]) -> None:
+        """Apply a batch of worker events in one transaction, then acknowledge them."""
+        if not events:
+            return
+        finished: list[Flight] = []
+        with self.storage.transaction():
+            for _id, event in events:
+                flight = self.flights.get(event.get("trial", ""))
+                if flight is None or event.get("attempt") != flight.attempt:
+                    continue  # a late event of an old attempt or a finished trial: harmless
+                handler = getattr(self, f"_on_{event['type']}", None)
+                if handler is not None and handler(flight, event):
+                    finished.append(flight)
+        self.channel.ack([i for i, _ in events])
+        for flight in finished:
+            self._observe(flight)
+        self._assess()
+
+    def _on_started(self, flight: Flight, event: dict[str, Any]) -> bool:
+        flight.claimed = True
+        if self.storage.transition(flight.record.id, TrialState.RUNNING, expected=[TrialState.WAITING],
+                                   host=event.get("host"), pid=event.get("pid"), gpus=event.get("gpus"),
+                                   queue=event.get("queue"), started_at=_utc(event["ts"])):
+            self._count(flight, TrialState.RUNNING)
+            flight.waiting_reason = None
+        self.storage.add_event(flight.record.id, flight.attempt, "started",
+                               {k: event.get(k) for k in ("host", "pid", "gpus", "queue", "log_dir")})
+        return False
+
+    def _on_waiting(self, flight: Flight, event: dict[str, Any]) -> bool:
+        flight.claimed = True
+        flight.waiting_reason = event.get("why")
+        self.storage.add_event(flight.record.id, flight.attempt, "waiting", {"why": flight.waiting_reason})
+        return False
+
+    def _on_metric(self, flight: Flight, event: dict[str, Any]) -> bool:
+        value = float(event["value"])
+        if not self.storage.add_metric(flight.record.id, flight.attempt, event["kind"], event["step"],
+                                       value, event.get("data")):
+            return False  # seen before (re-read after a crash)
+        if event["kind"] == "intermediate":
+            flight.intermediate.append(value)
+            flight.needs_assessment = True
+        else:
+            flight.final = value
+            self.storage.update_trial(flight.record.id, final_value=value, final_data=event.get("data"))
+        return False
+
+    def _on_assess(self, flight: Flight, event: dict[str, Any]) -> bool:
+        if event.get("decision") == "STOP" and flight.state is TrialState.RUNNING:
+            self.storage.add_event(flight.record.id, flight.attempt, "assessor_stop",
+                                   {"step": event.get("step")})
+            self._cancel(flight, "early_stopped")
+        return False
+
+    def _on_finished(self, flight: Flight, event: dict[str, Any]) -> bool:
+        state = _end_state(event)
+        if flight.state.is_finished():  # recorded when the stop was decided (early stop, kill)
+            state = flight.state
+        value = flight.final
+        if value is None and flight.intermediate and state in (
+                TrialState.SUCCEEDED, TrialState.EARLY_STOPPED, TrialState.TIMEOUT):
+            value = flight.intermediate[-1]  # the last intermediate result stands in as the final one
+        fields = {"exit_code": event.get("exit_code"), "exit_reason": event.get("message"),
+                  "final_value": value, "ended_at": _utc(event["ts"])}
+        if flight.state.is_finished():
+            self.storage.update_trial(flight.record.id, **fields)
+        else:
+            self.storage.transition(flight.record.id, state, expected=ACTIVE_STATES, **fields)
+            self._count(flight, state)
+        flight.final = value
+        self.storage.add_event(flight.record.id, flight.attempt, "finished",
+                               {k: event.get(k) for k in ("reason", "exit_code", "signal", "stop_reason",
+                                                          "message", "metrics_rejected")})
+        return True
+
+    def _observe(self, flight: Flight) -> None:
+        """The trial is over: tell the tuner once, remember it for assessors and the best value."""
+        self.flights.pop(flight.record.id, None)
+        result = TrialResult(seq=flight.record.seq, params=flight.record.params, state=flight.state,
+                             value=flight.final, intermediate=tuple(flight.intermediate))
+        self.history[flight.record.id] = result
+        self.tuner.observe(result)
+        if flight.state is TrialState.SUCCEEDED and flight.final is not None:
+            self._consider_best(flight.final, flight.record.id)
+
+    def _consider_best(self, value: float, trial: str) -> None:
+        better = (self.best is None or (value < self.best[0] if self.config.optimize_mode == "minimize"
+                                        else value > self.best[0]))
+        if better:
+            self.best = (value, trial)
+
+    def _assess(self) -> None:
+        """Send one assess task per trial that got new intermediate results in this batch."""
+        assessor = self.config.assessor
+        if assessor is None:
+            return
+        for flight in self.flights.values():
+            if not flight.needs_assessment or flight.state is not TrialState.RUNNING:
+                continue
+            flight.needs_assessment = False
+            others = [*self.history.values(),
+                      *(self._result(f) for f in self.flights.values() if f is not flight)]
+            payload = assessment_payload(self.exp_id, _algorithm_dict(assessor), self.config.optimize_mode,
+                                         self._result(flight), flight.attempt, others)
+            self.dispatcher.assess(payload)
+
+    @staticmethod
+    def _result(flight: Flight) -> TrialResult:
+        return TrialResult(seq=flight.record.seq, params=flight.record.params, state=flight.state,
+                           value=flight.final, intermediate=tuple(flight.intermediate))
+
+    # ---- stopping, losing and retrying -----------------------------------------------------------
+    def _cancel(self, flight: Flight, reason: str) -> None:
+        """Record the end state first, then ask the worker to kill the trial's process group."""
+        state = STOP_STATES[reason]
+        if self.storage.transition(flight.record.id, state, expected=ACTIVE_STATES,
+                                   exit_reason=f"stopped: {reason}"):
+            self._count(flight, state)
+        self.channel.stop(flight.attempt_id, reason)
+        if not flight.claimed and not self.channel.is_claimed(flight.attempt_id):
+            self._observe(flight)  # never started: the worker that takes the message drops it
+
+    def sweep(self, now: float) -> None:
+        """Find attempts whose heartbeat stopped for longer than heartbeatTimeout; retry or mark LOST."""
+        beats = self.channel.heartbeats()
+        timeout = self.config.heartbeat_timeout
+        for flight in list(self.flights.values()):
+            value = beats.get(flight.attempt_id)
+            if value is not None and value != flight.hb_value:
+                flight.hb_value, flight.hb_seen, flight.claimed = value, now, True
+            elif flight.hb_value is not None and now - flight.hb_seen > timeout:
+                self._lost(flight)
+
+    def _lost(self, flight: Flight) -> None:
+        old = flight.attempt_id
+        self.channel.stop(old, "lost")  # in case the worker is alive but cut off: it must not go on
+        self.storage.add_event(flight.record.id, flight.attempt, "lost",
+                               {"heartbeat_timeout": self.config.heartbeat_timeout})
+        if flight.attempt <= self.config.max_trial_retries and not self.stopping:
+            flight.attempt += 1
+            self.storage.transition(flight.record.id, TrialState.WAITING, expected=ACTIVE_STATES,
+                                    attempt=flight.attempt, host=None, pid=None, started_at=None)
+            self._count(flight, TrialState.WAITING)
+            flight.hb_value, flight.claimed, flight.intermediate, flight.final = None, False, [], None
+            self._dispatch(flight)
+            log.warning("trial %s lost its worker; retrying as attempt %d", flight.record.id, flight.attempt)
+            return
+        self.storage.transition(flight.record.id, TrialState.LOST, expected=ACTIVE_STATES,
+                                exit_reason=f"worker lost (no heartbeat for {self.config.heartbeat_timeout:g} s)")
+        self._count(flight, TrialState.LOST)
+        self._observe(flight)
+
+    # ---- control from the CLI --------------------------------------------------------------------
+    def _handle_control(self, commands: Iterable[dict[str, Any]]) -> None:
+        for command in commands:
+            kind = command.get("cmd")
+            if kind == "stop":
+                self.request_stop()
+            elif kind == "kill" and command.get("trial") in self.flights:
+                self._cancel(self.flights[command["trial"]], "user_canceled")
+            elif kind == "update":
+                self._update(command)
+
+    def _update(self, command: dict[str, Any]) -> None:
+        exp = self.storage.update_experiment(self.exp_id, concurrency=command.get("concurrency"),
+                                             max_trial_number=command.get("max_trial_number"),
+                                             max_duration=command.get("max_duration"))
+        self.concurrency, self.max_trials, self.max_duration = (exp.concurrency, exp.max_trial_number,
+                                                                exp.max_duration)
+        self.starved = False
+
+    # ---- bookkeeping -----------------------------------------------------------------------------
+    def _count(self, flight: Flight, state: TrialState) -> None:
+        self.counts[flight.state] -= 1
+        self.counts[state] += 1
+        flight.state = state
+
+    def _load(self) -> None:
+        """Rebuild in-memory state from storage: the tuner, finished curves, trials in flight."""
+        trials = self.storage.trials(self.exp_id)
+        curves = self.storage.intermediate_values(self.exp_id)
+        results = []
+        for record in trials:
+            self.counts[record.state] += 1
+            values = curves.get(record.id, [])
+            results.append(TrialResult(seq=record.seq, params=record.params, state=record.state,
+                                       value=record.final_value, intermediate=tuple(values)))
+            if record.state in ACTIVE_STATES:
+                flight = Flight(record=record, attempt=record.attempt, state=record.state,
+                                queue=record.queue or self._pick_queue(), intermediate=list(values),
+                                final=record.final_value, hb_seen=self.clock())
+                self.flights[record.id] = flight
+                flight.claimed = self.channel.is_claimed(flight.attempt_id)
+                if not flight.claimed:
+                    self._dispatch(flight)  # its message may be gone; a second copy is a no-op
+            else:
+                self.history[record.id] = results[-1]
+                if record.state is TrialState.SUCCEEDED and record.final_value is not None:
+                    self._consider_best(record.final_value, record.id)
+        if results:
+            self.tuner.rebuild(results)
+
+    def progress(self, state: ExperimentState) -> Progress:
+        finished = sum(n for s, n in self.counts.items() if s.is_finished())
+        failed = sum(self.counts[s] for s in (TrialState.FAILED, TrialState.LOST, TrialState.TIMEOUT))
+        return Progress(created=self.created, finished=finished, total=self.max_trials,
+                        running=self.counts[TrialState.RUNNING], waiting=self.counts[TrialState.WAITING],
+                        failed=failed, best_value=self.best[0] if self.best else None,
+                        best_trial=self.best[1] if self.best else None,
+                        elapsed=self.wall() - self.started_wall, state=state)
+
+    def _report(self, state: ExperimentState) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.progress(state))
+
+
+def _end_state(event: dict[str, Any]) -> TrialState:
+    reason = event.get("reason")
+    if reason == "exited":
+        return TrialState.SUCCEEDED if event.get("exit_code") == 0 else TrialState.FAILED
+    if reason == "timeout":
+        return TrialState.TIMEOUT
+    if reason == "stopped":
+        return STOP_STATES.get(event.get("stop_reason") or "", TrialState.USER_CANCELED)
+    return TrialState.FAILED
+
+
+def _utc(ts: float) -> Any:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def _algorithm_dict(algo: Any) -> dict[str, Any]:
+    return {"name": algo.name, "class_name": algo.class_name,
+            "code_directory": str(algo.code_directory) if algo.code_directory else None,
+            "class_args": dict(algo.class_args or {})}

@@ -1,0 +1,111 @@
+"""Turn a storage URL into a connected SQLAlchemy engine, and any failure into one readable StorageError."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError, StatementError
+from sqlalchemy.pool import StaticPool
+
+from hpoqueue.errors import StorageError
+
+#: how long a SQLite writer waits for another writer's lock before giving up ("database is locked")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: how long connecting to PostgreSQL may take before the server counts as unreachable
+PG_CONNECT_TIMEOUT_S = 5
+
+_HINT = "use sqlite:///ABSOLUTE/PATH.db or postgresql://USER:PASSWORD@HOST:PORT/DB"
+
+
+def parse_url(url: str) -> URL:
+    """Parse and normalize: plain ``postgresql://`` (or ``postgres://``) gets the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        raise StorageError(f"bad storage URL {shown!r}: {one_line(exc)} ({_HINT})") from None
+    backend = parsed.get_backend_name()
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend not in ("sqlite", "postgresql"):
+        raise StorageError(f"unsupported storage URL {redact(parsed)}: backend {backend!r} ({_HINT})")
+    return parsed
+
+
+def redact(url: URL) -> str:
+    """The URL with any password replaced by ***, safe for messages and logs."""
+    return url.render_as_string(hide_password=True)
+
+
+def one_line(exc: BaseException, secret: str | None = None) -> str:
+    """The root cause of ``exc`` on one line, without SQLAlchemy's SQL echo and doc links, secrets masked."""
+    cause: BaseException = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    text = str(cause).split("\n(Background on this error")[0].split("\n[SQL:")[0]
+    text = re.sub(r"\s+", " ", text).strip() or type(cause).__name__
+    if secret:
+        text = text.replace(secret, "***")
+    return text
+
+
+def open_engine(url: URL) -> Engine:
+    """Create the engine and connect once, so a bad path, host or password fails here and not later."""
+    where = redact(url)
+    try:
+        engine = _sqlite_engine(url) if url.get_backend_name() == "sqlite" else _postgres_engine(url)
+        with engine.connect():
+            pass
+    except StorageError:
+        raise
+    except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
+        raise StorageError(f"cannot open storage {where}: {one_line(exc, url.password)}") from None
+    return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S})
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:")
+    kwargs: dict[str, Any] = {}
+    if in_memory:
+        # one shared connection, or every pooled connection would see its own empty database
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    else:
+        path = Path(database).expanduser().absolute()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = "is not a directory" if path.parent.exists() else f"cannot be created: {exc.strerror}"
+            raise StorageError(f"cannot open storage {redact(url)}: {path.parent} {problem}") from None
+        url = url.set(database=str(path))
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _sqlite_on_connect(in_memory))
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(in_memory: bool) -> Any:
+    def on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        # pysqlite's own BEGIN handling breaks SAVEPOINT; SQLAlchemy emits BEGIN itself (see _sqlite_on_begin)
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            # WAL: the CLI reads while the scheduler writes; NORMAL is durable enough with WAL
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
+
+
+def _sqlite_on_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")

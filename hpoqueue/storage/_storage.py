@@ -1,0 +1,361 @@
+"""The repository the scheduler writes through and the CLI reads; every state change is compare-and-set."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.orm import Session
+
+from hpoqueue.errors import NotFoundError, StorageError
+from hpoqueue.states import ExperimentState, TrialState
+from hpoqueue.storage._engine import one_line, open_engine, parse_url, redact
+from hpoqueue.storage._models import Base, Event, Experiment, Metric, Trial, utcnow
+from hpoqueue.storage._records import EventRecord, ExperimentRecord, MetricRecord, TrialRecord
+
+#: trial columns that transition() and update_trial() may set besides the state
+TRIAL_FIELDS = frozenset({"attempt", "queue", "host", "gpus", "pid", "exit_code", "exit_reason",
+                          "final_value", "final_data", "started_at", "ended_at"})
+METRIC_KINDS = ("intermediate", "final")
+
+_Row = TypeVar("_Row", Experiment, Trial, Metric, Event)
+
+
+def default_storage_url(home: Path) -> str:
+    """The SQLite file used when the config names no storage."""
+    return f"sqlite:///{home / 'hpoqueue.db'}"
+
+
+def make_trial_id(exp_id: str, seq: int) -> str:
+    """The id of trial number ``seq`` of experiment ``exp_id``."""
+    return f"{exp_id}-{seq}"
+
+
+class Storage:
+    """Experiments, trials, metrics and events in one SQLite file or PostgreSQL database.
+
+    Each call is its own short transaction, unless made inside ``transaction()``, which groups every call of
+    the same thread into one commit. Use one object from one thread at a time (each thread gets its own
+    transaction); other processes open their own ``Storage`` on the same URL.
+    """
+
+    def __init__(self, url: str) -> None:
+        parsed = parse_url(url)
+        self.url: str = parsed.render_as_string(hide_password=False)
+        self.safe_url: str = redact(parsed)  #: the URL with the password masked, for messages
+        self._engine = open_engine(parsed)
+        self._local = threading.local()
+        self._closed = False
+        try:
+            Base.metadata.create_all(self._engine)
+        except SQLAlchemyError as exc:
+            self._engine.dispose()
+            raise StorageError(f"cannot create tables in {self.safe_url}: {one_line(exc, parsed.password)}"
+                               ) from None
+        self._insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+
+    def __repr__(self) -> str:
+        return f"Storage({self.safe_url!r})"
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release every pooled connection; later calls raise StorageError."""
+        self._closed = True
+        self._engine.dispose()
+
+    # --- transactions ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group every call made inside (same thread) into one commit; roll all of it back on an exception.
+
+        A nested ``transaction()`` is a savepoint: an exception leaving it undoes only its own calls.
+        """
+        active: Session | None = getattr(self._local, "session", None)
+        if active is not None:
+            with self._translated(), active.begin_nested():
+                yield
+            return
+        with self._session() as session:
+            self._local.session = session
+            try:
+                yield
+            finally:
+                self._local.session = None
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """The thread's open transaction, or a new one that commits when the block ends."""
+        active: Session | None = getattr(self._local, "session", None)
+        if active is not None:
+            with self._translated():
+                yield active
+            return
+        if self._closed:
+            raise StorageError(f"storage {self.safe_url} is closed")
+        with self._translated(), Session(self._engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Database failures become one-line StorageErrors; unstorable values stay TypeError/ValueError."""
+        try:
+            yield
+        except StatementError as exc:
+            if not isinstance(exc, DBAPIError) and isinstance(exc.orig, (TypeError, ValueError)):
+                raise exc.orig from None  # a value the caller passed cannot be stored (naive datetime, ...)
+            raise StorageError(f"storage {self.safe_url}: {one_line(exc)}") from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"storage {self.safe_url}: {one_line(exc)}") from exc
+
+    @staticmethod
+    def _rows(session: Session, stmt: Select[tuple[_Row]]) -> list[_Row]:
+        # populate_existing: rows read again in one transaction reflect UPDATEs made with plain SQL
+        return list(session.scalars(stmt.execution_options(populate_existing=True)))
+
+    @staticmethod
+    def _update(session: Session, model: type[Base], *where: Any, **values: Any) -> int:
+        stmt = update(model).where(*where).values(**values).execution_options(synchronize_session=False)
+        return session.execute(stmt).rowcount  # type: ignore[attr-defined]
+
+    # --- experiments -----------------------------------------------------------------------------------
+
+    def create_experiment(self, exp_id: str, *, name: str | None, config: dict, work_dir: str,
+                          optimize_mode: str, concurrency: int, max_trial_number: int | None,
+                          max_duration: float | None) -> ExperimentRecord:
+        """Insert a RUNNING experiment started now, whose first trial will be seq 1."""
+        now = utcnow()
+        row = Experiment(id=exp_id, name=name, state=ExperimentState.RUNNING, config=config,
+                         work_dir=work_dir, optimize_mode=optimize_mode, concurrency=concurrency,
+                         max_trial_number=max_trial_number, max_duration=max_duration, next_seq=1,
+                         created_at=now, started_at=now, ended_at=None, message=None)
+        try:
+            with self._session() as session:
+                session.add(row)
+                session.flush()
+                return ExperimentRecord.from_row(row)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise StorageError(f"experiment {exp_id!r} already exists in {self.safe_url}") from None
+            raise
+
+    def get_experiment(self, exp_id: str) -> ExperimentRecord:
+        with self._session() as session:
+            return ExperimentRecord.from_row(self._experiment_row(session, exp_id))
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """Every experiment, newest first."""
+        stmt = select(Experiment).order_by(Experiment.created_at.desc(), Experiment.id.desc())
+        with self._session() as session:
+            return [ExperimentRecord.from_row(row) for row in self._rows(session, stmt)]
+
+    def set_experiment_state(self, exp_id: str, new: ExperimentState, *,
+                             expected: Iterable[ExperimentState] | None = None,
+                             message: str | None = None) -> bool:
+        """Move to ``new`` if the state is one of ``expected`` (any when None); True iff it moved.
+
+        ``message`` replaces the stored one (None clears it); ``ended_at`` is set when ``new`` is
+        finished and cleared when it is RUNNING (a resume).
+        """
+        new = ExperimentState(new)
+        where = [Experiment.id == exp_id]
+        if expected is not None:
+            where.append(Experiment.state.in_([ExperimentState(s) for s in expected]))
+        ended_at = utcnow() if new.is_finished() else None
+        with self._session() as session:
+            if self._update(session, Experiment, *where, state=new, message=message, ended_at=ended_at):
+                return True
+            self._experiment_row(session, exp_id)
+            return False
+
+    def update_experiment(self, exp_id: str, *, concurrency: int | None = None,
+                          max_trial_number: int | None = None,
+                          max_duration: float | None = None) -> ExperimentRecord:
+        """Change the budgets given (None leaves a value as it is) and return the updated experiment."""
+        given = {"concurrency": concurrency, "max_trial_number": max_trial_number,
+                 "max_duration": max_duration}
+        values = {key: value for key, value in given.items() if value is not None}
+        with self._session() as session:
+            if values:
+                self._update(session, Experiment, Experiment.id == exp_id, **values)
+            return ExperimentRecord.from_row(self._experiment_row(session, exp_id))
+
+    def _experiment_row(self, session: Session, exp_id: str) -> Experiment:
+        rows = self._rows(session, select(Experiment).where(Experiment.id == exp_id))
+        if not rows:
+            raise NotFoundError(f"no experiment {exp_id!r} (see `hpoqueue list`)")
+        return rows[0]
+
+    # --- trials ----------------------------------------------------------------------------------------
+
+    def create_trials(self, exp_id: str, params_list: Sequence[dict]) -> list[TrialRecord]:
+        """Insert WAITING trials (attempt 1) numbered from the experiment's ``next_seq``.
+
+        The seq block is taken with one ``UPDATE ... SET next_seq = next_seq + n RETURNING``, which locks
+        the experiment row until commit, so concurrent writers never get the same seq and no seq is reused.
+        """
+        count = len(params_list)
+        with self._session() as session:
+            if not count:
+                self._experiment_row(session, exp_id)
+                return []
+            stmt = (update(Experiment).where(Experiment.id == exp_id)
+                    .values(next_seq=Experiment.next_seq + count).returning(Experiment.next_seq)
+                    .execution_options(synchronize_session=False))
+            end = session.execute(stmt).scalar()
+            if end is None:
+                raise NotFoundError(f"no experiment {exp_id!r} (see `hpoqueue list`)")
+            now = utcnow()
+            values = [dict(id=make_trial_id(exp_id, seq), experiment_id=exp_id, seq=seq, params=params,
+                           state=TrialState.WAITING, attempt=1, created_at=now)
+                      for seq, params in zip(range(end - count, end), params_list, strict=True)]
+            session.execute(self._insert(Trial), values)
+            return [TrialRecord(queue=None, host=None, gpus=None, pid=None, exit_code=None, exit_reason=None,
+                                final_value=None, final_data=None, started_at=None, ended_at=None, **value)
+                    for value in values]
+
+    def get_trial(self, trial_id: str) -> TrialRecord:
+        with self._session() as session:
+            return TrialRecord.from_row(self._trial_row(session, trial_id))
+
+    def trials(self, exp_id: str, *, states: Iterable[TrialState] | None = None) -> list[TrialRecord]:
+        """The experiment's trials in seq order, only those in ``states`` when given."""
+        stmt = select(Trial).where(Trial.experiment_id == exp_id).order_by(Trial.seq)
+        if states is not None:
+            stmt = stmt.where(Trial.state.in_([TrialState(s) for s in states]))
+        with self._session() as session:
+            rows = self._rows(session, stmt)
+            if not rows:
+                self._experiment_row(session, exp_id)
+            return [TrialRecord.from_row(row) for row in rows]
+
+    def count_trials(self, exp_id: str) -> dict[TrialState, int]:
+        """How many trials are in each state; every state is a key, zeros included."""
+        stmt = (select(Trial.state, func.count()).where(Trial.experiment_id == exp_id)
+                .group_by(Trial.state))
+        with self._session() as session:
+            counts = {state: 0 for state in TrialState}
+            counts.update({TrialState(state): n for state, n in session.execute(stmt)})
+            if not any(counts.values()):
+                self._experiment_row(session, exp_id)
+            return counts
+
+    def transition(self, trial_id: str, new: TrialState, *, expected: Iterable[TrialState],
+                   **fields: Any) -> bool:
+        """Move the trial to ``new`` (setting ``fields``) only if its state is in ``expected``.
+
+        Returns True iff it moved, so a duplicate or late event is harmless. A finished ``new`` sets
+        ``ended_at`` to now unless given.
+        """
+        new = TrialState(new)
+        values = _trial_fields("transition", fields)
+        if new.is_finished():
+            values.setdefault("ended_at", utcnow())
+        states = [TrialState(s) for s in expected]
+        with self._session() as session:
+            where = (Trial.id == trial_id, Trial.state.in_(states))
+            if self._update(session, Trial, *where, state=new, **values):
+                return True
+            self._trial_row(session, trial_id)
+            return False
+
+    def update_trial(self, trial_id: str, **fields: Any) -> None:
+        """Set ``fields`` (e.g. a final value arriving) without touching the state."""
+        values = _trial_fields("update_trial", fields)
+        with self._session() as session:
+            if not values or not self._update(session, Trial, Trial.id == trial_id, **values):
+                self._trial_row(session, trial_id)
+
+    def _trial_row(self, session: Session, trial_id: str) -> Trial:
+        rows = self._rows(session, select(Trial).where(Trial.id == trial_id))
+        if not rows:
+            raise NotFoundError(f"no trial {trial_id!r} (trial ids are EXPERIMENT-SEQ; see `hpoqueue list`)")
+        return rows[0]
+
+    # --- metrics and events ----------------------------------------------------------------------------
+
+    def add_metric(self, trial_id: str, attempt: int, kind: str, step: int, value: float,
+                   data: Any = None) -> bool:
+        """Store one metric; a duplicate (same trial, attempt, kind, step) changes nothing and gives False."""
+        if kind not in METRIC_KINDS:
+            raise ValueError(f"metric kind {kind!r} is not one of {METRIC_KINDS}")
+        values = dict(trial_id=trial_id, attempt=attempt, kind=kind, step=step, value=value, data=data,
+                      created_at=utcnow())
+        stmt = self._insert_for_trial(Metric, values).on_conflict_do_nothing(
+            index_elements=["trial_id", "attempt", "kind", "step"])
+        with self._session() as session:
+            if session.execute(stmt).first() is not None:
+                return True
+            self._trial_row(session, trial_id)
+            return False
+
+    def metrics(self, trial_id: str, *, kind: str | None = None) -> list[MetricRecord]:
+        """The trial's metrics (of ``kind`` when given), ordered by attempt then step."""
+        stmt = select(Metric).where(Metric.trial_id == trial_id).order_by(Metric.attempt, Metric.kind,
+                                                                           Metric.step)
+        if kind is not None:
+            stmt = stmt.where(Metric.kind == kind)
+        with self._session() as session:
+            rows = self._rows(session, stmt)
+            if not rows:
+                self._trial_row(session, trial_id)
+            return [MetricRecord.from_row(row) for row in rows]
+
+    def intermediate_values(self, exp_id: str) -> dict[str, list[float]]:
+        """Trial id -> intermediate values of its current attempt in step order (none: absent)."""
+        stmt = (select(Metric.trial_id, Metric.value)
+                .join(Trial, Trial.id == Metric.trial_id)
+                .where(Trial.experiment_id == exp_id, Metric.kind == "intermediate",
+                       Metric.attempt == Trial.attempt)
+                .order_by(Trial.seq, Metric.step))
+        result: dict[str, list[float]] = {}
+        with self._session() as session:
+            for tid, value in session.execute(stmt):
+                result.setdefault(tid, []).append(value)
+            if not result:
+                self._experiment_row(session, exp_id)
+        return result
+
+    def add_event(self, trial_id: str, attempt: int, kind: str, data: dict | None = None) -> None:
+        """Append one entry to the trial's event log (claimed, heartbeat lost, retried, ...)."""
+        values = dict(trial_id=trial_id, attempt=attempt, kind=kind, data=data or {}, created_at=utcnow())
+        with self._session() as session:
+            if session.execute(self._insert_for_trial(Event, values)).first() is None:
+                self._trial_row(session, trial_id)
+
+    def _insert_for_trial(self, model: type[Metric] | type[Event], values: dict[str, Any]) -> Any:
+        """``INSERT ... SELECT ... WHERE the trial exists``: an unknown trial inserts nothing instead of
+        breaking a foreign key, which on PostgreSQL would abort the whole surrounding transaction().
+        RETURNING tells whether a row went in (rowcount is -1 for INSERT ... SELECT under psycopg)."""
+        table = model.__table__
+        row = select(*[literal(value, table.c[key].type) for key, value in values.items()])
+        row = row.where(select(Trial.id).where(Trial.id == values["trial_id"]).exists())
+        return self._insert(table).from_select(list(values), row).returning(table.c.id)
+
+    def events(self, trial_id: str) -> list[EventRecord]:
+        """The trial's event log, oldest first."""
+        stmt = select(Event).where(Event.trial_id == trial_id).order_by(Event.id)
+        with self._session() as session:
+            rows = self._rows(session, stmt)
+            if not rows:
+                self._trial_row(session, trial_id)
+            return [EventRecord.from_row(row) for row in rows]
+
+
+def _trial_fields(method: str, fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(fields) - TRIAL_FIELDS)
+    if unknown:
+        raise TypeError(f"{method}() got unknown trial field(s) {', '.join(unknown)}; "
+                        f"allowed: {', '.join(sorted(TRIAL_FIELDS))}")
+    return dict(fields)

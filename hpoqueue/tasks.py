@@ -1,0 +1,49 @@
+"""Celery tasks, kept thin: each parses its JSON message and calls a module that imports no Celery."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Any
+
+from celery.signals import celeryd_after_setup
+
+from hpoqueue.app import app
+
+
+@app.task(name="hpoqueue.run_trial", bind=True, ignore_result=True)
+def run_trial(self: Any, spec: dict[str, Any]) -> str:
+    """Run one trial attempt on this worker's queue (a GPU slot or `cpu`)."""
+    from hpoqueue.worker import execute_attempt
+
+    queue = (self.request.delivery_info or {}).get("routing_key") or "cpu"
+    return execute_attempt(spec, queue=queue, hostname=self.request.hostname or socket.gethostname(),
+                           broker_url=app.conf.broker_url)
+
+
+@app.task(name="hpoqueue.assess", ignore_result=True)
+def assess(payload: dict[str, Any]) -> str:
+    """Run an assessor on a trial's curve and report STOP decisions to the scheduler."""
+    from hpoqueue.assessment import run_assessment
+
+    return run_assessment(payload, broker_url=app.conf.broker_url)
+
+
+@celeryd_after_setup.connect
+def _check_gpu_queues(sender: str, instance: Any, **_: Any) -> None:
+    """Refuse to start a worker whose queue names a GPU this box does not have."""
+    from hpoqueue.errors import GpuError
+    from hpoqueue.gpu import discover_gpus, queue_gpu
+
+    queues = list(instance.app.amqp.queues.consume_from or [])
+    have = {g.index for g in discover_gpus()}
+    for queue in queues:
+        if not queue.startswith("gpu"):
+            continue
+        index = queue_gpu(queue)
+        if index not in have:
+            message = (f"hpoqueue: error: worker {sender} consumes queue '{queue}' but this box has "
+                       f"{'GPUs ' + ', '.join(map(str, sorted(have))) if have else 'no GPU'}; "
+                       "start it with -Q gpuN for a GPU it has, or -Q cpu")
+            print(message, file=sys.stderr)
+            raise GpuError(message)

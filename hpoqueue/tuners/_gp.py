@@ -1,0 +1,157 @@
+"""Gaussian-process Bayesian optimisation (NNI's ``GP`` tuner names and classArgs), numpy/scipy only.
+
+The first ``cold_start_num`` configurations are a scrambled Sobol sequence. After that a Matérn 5/2
+GP with one lengthscale per encoded column (MAP fit, warm-started, refitted less often as data grows)
+models the standardised losses, and the next configuration maximises log EI (or LCB / log PI) over
+random candidates plus perturbations of the best points, refined by L-BFGS-B on the numeric columns.
+Pending trials are fantasised at the best loss seen (constant liar), so concurrent suggestions differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import qmc
+
+from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.space import SearchSpace
+from hpoqueue.tuners._base import BaseTuner, OptimizeMode
+from hpoqueue.tuners._dedup import SeenConfigs
+from hpoqueue.tuners._gp_model import Acquisition, Posterior, default_raw, fit_kernel
+from hpoqueue.tuners._registry import TUNERS
+from hpoqueue.tuners._spacecols import Columns
+
+#: Observations used to fit kernel parameters (the most recent ones); the posterior uses all.
+FIT_CAP = 200
+#: Below this many observations the kernel is refitted on every new one; above, every n // 20.
+REFIT_ALWAYS = 60
+#: Candidates drawn around each of the best points, and how many best points.
+LOCAL_CANDIDATES, LOCAL_CENTRES = 64, 5
+
+
+@TUNERS.register("GP", "GPTuner")
+class GPTuner(BaseTuner):
+    """GP-BO over the space's [0, 1] encoding; never repeats a configuration (exhausts finite spaces)."""
+
+    extra_params: frozenset[str] = frozenset()
+    dedups = True
+    model_based = True
+
+    def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
+                 seed: int | None = None, utility: str = "ei", kappa: float = 5.0, xi: float = 0.0,
+                 nu: float = 2.5, cold_start_num: int = 10, selection_num_warm_up: int = 2000,
+                 selection_num_starting_points: int = 5) -> None:
+        super().__init__(space, optimize_mode=optimize_mode, seed=seed)
+        if utility not in ("ei", "ucb", "poi"):
+            raise ValueError(f"utility must be 'ei', 'ucb' or 'poi', not {utility!r}")
+        if nu != 2.5:
+            raise ValueError(f"nu={nu!r} is not supported: hpoqueue's GP uses the Matérn 5/2 kernel "
+                             "(nu=2.5)")
+        if cold_start_num < 1 or selection_num_warm_up < 1 or selection_num_starting_points < 0:
+            raise ValueError("cold_start_num and selection_num_warm_up must be >= 1 and "
+                             "selection_num_starting_points >= 0")
+        self.utility, self.kappa, self.xi = utility, kappa, xi
+        self.cold_start_num = cold_start_num
+        self.n_candidates = selection_num_warm_up
+        self.n_starts = selection_num_starting_points
+        self.columns = Columns.of(space)
+        self.rng = np.random.default_rng(seed)
+        self._sobol = qmc.Sobol(self.columns.n_dims, scramble=True, seed=self.rng)
+        self._seen = SeenConfigs(space)
+        self._x: list[np.ndarray] = []
+        self._y: list[float] = []
+        self._pending: dict[str, np.ndarray] = {}
+        self._raw: np.ndarray | None = None
+        self._fitted_at = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self._seen.exhausted
+
+    def suggest(self, n: int) -> list[Suggestion]:
+        out = []
+        for _ in range(n):
+            params = self._next()
+            if params is None:
+                break
+            self.mark_pending(params)
+            out.append(Suggestion(params))
+        return out
+
+    def mark_pending(self, params: dict) -> None:
+        self._seen.add(params)
+        self._pending[self.space.key(params)] = self.space.encode(params)
+
+    def observe(self, result: TrialResult) -> None:
+        x = self._pending.pop(self.space.key(result.params), None)
+        if result.value is None or not np.isfinite(result.value):
+            return
+        self._x.append(self.space.encode(result.params) if x is None else x)
+        self._y.append(self.loss(float(result.value)))
+
+    def _next(self) -> dict[str, Any] | None:
+        if self._seen.exhausted:
+            return None
+        if len(self._seen) < self.cold_start_num or len(self._y) < 2:
+            u = self._sobol.random(1)[0]
+            params = self.space.decode(self.columns.from_ordinal(
+                np.where(self.columns.n_categories > 0, np.floor(u * self.columns.n_categories), u)))
+            return params if params not in self._seen else self._seen.random_unseen(self.rng)
+        return self._model_next()
+
+    def _posterior(self) -> tuple[Posterior, float]:
+        """The GP on observed (standardised) losses plus pending fantasies, and the best loss."""
+        x, y = np.array(self._x), np.array(self._y)
+        y = (y - y.mean()) / max(y.std(), 1e-12)
+        n = len(y)
+        refit_every = 1 if n <= REFIT_ALWAYS else n // 20
+        if self._raw is None or n - self._fitted_at >= refit_every:
+            starts = [default_raw(x.shape[1])] + ([self._raw] if self._raw is not None else [])
+            self._raw = fit_kernel(x[-FIT_CAP:], y[-FIT_CAP:], starts)
+            self._fitted_at = n
+        best = float(y.min())
+        if self._pending:
+            x = np.vstack([x, *self._pending.values()])
+            y = np.concatenate([y, np.full(len(self._pending), best)])
+        return Posterior(x, y, self._raw), best
+
+    def _model_next(self) -> dict[str, Any] | None:
+        post, best = self._posterior()
+        acq = Acquisition(self.utility, best, self.kappa, self.xi)
+        cand = np.vstack([self.columns.random(self.rng, self.n_candidates), self._local_candidates()])
+        scores = acq.value(*post.predict(cand))
+        order = np.argsort(-scores)
+        refined = [self._refine(post, acq, cand[i]) for i in order[:self.n_starts]]
+        refined.sort(key=lambda item: -item[1])
+        for x in [x for x, _ in refined] + [cand[i] for i in order]:
+            params = self.space.decode(x)
+            if params not in self._seen:
+                return params
+        return self._seen.random_unseen(self.rng)
+
+    def _local_candidates(self) -> np.ndarray:
+        """Gaussian perturbations (numeric columns only) of the best observed points."""
+        best = np.argsort(self._y)[:LOCAL_CENTRES]
+        centres = np.repeat(np.array(self._x)[best], LOCAL_CANDIDATES, axis=0)
+        scale = self.rng.choice([0.01, 0.05, 0.2], size=(len(centres), 1))
+        noise = self.rng.normal(size=centres.shape) * scale * self.columns.numeric_mask
+        return np.clip(centres + noise, 0.0, 1.0)
+
+    def _refine(self, post: Posterior, acq: Acquisition, x0: np.ndarray) -> tuple[np.ndarray, float]:
+        """L-BFGS-B on the numeric columns of `x0` (one-hot columns stay fixed)."""
+        mask = self.columns.numeric_mask
+        if not mask.any():
+            return x0, float(acq.value(*post.predict(x0[None]))[0])
+        x = x0.copy()
+
+        def negacq(z: np.ndarray) -> tuple[float, np.ndarray]:
+            x[mask] = z
+            value, grad = acq.value_grad(*post.predict_grad(x))
+            return -value, -grad[mask]
+
+        res = minimize(negacq, x0[mask], jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * mask.sum(),
+                       options={"maxiter": 50})
+        x[mask] = res.x
+        return x, -float(res.fun)

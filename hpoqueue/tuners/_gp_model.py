@@ -1,0 +1,173 @@
+"""Gaussian-process math for GPTuner: Matérn 5/2 ARD kernel, MAP kernel fit, posterior, acquisitions.
+
+Numpy/scipy only. Inputs live in [0, 1]^d (the search space's encoding), targets are losses
+standardised by the caller. Kernel parameters are kept as a raw vector
+``[log inverse squared lengthscales (d), log kernel scale, log(noise - 0.99 * MIN_NOISE)]`` so the
+fit is unconstrained; weak priors on them keep the fit sane with few points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import cho_solve, cholesky, solve_triangular
+from scipy.optimize import minimize
+from scipy.special import erfcx, log_ndtr, ndtr
+
+MIN_NOISE = 1e-6
+_SQRT5 = np.sqrt(5.0)
+_SQRT_HALF_PI = np.sqrt(np.pi / 2.0)
+_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+
+
+def _matern(r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Matérn 5/2 as a function of the squared scaled distance, and its derivative in r2."""
+    r = np.sqrt(5.0 * np.maximum(r2, 0.0))
+    e = np.exp(-r)
+    return e * (1.0 + r + (5.0 / 3.0) * r2), (-5.0 / 6.0) * (1.0 + r) * e
+
+
+def _sqdiff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-dimension squared differences, shape (len(a), len(b), d)."""
+    return (a[:, None, :] - b[None, :, :]) ** 2
+
+
+def _scaled_r2(a: np.ndarray, b: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """Squared distances with per-dimension inverse squared lengthscales `rho`, by matrix products."""
+    sa, sb = a * np.sqrt(rho), b * np.sqrt(rho)
+    r2 = (sa * sa).sum(1)[:, None] + (sb * sb).sum(1)[None, :] - 2.0 * sa @ sb.T
+    return np.maximum(r2, 0.0)
+
+
+def _unpack(raw: np.ndarray) -> tuple[np.ndarray, float, float]:
+    d = raw.size - 2
+    return np.exp(raw[:d]), float(np.exp(raw[d])), float(np.exp(raw[d + 1]) + MIN_NOISE)
+
+
+def _neg_log_posterior(raw: np.ndarray, sq: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Negative log marginal likelihood minus log prior of the kernel parameters, with gradient."""
+    rho, scale, noise = _unpack(raw)
+    d, n = rho.size, y.size
+    m, dm = _matern(sq @ rho)
+    kmat = scale * m
+    kmat[np.diag_indices(n)] += noise
+    try:
+        chol = cholesky(kmat, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return 1e25, np.zeros_like(raw)
+    alpha = cho_solve((chol, True), y, check_finite=False)
+    nll = 0.5 * y @ alpha + np.log(np.diag(chol)).sum()
+    w = np.outer(alpha, alpha) - cho_solve((chol, True), np.eye(n), check_finite=False)
+    grad = np.empty_like(raw)
+    wdm = w * (scale * dm)
+    grad[:d] = -0.5 * rho * np.einsum("ij,ijk->k", wdm, sq)
+    grad[d] = -0.5 * np.sum(w * (scale * m))
+    grad[d + 1] = -0.5 * np.trace(w) * (noise - MIN_NOISE)
+    # Priors (as Optuna's GPSampler): shrink lengthscales towards 1, Gamma(2, 1) scale,
+    # Gamma(1.1, 30) noise, so a handful of points cannot fit a degenerate kernel.
+    prior = (-(0.1 / rho + 0.1 * rho).sum() + np.log(scale) - scale
+             + 0.1 * np.log(noise) - 30.0 * noise)
+    grad[:d] -= 0.1 / rho - 0.1 * rho
+    grad[d] -= 1.0 - scale
+    grad[d + 1] -= (0.1 / noise - 30.0) * (noise - MIN_NOISE)
+    return float(nll - prior), grad
+
+
+def default_raw(dim: int) -> np.ndarray:
+    """Unit lengthscales, unit scale, small noise: the starting point of every fit."""
+    return np.concatenate([np.zeros(dim), [0.0, np.log(1e-2)]])
+
+
+def fit_kernel(x: np.ndarray, y: np.ndarray, starts: list[np.ndarray]) -> np.ndarray:
+    """MAP kernel parameters by L-BFGS-B from each of `starts` (bounded raw values); the best wins."""
+    sq = _sqdiff(x, x)
+    d = x.shape[1]
+    bounds = [(-9.0, 9.0)] * d + [(-6.0, 4.0), (-16.0, 1.0)]
+    best_raw, best_val = starts[0], np.inf
+    for start in starts:
+        res = minimize(_neg_log_posterior, np.clip(start, *np.array(bounds).T), args=(sq, y),
+                       jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 200})
+        if np.isfinite(res.fun) and res.fun < best_val:
+            best_raw, best_val = res.x, res.fun
+    return best_raw
+
+
+@dataclass
+class Posterior:
+    """A GP conditioned on (x, y) with fixed kernel parameters; the Cholesky factor is computed once."""
+
+    x: np.ndarray
+    y: np.ndarray
+    raw: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.rho, self.scale, self.noise = _unpack(self.raw)
+        kmat = self.scale * _matern(_scaled_r2(self.x, self.x, self.rho))[0]
+        kmat[np.diag_indices(len(self.y))] += self.noise
+        self.chol = cholesky(kmat, lower=True, check_finite=False)
+        self.alpha = cho_solve((self.chol, True), self.y, check_finite=False)
+
+    def predict(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation of f at the rows of `xq`."""
+        kq = self.scale * _matern(_scaled_r2(xq, self.x, self.rho))[0]
+        v = solve_triangular(self.chol, kq.T, lower=True, check_finite=False)
+        var = np.maximum(self.scale - np.sum(v * v, axis=0), 1e-12)
+        return kq @ self.alpha, np.sqrt(var)
+
+    def predict_grad(self, xq: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """Mean, sd and their gradients in x at one point `xq` (shape (d,))."""
+        diff = xq[None, :] - self.x
+        m, dm = _matern((diff * diff) @ self.rho)
+        k = self.scale * m
+        dk = (self.scale * 2.0 * dm)[:, None] * diff * self.rho[None, :]
+        kinv_k = cho_solve((self.chol, True), k, check_finite=False)
+        var = max(self.scale - k @ kinv_k, 1e-12)
+        sd = np.sqrt(var)
+        return float(k @ self.alpha), float(sd), dk.T @ self.alpha, -(dk.T @ kinv_k) / sd
+
+
+def _log_h(z: np.ndarray) -> np.ndarray:
+    """log(phi(z) + z * Phi(z)), stable for very negative z (Mills ratio through erfcx)."""
+    z = np.maximum(np.atleast_1d(np.asarray(z, dtype=float)), -1e3)
+    log_phi = -0.5 * z * z - _LOG_SQRT_2PI
+    out = np.empty_like(z)
+    hi = z > -1.0
+    out[hi] = np.log(np.exp(log_phi[hi]) + z[hi] * ndtr(z[hi]))
+    zl = z[~hi]
+    out[~hi] = log_phi[~hi] + np.log1p(zl * erfcx(-zl / np.sqrt(2.0)) * _SQRT_HALF_PI)
+    return out
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """An acquisition to MAXIMISE for a minimisation problem: log EI, log PI, or negative LCB."""
+
+    utility: str
+    best: float
+    kappa: float
+    xi: float
+
+    def value(self, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+        """Acquisition at many points from their posterior mean and sd."""
+        if self.utility == "ucb":
+            return -(mean - self.kappa * sd)
+        z = (self.best - self.xi - mean) / sd
+        if self.utility == "poi":
+            return log_ndtr(z)
+        return _log_h(z) + np.log(sd)
+
+    def value_grad(self, mean: float, sd: float, dmean: np.ndarray,
+                   dsd: np.ndarray) -> tuple[float, np.ndarray]:
+        """Acquisition and its gradient at one point, given the posterior's gradients there."""
+        if self.utility == "ucb":
+            return -(mean - self.kappa * sd), -dmean + self.kappa * dsd
+        z = (self.best - self.xi - mean) / sd
+        dz = (-dmean - z * dsd) / sd
+        if self.utility == "poi":
+            inv_mills = 1.0 / (erfcx(-z / np.sqrt(2.0)) * _SQRT_HALF_PI)  # phi(z) / Phi(z)
+            return float(log_ndtr(z)), inv_mills * dz
+        zc = min(max(z, -1e3), 30.0)
+        mills = erfcx(-zc / np.sqrt(2.0)) * _SQRT_HALF_PI  # Phi(z) / phi(z)
+        ratio = mills / (1.0 + zc * mills)  # d log h / dz = Phi(z) / h(z)
+        return float(_log_h(z)[0] + np.log(sd)), ratio * dz + dsd / sd

@@ -1,0 +1,157 @@
+"""TPE and Anneal from hyperopt, driven ask/tell style with a constant liar for pending trials.
+
+hyperopt's ``suggest(new_ids, domain, trials, seed)`` reads past trials from a ``Trials`` object; this
+module keeps one in step with the scheduler: a doc per handed-out configuration, whose loss is the
+observed one once finished and a constant "lie" (best, worst or mean observed loss) while pending, so
+concurrent suggestions spread out (NNI's ``parallel_optimize``). Failed trials leave the model, as in
+NNI, which never reports them to hyperopt.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from hyperopt import JOB_STATE_DONE, JOB_STATE_ERROR, STATUS_NEW, STATUS_OK, Trials, anneal, tpe
+from hyperopt.base import Domain
+
+from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.space import SearchSpace
+from hpoqueue.tuners._base import BaseTuner, OptimizeMode
+from hpoqueue.tuners._dedup import SeenConfigs
+from hpoqueue.tuners._hyperopt_space import hyperopt_expr, params_from_vals, vals_from_params
+from hpoqueue.tuners._registry import TUNERS
+
+LiarType = Literal["best", "worst", "mean"]
+#: hyperopt proposals tried before falling back to a random unseen configuration.
+PROPOSAL_TRIES = 3
+_SEED_LIMIT = 2**31 - 1
+
+
+class HyperoptTuner(BaseTuner):
+    """Shared ask/tell driver; subclasses name hyperopt's suggest function and its keyword arguments."""
+
+    extra_params: frozenset[str] = frozenset()
+    dedups = True
+    model_based = True
+
+    def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
+                 seed: int | None = None, constant_liar_type: LiarType = "best") -> None:
+        super().__init__(space, optimize_mode=optimize_mode, seed=seed)
+        if constant_liar_type not in ("best", "worst", "mean"):
+            raise ValueError(f"constant_liar_type must be 'best', 'worst' or 'mean', "
+                             f"not {constant_liar_type!r}")
+        self.constant_liar_type = constant_liar_type
+        self._rng = np.random.default_rng(seed)
+        self._seen = SeenConfigs(space)
+        # hyperopt cannot build a Domain for an empty space; its one configuration needs no model.
+        self._domain = Domain(_never_called, hyperopt_expr(space.raw)) if space.raw else None
+        self._labels = list(self._domain.params) if self._domain else []
+        self._trials = Trials()
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._losses: list[float] = []
+        self._next_tid = 0
+
+    def _hyperopt_suggest(self, domain: Domain, tid: int, seed: int) -> dict[str, Any]:
+        """hyperopt's proposal (a trial doc) for new trial id `tid`, from the trials so far."""
+        raise NotImplementedError
+
+    def suggest(self, n: int) -> list[Suggestion]:
+        out: list[Suggestion] = []
+        for _ in range(n):
+            params = self._propose()
+            if params is None:
+                break
+            self.mark_pending(params)
+            out.append(Suggestion(params))
+        return out
+
+    def _propose(self) -> dict[str, Any] | None:
+        """hyperopt's next configuration if it is new, else a random unseen one (None: exhausted)."""
+        if self._seen.exhausted:
+            return None
+        if self._domain is not None:
+            self._tell_lies()
+            for _ in range(PROPOSAL_TRIES):
+                seed = int(self._rng.integers(_SEED_LIMIT))
+                doc = self._hyperopt_suggest(self._domain, self._next_tid, seed)
+                params = params_from_vals(self.space, doc["misc"]["vals"])
+                if params not in self._seen:
+                    return params
+        return self._seen.random_unseen(self._rng)
+
+    def _tell_lies(self) -> None:
+        """Give every pending doc the constant-liar loss (none yet: hyperopt reads it as infinite)."""
+        if self._losses:
+            lie = {"best": min, "worst": max, "mean": np.mean}[self.constant_liar_type](self._losses)
+            result = {"loss": float(lie), "status": STATUS_OK}
+        else:
+            result = {"status": STATUS_NEW}
+        for doc in self._pending.values():
+            doc["result"] = dict(result)
+        self._trials.refresh()
+
+    def mark_pending(self, params: dict) -> None:
+        if not self._seen.add(params) or self._domain is None:
+            return
+        tid, self._next_tid = self._next_tid, self._next_tid + 1
+        vals = vals_from_params(self.space, params)
+        misc = {"tid": tid, "cmd": None, "workdir": None,
+                "idxs": {label: [tid] if label in vals else [] for label in self._labels},
+                "vals": {label: [vals[label]] if label in vals else [] for label in self._labels}}
+        doc = self._trials.new_trial_docs([tid], [None], [{"status": STATUS_NEW}], [misc])[0]
+        doc["state"] = JOB_STATE_DONE
+        # The unchecked insert stores `doc` itself (insert_trial_docs stores a copy), so the liar loss
+        # and the final result can be written into it in place.
+        self._trials._insert_trial_docs([doc])
+        self._pending[self.space.key(params)] = doc
+
+    def observe(self, result: TrialResult) -> None:
+        doc = self._pending.pop(self.space.key(result.params), None)
+        if doc is None:
+            return
+        if result.value is None:
+            doc["state"] = JOB_STATE_ERROR  # Trials.refresh drops it: failed trials teach nothing
+        else:
+            loss = self.loss(float(result.value))
+            doc["result"] = {"loss": loss, "status": STATUS_OK}
+            self._losses.append(loss)
+        self._trials.refresh()
+
+    @property
+    def exhausted(self) -> bool:
+        return self._seen.exhausted
+
+
+def _never_called(params: dict) -> float:
+    """The objective hyperopt's Domain wants; trials run elsewhere, so it is never evaluated."""
+    raise RuntimeError("hpoqueue drives hyperopt ask/tell; the Domain objective is never called")
+
+
+@TUNERS.register("TPE", "TPETuner")
+class TPETuner(HyperoptTuner):
+    """Tree-structured Parzen Estimator (hyperopt's ``tpe.suggest``), random for the first
+    ``n_startup_jobs`` trials; NNI's classArgs and defaults."""
+
+    def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
+                 seed: int | None = None, n_startup_jobs: int = 20, n_ei_candidates: int = 24,
+                 gamma: float = 0.25, constant_liar_type: LiarType = "best") -> None:
+        super().__init__(space, optimize_mode=optimize_mode, seed=seed, constant_liar_type=constant_liar_type)
+        if n_startup_jobs < 0 or n_ei_candidates < 1 or not 0 < gamma < 1:
+            raise ValueError(f"need n_startup_jobs >= 0, n_ei_candidates >= 1 and 0 < gamma < 1; got "
+                             f"{n_startup_jobs}, {n_ei_candidates}, {gamma}")
+        self.n_startup_jobs = n_startup_jobs
+        self.n_ei_candidates = n_ei_candidates
+        self.gamma = gamma
+
+    def _hyperopt_suggest(self, domain: Domain, tid: int, seed: int) -> dict[str, Any]:
+        return tpe.suggest([tid], domain, self._trials, seed, n_startup_jobs=self.n_startup_jobs,
+                           n_EI_candidates=self.n_ei_candidates, gamma=self.gamma, verbose=False)[0]
+
+
+@TUNERS.register("Anneal", "AnnealTuner")
+class AnnealTuner(HyperoptTuner):
+    """Simulated-annealing-like search around the best trials so far (hyperopt's ``anneal.suggest``)."""
+
+    def _hyperopt_suggest(self, domain: Domain, tid: int, seed: int) -> dict[str, Any]:
+        return anneal.suggest([tid], domain, self._trials, seed)[0]

@@ -1,0 +1,212 @@
+"""Worker side of one trial attempt: claim it once, take GPU slots, run it supervised, relay everything.
+
+Imports no Celery: `tasks.run_trial` calls `execute_attempt` with the queue it consumed from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from hpoqueue.gpu import discover_gpus, queue_gpu, trial_env, usable_gpus
+from hpoqueue.gpu_lease import GpuLeases
+from hpoqueue.metrics import Metric, stdout_pattern
+from hpoqueue.protocol import Channel, TrialSpec
+from hpoqueue.runner import Outcome, RunSpec, TrialRunner
+
+GPU_WAIT_POLL = 0.5
+
+
+@cache
+def redis_client(url: str) -> redis.Redis:
+    """One client (and connection pool) per broker URL and process."""
+    return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True,
+                                retry_on_timeout=True)
+
+
+def trial_dir(spec: TrialSpec) -> Path:
+    """Where this attempt's logs go: <experiment dir>/trials/<seq>/attempt-<n>, created here."""
+    path = Path(spec.work_dir) / "trials" / str(spec.seq) / f"attempt-{spec.attempt}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a remote box without the scheduler's directory: keep logs under this box's home
+        path = Path.home() / "hpoqueue-experiments" / spec.exp_id / "trials" / str(spec.seq) / \
+            f"attempt-{spec.attempt}"
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def trial_environment(spec: TrialSpec, directory: Path, gpus: list[int] | None) -> dict[str, str]:
+    """The child's environment: parameters by variable and file (never in the command line), NNI names."""
+    param_file = directory / "parameter.json"
+    param_file.write_text(json.dumps(spec.params))
+    env = trial_env(gpus, os.environ)
+    # `python` in a trialCommand is the Python running this worker (NNI's pythonPath, by default)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
+    env.update(spec.extra_env)
+    env.update({
+        "HPOQUEUE_PARAMETERS": json.dumps(spec.params),
+        "HPOQUEUE_PARAMETER_FILE": str(param_file),
+        "NNI_PLATFORM": "hpoqueue",
+        "NNI_EXP_ID": spec.exp_id,
+        "NNI_TRIAL_JOB_ID": spec.trial_id,
+        "NNI_TRIAL_SEQ_ID": str(spec.seq),
+        "NNI_OUTPUT_DIR": str(directory),
+    })
+    return env
+
+
+class GpuSlots:
+    """Slots on this box's GPUs for one attempt, held in Redis leases renewed by the heartbeat."""
+
+    def __init__(self, client: redis.Redis, spec: TrialSpec, queue: str, hostname: str) -> None:
+        self.spec = spec
+        self.first = queue_gpu(queue)
+        self.leases = GpuLeases(client, socket.gethostname())
+        self.holder = spec.attempt_id
+        self.gpus: list[int] | None = None if spec.gpu_number is None else []
+        del hostname
+
+    def wanted(self) -> int:
+        return 0 if self.first is None or not self.spec.gpu_number else self.spec.gpu_number
+
+    def try_acquire(self) -> tuple[bool, str]:
+        """Take every slot the trial needs, all or nothing; otherwise say why it waits."""
+        count = self.wanted()
+        if count == 0:
+            return True, ""
+        usable, reasons = usable_gpus(discover_gpus(), gpu_indices=None,
+                                      use_active_gpu=self.spec.use_active_gpu)
+        if self.first in reasons:
+            return False, reasons[self.first]
+        others = sorted((g.index for g in usable if g.index != self.first),
+                        key=lambda i: len(self.leases.holders(i)))
+        for extra in _combinations(others, count - 1):
+            chosen = [self.first, *extra]
+            if self.leases.acquire(chosen, self.holder, self.spec.gpu_cap):
+                self.gpus = chosen
+                return True, ""
+        if len(others) + 1 < count:
+            return False, f"needs {count} GPUs, {len(others) + 1} usable on this box"
+        return False, f"gpu{self.first}: all {self.spec.gpu_cap} slot(s) taken"
+
+    def renew(self) -> None:
+        if self.gpus:
+            self.leases.renew(self.gpus, self.holder)
+
+    def release(self) -> None:
+        if self.gpus:
+            self.leases.release(self.gpus, self.holder)
+
+
+def _combinations(items: list[int], k: int) -> list[tuple[int, ...]]:
+    from itertools import combinations
+
+    return list(combinations(items, k)) if k > 0 else [()]
+
+
+def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, broker_url: str) -> str:
+    """Run one attempt end to end; returns a word for Celery's task log (the real record is the events)."""
+    spec = TrialSpec.from_dict(raw_spec)
+    client = redis_client(broker_url)
+    channel = Channel(client, spec.exp_id)
+    attempt = spec.attempt_id
+    if not channel.claim(attempt, f"{hostname}:{os.getpid()}"):
+        return "duplicate delivery ignored"
+    channel.heartbeat(attempt)
+    slots = GpuSlots(client, spec, queue, hostname)
+    try:
+        reason = _wait_for_slots(channel, spec, slots)
+        if reason is not None:
+            channel.emit("finished", spec.trial_id, spec.attempt, reason="stopped", stop_reason=reason,
+                         exit_code=None, signal=None, message=f"stopped ({reason}) before it started")
+            return "stopped before start"
+        try:
+            outcome = _run(channel, spec, slots, queue, hostname)
+        except Exception as exc:  # the trial must end recorded, never hang as RUNNING
+            channel.emit("finished", spec.trial_id, spec.attempt, reason="error", exit_code=None,
+                         signal=None, stop_reason=None, message=f"worker error: {exc!r}")
+            raise
+        channel.emit("finished", spec.trial_id, spec.attempt, reason=outcome.reason,
+                     exit_code=outcome.exit_code, signal=outcome.signal, stop_reason=outcome.stop_reason,
+                     message=outcome.message, metrics_rejected=outcome.metrics_rejected)
+        return outcome.message
+    finally:
+        slots.release()
+        channel.clear_heartbeat(attempt)
+
+
+def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> str | None:
+    """Wait (heartbeating) until the GPU slots are ours; returns a stop reason if stopped meanwhile."""
+    announced = ""
+    while True:
+        reason = channel.pending_stop(spec.attempt_id)
+        if reason:
+            return reason
+        ok, why = slots.try_acquire()
+        if ok:
+            return None
+        if why != announced:
+            channel.emit("waiting", spec.trial_id, spec.attempt, why=why)
+            announced = why
+        channel.heartbeat(spec.attempt_id)
+        time.sleep(GPU_WAIT_POLL)
+
+
+def _run(channel: Channel, spec: TrialSpec, slots: GpuSlots, queue: str, hostname: str) -> Outcome:
+    directory = trial_dir(spec)
+    steps = {"intermediate": 0, "final": 0}
+
+    def on_metric(metric: Metric) -> None:
+        step = steps[metric.kind]
+        steps[metric.kind] += 1
+        channel.emit("metric", spec.trial_id, spec.attempt, kind=metric.kind, step=step,
+                     value=metric.value, data=metric.data)
+
+    def on_heartbeat() -> None:
+        channel.heartbeat(spec.attempt_id)
+        slots.renew()
+
+    run_spec = RunSpec(
+        command=spec.command, cwd=Path(spec.code_dir), env=trial_environment(spec, directory, slots.gpus),
+        stdout_path=directory / "trial.stdout", stderr_path=directory / "trial.stderr",
+        metric_path=directory / "metrics.jsonl", log_path=directory / "trial.log",
+        metric_regex=stdout_pattern(spec.metric_name, spec.metric_pattern),
+        timeout=spec.timeout, grace=spec.grace, heartbeat_interval=spec.heartbeat_interval,
+    )
+    runner = TrialRunner(run_spec, on_metric=on_metric, on_heartbeat=on_heartbeat)
+    try:
+        pid = runner.start()
+    except OSError as exc:
+        return Outcome(reason="spawn_failed", exit_code=None, signal=None, stop_reason=None,
+                       message=f"could not start: {exc}", pid=None, metrics_rejected=0)
+    channel.emit("started", spec.trial_id, spec.attempt, host=hostname, pid=pid, gpus=slots.gpus,
+                 queue=queue, log_dir=str(directory))
+    done = threading.Event()
+
+    def listen_for_stop() -> None:
+        while not done.is_set():
+            try:
+                reason = channel.wait_stop(spec.attempt_id, 1.0)
+            except redis.RedisError:  # broker restarting: the trial goes on; try again shortly
+                time.sleep(1.0)
+                continue
+            if reason:
+                runner.stop(reason)
+                return
+
+    listener = threading.Thread(target=listen_for_stop, name=f"stop-{spec.attempt_id}", daemon=True)
+    listener.start()
+    try:
+        return runner.wait()
+    finally:
+        done.set()

@@ -1,0 +1,1 @@
+"""Placeholder trial for config tests: only its directory matters."""

@@ -1,0 +1,104 @@
+"""End-to-end helpers: run the real `hpoqueue` CLI (embedded Redis, real Celery workers, real trials)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hpoqueue.storage import Storage
+
+ECHO_TRIAL = '''
+import json, os, sys, time
+import hpoqueue.trial as nni
+
+params = nni.get_next_parameter()
+out = os.environ["ECHO_DIR"]
+record = {"params": params, "start": time.time(), "pid": os.getpid(),
+          "trial": nni.get_trial_id(), "seq": nni.get_sequence_id(), "experiment": nni.get_experiment_id()}
+steps = int(params.get("steps", 3))
+for step in range(steps):
+    nni.report_intermediate_result(float(params.get("x", 0)) + step)
+    time.sleep(float(params.get("sleep", 0.05)))
+nni.report_final_result({"default": float(params.get("x", 0)) * 10, "extra": 1})
+record["end"] = time.time()
+with open(os.path.join(out, record["trial"] + ".json"), "w") as fh:
+    json.dump(record, fh)
+sys.exit(int(params.get("exit", 0)))
+'''
+
+
+@dataclass
+class Run:
+    """The result of one CLI call."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+class Project:
+    """A scratch experiment folder with its own HPOQUEUE_HOME, driven through the CLI."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / "home"
+        self.echo = root / "echo"
+        self.echo.mkdir(parents=True)
+        (root / "trial.py").write_text(ECHO_TRIAL)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HPOQUEUE_")}
+        self.env.update({"HPOQUEUE_HOME": str(self.home), "ECHO_DIR": str(self.echo)})
+
+    @property
+    def storage_url(self) -> str:
+        return f"sqlite:///{self.home / 'hpoqueue.db'}"
+
+    def config(self, name: str = "config.yml", **fields: Any) -> Path:
+        raw: dict[str, Any] = {"trialCommand": "python trial.py", "trialConcurrency": 2,
+                               "maxTrialNumber": 4, "tuner": {"name": "Random", "classArgs": {"seed": 1}},
+                               "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}}}
+        raw.update(fields)
+        path = self.root / name
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    def cli(self, *args: str, timeout: float = 180, check: bool = False) -> Run:
+        proc = subprocess.run([sys.executable, "-m", "hpoqueue", *args], cwd=self.root, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        run = Run(proc.returncode, proc.stdout, proc.stderr)
+        if check and run.code != 0:
+            raise AssertionError(f"hpoqueue {' '.join(args)} exited {run.code}\n{run.stdout}\n{run.stderr}")
+        return run
+
+    def storage(self) -> Storage:
+        return Storage(self.storage_url)
+
+    def only_experiment(self) -> str:
+        exps = self.storage().list_experiments()
+        assert len(exps) == 1, exps
+        return exps[0].id
+
+    def echoes(self) -> dict[str, dict[str, Any]]:
+        return {p.stem: json.loads(p.read_text()) for p in self.echo.glob("*.json")}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of intervals open at one moment."""
+    points = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    best = now = 0
+    for _, delta in points:
+        now += delta
+        best = max(best, now)
+    return best

@@ -1,0 +1,92 @@
+"""GP: converges on a smooth function, handles mixed spaces, keeps concurrent suggestions apart."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hpoqueue.records import TrialResult
+from hpoqueue.space import SearchSpace
+from hpoqueue.states import TrialState
+from hpoqueue.tuners import GPTuner
+
+QUAD = SearchSpace.from_dict({"x": {"_type": "uniform", "_value": [-5, 5]},
+                              "y": {"_type": "uniform", "_value": [-5, 5]}})
+MIXED = SearchSpace.from_dict({"opt": {"_type": "choice", "_value": ["sgd", "adam", "rms"]},
+                               "lr": {"_type": "loguniform", "_value": [1e-5, 1.0]},
+                               "layers": {"_type": "randint", "_value": [1, 6]}})
+
+
+def _quad(p: dict) -> float:
+    return (p["x"] - 1.3) ** 2 + (p["y"] + 2.1) ** 2
+
+
+def _mixed(p: dict) -> float:
+    return ((math.log10(p["lr"]) + 3) ** 2 + (p["layers"] - 3) ** 2
+            + {"sgd": 2.0, "adam": 0.0, "rms": 1.0}[p["opt"]])
+
+
+def _optimize(tuner: GPTuner, fn, evals: int) -> float:
+    best = math.inf
+    for seq in range(1, evals + 1):
+        params = tuner.suggest(1)[0].params
+        value = fn(params)
+        best = min(best, value)
+        tuner.observe(TrialResult(seq, params, TrialState.SUCCEEDED, value))
+    return best
+
+
+@pytest.mark.parametrize("utility", ["ei", "ucb", "poi"])
+def test_finds_a_quadratic_minimum_within_30_evaluations(utility: str) -> None:
+    assert _optimize(GPTuner(QUAD, seed=0, utility=utility), _quad, 30) < 0.05
+
+
+def test_maximize_mode_finds_the_maximum() -> None:
+    tuner = GPTuner(QUAD, seed=1, optimize_mode="maximize")
+    assert -_optimize_max(tuner) < 0.05
+
+
+def _optimize_max(tuner: GPTuner) -> float:
+    best = -math.inf
+    for seq in range(1, 31):
+        params = tuner.suggest(1)[0].params
+        value = -_quad(params)
+        best = max(best, value)
+        tuner.observe(TrialResult(seq, params, TrialState.SUCCEEDED, value))
+    return best
+
+
+def test_mixed_choice_loguniform_randint_space() -> None:
+    tuner = GPTuner(MIXED, seed=0)
+    assert _optimize(tuner, _mixed, 30) < 0.2
+
+
+def test_pending_suggestions_differ_and_valid() -> None:
+    tuner = GPTuner(QUAD, seed=0, cold_start_num=3)
+    _optimize(tuner, _quad, 6)
+    batch = [s.params for s in tuner.suggest(4)]
+    for p in batch:
+        QUAD.validate_params(p)
+    points = [(p["x"], p["y"]) for p in batch]
+    assert min(math.dist(a, b) for i, a in enumerate(points) for b in points[i + 1:]) > 1e-3
+
+
+def test_finite_space_is_exhausted_without_repeats() -> None:
+    space = SearchSpace.from_dict({"a": {"_type": "choice", "_value": [1, 2, 3]},
+                                   "b": {"_type": "randint", "_value": [0, 4]}})
+    tuner = GPTuner(space, seed=0, cold_start_num=2)
+    keys = []
+    for seq in range(1, 13):
+        params = tuner.suggest(1)[0].params
+        keys.append(space.key(params))
+        tuner.observe(TrialResult(seq, params, TrialState.SUCCEEDED, params["a"] * params["b"]))
+    assert len(set(keys)) == 12 and tuner.exhausted and tuner.suggest(1) == []
+
+
+def test_failed_trials_are_ignored_by_the_model() -> None:
+    tuner = GPTuner(QUAD, seed=0, cold_start_num=3)
+    for seq in range(1, 6):
+        params = tuner.suggest(1)[0].params
+        tuner.observe(TrialResult(seq, params, TrialState.FAILED, None))
+    assert len(tuner.suggest(2)) == 2

@@ -1,0 +1,89 @@
+"""TPE and Anneal through hyperopt: NNI value forms, nested choices, the constant liar, classArgs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpoqueue.errors import ConfigError
+from hpoqueue.records import TrialResult
+from hpoqueue.space import SearchSpace
+from hpoqueue.states import TrialState
+from hpoqueue.tuners import AnnealTuner, TPETuner, create_tuner
+from hpoqueue.tuners._hyperopt_space import params_from_vals, vals_from_params
+
+SPACE = SearchSpace.from_dict({
+    "bs": {"_type": "randint", "_value": [3, 6]},
+    "q": {"_type": "quniform", "_value": [2, 10, 5]},
+    "ql": {"_type": "qloguniform", "_value": [1, 100, 10]},
+    "n": {"_type": "qnormal", "_value": [0, 2, 0.5]},
+    "ln": {"_type": "lognormal", "_value": [0, 1]},
+    "act": {"_type": "choice", "_value": ["relu", 3, 0.5]},
+    "opt": {"_type": "choice", "_value": [
+        {"_name": "sgd", "momentum": {"_type": "uniform", "_value": [0, 1]},
+         "nesterov": {"_type": "choice", "_value": [True, False]}},
+        {"_name": "adam", "beta": {"_type": "loguniform", "_value": [0.5, 0.999]}},
+        "plain"]},
+})
+
+
+def test_values_convert_to_hyperopt_and_back() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        params = SPACE.sample(rng)
+        vals = {label: [v] for label, v in vals_from_params(SPACE, params).items()}
+        assert SPACE.key(params_from_vals(SPACE, vals)) == SPACE.key(params)
+
+
+@pytest.mark.parametrize("cls", [TPETuner, AnnealTuner])
+def test_suggestions_are_nni_form_values_including_nested_choices(cls: type) -> None:
+    kwargs = {"n_startup_jobs": 5} if cls is TPETuner else {}
+    tuner = cls(SPACE, seed=1, **kwargs)
+    names = set()
+    for seq in range(1, 41):
+        (s,) = tuner.suggest(1)
+        p = s.params
+        SPACE.validate_params(p)
+        assert type(p["bs"]) is int and 3 <= p["bs"] < 6
+        assert type(p["q"]) is float and p["q"] in (2.0, 5.0, 10.0)
+        assert p["act"] in ("relu", 3, 0.5)
+        if isinstance(p["opt"], dict):
+            names.add(p["opt"]["_name"])
+            expected = {"sgd": {"_name", "momentum", "nesterov"}, "adam": {"_name", "beta"}}
+            assert set(p["opt"]) == expected[p["opt"]["_name"]]
+        tuner.observe(TrialResult(seq, p, TrialState.SUCCEEDED, p["q"] + p["bs"]))
+    assert names == {"sgd", "adam"}
+
+
+def test_tpe_with_concurrent_trials_proposes_distinct_configurations_after_startup() -> None:
+    space = SearchSpace.from_dict({"x": {"_type": "quniform", "_value": [0, 100, 1]}})
+    tuner = TPETuner(space, seed=0, n_startup_jobs=4)
+    for seq, s in enumerate(tuner.suggest(4), 1):
+        tuner.observe(TrialResult(seq, s.params, TrialState.SUCCEEDED, abs(s.params["x"] - 40)))
+    xs = [s.params["x"] for s in tuner.suggest(8)]  # all pending at once: liars keep them apart
+    assert len(set(xs)) == 8
+
+
+@pytest.mark.parametrize("liar", ["best", "worst", "mean"])
+def test_every_constant_liar_type_works(liar: str) -> None:
+    tuner = TPETuner(SPACE, seed=2, n_startup_jobs=2, constant_liar_type=liar)
+    pending = tuner.suggest(3)
+    tuner.observe(TrialResult(1, pending[0].params, TrialState.SUCCEEDED, 1.0))
+    tuner.observe(TrialResult(2, pending[1].params, TrialState.SUCCEEDED, 2.0))
+    for s in tuner.suggest(3):
+        SPACE.validate_params(s.params)
+
+
+def test_bad_class_args_are_config_errors_naming_tuner_class_args() -> None:
+    class Algo:
+        name, class_name, code_directory = "TPE", None, None
+        class_args = {"constant_liar_type": "min"}
+
+    with pytest.raises(ConfigError, match=r"tuner\.classArgs: constant_liar_type must be"):
+        create_tuner(Algo(), SPACE, optimize_mode="minimize", seed=None)
+
+
+def test_empty_space_gives_its_single_configuration_once() -> None:
+    tuner = TPETuner(SearchSpace.from_dict({}), seed=0)
+    assert [s.params for s in tuner.suggest(3)] == [{}]
+    assert tuner.exhausted
