@@ -15,6 +15,12 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 #: Longer than any trial: an unacknowledged (prefetched) message is never redelivered while its trial
 #: runs. Lost trials are found by heartbeats instead, and every attempt is claimed atomically.
 VISIBILITY_TIMEOUT = 7 * 24 * 3600
+ENV_VISIBILITY_TIMEOUT = "HPOQUEUE_VISIBILITY_TIMEOUT"  #: seconds; overrides it (tests shorten it)
+
+
+def visibility_timeout() -> float:
+    """VISIBILITY_TIMEOUT, or $HPOQUEUE_VISIBILITY_TIMEOUT when set (must match across all processes)."""
+    return float(os.environ.get(ENV_VISIBILITY_TIMEOUT) or VISIBILITY_TIMEOUT)
 
 
 def broker_settings(url: str) -> dict[str, Any]:
@@ -46,7 +52,7 @@ def make_app(broker_url: str | None = None) -> Celery:
         task_send_sent_event=True,
         task_track_started=True,
         task_default_queue="cpu",
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_transport_options={"visibility_timeout": visibility_timeout()},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  #: keep retrying while Redis restarts
         worker_hijack_root_logger=False,

@@ -145,11 +145,17 @@ class CeleryDispatcher:
     def __init__(self, celery_app: Any) -> None:
         self.app = celery_app
 
+    #: keep trying for about two minutes while the broker restarts: the trial row already exists, and a
+    #: message never sent would leave it WAITING for ever
+    RETRY_POLICY = {"max_retries": 60, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 2.0}
+
     def dispatch(self, spec: TrialSpec, queue: str) -> None:
-        self.app.send_task("hpoqueue.run_trial", args=[spec.to_dict()], task_id=spec.attempt_id, queue=queue)
+        self.app.send_task("hpoqueue.run_trial", args=[spec.to_dict()], task_id=spec.attempt_id, queue=queue,
+                           retry=True, retry_policy=self.RETRY_POLICY)
 
     def assess(self, payload: dict[str, Any]) -> None:
-        self.app.send_task("hpoqueue.assess", args=[payload], queue="assess")
+        self.app.send_task("hpoqueue.assess", args=[payload], queue="assess", retry=True,
+                           retry_policy=self.RETRY_POLICY)
 
 
 def _local_worker_specs(config: ExperimentConfig) -> list[WorkerSpec]:
@@ -201,7 +207,7 @@ def _start_embedded(work_dir: Path, stack: ExitStack) -> str:
     def shutdown() -> None:
         if server is not None:
             server.stop()
-        else:
+        if ping(url, timeout=0.5):  # reused, or restarted by someone else while we ran: still ours to stop
             import redis
 
             try:

@@ -18,6 +18,7 @@ PREFIX = "hpoqueue"
 GROUP = "scheduler"
 CLAIM_TTL = 30 * 24 * 3600  #: a claim outlives any trial, so a redelivered message stays a no-op
 STOP_TTL = 7 * 24 * 3600
+EMIT_RETRY = 60.0  #: seconds a worker keeps trying to send an event while the broker is down
 
 
 def trial_id(exp_id: str, seq: int) -> str:
@@ -80,9 +81,18 @@ class Channel:
         return bool(self.client.set(f"{PREFIX}:claim:{attempt}", holder, nx=True, ex=CLAIM_TTL))
 
     def emit(self, event_type: str, trial: str, attempt: int, **data: Any) -> None:
-        """Append one event for the scheduler."""
+        """Append one event for the scheduler, retrying for up to EMIT_RETRY s while Redis restarts (a
+        lost `finished` event would leave the trial RUNNING); a duplicate append is harmless."""
         event = {"type": event_type, "trial": trial, "attempt": attempt, "ts": time.time(), **data}
-        self.client.xadd(self.events_key, {"e": json.dumps(event)})
+        deadline = time.monotonic() + EMIT_RETRY
+        while True:
+            try:
+                self.client.xadd(self.events_key, {"e": json.dumps(event)})
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1.0)
 
     def heartbeat(self, attempt: str) -> None:
         self.client.hincrby(self.heartbeats_key, attempt, 1)

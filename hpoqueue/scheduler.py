@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import redis
+
 from hpoqueue.assessment import assessment_payload
 from hpoqueue.config import ExperimentConfig
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
@@ -29,6 +31,7 @@ STOP_STATES = {"early_stopped": TrialState.EARLY_STOPPED, "user_canceled": Trial
                "timeout": TrialState.TIMEOUT, "lost": TrialState.LOST}
 HEARTBEAT_SWEEP = 1.0  #: seconds between two reads of the heartbeat hash
 ALIVE_EVERY = 5.0
+BROKER_RETRY = 1.0  #: seconds between two tries to reach a broker that went away
 
 
 class Dispatcher(Protocol):
@@ -123,6 +126,8 @@ class Scheduler:
                 self._step()
                 if self._done():
                     break
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self._wait_for_broker(exc)
             except KeyboardInterrupt:
                 if interrupted:
                     raise
@@ -133,6 +138,24 @@ class Scheduler:
         self.channel.clear_alive()
         self._report(state)
         return state
+
+    def _wait_for_broker(self, exc: Exception) -> None:
+        """The broker went away (restart, network): wait until it answers again, re-read the events that
+        were delivered but not acknowledged, and give every running attempt a fresh heartbeat window."""
+        log.warning("broker unreachable (%s); retrying every %g s", exc, BROKER_RETRY)
+        while True:
+            time.sleep(BROKER_RETRY)
+            try:
+                self.channel.client.ping()
+                self.channel.ensure_group()
+                self._persist(self.channel.read_events(0, pending=True))
+                break
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
+        now = self.clock()
+        for flight in self.flights.values():
+            flight.hb_seen = now
+        log.warning("broker reachable again")
 
     def request_stop(self) -> None:
         """Stop creating trials and cancel those in flight (recorded USER_CANCELED)."""

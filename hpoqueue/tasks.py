@@ -31,19 +31,24 @@ def assess(payload: dict[str, Any]) -> str:
 
 @celeryd_after_setup.connect
 def _check_gpu_queues(sender: str, instance: Any, **_: Any) -> None:
-    """Refuse to start a worker whose queue names a GPU this box does not have."""
+    """Refuse to start a worker whose queue names a GPU this box does not have: one line, exit status 2.
+
+    SystemExit, not an exception: Celery logs and swallows exceptions raised by signal handlers.
+    """
     from hpoqueue.errors import GpuError
     from hpoqueue.gpu import discover_gpus, queue_gpu
 
     queues = list(instance.app.amqp.queues.consume_from or [])
-    have = {g.index for g in discover_gpus()}
-    for queue in queues:
-        if not queue.startswith("gpu"):
-            continue
-        index = queue_gpu(queue)
-        if index not in have:
-            message = (f"hpoqueue: error: worker {sender} consumes queue '{queue}' but this box has "
-                       f"{'GPUs ' + ', '.join(map(str, sorted(have))) if have else 'no GPU'}; "
-                       "start it with -Q gpuN for a GPU it has, or -Q cpu")
-            print(message, file=sys.stderr)
-            raise GpuError(message)
+    try:
+        have = {g.index for g in discover_gpus()}
+        for queue in queues:
+            if not queue.startswith("gpu"):
+                continue
+            index = queue_gpu(queue)
+            if index not in have:
+                raise GpuError(f"worker {sender} consumes queue '{queue}' but this box has "
+                               f"{'GPUs ' + ', '.join(map(str, sorted(have))) if have else 'no GPU'} "
+                               "(start it with -Q gpuN for a GPU it has, or -Q cpu)")
+    except GpuError as exc:
+        print(f"hpoqueue: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None

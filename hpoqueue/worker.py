@@ -123,8 +123,11 @@ def _run(channel: Channel, spec: TrialSpec, slots: GpuSlots, queue: str, hostnam
                      value=metric.value, data=metric.data)
 
     def on_heartbeat() -> None:
-        channel.heartbeat(spec.attempt_id)
-        slots.renew()
+        try:
+            channel.heartbeat(spec.attempt_id)
+            slots.renew()
+        except (redis.ConnectionError, redis.TimeoutError):  # broker restarting: the trial goes on
+            pass
 
     run_spec = RunSpec(
         command=spec.command, cwd=Path(spec.code_dir), env=trial_environment(spec, directory, slots.gpus),

@@ -1,0 +1,122 @@
+"""Per-trial overhead of hpoqueue against the plain floor: N trivial process trials, side by side.
+
+    python benchmarks/overhead.py [--trials 200] [--concurrency 2 8]
+
+The floor runs the same trial command through a thread pool and subprocess.run, nothing else. hpoqueue runs
+it through `hpoqueue submit` (embedded Redis, local Celery workers, SQLite). Prints wall time, throughput,
+the ratio to the floor, the scheduler's peak resident memory and that of the helpers (Redis, workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+TRIAL = """import json, os, sys
+p = json.loads(os.environ.get("HPOQUEUE_PARAMETERS") or sys.argv[1])
+x, y = p["x"], p["y"]
+for i in range(3):
+    print(f"loss={(x - 1) ** 2 + (y + 2) ** 2 + 1.0 / (i + 1)}")
+"""
+
+
+def floor(trials: int, concurrency: int, workdir: Path) -> float:
+    import random
+
+    rng = random.Random(0)
+    params = [{"x": rng.uniform(-5, 5), "y": rng.uniform(-5, 5)} for _ in range(trials)]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda p: subprocess.run([sys.executable, "trial.py", json.dumps(p)], cwd=workdir,
+                                               capture_output=True, check=True), params))
+    return time.perf_counter() - start
+
+
+def peak_rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def hpoqueue_run(trials: int, concurrency: int, workdir: Path) -> dict[str, float]:
+    home = Path(tempfile.mkdtemp(prefix="hpoq-bench-"))
+    config = workdir / f"bench-{concurrency}.yml"
+    config.write_text(json.dumps({
+        "searchSpace": {"x": {"_type": "uniform", "_value": [-5, 5]}, "y": {"_type": "uniform", "_value": [-5, 5]}},
+        "trialCommand": f"{sys.executable} trial.py", "trialConcurrency": concurrency, "maxTrialNumber": trials,
+        "metricName": "loss", "tuner": {"name": "Random", "classArgs": {"seed": 0}}}))
+    env = {**os.environ, "HPOQUEUE_HOME": str(home)}
+    env.pop("HPOQUEUE_BROKER_URL", None)
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"], cwd=workdir,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    helpers_rss = 0.0
+    sched_peak = 0.0
+    while proc.poll() is None:
+        sched_peak = max(sched_peak, peak_rss_mib(proc.pid))
+        pids = [int(p.read_text()) for p in home.glob("*/workers/*.pid")] + \
+               [int(p.read_text()) for p in home.glob("*/broker/redis.pid") if p.read_text().strip()]
+        helpers_rss = max(helpers_rss, sum(rss_mib(p) for p in pids if rss_mib(p) == rss_mib(p)))
+        time.sleep(0.2)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"hpoqueue failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    from hpoqueue.storage import Storage
+
+    storage = Storage(f"sqlite:///{home / 'hpoqueue.db'}")
+    [exp] = storage.list_experiments()
+    done = storage.trials(exp.id)
+    first = min(t.started_at for t in done if t.started_at).timestamp()
+    last = max(t.ended_at for t in done if t.ended_at).timestamp()
+    ok = sum(t.state.value == "SUCCEEDED" for t in done)
+    return {"wall": wall, "steady": last - first, "ok": ok, "sched_rss": sched_peak, "helpers_rss": helpers_rss}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 8])
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="hpoq-bench-trial-"))
+    (workdir / "trial.py").write_text(TRIAL)
+    rows = []
+    for c in args.concurrency:
+        f = floor(args.trials, c, workdir)
+        h = hpoqueue_run(args.trials, c, workdir)
+        rows.append((c, f, h))
+    print(f"{args.trials} trivial process trials (python start-up + 3 metric lines), load avg "
+          f"{os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
+    print("| system | conc | wall s | trials/s | vs floor | steady s (first start-last end) | steady trials/s "
+          "| vs floor (steady) | ok | scheduler peak RSS MiB | Redis+workers RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for c, f, h in rows:
+        print(f"| floor (ThreadPool+subprocess) | {c} | {f:.2f} | {args.trials / f:.1f} | 1.00 | - | - | - | "
+              f"{args.trials} | - | - |")
+        print(f"| hpoqueue submit (embedded) | {c} | {h['wall']:.2f} | {args.trials / h['wall']:.1f} | "
+              f"{f / h['wall']:.2f} | {h['steady']:.2f} | {args.trials / h['steady']:.1f} | {f / h['steady']:.2f} | "
+              f"{h['ok']} | {h['sched_rss']:.0f} | {h['helpers_rss']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
