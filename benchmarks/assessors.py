@@ -2,7 +2,8 @@
 
 Run: ``python benchmarks/assessors.py`` (replays benchmarks/curves/sklearn_curves.json);
 ``python benchmarks/assessors.py --record`` re-records that file from scikit-learn (a minute or so).
-No Celery, no real time: one loop, one epoch = one time unit, `--concurrency` trials at a time.
+The real scheduler, storage and assessors on hpoqueue.simulation's simulated workers and clock (no
+Celery, no real time): one epoch = one simulated second, `--concurrency` trials at a time.
 """
 
 from __future__ import annotations
@@ -10,16 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from hpoqueue.assessors import AshaAssessor, BaseAssessor, CurvefittingAssessor, Decision, MedianstopAssessor
-from hpoqueue.records import TrialResult
+from hpoqueue.config import config_from_dict
+from hpoqueue.simulation import SimTrial, simulate
 from hpoqueue.states import TrialState
 
 CURVES_FILE = Path(__file__).parent / "curves" / "sklearn_curves.json"
@@ -36,40 +36,19 @@ class Outcome:
     assess_calls: int
 
 
-def simulate(curves: Sequence[Curve], assessor: BaseAssessor | None, concurrency: int) -> Outcome:
-    """Run `curves` in order, `concurrency` at a time; after each epoch ask `assessor` about the trial
-    (history = every other started trial so far); STOP ends it with its last value as its final."""
-    queue, running = deque(range(len(curves))), []
-    done: dict[int, int] = {}
-    state: dict[int, TrialState] = {}
-    epochs, calls, spent = 0, 0, 0.0
-
-    def record(i: int) -> TrialResult:
-        values = tuple(curves[i][:done[i]])
-        final = values[-1] if state[i] in (TrialState.SUCCEEDED, TrialState.EARLY_STOPPED) else None
-        return TrialResult(seq=i + 1, params={}, state=state[i], value=final, intermediate=values)
-
-    while queue or running:
-        while queue and len(running) < concurrency:
-            i = queue.popleft()
-            running.append(i)
-            done[i], state[i] = 0, TrialState.RUNNING
-        for i in list(running):
-            done[i] += 1
-            epochs += 1
-            if done[i] == len(curves[i]):
-                state[i] = TrialState.SUCCEEDED
-            elif assessor is not None:
-                history = [record(j) for j in done if j != i]
-                start = time.perf_counter()
-                decision = assessor.assess(record(i), history)
-                spent, calls = spent + time.perf_counter() - start, calls + 1
-                if decision is Decision.STOP:
-                    state[i] = TrialState.EARLY_STOPPED
-            if state[i] is not TrialState.RUNNING:
-                running.remove(i)
-    finals = [(curves[i][done[i] - 1], state[i] is TrialState.SUCCEEDED) for i in range(len(curves))]
-    return Outcome(epochs, finals, spent, calls)
+def run_curves(curves: Sequence[Curve], assessor: dict[str, Any] | None, concurrency: int) -> Outcome:
+    """Run `curves` in order (Batch tuner, one trial per curve, one epoch per simulated second) through the
+    real scheduler, `concurrency` at a time, with the `assessor:` config section given (None: none)."""
+    config = config_from_dict({
+        "trialCommand": "simulated", "trialConcurrency": concurrency, "assessor": assessor,
+        "tuner": {"name": "BatchTuner"},
+        "searchSpace": {"curve": {"_type": "choice", "_value": [{"curve": i} for i in range(len(curves))]}},
+    }, source="benchmarks/assessors.py")
+    result = simulate(config, lambda params: SimTrial(values=curves[params["curve"]]))
+    finals = [(t.final_value, t.state is TrialState.SUCCEEDED) for t in result.trials
+              if t.final_value is not None]
+    cluster = result.cluster
+    return Outcome(result.trial_epochs, finals, cluster.assess_seconds, cluster.assess_calls)
 
 
 def synthetic_curves(rng: np.random.Generator, n: int, epochs: int) -> list[list[float]]:
@@ -115,11 +94,12 @@ def record_sklearn(path: Path, n: int = 120, epochs: int = 27, seed: int = 0) ->
                                 "epochs": epochs, "runs": runs}, separators=(",", ":")))
 
 
-ASSESSORS: dict[str, Callable[[int], BaseAssessor | None]] = {
+#: the `assessor:` config section of each row, given the number of epochs per curve
+ASSESSORS: dict[str, Callable[[int], dict[str, Any] | None]] = {
     "none": lambda epochs: None,
-    "Medianstop": lambda epochs: MedianstopAssessor(optimize_mode="minimize"),
-    "ASHA eta=3": lambda epochs: AshaAssessor(optimize_mode="minimize", eta=3),
-    "Curvefitting": lambda epochs: CurvefittingAssessor(optimize_mode="minimize", epoch_num=epochs),
+    "Medianstop": lambda epochs: {"name": "Medianstop"},
+    "ASHA eta=3": lambda epochs: {"name": "ASHA", "classArgs": {"eta": 3}},
+    "Curvefitting": lambda epochs: {"name": "Curvefitting", "classArgs": {"epoch_num": epochs}},
 }
 
 
@@ -152,9 +132,11 @@ def main() -> None:
         rows: dict[str, list[tuple[float, ...]]] = {name: [] for name in ASSESSORS}
         for seed in range(args.seeds):
             curves = make(seed)
-            ref, total = best(simulate(curves, None, args.concurrency).finals, True), sum(map(len, curves))
-            for name, factory in ASSESSORS.items():
-                out = simulate(curves, factory(len(curves[0])), args.concurrency)
+            total = sum(map(len, curves))
+            outcomes = {name: run_curves(curves, factory(len(curves[0])), args.concurrency)
+                        for name, factory in ASSESSORS.items()}
+            ref = best(outcomes["none"].finals, True)
+            for name, out in outcomes.items():
                 full, every = best(out.finals, True), best(out.finals, False)
                 rows[name].append((out.epochs, out.epochs / total, full, full / ref - 1, every,
                                    every / ref - 1, 1000 * out.assess_seconds / max(out.assess_calls, 1)))

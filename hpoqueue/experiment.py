@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import string
+import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 from hpoqueue.broker import EmbeddedRedis, free_port, ping, redact, resolve_broker_url
 from hpoqueue.config import ExperimentConfig, config_from_dict
 from hpoqueue.errors import BrokerError, ConfigError
-from hpoqueue.gpu import check_request, discover_gpus, gpu_queue
+from hpoqueue.gpu import GpuInfo, check_request, discover_gpus, gpu_queue, trial_pids, usable_gpus
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
 from hpoqueue.protocol import Channel, TrialSpec
 from hpoqueue.scheduler import Progress, Scheduler
@@ -27,6 +28,7 @@ from hpoqueue.tuners import create_tuner
 
 ENV_HOME = "HPOQUEUE_HOME"
 ENV_STORAGE = "HPOQUEUE_STORAGE_URL"
+LOCAL_CPU_THREADS = 32  #: threads of the local `cpu` worker (it only supervises trial processes)
 
 
 def home_dir() -> Path:
@@ -45,18 +47,46 @@ def new_experiment_id() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
-def trial_queues(config: ExperimentConfig) -> list[str]:
-    """The queues trials go to: `cpu` without GPUs, else one per GPU in gpuIndices (or found here)."""
+def trial_queues(config: ExperimentConfig, *, local: bool = False,
+                 notify: Callable[[str], None] | None = None) -> list[str]:
+    """The queues trials go to: `cpu` without GPUs, else one per GPU in gpuIndices (or found here).
+
+    On a `local` run (workers on this box) GPUs busy with others' processes are left out while enough
+    others remain (useActiveGpu: false); `notify` hears which and why, once.
+    """
     if not config.trial_gpu_number:
         return ["cpu"]
     indices = config.training_service.gpu_indices
+    gpus = discover_gpus() if indices is None or local else []
     if indices is None:
-        indices = tuple(g.index for g in discover_gpus())
+        indices = tuple(g.index for g in gpus)
     if not indices:
         raise ConfigError("trialGpuNumber is set but no GPU was found on this machine", source=config.source,
                           field="trainingService.gpuIndices",
                           hint="name the GPUs of your workers, e.g. gpuIndices: [0, 1], or set trialGpuNumber: 0")
+    if local:
+        indices = _idle_indices(config, gpus, indices, notify or (lambda _message: None))
     return [gpu_queue(i) for i in indices]
+
+
+def _idle_indices(config: ExperimentConfig, gpus: list[GpuInfo], indices: tuple[int, ...],
+                  notify: Callable[[str], None]) -> tuple[int, ...]:
+    """`indices` less the GPUs busy with processes that are not hpoqueue trials, unless too few would
+    remain: then all stay, and the workers make trials wait (saying why) until the GPUs free up."""
+    use_active = bool(config.training_service.use_active_gpu)
+    _usable, skipped = usable_gpus(gpus, gpu_indices=indices, use_active_gpu=use_active,
+                                   our_pids=trial_pids(gpus))
+    busy = [why for index, why in sorted(skipped.items()) if index in indices]
+    if not busy:
+        return indices
+    idle = tuple(i for i in indices if i not in skipped)
+    assert config.trial_gpu_number is not None  # trial_queues returned "cpu" otherwise
+    if len(idle) < config.trial_gpu_number:
+        notify(f"{'; '.join(busy)}; trials wait until {config.trial_gpu_number} GPU(s) are free "
+               "(useActiveGpu: false)")
+        return indices
+    notify(f"not using {'; '.join(busy)} (useActiveGpu: false)")
+    return idle
 
 
 def check_gpus(config: ExperimentConfig, local: bool) -> None:
@@ -124,9 +154,11 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
             raise BrokerError(f"cannot reach the broker at {redact(broker_url)}")
         assert broker_url is not None
         app.conf.update(broker_settings(broker_url))
-        if local_workers if local_workers is not None else embedded:
+        local = local_workers if local_workers is not None else embedded
+        queues = trial_queues(config, local=local, notify=lambda m: print(f"hpoqueue: {m}", file=sys.stderr))
+        if local:
             workers = LocalWorkers(work_dir / "workers", broker_url)
-            workers.start(_local_worker_specs(config))
+            workers.start(_local_worker_specs(config, queues))
             stack.callback(workers.stop)
         if exp.state is not ExperimentState.RUNNING:
             storage.set_experiment_state(exp_id, ExperimentState.RUNNING)
@@ -135,7 +167,7 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
                               dispatcher=CeleryDispatcher(app), tuner=create_tuner(
                                   config.tuner, config.search_space, optimize_mode=config.optimize_mode,
                                   seed=config.seed, source=config.source),
-                              queues=trial_queues(config), on_progress=on_progress)
+                              queues=queues, on_progress=on_progress)
         return scheduler.run()
 
 
@@ -158,11 +190,11 @@ class CeleryDispatcher:
                            retry_policy=self.RETRY_POLICY)
 
 
-def _local_worker_specs(config: ExperimentConfig) -> list[WorkerSpec]:
+def _local_worker_specs(config: ExperimentConfig, queues: list[str]) -> list[WorkerSpec]:
     """One worker per GPU queue (cap = maxTrialNumberPerGpu), or one `cpu` worker for all trials."""
-    queues = trial_queues(config)
     if queues == ["cpu"]:
-        specs = [WorkerSpec("cpu", ("cpu",), config.trial_concurrency)]
+        # the scheduler bounds what runs; spare threads let `hpoqueue update --concurrency` grow live
+        specs = [WorkerSpec("cpu", ("cpu",), max(config.trial_concurrency, LOCAL_CPU_THREADS))]
     else:
         cap = config.training_service.max_trial_number_per_gpu
         specs = [WorkerSpec(q, (q,), cap) for q in queues]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hpoqueue.errors import GpuError
+from hpoqueue.trial import PARAMETER_FILE_ENV
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ NVIDIA_SMI_TIMEOUT = 10.0
 _MIB = 1024 * 1024
 _FAKE_MEMORY_MIB = 81559  # what a real H100 80GB HBM3 reports
 _QUEUE_RE = re.compile(r"gpu(0|[1-9][0-9]*)")
+#: every trial's environment names its parameter file, so its processes (and theirs) are recognisable
+TRIAL_MARKER = f"{PARAMETER_FILE_ENV}=".encode()
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,22 @@ def trial_env(indices: Sequence[int] | None, base: Mapping[str, str]) -> dict[st
 
 
 # --- policy ------------------------------------------------------------------------------------------
+
+def is_trial_process(pid: int) -> bool:
+    """Whether `pid` on this box is an hpoqueue trial or a child of one (its environment has
+    TRIAL_MARKER). A process we may not read, another user's, is not ours."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return any(item.startswith(TRIAL_MARKER) for item in fh.read().split(b"\0"))
+    except OSError:
+        return False
+
+
+def trial_pids(gpus: Sequence[GpuInfo]) -> set[int]:
+    """The processes on `gpus` that are hpoqueue trials: their slots are counted by the leases, so they do
+    not make a GPU "active" for useActiveGpu: false."""
+    return {p.pid for gpu in gpus for p in gpu.processes if is_trial_process(p.pid)}
+
 
 def foreign_processes(gpu: GpuInfo, our_pids: Collection[int]) -> list[GpuProcess]:
     """Processes on `gpu` that are not ours (useActiveGpu: false skips GPUs that have any)."""

@@ -18,6 +18,7 @@ import redis
 
 from hpoqueue.assessment import assessment_payload
 from hpoqueue.config import ExperimentConfig
+from hpoqueue.gpu_slots import gpu_indices_env
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
 from hpoqueue.records import TrialResult
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
@@ -232,7 +233,7 @@ class Scheduler:
             gpu_number=cfg.trial_gpu_number, gpu_cap=service.max_trial_number_per_gpu,
             use_active_gpu=service.use_active_gpu if service.use_active_gpu is not None else False,
             metric_name=cfg.metric_name, metric_pattern=cfg.metric_pattern,
-            timeout=cfg.max_trial_duration,
+            timeout=cfg.max_trial_duration, extra_env=gpu_indices_env(service.gpu_indices),
         )
 
     def _dispatch(self, flight: Flight) -> None:

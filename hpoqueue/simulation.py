@@ -77,7 +77,7 @@ class SimulatedCluster:
 
     def __init__(self, trial_fn: TrialFn, *, exp_id: str, start_delay: float = 0.0, stop_delay: float = 0.0,
                  heartbeat_interval: float = 2.0, wall_start: float | None = None,
-                 time_limit: float = 1e6) -> None:
+                 time_limit: float = 1e6, on_stop: Callable[[str, str], None] | None = None) -> None:
         self.trial_fn = trial_fn
         self.exp_id = exp_id
         self.start_delay = start_delay  #: dispatch -> worker starts the command
@@ -85,6 +85,7 @@ class SimulatedCluster:
         self.heartbeat_interval = heartbeat_interval
         self.wall_start = time.time() if wall_start is None else wall_start
         self.time_limit = time_limit
+        self.on_stop = on_stop  #: called with (attempt id, reason) as each stop request arrives
         self.crash_at: float | None = None  #: raise SimulatedCrash from the first ack at or after this time
         self.now = 0.0
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
@@ -95,7 +96,7 @@ class SimulatedCluster:
         self._control: list[tuple[float, dict[str, Any]]] = []
         self._stops: dict[str, list[str]] = {}
         self.attempts: dict[str, _Attempt] = {}
-        self.dispatched: list[TrialSpec] = []  #: every dispatch call, duplicates included, in order
+        self.dispatched: list[tuple[float, TrialSpec]] = []  #: (time, spec) of every dispatch, in order
         self.stops: list[tuple[float, str, str]] = []  #: (time, attempt id, reason) of every stop request
         self.running: set[str] = set()
         self.max_running = 0  #: the most attempts whose command ran at one moment
@@ -146,7 +147,7 @@ class SimulatedCluster:
 
     # ---- Dispatcher ---------------------------------------------------------------------------------
     def dispatch(self, spec: TrialSpec, queue: str) -> None:
-        self.dispatched.append(spec)
+        self.dispatched.append((self.now, spec))
         if spec.attempt_id in self.attempts:
             return  # a second copy of a task: the claim makes it a no-op
         attempt = self.attempts[spec.attempt_id] = _Attempt(spec=spec, queue=queue)
@@ -240,6 +241,8 @@ class SimulatedCluster:
 
     def stop(self, attempt_id: str, reason: str) -> None:
         self.stops.append((self.now, attempt_id, reason))
+        if self.on_stop is not None:
+            self.on_stop(attempt_id, reason)
         attempt = self.attempts.get(attempt_id)
         if attempt is None or attempt.started is None:
             self._stops.setdefault(attempt_id, []).append(reason)  # read when a worker takes the task
@@ -304,6 +307,7 @@ class Simulation:
         self.seed = config.seed if seed is None else seed
         self.storage = storage if storage is not None else Storage(storage_url)
         self.exp_id = exp_id
+        self.current: Scheduler | None = None  #: the scheduler built last
         exp = self.storage.create_experiment(
             exp_id, name=config.experiment_name, config=config.to_dict(),
             work_dir=str(config.experiment_working_directory / exp_id), optimize_mode=config.optimize_mode,
@@ -319,9 +323,10 @@ class Simulation:
                             source=cfg.source)
 
     def scheduler(self, tuner: BaseTuner | None = None) -> Scheduler:
-        return Scheduler(exp_id=self.exp_id, config=self.config, storage=self.storage, channel=self.cluster,
+        self.current = Scheduler(exp_id=self.exp_id, config=self.config, storage=self.storage, channel=self.cluster,
                          dispatcher=self.cluster, tuner=tuner if tuner is not None else self.tuner(),
                          queues=["cpu"], clock=self.cluster.clock, wall=self.cluster.wall)
+        return self.current
 
     def run(self, tuner: BaseTuner | None = None) -> SimResult:
         """Run a (new or resumed) scheduler to the end of the experiment."""

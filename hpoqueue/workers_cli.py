@@ -1,15 +1,22 @@
-"""`hpoqueue workers start|stop|status`: one background Celery worker per GPU of this box."""
+"""`hpoqueue workers start|stop|status`: one background Celery worker per GPU of this box (queue gpuN,
+concurrency = the per-GPU cap), with pid files and logs in $HPOQUEUE_HOME/workers."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hpoqueue.broker import ping, redact, resolve_broker_url
-from hpoqueue.errors import BrokerError, GpuError
+from hpoqueue.errors import BrokerError, GpuError, HpoQueueError
 from hpoqueue.experiment import home_dir
 from hpoqueue.gpu import discover_gpus, gpu_queue
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
 from hpoqueue.tables import table
+
+
+def state_dir() -> Path:
+    """Where `workers start` keeps pid files and logs, so `stop` and `status` find them later."""
+    return home_dir() / "workers"
 
 
 def parse_gpus(text: str | None) -> list[int]:
@@ -20,37 +27,66 @@ def parse_gpus(text: str | None) -> list[int]:
     try:
         wanted = [int(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
-        raise GpuError(f"--gpus must be comma-separated integers like 0,1, not '{text}'") from exc
+        raise GpuError(f"--gpus must be comma-separated GPU indices like 0,1, not '{text}'") from exc
     missing = [i for i in wanted if i not in found]
     if missing:
-        raise GpuError(f"--gpus names GPU {missing[0]}, but this box has "
-                       f"{'GPUs ' + ', '.join(map(str, found)) if found else 'no GPU'}")
+        have = "GPUs " + ", ".join(map(str, found)) if found else "no GPU"
+        raise GpuError(f"--gpus names GPU {missing[0]}, but this box has {have} (pick from those, or set "
+                       "HPOQUEUE_FAKE_GPUS=N to test without GPUs)")
+    if len(set(wanted)) != len(wanted):
+        raise GpuError(f"--gpus repeats a GPU in '{text}' (one worker per GPU)")
     return wanted
 
 
-def workers_command(args: argparse.Namespace) -> int:
-    state_dir = home_dir() / "workers"
-    if args.action == "status":
-        workers = LocalWorkers(state_dir, "")
-        rows = [[name, workers.pid(name) or "-", "running" if workers.pid(name) else "dead"]
-                for name in workers.names()]
-        print(table(["worker", "pid", "state"], rows) if rows else "no workers started by hpoqueue here")
-        return 0
-    if args.action == "stop":
-        LocalWorkers(state_dir, "").stop()
-        print("workers stopped")
-        return 0
+def worker_specs(gpus: list[int], cap: int, cpu: int) -> list[WorkerSpec]:
+    """One worker per GPU queue running up to `cap` trials, plus a `cpu` worker when `cpu` > 0."""
+    if cap < 1:
+        raise HpoQueueError(f"--cap is {cap}; it must be at least 1 (trials sharing one GPU)")
+    if cpu < 0:
+        raise HpoQueueError(f"--cpu is {cpu}; it must be 0 (no cpu worker) or more")
+    specs = [WorkerSpec(gpu_queue(i), (gpu_queue(i),), cap) for i in gpus]
+    if cpu:
+        specs.append(WorkerSpec("cpu", ("cpu",), cpu))
+    if not specs:
+        raise GpuError("no GPU found on this box (use --cpu N to run CPU trials, or HPOQUEUE_FAKE_GPUS=N to test)")
+    return specs
+
+
+def start(args: argparse.Namespace) -> int:
+    specs = worker_specs(parse_gpus(args.gpus), args.cap, args.cpu)
     url = resolve_broker_url(args.broker)
     if url is None:
         raise BrokerError("no broker: pass --broker redis://host:6379/0 or set HPOQUEUE_BROKER_URL")
     if not ping(url, timeout=3.0):
-        raise BrokerError(f"cannot reach the broker at {redact(url)}")
-    specs = [WorkerSpec(gpu_queue(i), (gpu_queue(i),), args.cap) for i in parse_gpus(args.gpus)]
-    if args.cpu:
-        specs.append(WorkerSpec("cpu", ("cpu",), args.cpu))
-    if not specs:
-        raise GpuError("no GPU found on this box; use --cpu N to run CPU trials")
-    pids = LocalWorkers(state_dir, url).start(specs)
-    print(table(["worker", "queue", "cap", "pid"],
-                [[s.name, ",".join(s.queues), s.concurrency, p] for s, p in zip(specs, pids, strict=True)]))
+        raise BrokerError(f"cannot reach the broker at {redact(url)} (start Redis there or fix --broker)")
+    workers = LocalWorkers(state_dir(), url)
+    pids = workers.start(specs)
+    print(table(["worker", "queue", "trials at once", "pid", "log"],
+                [[s.name, ",".join(s.queues), s.concurrency, p, str(workers.state_dir / f"{s.name}.log")]
+                 for s, p in zip(specs, pids, strict=True)]))
     return 0
+
+
+def status() -> int:
+    workers = LocalWorkers(state_dir(), "")
+    rows = []
+    for name in workers.names():
+        pid = workers.pid(name)
+        rows.append([name, pid or "-", "running" if pid else "dead", str(workers.state_dir / f"{name}.log")])
+    print(table(["worker", "pid", "state", "log"], rows) if rows else "no workers started by hpoqueue here")
+    return 0
+
+
+def stop() -> int:
+    workers = LocalWorkers(state_dir(), "")
+    names = [n for n in workers.names() if workers.pid(n)]
+    workers.stop()
+    print(f"stopped {', '.join(names)}" if names else "no workers were running")
+    return 0
+
+
+def workers_command(args: argparse.Namespace) -> int:
+    """Dispatch `hpoqueue workers ACTION`."""
+    if args.action == "start":
+        return start(args)
+    return status() if args.action == "status" else stop()

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from hpoqueue.errors import StorageError
+from hpoqueue.storage import ExperimentRecord, Storage
 from tests.e2e.conftest import Project
 
 #: One `<trial>.<pid>.start` file per execution (with the pids it started) and `.end` when it finishes.
@@ -69,6 +71,7 @@ class ChaosProject(Project):
         super().__init__(root)
         (root / "chaos_trial.py").write_text(CHAOS_TRIAL)
         self.procs: list[subprocess.Popen[bytes]] = []
+        self._storage: Storage | None = None
 
     def chaos_config(self, name: str = "config.yml", **fields: Any) -> Path:
         fields.setdefault("trialCommand", "python chaos_trial.py")
@@ -109,12 +112,28 @@ class ChaosProject(Project):
     def exp_dir(self, exp_id: str) -> Path:
         return Path(self.storage().get_experiment(exp_id).work_dir)
 
+    def storage(self) -> Storage:
+        """One Storage per test (opened once the CLI has created the database)."""
+        if self._storage is None:
+            self._storage = super().storage()
+        return self._storage
+
     def wait_experiment(self, timeout: float) -> str:
-        return wait_for(lambda: self.storage().list_experiments() if (self.home / "hpoqueue.db").exists()
-                        else None, timeout, "the experiment to be recorded")[0].id
+        """The id of the experiment a background `submit` records."""
+        def recorded() -> list[ExperimentRecord] | None:
+            if not (self.home / "hpoqueue.db").exists():
+                return None
+            try:
+                return self.storage().list_experiments()
+            except StorageError:  # the CLI is still creating the tables
+                return None
+
+        return wait_for(recorded, timeout, "the experiment to be recorded")[0].id
 
     def cleanup(self) -> None:
         """Kill whatever this test started and left behind: CLI runs, workers, embedded Redis, trials."""
+        if self._storage is not None:
+            self._storage.close()
         pids = [p.pid for p in self.procs if p.poll() is None]
         for pid_file in [*self.home.rglob("workers/*.pid"), *self.home.rglob("broker/redis.pid")]:
             try:

@@ -1,0 +1,66 @@
+"""No attempt runs twice: duplicate messages for one attempt, and a trial longer than the broker's
+visibility timeout."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from hpoqueue.app import make_app
+from hpoqueue.protocol import Channel, TrialSpec
+from hpoqueue.states import TrialState
+from tests.chaos.conftest import ChaosProject, alive, wait_for
+
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(120)]
+
+SHORT_VISIBILITY = {"HPOQUEUE_VISIBILITY_TIMEOUT": "3"}
+
+
+def _finished_tasks(chaos: ChaosProject) -> list[str]:
+    """What each worker's run_trial task returned, from the Celery logs of both workers."""
+    lines = []
+    for log in chaos.root.glob("worker-*.log"):
+        lines += [line for line in log.read_text().splitlines() if "hpoqueue.run_trial[" in line
+                  and " succeeded in " in line]
+    return lines
+
+
+def test_the_same_attempt_delivered_three_times_runs_once(chaos: ChaosProject, redis_url: str) -> None:
+    chaos.worker(redis_url, "one")
+    chaos.worker(redis_url, "two")
+    spec = TrialSpec(exp_id="dupe", trial_id="dupe-1", seq=1, attempt=1, params={"sleep": 1.5},
+                     command="python chaos_trial.py", code_dir=str(chaos.root), work_dir=str(chaos.root / "dupe"))
+    app = make_app(redis_url)
+    send = lambda: app.send_task("hpoqueue.run_trial", args=[spec.to_dict()], task_id=spec.attempt_id,  # noqa: E731
+                                 queue="cpu")
+    send()
+    send()  # two idle workers: both copies are taken at once, the claim lets one run
+    wait_for(lambda: len(_finished_tasks(chaos)) == 2, 60, "both deliveries to be handled")
+    send()  # a redelivery after the attempt finished
+    wait_for(lambda: len(_finished_tasks(chaos)) == 3, 30, "the late delivery to be handled")
+    assert sum("duplicate delivery ignored" in line for line in _finished_tasks(chaos)) == 2
+    [run] = chaos.executions()["dupe-1"]
+    assert run["ended"] and not alive(run["pid"])
+    client = redis.Redis.from_url(redis_url)
+    events = [json.loads(f[b"e"]) for _id, f in client.xrange(Channel(client, "dupe").events_key)]
+    assert [e["type"] for e in events].count("finished") == 1
+    assert [e["type"] for e in events].count("started") == 1
+
+
+def test_a_trial_longer_than_the_visibility_timeout_runs_once(chaos: ChaosProject, redis_url: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPOQUEUE_VISIBILITY_TIMEOUT", "3")
+    assert make_app(redis_url).conf.broker_transport_options["visibility_timeout"] == 3
+    chaos.worker(redis_url, "one", env=SHORT_VISIBILITY)
+    chaos.worker(redis_url, "two", env=SHORT_VISIBILITY)
+    config = chaos.chaos_config(maxTrialNumber=1, trialConcurrency=1,
+                                searchSpace={"sleep": {"_type": "choice", "_value": [8]}})
+    submit = chaos.background("submit", str(config), "--broker", redis_url, "--quiet", env=SHORT_VISIBILITY)
+    assert submit.wait(90) == 0
+    exp_id = chaos.only_experiment()
+    [trial] = chaos.storage().trials(exp_id)
+    assert trial.state is TrialState.SUCCEEDED and trial.attempt == 1
+    assert len(chaos.executions()[trial.id]) == 1
+    assert len(_finished_tasks(chaos)) == 1  # no second delivery reached a worker either

@@ -1,0 +1,92 @@
+"""The scheduler SIGKILLed and resumed, and the embedded Redis stopped and started again mid-experiment:
+every trial ends SUCCEEDED, each ran once, and nothing is left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from hpoqueue.broker import EmbeddedRedis
+from hpoqueue.states import ExperimentState, TrialState
+from tests.chaos.conftest import ChaosProject, alive, wait_for
+
+pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(180)]
+
+TRIALS = 5
+
+
+def _pid(path: Path) -> int:
+    return int(path.read_text().strip())
+
+
+def _assert_all_ran_once_and_succeeded(chaos: ChaosProject, exp_id: str) -> None:
+    storage = chaos.storage()
+    assert storage.get_experiment(exp_id).state is ExperimentState.DONE
+    trials = storage.trials(exp_id)
+    assert [t.seq for t in trials] == list(range(1, TRIALS + 1))  # sequence numbers grow, none reused
+    assert all(t.state is TrialState.SUCCEEDED and t.attempt == 1 for t in trials), trials
+    runs = chaos.executions()
+    assert {t.id: len(runs.get(t.id, [])) for t in trials} == {t.id: 1 for t in trials}
+    for trial in trials:
+        assert trial.final_value == pytest.approx(runs[trial.id][0]["params"]["x"])
+
+
+def _assert_nothing_left(chaos: ChaosProject, exp_dir: Path, pids: list[int]) -> None:
+    pids = pids + [r["pid"] for runs in chaos.executions().values() for r in runs]
+    wait_for(lambda: not any(alive(p) for p in pids), 20, f"processes {pids} to exit")
+    assert not list((exp_dir / "workers").glob("*.pid"))
+
+
+def test_resume_after_the_scheduler_is_killed_records_what_finished_meanwhile(chaos: ChaosProject) -> None:
+    config = chaos.chaos_config(maxTrialNumber=TRIALS, trialConcurrency=2,
+                                searchSpace={"x": {"_type": "uniform", "_value": [0, 1]},
+                                             "sleep": {"_type": "choice", "_value": [3]}})
+    submit = chaos.background("submit", str(config), "--quiet")
+    exp_id = chaos.wait_experiment(30)
+    wait_for(lambda: len(chaos.executions()) >= 2, 60, "two trials to start")
+    submit.send_signal(signal.SIGKILL)
+    submit.wait(10)
+    exp_dir = chaos.exp_dir(exp_id)
+    redis_pid, worker_pid = _pid(exp_dir / "broker" / "redis.pid"), _pid(exp_dir / "workers" / "cpu.pid")
+    orphaned = [t.id for t in chaos.storage().trials(exp_id) if not t.state.is_finished()]
+    assert orphaned
+    # the trials go on without the scheduler; their results wait in Redis
+    wait_for(lambda: all(r["ended"] for rs in chaos.executions().values() for r in rs), 30,
+             "the running trials to finish while no scheduler runs")
+    assert all(not t.state.is_finished() for t in chaos.storage().trials(exp_id) if t.id in orphaned)
+
+    resume = chaos.background("resume", exp_id, "--quiet")
+    wait_for(lambda: chaos.storage().get_trial(orphaned[0]).state.is_finished(), 60, "resume to record them")
+    assert _pid(exp_dir / "broker" / "redis.pid") == redis_pid  # the same Redis and worker were reused
+    assert _pid(exp_dir / "workers" / "cpu.pid") == worker_pid
+    assert resume.wait(120) == 0
+    _assert_all_ran_once_and_succeeded(chaos, exp_id)
+    _assert_nothing_left(chaos, exp_dir, [redis_pid, worker_pid])
+
+
+def test_the_experiment_completes_across_a_broker_restart(chaos: ChaosProject) -> None:
+    config = chaos.chaos_config(maxTrialNumber=TRIALS, trialConcurrency=2,
+                                searchSpace={"x": {"_type": "uniform", "_value": [0, 1]},
+                                             "sleep": {"_type": "choice", "_value": [4]}})
+    submit = chaos.background("submit", str(config), "--quiet")
+    exp_id = chaos.wait_experiment(30)
+    wait_for(lambda: len(chaos.executions()) >= 2, 60, "two trials to start")
+    exp_dir = chaos.exp_dir(exp_id)
+    redis_pid = _pid(exp_dir / "broker" / "redis.pid")
+    port = int((exp_dir / "broker" / "embedded").read_text())
+    os.kill(redis_pid, signal.SIGTERM)  # a clean stop: Redis flushes its append-only file
+    wait_for(lambda: not alive(redis_pid), 20, "Redis to stop")
+    time.sleep(6)
+    server = EmbeddedRedis(exp_dir / "broker", port=port)  # the same command line, port and data
+    server.start()
+    assert server.process is not None
+    restarted = server.process
+    chaos.procs.append(restarted)
+    assert submit.wait(150) == 0, (chaos.root / "cli-0.log").read_text()[-3000:]
+    _assert_all_ran_once_and_succeeded(chaos, exp_id)
+    assert restarted.wait(20) == 0  # the scheduler stopped the restarted Redis at the end too
+    _assert_nothing_left(chaos, exp_dir, [redis_pid])

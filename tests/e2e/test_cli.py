@@ -1,0 +1,112 @@
+"""The CLI around a running experiment: detach, live update, stop, Ctrl-C, and the machine's own Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hpoqueue.broker import ping
+from hpoqueue.states import ExperimentState, TrialState
+from tests.e2e.conftest import Project
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SLOW_SPACE = {"x": {"_type": "uniform", "_value": [0, 1]}, "sleep": {"_type": "choice", "_value": [1.0]},
+              "steps": {"_type": "choice", "_value": [30]}}
+
+
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+def running_trials(project: Project, exp_id: str) -> list:  # type: ignore[type-arg]
+    return project.storage().trials(exp_id, states=[TrialState.RUNNING])
+
+
+def test_detached_experiment_can_be_updated_and_stopped(project: Project) -> None:
+    config = project.config(maxTrialNumber=50, trialConcurrency=1, searchSpace=SLOW_SPACE)
+    run = project.cli("submit", str(config), "--detach", check=True)
+    exp_id = run.stdout.strip()
+    wait_for(lambda: running_trials(project, exp_id))
+    project.cli("update", exp_id, "--concurrency", "2", "--max-trials", "3", check=True)
+    wait_for(lambda: len(running_trials(project, exp_id)) == 2)
+    exp = project.storage().get_experiment(exp_id)
+    assert exp.concurrency == 2 and exp.max_trial_number == 3
+    project.cli("stop", exp_id, check=True)
+    wait_for(lambda: project.storage().get_experiment(exp_id).state is ExperimentState.STOPPED, timeout=60)
+    trials = project.storage().trials(exp_id)
+    assert len(trials) <= 3
+    assert {t.state for t in trials} <= {TrialState.USER_CANCELED, TrialState.SUCCEEDED}
+    assert any(t.state is TrialState.USER_CANCELED for t in trials)
+    work_dir = Path(project.storage().get_experiment(exp_id).work_dir)
+    wait_for(lambda: not _workers_alive(work_dir), timeout=30)  # local workers and Redis shut down
+
+
+def test_ctrl_c_stops_cleanly_and_resume_finishes(project: Project) -> None:
+    config = project.config(maxTrialNumber=4, trialConcurrency=2, searchSpace=SLOW_SPACE)
+    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"],
+                            cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        exp_id = wait_for(lambda: _first_experiment(project))
+        wait_for(lambda: len(running_trials(project, exp_id)) == 2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 1  # stopped, not done
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    storage = project.storage()
+    assert storage.get_experiment(exp_id).state is ExperimentState.STOPPED
+    trials = storage.trials(exp_id)
+    assert [t.state for t in trials] == [TrialState.USER_CANCELED] * 2
+    for trial in trials:
+        assert trial.pid is not None and not _alive(trial.pid)
+    assert not _workers_alive(Path(storage.get_experiment(exp_id).work_dir))
+
+
+def test_machine_redis_runs_an_experiment(project: Project, machine_redis_url: str) -> None:
+    config = project.config(maxTrialNumber=3)
+    project.cli("submit", str(config), "--broker", machine_redis_url, "--local-workers", "--quiet", check=True)
+    trials = project.storage().trials(project.only_experiment())
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 3
+    assert ping(machine_redis_url)  # an external broker is left running
+
+
+def _first_experiment(project: Project) -> str | None:
+    if not (project.home / "hpoqueue.db").exists():
+        return None
+    exps = project.storage().list_experiments()
+    return exps[0].id if exps else None
+
+
+def _workers_alive(work_dir: Path) -> bool:
+    for pid_file in [*work_dir.glob("workers/*.pid"), work_dir / "broker" / "redis.pid"]:
+        try:
+            if _alive(int(pid_file.read_text())):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False

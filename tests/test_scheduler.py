@@ -1,0 +1,314 @@
+"""The real Scheduler on simulated workers and clock (hpoqueue.simulation): budgets, slots, retries, lost
+trials, kills, stop, live updates, assessors, resume and stray events, in simulated time."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpoqueue.assessors import ASSESSORS
+from hpoqueue.config import ExperimentConfig, config_from_dict
+from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.simulation import SimResult, SimTrial, Simulation, SimulatedCrash
+from hpoqueue.states import ExperimentState, TrialState
+from hpoqueue.storage import Storage
+from hpoqueue.tuners import TUNERS, BaseTuner
+
+
+def config(**fields: Any) -> ExperimentConfig:
+    raw: dict[str, Any] = {"trialCommand": "simulated", "trialConcurrency": 2, "maxTrialNumber": 6,
+                           "tuner": {"name": "Random", "classArgs": {"seed": 1}},
+                           "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}}}
+    raw.update(fields)
+    return config_from_dict(raw, source="test")
+
+
+def batch(*configs: dict[str, Any]) -> dict[str, Any]:
+    """A BatchTuner search space running `configs` in order."""
+    return {"combine_params": {"_type": "choice", "_value": list(configs)}}
+
+
+class Recording(BaseTuner):
+    """Wraps a real tuner and records what the scheduler asks and tells it."""
+
+    def __init__(self, inner: BaseTuner, sim: Simulation) -> None:
+        super().__init__(inner.space, optimize_mode=inner.optimize_mode, seed=inner.seed)
+        self.inner, self.sim = inner, sim
+        self.asks: list[tuple[int, int]] = []  #: (n asked for, trials in flight then)
+        self.suggested: list[dict[str, Any]] = []
+        self.observed: list[TrialResult] = []
+        self.rebuilt: list[TrialResult] | None = None
+
+    def suggest(self, n: int) -> list[Suggestion]:
+        assert self.sim.current is not None
+        self.asks.append((n, len(self.sim.current.flights)))
+        out = self.inner.suggest(n)
+        self.suggested += [s.params for s in out]
+        return out
+
+    def observe(self, result: TrialResult) -> None:
+        self.observed.append(result)
+        self.inner.observe(result)
+
+    def rebuild(self, trials: Sequence[TrialResult]) -> None:
+        self.rebuilt = list(trials)
+        self.inner.rebuild(trials)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.inner.exhausted
+
+
+def run(cfg: ExperimentConfig, trial_fn: Callable[[dict[str, Any]], SimTrial], **options: Any
+        ) -> tuple[SimResult, Recording]:
+    sim = Simulation(cfg, trial_fn, **options)
+    tuner = Recording(sim.tuner(), sim)
+    return sim.run(tuner), tuner
+
+
+def curve(params: dict[str, Any], steps: int = 3, step_time: float = 1.0) -> SimTrial:
+    x = float(params.get("x", 0.5))
+    return SimTrial(values=[x + 1.0 / (k + 1) for k in range(steps)], step_time=step_time)
+
+
+def hang_first(trial: SimTrial, times: int = 1) -> Callable[[dict[str, Any]], SimTrial]:
+    """Each configuration's first `times` attempts hang after one step (the worker dies); then `trial`."""
+    calls: Counter[str] = Counter()
+
+    def fn(params: dict[str, Any]) -> SimTrial:
+        key = json.dumps(params, sort_keys=True)
+        calls[key] += 1
+        return SimTrial(values=[9.0], outcome="hang") if calls[key] <= times else trial
+    return fn
+
+
+# ---- slots, binding, budgets ---------------------------------------------------------------------------
+def test_concurrency_is_never_exceeded_and_tuner_is_asked_only_for_free_slots() -> None:
+    cfg = config(trialConcurrency=3, maxTrialNumber=12)
+    result, tuner = run(cfg, lambda p: curve(p, steps=2 + int(p["x"] * 6)))
+    assert result.cluster.max_running == 3
+    assert all(n >= 1 and in_flight + n <= 3 for n, in_flight in tuner.asks)
+    assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 12
+
+
+def test_each_trial_runs_exactly_the_params_the_tuner_suggested() -> None:
+    result, tuner = run(config(maxTrialNumber=5), curve)
+    specs = [spec for _, spec in result.cluster.dispatched]
+    assert [s.params for s in specs] == tuner.suggested
+    assert {t.id: t.params for t in result.trials} == {s.trial_id: s.params for s in specs}
+    assert sorted(r.seq for r in tuner.observed) == [1, 2, 3, 4, 5]
+
+
+def test_max_trial_number_counts_failed_trials() -> None:
+    result, tuner = run(config(maxTrialNumber=6),
+                        lambda p: SimTrial(values=[1.0], outcome=1 if p["x"] < 0.5 else 0))
+    assert len(result.trials) == 6 and result.state is ExperimentState.DONE
+    failed = result.by_state(TrialState.FAILED)
+    assert failed and all(t.attempt == 1 and t.final_value is None for t in failed)
+    assert len(result.cluster.dispatched) == 6  # failures are not retried
+    assert sorted(r.state for r in tuner.observed) == sorted(t.state for t in result.trials)
+
+
+def test_max_experiment_duration_stops_creating_trials_but_lets_running_ones_finish() -> None:
+    cfg = config(maxTrialNumber=None, maxExperimentDuration="10s")
+    result, _ = run(cfg, lambda p: curve(p, steps=3, step_time=1.5))
+    times = [t for t, _ in result.cluster.dispatched]
+    assert max(times) < 10 < result.sim_time
+    assert result.state is ExperimentState.DONE
+    assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * len(result.trials)
+
+
+# ---- lost workers and retries --------------------------------------------------------------------------
+def test_lost_trial_is_retried_with_the_same_params_as_attempt_two() -> None:
+    cfg = config(maxTrialNumber=2, trialConcurrency=1, heartbeatTimeout="10s", maxTrialRetries=1)
+    result, tuner = run(cfg, hang_first(SimTrial(values=[0.5, 0.25])))
+    assert [(t.state, t.attempt, t.final_value) for t in result.trials] == [(TrialState.SUCCEEDED, 2, 0.25)] * 2
+    for trial in result.trials:
+        attempts = [s for _, s in result.cluster.dispatched if s.trial_id == trial.id]
+        assert [s.attempt for s in attempts] == [1, 2] and attempts[0].params == attempts[1].params
+        assert [e.kind for e in result.storage.events(trial.id)].count("lost") == 1
+    assert [r.state for r in tuner.observed] == [TrialState.SUCCEEDED] * 2  # observed once, at the end
+
+
+def test_trial_lost_more_than_max_trial_retries_times_is_lost() -> None:
+    cfg = config(maxTrialNumber=1, heartbeatTimeout="5s", maxTrialRetries=2)
+    result, tuner = run(cfg, hang_first(SimTrial(values=[1.0]), times=99))
+    (trial,) = result.trials
+    assert trial.state is TrialState.LOST and trial.attempt == 3
+    assert [s.attempt for _, s in result.cluster.dispatched] == [1, 2, 3]
+    assert len({json.dumps(s.params) for _, s in result.cluster.dispatched}) == 1
+    assert [(r.state, r.value) for r in tuner.observed] == [(TrialState.LOST, None)]
+
+
+def test_heartbeat_timeout_is_respected() -> None:
+    # beats every 2 s; the worker dies right after its beat at t=4; timeout 30 s
+    cfg = config(maxTrialNumber=1, heartbeatTimeout="30s", maxTrialRetries=0)
+    result, _ = run(cfg, lambda p: SimTrial(values=[1.0, 2.0], step_time=2.0, outcome="hang"))
+    (lost_at,) = [t for t, _, reason in result.cluster.stops if reason == "lost"]
+    assert 30 < lost_at - 4.0 <= 33
+    assert result.trials[0].state is TrialState.LOST
+
+
+def test_long_trial_that_keeps_heartbeating_is_not_lost() -> None:
+    cfg = config(maxTrialNumber=1, heartbeatTimeout="5s")
+    result, _ = run(cfg, lambda p: SimTrial(values=[1.0] * 40))
+    assert [(t.state, t.attempt) for t in result.trials] == [(TrialState.SUCCEEDED, 1)]
+
+
+# ---- assessors ---------------------------------------------------------------------------------------------
+GOOD = [{"x": 0.3}, {"x": 0.2}, {"x": 0.1}]  # each better than the last: even ASHA keeps them
+BAD = [{"x": 5.0}, {"x": 6.0}]
+
+
+def sloped(params: dict[str, Any]) -> SimTrial:
+    """Good configs fall towards x; bad ones stay high: 10 steps each."""
+    x = params["x"]
+    return SimTrial(values=[x + (1.0 if x < 1 else 0.0) / (k + 1) - 0.01 * k for k in range(10)])
+
+
+@pytest.mark.parametrize("name", ASSESSORS.names())
+def test_assessor_stops_bad_trials_early(name: str) -> None:
+    args = {"Medianstop": {"start_step": 2}, "Curvefitting": {"epoch_num": 10, "start_step": 4}}
+    cfg = config(trialConcurrency=1, maxTrialNumber=None, tuner={"name": "BatchTuner"},
+                 searchSpace=batch(*GOOD, *BAD), assessor={"name": name, "classArgs": args.get(name, {})})
+    result, tuner = run(cfg, sloped)
+    states = [t.state for t in result.trials]
+    assert states[:3] == [TrialState.SUCCEEDED] * 3
+    assert TrialState.EARLY_STOPPED in states[3:]
+    assert result.trial_epochs < 50
+    observed = {r.seq: r for r in tuner.observed}
+    for trial in result.by_state(TrialState.EARLY_STOPPED):
+        values = [m.value for m in result.storage.metrics(trial.id, kind="intermediate")]
+        assert len(values) < 10 and trial.final_value == values[-1]
+        assert observed[trial.seq].value == values[-1]
+
+
+def test_early_stop_is_recorded_before_the_stop_is_sent() -> None:
+    storage = Storage("sqlite://")
+    seen: list[tuple[str, TrialState]] = []
+    cfg = config(trialConcurrency=1, maxTrialNumber=None, tuner={"name": "BatchTuner"},
+                 searchSpace=batch(*GOOD, *BAD), assessor={"name": "Medianstop", "classArgs": {"start_step": 2}})
+
+    def on_stop(attempt: str, reason: str) -> None:
+        seen.append((reason, storage.get_trial(attempt.rsplit("-a", 1)[0]).state))
+    result, tuner = run(cfg, sloped, storage=storage, on_stop=on_stop)
+    assert seen and all(s == ("early_stopped", TrialState.EARLY_STOPPED) for s in seen)
+    stopped = result.by_state(TrialState.EARLY_STOPPED)
+    assert [t.seq for t in stopped] == [4, 5]
+    assert all("early_stopped" in (t.exit_reason or "") for t in stopped)
+    kinds = [e.kind for e in storage.events(stopped[0].id)]
+    assert kinds.index("assessor_stop") < kinds.index("finished")
+
+
+# ---- control commands --------------------------------------------------------------------------------------
+def test_kill_cancels_one_running_trial() -> None:
+    cfg = config(maxTrialNumber=4)
+    sim = Simulation(cfg, lambda p: curve(p, steps=5))
+    sim.cluster.control_at(2.5, "kill", trial="sim-1")
+    result = sim.run()
+    states = {t.seq: t.state for t in result.trials}
+    assert states == {1: TrialState.USER_CANCELED, 2: TrialState.SUCCEEDED, 3: TrialState.SUCCEEDED,
+                      4: TrialState.SUCCEEDED}
+    assert [(a, r) for _, a, r in result.cluster.stops] == [("sim-1-a1", "user_canceled")]
+    assert result.state is ExperimentState.DONE
+
+
+def test_stop_cancels_everything_in_flight_and_creates_nothing_more() -> None:
+    cfg = config(maxTrialNumber=10, trialConcurrency=3)
+    sim = Simulation(cfg, lambda p: curve(p, steps=4))
+    sim.cluster.control_at(6.5, "stop")
+    result = sim.run()
+    assert result.state is ExperimentState.STOPPED
+    assert sim.storage.get_experiment("sim").state is ExperimentState.STOPPED
+    assert max(t for t, _ in result.cluster.dispatched) < 6.5
+    assert Counter(t.state for t in result.trials) == {TrialState.SUCCEEDED: 3, TrialState.USER_CANCELED: 3}
+
+
+def test_update_changes_concurrency_while_running() -> None:
+    cfg = config(maxTrialNumber=8, trialConcurrency=1)
+    sim = Simulation(cfg, lambda p: curve(p, steps=3))
+    sim.cluster.control_at(5.0, "update", concurrency=3)
+    result = sim.run()
+    early = sorted(t for t, _ in result.cluster.dispatched if t < 5.0)
+    assert early == [0.0, 3.0]  # one at a time before the update
+    assert result.cluster.max_running == 3
+    assert sim.storage.get_experiment("sim").concurrency == 3
+
+
+# ---- resume, stray events, best value ----------------------------------------------------------------------
+def test_resume_after_a_crash_continues_seqs_and_rebuilds_the_tuner() -> None:
+    cfg = config(maxTrialNumber=None, trialConcurrency=3,
+                 searchSpace={"a": {"_type": "choice", "_value": list(range(12))}})
+    sim = Simulation(cfg, lambda p: SimTrial(values=[float(p["a"])] * 3))
+    sim.cluster.crash_at = 4.0
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    before = sim.storage.trials("sim")
+    assert any(not t.state.is_finished() for t in before)
+    sim.cluster.crash_at = None
+    tuner = Recording(sim.tuner(), sim)
+    result = sim.run(tuner)
+    assert tuner.rebuilt is not None and [r.seq for r in tuner.rebuilt] == [t.seq for t in before]
+    assert [t.seq for t in result.trials] == list(range(1, 13))
+    assert sorted(t.params["a"] for t in result.trials) == list(range(12))  # no config twice
+    assert all(t.state is TrialState.SUCCEEDED and t.attempt == 1 for t in result.trials)
+    assert result.state is ExperimentState.DONE
+
+
+def test_duplicate_and_late_events_change_nothing() -> None:
+    cfg = config(maxTrialNumber=1, trialConcurrency=1, heartbeatTimeout="3s")
+    trial_fn = hang_first(SimTrial(values=[float(k) for k in range(1, 9)]))
+
+    def outcome(sim: Simulation) -> tuple[Any, ...]:
+        result = sim.run()
+        (trial,) = result.trials
+        metrics = [(m.attempt, m.kind, m.step, m.value) for m in result.storage.metrics(trial.id)]
+        return trial.state, trial.attempt, trial.final_value, metrics
+
+    baseline = outcome(Simulation(cfg, hang_first(SimTrial(values=[float(k) for k in range(1, 9)]))))
+    noisy = Simulation(cfg, trial_fn)
+    for when in (8.0, 9.0):
+        noisy.cluster.emit_at(when, "metric", "sim-1", 1, kind="intermediate", step=1, value=999.0, data=None)
+        noisy.cluster.emit_at(when, "metric", "sim-1", 2, kind="intermediate", step=0, value=999.0, data=None)
+        noisy.cluster.emit_at(when, "finished", "sim-1", 1, reason="exited", exit_code=1)
+        noisy.cluster.emit_at(when, "started", "sim-1", 2, host="elsewhere", pid=1)
+    assert outcome(noisy) == baseline
+    assert baseline[:3] == (TrialState.SUCCEEDED, 2, 8.0)
+
+
+@pytest.mark.parametrize(("mode", "best"), [("minimize", (1.0, "sim-2")), ("maximize", (3.0, "sim-1"))])
+def test_best_value_follows_optimize_mode(mode: str, best: tuple[float, str]) -> None:
+    finals = [{"v": 3.0}, {"v": 1.0}, {"v": 2.0}, {"v": -5.0, "fail": True}, {"v": 9.0, "fail": True}]
+    cfg = config(maxTrialNumber=None, tuner={"name": "BatchTuner", "classArgs": {"optimize_mode": mode}},
+                 searchSpace=batch(*finals))
+    result, _ = run(cfg, lambda p: SimTrial(values=[p["v"]], outcome=1 if p.get("fail") else 0))
+    assert result.scheduler.best == best
+    assert result.scheduler.progress(result.state).best_value == best[0]
+
+
+# ---- every tuner ---------------------------------------------------------------------------------------------
+TUNER_ARGS: dict[str, Callable[[Path], dict[str, Any]]] = {
+    "TPE": lambda tmp: {"n_startup_jobs": 3},
+    "GP": lambda tmp: {"cold_start_num": 3, "selection_num_warm_up": 100},
+    "Evolution": lambda tmp: {"population_size": 4},
+    "PBT": lambda tmp: {"all_checkpoint_dir": str(tmp / "ckpt"), "population_size": 4},
+}
+
+
+@pytest.mark.parametrize("name", TUNERS.names())
+def test_every_tuner_runs_an_experiment_to_its_end(name: str, tmp_path: Path) -> None:
+    space = batch(*[{"x": k / 10} for k in range(8)]) if name == "BatchTuner" else \
+        {"x": {"_type": "uniform", "_value": [0, 1]}, "n": {"_type": "choice", "_value": [1, 2, 3]}}
+    cfg = config(maxTrialNumber=8, trialConcurrency=2, searchSpace=space,
+                 tuner={"name": name, "classArgs": {"seed": 3, **TUNER_ARGS.get(name, lambda t: {})(tmp_path)}})
+    result, tuner = run(cfg, lambda p: curve(p, steps=int(p.get("TRIAL_BUDGET", 3)) % 5 + 1))
+    assert result.state is ExperimentState.DONE
+    assert len(result.trials) == 8 and all(t.state is TrialState.SUCCEEDED for t in result.trials)
+    assert sorted(r.seq for r in tuner.observed) == list(range(1, 9))  # each observed exactly once
+    assert [s.params for _, s in result.cluster.dispatched] == tuner.suggested
+    assert result.cluster.max_running <= 2
