@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,20 @@ def _unpack(row: list[Any]) -> TrialResult:
                        intermediate=tuple(values))
 
 
-def run_assessment(payload: dict[str, Any], *, broker_url: str) -> str:
-    """Decide for one trial; a STOP goes back to the scheduler, which records it and stops the trial."""
-    from hpoqueue.worker import redis_client
-
+def assess_and_report(payload: dict[str, Any], emit: Callable[..., None]) -> Decision:
+    """Decide for one trial; a STOP goes back through `emit` as an event for the scheduler, which records
+    it and stops the trial."""
     assessor = _assessor(json.dumps(payload["assessor"], sort_keys=True), payload["optimize_mode"])
     trial = _unpack(payload["trial"])
     decision = assessor.assess(trial, [_unpack(h) for h in payload["history"]])
     if decision is Decision.STOP:
-        channel = Channel(redis_client(broker_url), payload["exp_id"])
-        channel.emit("assess", f"{payload['exp_id']}-{trial.seq}", payload["attempt"],
-                     decision=decision.value, step=len(trial.intermediate))
-    return decision.value
+        emit("assess", f"{payload['exp_id']}-{trial.seq}", payload["attempt"],
+             decision=decision.value, step=len(trial.intermediate))
+    return decision
+
+
+def run_assessment(payload: dict[str, Any], *, broker_url: str) -> str:
+    """The `hpoqueue.assess` task's work: decide, reporting through the experiment's event stream."""
+    from hpoqueue.worker import redis_client
+
+    return assess_and_report(payload, Channel(redis_client(broker_url), payload["exp_id"]).emit).value

@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -301,7 +302,7 @@ def cmd_flower(args: argparse.Namespace) -> int:
                f"--address={args.address}", f"--port={args.port}"]
     if args.basic_auth:
         command.append(f"--basic-auth={args.basic_auth}")
-    return subprocess.call(command)
+    os.execv(sys.executable, command)  # become Flower: stopping this process stops Flower, no orphan
 
 
 # ---- parser ------------------------------------------------------------------------------------------

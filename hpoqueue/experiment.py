@@ -17,7 +17,7 @@ from typing import Any
 
 from hpoqueue.broker import EmbeddedRedis, free_port, ping, redact, resolve_broker_url
 from hpoqueue.config import ExperimentConfig, config_from_dict
-from hpoqueue.errors import BrokerError, ConfigError
+from hpoqueue.errors import BrokerError, ConfigError, GpuError
 from hpoqueue.gpu import GpuInfo, check_request, discover_gpus, gpu_queue, trial_pids, usable_gpus
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
 from hpoqueue.protocol import Channel, TrialSpec
@@ -90,9 +90,16 @@ def _idle_indices(config: ExperimentConfig, gpus: list[GpuInfo], indices: tuple[
 
 
 def check_gpus(config: ExperimentConfig, local: bool) -> None:
-    """A request that no box can satisfy fails at submit, not by waiting forever (local boxes only)."""
-    if local and config.trial_gpu_number:
-        check_request(config.trial_gpu_number, discover_gpus(), config.training_service.gpu_indices)
+    """A request that no box can satisfy fails at submit, not by waiting forever: against this box's GPUs
+    on a local run, else against gpuIndices (the workers' boxes are unknown here)."""
+    wanted, indices = config.trial_gpu_number, config.training_service.gpu_indices
+    if not wanted:
+        return
+    if local:
+        check_request(wanted, discover_gpus(), indices)
+    elif indices is not None and wanted > len(set(indices)):
+        raise GpuError(f"trialGpuNumber is {wanted} but gpuIndices allows {len(set(indices))} "
+                       f"({', '.join(map(str, indices))}) (lower trialGpuNumber, or list more GPUs in gpuIndices)")
 
 
 @dataclass

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hpoqueue.assessment import _assessor, _unpack
-from hpoqueue.assessors import Decision
+from hpoqueue.assessment import assess_and_report
 from hpoqueue.config import ExperimentConfig
 from hpoqueue.protocol import TrialSpec
 from hpoqueue.scheduler import Scheduler
@@ -156,14 +154,9 @@ class SimulatedCluster:
     def assess(self, payload: dict[str, Any]) -> None:
         """Decide in-process, as the `hpoqueue.assess` task would, and send its STOP back as an event."""
         started = time.perf_counter()
-        assessor = _assessor(json.dumps(payload["assessor"], sort_keys=True), payload["optimize_mode"])
-        trial = _unpack(payload["trial"])
-        decision = assessor.assess(trial, [_unpack(h) for h in payload["history"]])
+        assess_and_report(payload, self.emit)
         self.assess_seconds += time.perf_counter() - started
         self.assess_calls += 1
-        if decision is Decision.STOP:
-            self.emit("assess", f"{payload['exp_id']}-{trial.seq}", payload["attempt"],
-                      decision=decision.value, step=len(trial.intermediate))
 
     # ---- the simulated worker ------------------------------------------------------------------------
     def _start(self, attempt: _Attempt) -> None:

@@ -14,7 +14,7 @@ import pytest
 from hpoqueue.assessors import ASSESSORS
 from hpoqueue.config import ExperimentConfig, config_from_dict
 from hpoqueue.records import Suggestion, TrialResult
-from hpoqueue.simulation import SimResult, SimTrial, Simulation, SimulatedCrash
+from hpoqueue.simulation import SimResult, SimTrial, SimulatedCrash, Simulation
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Storage
 from hpoqueue.tuners import TUNERS, BaseTuner

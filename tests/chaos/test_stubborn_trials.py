@@ -36,7 +36,7 @@ def test_kill_sigkills_a_trial_that_ignores_sigterm_and_no_child_survives(chaos:
                           tuner={"name": "GridSearch"},
                           searchSpace={"mode": {"_type": "choice", "_value": ["stubborn", "forker"]}})
     submit = chaos.background("submit", str(config), "--quiet")
-    exp_id = chaos.wait_experiment(30)
+    chaos.wait_experiment(30)
 
     def started() -> dict[str, dict]:
         return {r["params"]["mode"]: {**r, "trial": t} for t, rs in chaos.executions().items() for r in rs}

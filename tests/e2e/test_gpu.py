@@ -88,6 +88,12 @@ def overlaps_per_gpu(records: list[dict[str, Any]]) -> dict[str, int]:
     return {gpu: max_overlap(intervals) for gpu, intervals in per_gpu.items()}
 
 
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
 def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -139,7 +145,7 @@ def test_concurrent_trials_go_to_the_least_loaded_gpus(tmp_path: Path) -> None:
     assert sorted(r["cuda"] for r in records) == ["0", "1", "2", "3"]
 
 
-def test_a_trial_can_have_every_gpu_and_more_fails_at_submit(tmp_path: Path) -> None:
+def test_a_trial_can_have_every_gpu_and_more_fails_at_submit(tmp_path: Path, redis_url: str) -> None:
     project = gpu_project(tmp_path)
     config = gpu_config(project, gpus=4, maxTrialNumber=2, trialConcurrency=2)
     project.cli("submit", str(config), "--quiet", check=True)
@@ -150,9 +156,13 @@ def test_a_trial_can_have_every_gpu_and_more_fails_at_submit(tmp_path: Path) -> 
     too_many = gpu_config(project, "five.yml", gpus=5, maxTrialNumber=1)
     run = project.cli("submit", str(too_many))
     assert run.code == 2
-    [line] = run.stderr.strip().splitlines()
+    line = one_line(run.stderr)
     assert "trialGpuNumber is 5" in line and "4 GPUs" in line
-    assert len(project.storage().list_experiments()) == 1  # nothing recorded for the refused one
+    # against a cluster's broker the boxes are unknown at submit, but gpuIndices still bounds the request
+    listed = gpu_config(project, "listed.yml", gpus=3, maxTrialNumber=1, service={"gpuIndices": [0, 1]})
+    run = project.cli("submit", str(listed), "--broker", redis_url)
+    assert run.code == 2 and "trialGpuNumber is 3 but gpuIndices allows 2" in one_line(run.stderr)
+    assert len(project.storage().list_experiments()) == 1  # nothing recorded for the refused ones
 
 
 @pytest.mark.parametrize(("gpus", "seen"), [(0, ""), (None, "sentinel")])
