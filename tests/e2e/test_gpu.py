@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from hpoqueue.gpu_slots import GpuSlots, gpu_indices_env
+from hpoqueue.protocol import TrialSpec
 from hpoqueue.states import ExperimentState, TrialState
 from tests.e2e.conftest import Project, max_overlap
 
@@ -292,3 +295,31 @@ def test_two_workers_share_the_cap_and_a_killed_workers_slot_frees(
     reasons = {e.data.get("why") for t in storage.trials(exp_id) for e in storage.events(t.id)
                if e.kind == "waiting"}
     assert "gpu0: all 1 slot(s) taken" in reasons  # the other worker's trials waited for the cap
+
+
+def slots_for(redis_url: str, queue: str, seq: int, **fields: Any) -> GpuSlots:
+    spec = TrialSpec(exp_id="e", trial_id=f"e-{seq}", seq=seq, attempt=1, params={}, command="true",
+                     code_dir=".", work_dir=".", **fields)
+    return GpuSlots(redis.Redis.from_url(redis_url), spec, queue, "w@box")
+
+
+def test_extra_gpus_of_a_multi_gpu_trial_come_from_gpu_indices(redis_url: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPOQUEUE_FAKE_GPUS", "4")
+    first = slots_for(redis_url, "gpu1", 1, gpu_number=2, extra_env=gpu_indices_env([1, 3]))
+    assert first.try_acquire() == (True, "") and first.gpus == [1, 3]
+    second = slots_for(redis_url, "gpu3", 2, gpu_number=2, extra_env=gpu_indices_env([1, 3]))
+    assert second.try_acquire() == (False, "gpu3: all 1 slot(s) taken")
+    first.release()
+    assert second.try_acquire() == (True, "") and second.gpus == [1, 3]
+
+
+def test_a_lease_that_expired_under_a_live_trial_is_taken_back(redis_url: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPOQUEUE_FAKE_GPUS", "1")
+    monkeypatch.setenv("HPOQUEUE_GPU_LEASE_TTL", "0.2")
+    slots = slots_for(redis_url, "gpu0", 1, gpu_number=1, heartbeat_interval=0.1)
+    assert slots.try_acquire() == (True, "")
+    time.sleep(0.4)  # a stalled heartbeat: the lease is gone
+    assert slots.leases.holders(0) == []
+    assert slots.renew() and slots.leases.holders(0) == ["e-1-a1"]

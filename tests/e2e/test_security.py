@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,8 @@ NASTY = ["'; rm -rf ~ #", "$(touch MARKER)", "`touch MARKER2`"]
 
 
 @pytest.fixture
-def chaos(tmp_path: Path) -> ChaosProject:
+def chaos(tmp_path: Path) -> Iterator[ChaosProject]:
+    """A scratch project whose processes are all killed at the end."""
     project = ChaosProject(tmp_path)
     yield project
     project.cleanup()
