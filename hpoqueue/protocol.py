@@ -147,6 +147,12 @@ class Channel:
     def heartbeats(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.heartbeats_key).items()}
 
+    def capacity(self, queues: list[str]) -> dict[str, int]:
+        """Trials each queue can run at once over the live workers; {} while no worker announced itself."""
+        from hpoqueue.capacity import live_workers, queue_capacity
+
+        return queue_capacity(live_workers(self.client), queues)
+
     def is_claimed(self, attempt: str) -> bool:
         return bool(self.client.exists(f"{PREFIX}:claim:{attempt}"))
 

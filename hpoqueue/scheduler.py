@@ -108,6 +108,8 @@ class Scheduler:
         self.best: tuple[float, str] | None = None
         self.stopping = False
         self.starved = False
+        self.capacity: dict[str, int] = {}
+        self._warned_idle: list[str] = []
         self._last_sweep = 0.0
         self._last_alive = -ALIVE_EVERY
 
@@ -119,6 +121,7 @@ class Scheduler:
         leaves at once, and `hpoqueue resume` picks the experiment up again.
         """
         self.channel.ensure_group()
+        self.refresh_capacity()
         self._load()
         self._persist(self.channel.read_events(0, pending=True))
         interrupted = False
@@ -176,6 +179,7 @@ class Scheduler:
         self._persist(self.channel.read_events(block_ms=200))
         if now - self._last_sweep >= HEARTBEAT_SWEEP:
             self.sweep(self.clock())
+            self.refresh_capacity()
             self._last_sweep = now
         self._report(ExperimentState.RUNNING)
 
@@ -193,6 +197,9 @@ class Scheduler:
 
     def _fill(self) -> None:
         free = self.concurrency - len(self.flights)
+        if self.capacity:  # workers announced themselves: never queue more than they can start
+            load = self._load_per_queue()
+            free = min(free, sum(max(0, self.capacity.get(q, 0) - load[q]) for q in self.queues))
         if free <= 0 or self.out_of_budget():
             return
         if self.max_trials is not None:
@@ -215,13 +222,31 @@ class Scheduler:
         for flight in flights:
             self._dispatch(flight)
 
-    def _pick_queue(self) -> str:
-        """The least-loaded queue: GPU queues for GPU trials, else `cpu`."""
+    def _load_per_queue(self) -> dict[str, int]:
         load = {q: 0 for q in self.queues}
         for flight in self.flights.values():
             if flight.queue in load:
                 load[flight.queue] += 1
-        return min(self.queues, key=lambda q: (load[q], self.queues.index(q)))
+        return load
+
+    def _pick_queue(self) -> str:
+        """The queue with the most free room (GPU queues for GPU trials, else `cpu`); without announced
+        capacity, the least-loaded one."""
+        load = self._load_per_queue()
+
+        def room(q: str) -> int:
+            return self.capacity.get(q, 0) - load[q] if self.capacity else -load[q]
+
+        return max(self.queues, key=lambda q: (room(q), -self.queues.index(q)))
+
+    def refresh_capacity(self) -> None:
+        """Read which queues live workers consume; warn once about queues no worker serves."""
+        self.capacity = self.channel.capacity(self.queues)
+        idle = [q for q in self.queues if self.capacity and not self.capacity.get(q)]
+        if idle and idle != self._warned_idle:
+            log.warning("no live worker consumes %s; trials go to the other queues (start one with "
+                        "`celery -A hpoqueue worker -Q %s`)", ", ".join(idle), idle[0])
+        self._warned_idle = idle
 
     def _spec(self, flight: Flight) -> TrialSpec:
         cfg = self.config

@@ -75,8 +75,10 @@ class SimulatedCluster:
 
     def __init__(self, trial_fn: TrialFn, *, exp_id: str, start_delay: float = 0.0, stop_delay: float = 0.0,
                  heartbeat_interval: float = 2.0, wall_start: float | None = None,
-                 time_limit: float = 1e6, on_stop: Callable[[str, str], None] | None = None) -> None:
+                 time_limit: float = 1e6, on_stop: Callable[[str, str], None] | None = None,
+                 capacity: dict[str, int] | None = None) -> None:
         self.trial_fn = trial_fn
+        self.worker_capacity = dict(capacity or {})  #: what live workers announce per queue ({} = unknown)
         self.exp_id = exp_id
         self.start_delay = start_delay  #: dispatch -> worker starts the command
         self.stop_delay = stop_delay  #: stop request -> process gone and 'finished' sent
@@ -256,6 +258,10 @@ class SimulatedCluster:
                 beats[attempt_id] = 1 + int((until - attempt.started) / self.heartbeat_interval)
         return beats
 
+    def capacity(self, queues: list[str]) -> dict[str, int]:
+        """What the simulated workers announce ({}: unknown, only concurrency bounds the scheduler)."""
+        return {q: self.worker_capacity.get(q, 0) for q in queues} if self.worker_capacity else {}
+
     def is_claimed(self, attempt_id: str) -> bool:
         attempt = self.attempts.get(attempt_id)
         return attempt is not None and attempt.started is not None
@@ -295,11 +301,12 @@ class Simulation:
 
     def __init__(self, config: ExperimentConfig, trial_fn: TrialFn, *, storage_url: str = "sqlite://",
                  storage: Storage | None = None, exp_id: str = "sim", seed: int | None = None,
-                 **cluster_options: Any) -> None:
+                 queues: list[str] | None = None, **cluster_options: Any) -> None:
         self.config = config
         self.seed = config.seed if seed is None else seed
         self.storage = storage if storage is not None else Storage(storage_url)
         self.exp_id = exp_id
+        self.queues = queues or ["cpu"]
         self.current: Scheduler | None = None  #: the scheduler built last
         exp = self.storage.create_experiment(
             exp_id, name=config.experiment_name, config=config.to_dict(),
@@ -318,7 +325,7 @@ class Simulation:
     def scheduler(self, tuner: BaseTuner | None = None) -> Scheduler:
         self.current = Scheduler(exp_id=self.exp_id, config=self.config, storage=self.storage, channel=self.cluster,
                          dispatcher=self.cluster, tuner=tuner if tuner is not None else self.tuner(),
-                         queues=["cpu"], clock=self.cluster.clock, wall=self.cluster.wall)
+                         queues=self.queues, clock=self.cluster.clock, wall=self.cluster.wall)
         return self.current
 
     def run(self, tuner: BaseTuner | None = None) -> SimResult:

@@ -6,7 +6,7 @@ import socket
 import sys
 from typing import Any
 
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, worker_shutdown
 
 from hpoqueue.app import app
 
@@ -52,3 +52,24 @@ def _check_gpu_queues(sender: str, instance: Any, **_: Any) -> None:
     except GpuError as exc:
         print(f"hpoqueue: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from None
+
+
+_announcers: list[Any] = []
+
+
+@celeryd_after_setup.connect
+def _announce_capacity(sender: str, instance: Any, **_: Any) -> None:
+    """Tell schedulers which queues this worker consumes and how many trials it runs at once."""
+    from hpoqueue.capacity import Announcer
+    from hpoqueue.worker import redis_client
+
+    announcer = Announcer(redis_client(app.conf.broker_url), sender, socket.gethostname(),
+                          instance.app.amqp.queues.consume_from or [], int(instance.concurrency or 1))
+    announcer.start()
+    _announcers.append(announcer)
+
+
+@worker_shutdown.connect
+def _withdraw_capacity(**_: Any) -> None:
+    for announcer in _announcers:
+        announcer.stop()

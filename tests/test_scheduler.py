@@ -96,6 +96,16 @@ def test_concurrency_is_never_exceeded_and_tuner_is_asked_only_for_free_slots() 
     assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 12
 
 
+def test_trials_go_only_where_live_workers_have_room() -> None:
+    cfg = config(trialConcurrency=6, maxTrialNumber=9)
+    result, _ = run(cfg, lambda p: curve(p, steps=3), queues=["gpu0", "gpu1", "gpu2"],
+                    capacity={"gpu0": 2, "gpu1": 1})
+    queues = [t.queue for t in result.trials]
+    assert set(queues) == {"gpu0", "gpu1"}  # no live worker consumes gpu2: nothing is sent there
+    assert result.cluster.max_running == 3  # the announced capacity, not the concurrency of 6
+    assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 9
+
+
 def test_each_trial_runs_exactly_the_params_the_tuner_suggested() -> None:
     result, tuner = run(config(maxTrialNumber=5), curve)
     specs = [spec for _, spec in result.cluster.dispatched]

@@ -148,7 +148,7 @@ class ChaosProject(Project):
                 if not Path(f"/proc/{pid}/cwd").resolve().is_relative_to(self.root):
                     continue  # not ours (the pid was reused): leave it alone
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+            except OSError:  # gone meanwhile, or not ours to read
                 pass
         for proc in self.procs:
             try:
