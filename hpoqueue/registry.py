@@ -8,23 +8,38 @@ import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from hpoqueue.errors import ConfigError
 
 T = TypeVar("T")
 
 
+class AlgorithmConfigLike(Protocol):
+    """What a registry reads from a config's ``tuner`` or ``assessor`` section (config.AlgorithmConfig)."""
+
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def class_name(self) -> str | None: ...
+    @property
+    def code_directory(self) -> str | Path | None: ...
+    @property
+    def class_args(self) -> dict[str, Any] | None: ...
+
+
 class Registry(Generic[T]):
     """Built-in members by name (case-insensitive, with aliases) plus user classes by dotted `className`.
 
     ``field`` is the config key this registry serves (``tuner`` or ``assessor``), used in error messages.
+    Built-ins may be registered lazily as ``module:Class`` so that a process imports only the members it
+    uses (the scheduler would otherwise load hyperopt and scipy for a Random search).
     """
 
     def __init__(self, field: str, base: type[T]) -> None:
         self.field = field
         self.base = base
-        self._members: dict[str, type[T]] = {}
+        self._members: dict[str, type[T] | str] = {}
         self._canonical: dict[str, str] = {}
 
     def register(self, name: str, *aliases: str) -> Callable[[type[T]], type[T]]:
@@ -38,20 +53,39 @@ class Registry(Generic[T]):
 
         return deco
 
+    def register_lazy(self, target: str, name: str, *aliases: str) -> None:
+        """Register the class at `target` (``package.module:Class``), imported on first use."""
+        for key in (name, *aliases):
+            self._members[key.lower()] = target
+            self._canonical[key.lower()] = name
+
     def names(self) -> list[str]:
         """Canonical names of the built-in members, in registration order, without aliases."""
         return list(dict.fromkeys(self._canonical.values()))
 
     def resolve(self, name: str, *, source: str | None = None) -> type[T]:
         """The class registered under `name`, or a ConfigError with a did-you-mean."""
-        cls = self._members.get(name.lower())
-        if cls is None:
+        member = self._members.get(name.lower())
+        if member is None:
             close = difflib.get_close_matches(name.lower(), list(self._members), n=1, cutoff=0.5)
             hint = (f"did you mean '{self._canonical[close[0]]}'?" if close
                     else f"choose one of {', '.join(self.names())}, or give className")
             raise ConfigError(f"unknown {self.field} '{name}'", source=source, field=f"{self.field}.name",
                               hint=hint)
-        return cls
+        if isinstance(member, str):
+            module, _, attr = member.partition(":")
+            member = getattr(importlib.import_module(module), attr)
+            self._members[name.lower()] = member
+        return member
+
+    def build(self, config: AlgorithmConfigLike, *, source: str | None = None, **context: Any) -> T:
+        """Build the member a config section names. classArgs that repeat something hpoqueue passes
+        itself (NNI configs carry ``optimize_mode`` and ``seed`` there) are dropped: the experiment's
+        value wins."""
+        class_args = {k: v for k, v in (config.class_args or {}).items() if k not in context}
+        code_directory = Path(config.code_directory) if config.code_directory is not None else None
+        return self.create(name=config.name, class_name=config.class_name, code_directory=code_directory,
+                           class_args=class_args, source=source, **context)
 
     def load_class(self, class_name: str, code_directory: Path | None, *,
                    source: str | None = None) -> type[T]:

@@ -12,10 +12,10 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from hpoqueue.errors import SearchSpaceError
 
@@ -50,6 +50,7 @@ _FORMS = {"randint": "[lower, upper]", **{k: ("[low, high" if law.bounded else "
 TYPES: tuple[str, ...] = ("choice", "randint", *_LAWS)
 #: Unbounded types decode through the normal quantile of u clipped to [EPS, 1 - EPS] (about +-7 sigma).
 _EPS = 1e-12
+_STANDARD_NORMAL = NormalDist()  #: the normal types' CDF (statistics: no scipy import for the scheduler)
 
 
 @dataclass(frozen=True)
@@ -226,12 +227,12 @@ class _Numeric(_Node):
             v = math.log(v)
         if self.law.bounded:
             return min(max((v - self.ta) / (self.tb - self.ta), 0.0), 1.0)
-        return float(ndtr((v - self.a) / self.b))
+        return _STANDARD_NORMAL.cdf((v - self.a) / self.b)
 
     def from_unit(self, u: float) -> float:
         if self.law.bounded:
             return self._from_t(self.ta + min(max(u, 0.0), 1.0) * (self.tb - self.ta))
-        return self._from_t(self.a + self.b * float(ndtri(min(max(u, _EPS), 1.0 - _EPS))))
+        return self._from_t(self.a + self.b * _STANDARD_NORMAL.inv_cdf(min(max(u, _EPS), 1.0 - _EPS)))
 
     def encode(self, value: Any, out: np.ndarray) -> None:
         out[self.dim.start] = self.to_unit(float(value))

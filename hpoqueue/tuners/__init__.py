@@ -1,30 +1,27 @@
-"""Tuners: one module per member, registered under its NNI name; `create_tuner` builds one from config."""
+"""Tuners: one module per member, registered under its NNI name; `create_tuner` builds one from config.
 
-from hpoqueue.tuners._base import BaseTuner
-from hpoqueue.tuners._batch import BatchTuner
-from hpoqueue.tuners._bohb import BOHBTuner
-from hpoqueue.tuners._evolution import EvolutionTuner
-from hpoqueue.tuners._gp import GPTuner
-from hpoqueue.tuners._gridsearch import GridSearchTuner
-from hpoqueue.tuners._hyperband import HyperbandTuner
-from hpoqueue.tuners._hyperopt import AnnealTuner, TPETuner
-from hpoqueue.tuners._pbt import PBTTuner
-from hpoqueue.tuners._random import RandomTuner
+Members are imported on first use (``TUNERS.resolve`` or attribute access here), so a process pays only
+for the tuner it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from hpoqueue.tuners._base import BaseTuner, SequentialTuner
 from hpoqueue.tuners._registry import TUNERS, available_tuners, create_tuner
 
-__all__ = [
-    "TUNERS",
-    "AnnealTuner",
-    "BaseTuner",
-    "BOHBTuner",
-    "BatchTuner",
-    "EvolutionTuner",
-    "GPTuner",
-    "GridSearchTuner",
-    "HyperbandTuner",
-    "PBTTuner",
-    "RandomTuner",
-    "TPETuner",
-    "available_tuners",
-    "create_tuner",
-]
+_CLASSES = {
+    "RandomTuner": "_random", "GridSearchTuner": "_gridsearch", "BatchTuner": "_batch", "TPETuner": "_hyperopt",
+    "AnnealTuner": "_hyperopt", "EvolutionTuner": "_evolution", "GPTuner": "_gp", "HyperbandTuner": "_hyperband",
+    "BOHBTuner": "_bohb", "PBTTuner": "_pbt",
+}
+
+__all__ = ["TUNERS", "BaseTuner", "SequentialTuner", "available_tuners", "create_tuner", *_CLASSES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSES:
+        return getattr(importlib.import_module(f"hpoqueue.tuners.{_CLASSES[name]}"), name)
+    raise AttributeError(f"module 'hpoqueue.tuners' has no attribute {name!r}")

@@ -21,6 +21,13 @@ class BaseTuner(ABC):
     instance, before any other call when an experiment is resumed.
     """
 
+    #: keys a member adds to the parameters besides the space's own (Hyperband's TRIAL_BUDGET, ...)
+    extra_params: frozenset[str] = frozenset()
+    #: never proposes a configuration twice, and becomes `exhausted` on a finite space
+    dedups: bool = True
+    #: learns from results (the contract suite checks it beats random search)
+    model_based: bool = False
+
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None) -> None:
         if optimize_mode not in ("minimize", "maximize"):
@@ -62,3 +69,21 @@ class BaseTuner(ABC):
     def mark_pending(self, params: dict) -> None:
         """Record that `params` was handed out (used by `rebuild`); tuners that track what they proposed
         override this."""
+
+
+class SequentialTuner(BaseTuner):
+    """A tuner that proposes one configuration at a time, each seeing the ones pending before it."""
+
+    def suggest(self, n: int) -> list[Suggestion]:
+        out: list[Suggestion] = []
+        for _ in range(n):
+            params = self.propose()
+            if params is None:
+                break
+            self.mark_pending(params)
+            out.append(Suggestion(params))
+        return out
+
+    @abstractmethod
+    def propose(self) -> dict | None:
+        """The next configuration, or None when there is none to give now (see `exhausted`)."""

@@ -8,21 +8,16 @@ from hpoqueue.errors import SearchSpaceError
 from hpoqueue.records import Suggestion
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode
-from hpoqueue.tuners._registry import TUNERS
 
 _SHAPE_HINT = ('BatchTuner needs exactly one parameter of _type "choice" whose options are the '
                'configurations, e.g. {"combine_params": {"_type": "choice", "_value": '
                '[{"lr": 0.1}, {"lr": 0.01}]}}')
 
 
-@TUNERS.register("BatchTuner", "Batch")
 class BatchTuner(BaseTuner):
     """The space is one ``choice`` whose options are parameter dicts; each option, verbatim, is one
     trial's parameters (not wrapped in the choice's name, as in NNI). Exhausted after the last one."""
 
-    extra_params: frozenset[str] = frozenset()
-    dedups = True
-    model_based = False
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None) -> None:

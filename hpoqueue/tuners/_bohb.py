@@ -19,7 +19,6 @@ from scipy.stats import truncnorm
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import OptimizeMode
 from hpoqueue.tuners._hyperband import BracketTuner
-from hpoqueue.tuners._registry import TUNERS
 from hpoqueue.tuners._spacecols import Columns
 
 
@@ -48,7 +47,6 @@ class _Kde:
         return logsumexp(logk.sum(axis=2), axis=1) - np.log(len(self.data))
 
 
-@TUNERS.register("BOHB", "BOHBTuner")
 class BOHBTuner(BracketTuner):
     """BOHB with NNI's classArgs; budgets reach the trial as ``TRIAL_BUDGET``."""
 

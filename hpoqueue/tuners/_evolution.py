@@ -8,11 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.records import TrialResult
 from hpoqueue.space import SearchSpace
-from hpoqueue.tuners._base import BaseTuner, OptimizeMode
+from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._dedup import SeenConfigs
-from hpoqueue.tuners._registry import TUNERS
 
 #: Mutations of a tournament's winner tried before settling for a random unseen configuration.
 MUTATION_TRIES = 5
@@ -20,16 +19,12 @@ MUTATION_TRIES = 5
 Path = tuple[str, ...]
 
 
-@TUNERS.register("Evolution", "EvolutionTuner", "NaiveEvolution")
-class EvolutionTuner(BaseTuner):
+class EvolutionTuner(SequentialTuner):
     """The first `population_size` suggestions are random. After that each suggestion draws two
     individuals from the population of finished trials, drops the worse from the population, and
     returns the better one with one active parameter re-sampled (a nested choice re-samples its whole
     option). Failed trials never join the population."""
 
-    extra_params: frozenset[str] = frozenset()
-    dedups = True
-    model_based = False
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None, population_size: int = 32) -> None:
@@ -42,17 +37,7 @@ class EvolutionTuner(BaseTuner):
         self._handed_out = 0
         self._population: list[tuple[dict[str, Any], float]] = []  # (params, loss) of finished trials
 
-    def suggest(self, n: int) -> list[Suggestion]:
-        out: list[Suggestion] = []
-        for _ in range(n):
-            params = self._next()
-            if params is None:
-                break
-            self.mark_pending(params)
-            out.append(Suggestion(params))
-        return out
-
-    def _next(self) -> dict[str, Any] | None:
+    def propose(self) -> dict[str, Any] | None:
         """A mutant of a tournament winner once the first population is out, else random (unseen)."""
         if self._seen.exhausted:
             return None

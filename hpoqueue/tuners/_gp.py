@@ -20,7 +20,6 @@ from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._gp_model import Acquisition, Posterior, default_raw, fit_kernel
-from hpoqueue.tuners._registry import TUNERS
 from hpoqueue.tuners._spacecols import Columns
 
 #: Observations used to fit kernel parameters (the most recent ones); the posterior uses all.
@@ -31,7 +30,6 @@ REFIT_ALWAYS = 60
 LOCAL_CANDIDATES, LOCAL_CENTRES = 64, 5
 
 
-@TUNERS.register("GP", "GPTuner")
 class GPTuner(BaseTuner):
     """GP-BO over the space's [0, 1] encoding; never repeats a configuration (exhausts finite spaces)."""
 

@@ -8,21 +8,16 @@ from hpoqueue.records import Suggestion
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode
 from hpoqueue.tuners._dedup import SeenConfigs
-from hpoqueue.tuners._registry import TUNERS
 
 #: Values per continuous parameter in the first, coarsest grid (both ends and the middle).
 FIRST_POINTS = 3
 
 
-@TUNERS.register("GridSearch", "Grid", "GridSearchTuner")
 class GridSearchTuner(BaseTuner):
     """Enumerates `space.grid()`. With continuous parameters it starts from a coarse grid and, when
     that is used up, subdivides it (``points -> 2 * points - 1``, a superset of the previous grid)
     skipping what was tried, as NNI's GridSearch does; such a space is never exhausted."""
 
-    extra_params: frozenset[str] = frozenset()
-    dedups = True
-    model_based = False
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None) -> None:

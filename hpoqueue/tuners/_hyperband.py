@@ -19,7 +19,6 @@ import numpy as np
 from hpoqueue.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode
-from hpoqueue.tuners._registry import TUNERS
 
 BUDGET_KEY = "TRIAL_BUDGET"
 _EPS = 1e-6
@@ -188,7 +187,6 @@ class BracketTuner(BaseTuner):
                 self.observe(trial)
 
 
-@TUNERS.register("Hyperband", "HyperbandTuner")
 class HyperbandTuner(BracketTuner):
     """NNI's Hyperband: random configurations, ``R`` the largest budget, budgets from ``R * eta^-s_max``."""
 

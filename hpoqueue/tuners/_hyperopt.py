@@ -15,12 +15,11 @@ import numpy as np
 from hyperopt import JOB_STATE_DONE, JOB_STATE_ERROR, STATUS_NEW, STATUS_OK, Trials, anneal, tpe
 from hyperopt.base import Domain
 
-from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.records import TrialResult
 from hpoqueue.space import SearchSpace
-from hpoqueue.tuners._base import BaseTuner, OptimizeMode
+from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._hyperopt_space import hyperopt_expr, params_from_vals, vals_from_params
-from hpoqueue.tuners._registry import TUNERS
 
 LiarType = Literal["best", "worst", "mean"]
 #: hyperopt proposals tried before falling back to a random unseen configuration.
@@ -28,11 +27,9 @@ PROPOSAL_TRIES = 3
 _SEED_LIMIT = 2**31 - 1
 
 
-class HyperoptTuner(BaseTuner):
+class HyperoptTuner(SequentialTuner):
     """Shared ask/tell driver; subclasses name hyperopt's suggest function and its keyword arguments."""
 
-    extra_params: frozenset[str] = frozenset()
-    dedups = True
     model_based = True
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
@@ -56,17 +53,7 @@ class HyperoptTuner(BaseTuner):
         """hyperopt's proposal (a trial doc) for new trial id `tid`, from the trials so far."""
         raise NotImplementedError
 
-    def suggest(self, n: int) -> list[Suggestion]:
-        out: list[Suggestion] = []
-        for _ in range(n):
-            params = self._propose()
-            if params is None:
-                break
-            self.mark_pending(params)
-            out.append(Suggestion(params))
-        return out
-
-    def _propose(self) -> dict[str, Any] | None:
+    def propose(self) -> dict[str, Any] | None:
         """hyperopt's next configuration if it is new, else a random unseen one (None: exhausted)."""
         if self._seen.exhausted:
             return None
@@ -128,7 +115,6 @@ def _never_called(params: dict) -> float:
     raise RuntimeError("hpoqueue drives hyperopt ask/tell; the Domain objective is never called")
 
 
-@TUNERS.register("TPE", "TPETuner")
 class TPETuner(HyperoptTuner):
     """Tree-structured Parzen Estimator (hyperopt's ``tpe.suggest``), random for the first
     ``n_startup_jobs`` trials; NNI's classArgs and defaults."""
@@ -149,7 +135,6 @@ class TPETuner(HyperoptTuner):
                            n_EI_candidates=self.n_ei_candidates, gamma=self.gamma, verbose=False)[0]
 
 
-@TUNERS.register("Anneal", "AnnealTuner")
 class AnnealTuner(HyperoptTuner):
     """Simulated-annealing-like search around the best trials so far (hyperopt's ``anneal.suggest``)."""
 

@@ -20,13 +20,11 @@ import numpy as np
 from hpoqueue.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode
-from hpoqueue.tuners._registry import TUNERS
 
 LOAD_KEY, SAVE_KEY = "load_checkpoint_dir", "save_checkpoint_dir"
 DEFAULT_CHECKPOINT_DIR = "~/hpoqueue-checkpoints"
 
 
-@TUNERS.register("PBT", "PBTTuner")
 class PBTTuner(BaseTuner):
     """Synchronous PBT with NNI's classArgs and checkpoint-directory parameters."""
 

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from hpoqueue.records import Suggestion
 from hpoqueue.space import SearchSpace
-from hpoqueue.tuners._base import BaseTuner, OptimizeMode
+from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._dedup import SeenConfigs
-from hpoqueue.tuners._registry import TUNERS
 
 
-@TUNERS.register("Random", "RandomSearch")
-class RandomTuner(BaseTuner):
+class RandomTuner(SequentialTuner):
     """Samples the space uniformly (per each parameter's distribution); on a finite space it hands out
     every configuration at most once and is exhausted after `space.size` of them."""
 
-    extra_params: frozenset[str] = frozenset()
-    dedups = True
-    model_based = False
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None) -> None:
@@ -26,15 +22,8 @@ class RandomTuner(BaseTuner):
         self._rng = np.random.default_rng(seed)
         self._seen = SeenConfigs(space)
 
-    def suggest(self, n: int) -> list[Suggestion]:
-        out: list[Suggestion] = []
-        for _ in range(n):
-            params = self._seen.random_unseen(self._rng)
-            if params is None:
-                break
-            self._seen.add(params)
-            out.append(Suggestion(params))
-        return out
+    def propose(self) -> dict[str, Any] | None:
+        return self._seen.random_unseen(self._rng)
 
     @property
     def exhausted(self) -> bool:
