@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
 
-from hpoqueue.broker import ENV_BROKER
+from hpoqueue.broker import ENV_BROKER, ENV_BROKER_CA
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 #: Longer than any trial: an unacknowledged (prefetched) message is never redelivered while its trial
@@ -29,8 +29,8 @@ def broker_settings(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parts.query):
         tls: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
-        if os.environ.get("HPOQUEUE_BROKER_CA"):
-            tls["ssl_ca_certs"] = os.environ["HPOQUEUE_BROKER_CA"]
+        if os.environ.get(ENV_BROKER_CA):
+            tls["ssl_ca_certs"] = os.environ[ENV_BROKER_CA]
         settings["broker_use_ssl"] = tls
     return settings
 

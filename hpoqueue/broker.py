@@ -9,11 +9,13 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from hpoqueue.errors import BrokerError
 
 ENV_BROKER = "HPOQUEUE_BROKER_URL"
+ENV_BROKER_CA = "HPOQUEUE_BROKER_CA"  #: CA bundle for rediss:// brokers with a private CA
 
 
 def resolve_broker_url(cli_value: str | None = None, config_value: str | None = None) -> str | None:
@@ -64,12 +66,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def connect(url: str, **options: Any) -> Any:
+    """A redis-py client for `url`; for rediss:// the CA in $HPOQUEUE_BROKER_CA (if set) verifies the
+    server, as it does for Celery's own connection."""
+    import redis
+
+    if urlsplit(url).scheme == "rediss" and os.environ.get(ENV_BROKER_CA) and "ssl_ca_certs" not in url:
+        options.setdefault("ssl_ca_certs", os.environ[ENV_BROKER_CA])
+    return redis.Redis.from_url(url, **options)
+
+
 def ping(url: str, timeout: float = 2.0) -> bool:
     """True when a Redis server answers PING at `url`."""
     import redis
 
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = connect(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         try:
             return bool(client.ping())
         finally:

@@ -58,6 +58,16 @@ _announcers: list[Any] = []
 
 
 @celeryd_after_setup.connect
+def _reap_orphans(sender: str, **_: Any) -> None:
+    """Kill what is left of trials whose worker on this box was SIGKILLed (their grandchildren)."""
+    from hpoqueue.worker import reap_orphans
+
+    killed = reap_orphans()
+    if killed:
+        print(f"hpoqueue: {sender} killed {len(killed)} process group(s) left by a dead worker", file=sys.stderr)
+
+
+@celeryd_after_setup.connect
 def _announce_capacity(sender: str, instance: Any, **_: Any) -> None:
     """Tell schedulers which queues this worker consumes and how many trials it runs at once."""
     from hpoqueue.capacity import Announcer

@@ -16,11 +16,12 @@ from typing import Any
 
 import redis
 
+from hpoqueue.broker import connect
 from hpoqueue.gpu import trial_env
 from hpoqueue.gpu_slots import GpuSlots
 from hpoqueue.metrics import Metric, stdout_pattern
 from hpoqueue.protocol import Channel, TrialSpec
-from hpoqueue.runner import Outcome, RunSpec, TrialRunner
+from hpoqueue.runner import PGID_FILE, Outcome, RunSpec, TrialRunner, kill_stale_groups
 
 GPU_WAIT_POLL = 0.5
 
@@ -28,7 +29,7 @@ GPU_WAIT_POLL = 0.5
 @cache
 def redis_client(url: str) -> redis.Redis:
     """One client (and connection pool) per broker URL and process."""
-    return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True,
+    return connect(url, health_check_interval=30, socket_keepalive=True,
                                 retry_on_timeout=True)
 
 
@@ -112,8 +113,41 @@ def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> str |
         time.sleep(GPU_WAIT_POLL)
 
 
+def running_dir() -> Path:
+    """Where this box keeps a link to the directory of every trial it runs: after a worker is SIGKILLed,
+    the next worker to start finds the trial's process groups there and kills what is left of them."""
+    return Path(os.environ.get("HPOQUEUE_RUN_DIR") or Path.home() / ".hpoqueue" / "running")
+
+
+def reap_orphans() -> list[int]:
+    """Kill the process groups of trials whose worker died (called when a worker starts)."""
+    killed: list[int] = []
+    root = running_dir()
+    if not root.is_dir():
+        return killed
+    for link in root.iterdir():
+        target = link.resolve()
+        if target.is_dir():
+            killed += kill_stale_groups(target)
+        if not (target / PGID_FILE).exists():
+            link.unlink(missing_ok=True)
+    return killed
+
+
 def _run(channel: Channel, spec: TrialSpec, slots: GpuSlots, queue: str, hostname: str) -> Outcome:
     directory = trial_dir(spec)
+    link = running_dir() / spec.attempt_id
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(directory, target_is_directory=True)
+    try:
+        return _supervise(channel, spec, slots, queue, hostname, directory)
+    finally:
+        link.unlink(missing_ok=True)
+
+
+def _supervise(channel: Channel, spec: TrialSpec, slots: GpuSlots, queue: str, hostname: str,
+               directory: Path) -> Outcome:
     steps = {"intermediate": 0, "final": 0}
 
     def on_metric(metric: Metric) -> None:

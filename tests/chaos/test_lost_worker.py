@@ -48,3 +48,20 @@ def test_a_killed_worker_loses_its_attempt_and_the_trial_is_retried(chaos: Chaos
     table = chaos.cli("trials", exp_id, check=True).stdout.splitlines()
     header, row = table[0].split(), table[2].split()
     assert row[header.index("attempt")] == str(trial.attempt) and row[header.index("state")] == trial.state.value
+
+
+def test_the_next_worker_kills_what_a_sigkilled_worker_left_behind(chaos: ChaosProject, redis_url: str) -> None:
+    config = chaos.chaos_config(maxTrialNumber=1, trialConcurrency=1, heartbeatTimeout="5s", maxTrialRetries=0,
+                                searchSpace={"sleep": {"_type": "choice", "_value": [60]},
+                                             "children": {"_type": "choice", "_value": [1]}})
+    first_worker = chaos.worker(redis_url, "one")
+    submit = chaos.background("submit", str(config), "--broker", redis_url, "--quiet")
+    exp_id = chaos.wait_experiment(30)
+    [run] = wait_for(lambda: chaos.executions().get(f"{exp_id}-1"), 60, "the trial to start")
+    [grandchild] = run["children"]
+    os.kill(first_worker.pid, signal.SIGKILL)
+    wait_for(lambda: not alive(run["pid"]), 10, "the trial to die with its worker")
+    assert alive(grandchild)  # PR_SET_PDEATHSIG reaches the trial, not the processes it started
+    chaos.worker(redis_url, "two")
+    wait_for(lambda: not alive(grandchild), 30, "the next worker on the box to kill the trial's leftovers")
+    assert submit.wait(90) == 0

@@ -54,7 +54,8 @@ class Project:
         self.echo.mkdir(parents=True)
         (root / "trial.py").write_text(ECHO_TRIAL)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HPOQUEUE_")}
-        self.env.update({"HPOQUEUE_HOME": str(self.home), "ECHO_DIR": str(self.echo)})
+        self.env.update({"HPOQUEUE_HOME": str(self.home), "ECHO_DIR": str(self.echo),
+                         "HPOQUEUE_RUN_DIR": str(root / "running")})
 
     @property
     def storage_url(self) -> str:

@@ -166,7 +166,8 @@ def _certificates(directory: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
-def test_a_tls_broker_works(chaos: ChaosProject) -> None:
+@pytest.mark.parametrize("ca_by", ["url", "env"])
+def test_a_tls_broker_works(chaos: ChaosProject, ca_by: str) -> None:
     binary = _tls_redis()
     if binary is None or shutil.which("openssl") is None:
         pytest.skip("no redis-server with TLS or no openssl here")
@@ -176,13 +177,19 @@ def test_a_tls_broker_works(chaos: ChaosProject) -> None:
                             "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
                             "--tls-auth-clients", "no"], binary=binary)
     try:
-        url = f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+        if ca_by == "url":
+            url = f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+        else:  # a private CA named once, in $HPOQUEUE_BROKER_CA, for Celery and hpoqueue's own clients
+            url = f"rediss://127.0.0.1:{port}/0"
+            chaos.env["HPOQUEUE_BROKER_CA"] = str(ca)
+            os.environ["HPOQUEUE_BROKER_CA"] = str(ca)
         time.sleep(0.5)
         if server.poll() is not None:
             pytest.skip(f"{binary} does not start with --tls-port (built without TLS)")
         wait_for(lambda: ping(url), 10, "the TLS Redis")
         _run_nasty_experiment(chaos, url)
     finally:
+        os.environ.pop("HPOQUEUE_BROKER_CA", None)
         _stop(server)
 
 
