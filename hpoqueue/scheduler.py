@@ -32,6 +32,7 @@ STOP_STATES = {"early_stopped": TrialState.EARLY_STOPPED, "user_canceled": Trial
                "timeout": TrialState.TIMEOUT, "lost": TrialState.LOST}
 HEARTBEAT_SWEEP = 1.0  #: seconds between two reads of the heartbeat hash
 ALIVE_EVERY = 5.0
+CONTROL_EVERY = 0.2  #: seconds between two reads of CLI commands (kill, stop, update)
 BROKER_RETRY = 1.0  #: seconds between two tries to reach a broker that went away
 
 
@@ -112,6 +113,7 @@ class Scheduler:
         self._warned_idle: list[str] = []
         self._last_sweep = 0.0
         self._last_alive = -ALIVE_EVERY
+        self._last_control = -CONTROL_EVERY
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def run(self) -> ExperimentState:
@@ -172,7 +174,9 @@ class Scheduler:
         if now - self._last_alive >= ALIVE_EVERY:
             self.channel.mark_alive()
             self._last_alive = now
-        self._handle_control(self.channel.read_control())
+        if now - self._last_control >= CONTROL_EVERY:
+            self._handle_control(self.channel.read_control())
+            self._last_control = now
         self._fill()
         if self._done():
             return
@@ -209,14 +213,11 @@ class Scheduler:
         self.starved = not suggestions and not self.flights
         if not suggestions:
             return
-        with self.storage.transaction():
-            records = self.storage.create_trials(self.exp_id, [s.params for s in suggestions])
-            flights = []
-            for record in records:
-                queue = self._pick_queue()
-                self.storage.update_trial(record.id, queue=queue)
-                flights.append(Flight(record=record, attempt=1, state=TrialState.WAITING, queue=queue))
-                self.flights[record.id] = flights[-1]
+        queues = self._pick_queues(len(suggestions))
+        records = self.storage.create_trials(self.exp_id, [s.params for s in suggestions], queues)
+        flights = [Flight(record=r, attempt=1, state=TrialState.WAITING, queue=q)
+                   for r, q in zip(records, queues, strict=True)]
+        self.flights.update((f.record.id, f) for f in flights)
         self.created += len(records)
         self.counts[TrialState.WAITING] += len(records)
         for flight in flights:
@@ -229,15 +230,19 @@ class Scheduler:
                 load[flight.queue] += 1
         return load
 
-    def _pick_queue(self) -> str:
-        """The queue with the most free room (GPU queues for GPU trials, else `cpu`); without announced
-        capacity, the least-loaded one."""
+    def _pick_queues(self, count: int) -> list[str]:
+        """Queues for `count` new trials, each taking the queue with the most free room then (GPU queues
+        for GPU trials, else `cpu`); without announced capacity, the least-loaded one."""
         load = self._load_per_queue()
 
         def room(q: str) -> int:
             return self.capacity.get(q, 0) - load[q] if self.capacity else -load[q]
 
-        return max(self.queues, key=lambda q: (room(q), -self.queues.index(q)))
+        picks = []
+        for _ in range(count):
+            picks.append(max(self.queues, key=lambda q: (room(q), -self.queues.index(q))))
+            load[picks[-1]] += 1
+        return picks
 
     def refresh_capacity(self) -> None:
         """Read which queues live workers consume; warn once about queues no worker serves."""
@@ -455,7 +460,7 @@ class Scheduler:
                                        value=record.final_value, intermediate=tuple(values)))
             if record.state in ACTIVE_STATES:
                 flight = Flight(record=record, attempt=record.attempt, state=record.state,
-                                queue=record.queue or self._pick_queue(), intermediate=list(values),
+                                queue=record.queue or self._pick_queues(1)[0], intermediate=list(values),
                                 final=record.final_value, hb_seen=self.clock())
                 self.flights[record.id] = flight
                 flight.claimed = self.channel.is_claimed(flight.attempt_id)

@@ -12,7 +12,7 @@ y = (X @ w_true + rng.normal(scale=2.0, size=2000) > 0).astype(float)
 X_train, y_train, X_val, y_val = X[:1500], y[:1500], X[1500:], y[1500:]
 
 w = np.zeros(10)
-for epoch in range(params["epochs"]):
+for _epoch in range(params["epochs"]):
     order = rng.permutation(len(X_train))
     for start in range(0, len(order), params["batch_size"]):
         idx = order[start:start + params["batch_size"]]

@@ -199,8 +199,10 @@ class Storage:
 
     # --- trials ----------------------------------------------------------------------------------------
 
-    def create_trials(self, exp_id: str, params_list: Sequence[dict]) -> list[TrialRecord]:
-        """Insert WAITING trials (attempt 1) numbered from the experiment's ``next_seq``.
+    def create_trials(self, exp_id: str, params_list: Sequence[dict],
+                      queues: Sequence[str | None] | None = None) -> list[TrialRecord]:
+        """Insert WAITING trials (attempt 1) numbered from the experiment's ``next_seq``, each bound to its
+        entry of `queues` when given.
 
         The seq block is taken with one ``UPDATE ... SET next_seq = next_seq + n RETURNING``, which locks
         the experiment row until commit, so concurrent writers never get the same seq and no seq is reused.
@@ -218,10 +220,11 @@ class Storage:
                 raise NotFoundError(f"no experiment {exp_id!r} (see `hpoqueue list`)")
             now = utcnow()
             values = [dict(id=make_trial_id(exp_id, seq), experiment_id=exp_id, seq=seq, params=params,
-                           state=TrialState.WAITING, attempt=1, created_at=now)
-                      for seq, params in zip(range(end - count, end), params_list, strict=True)]
+                           state=TrialState.WAITING, attempt=1, created_at=now, queue=queue)
+                      for seq, params, queue in zip(range(end - count, end), params_list,
+                                                    queues or [None] * count, strict=True)]
             session.execute(self._insert(Trial), values)
-            return [TrialRecord(queue=None, host=None, gpus=None, pid=None, exit_code=None, exit_reason=None,
+            return [TrialRecord(host=None, gpus=None, pid=None, exit_code=None, exit_reason=None,
                                 final_value=None, final_data=None, started_at=None, ended_at=None, **value)
                     for value in values]
 

@@ -28,6 +28,10 @@ FIT_CAP = 200
 REFIT_ALWAYS = 60
 #: Candidates drawn around each of the best points, and how many best points.
 LOCAL_CANDIDATES, LOCAL_CENTRES = 64, 5
+#: Random candidates are capped at CANDIDATE_BUDGET / n (scoring costs O(candidates * n)), min MIN_CANDIDATES.
+CANDIDATE_BUDGET, MIN_CANDIDATES = 120_000, 500
+#: L-BFGS-B iterations for the joint refinement of the best candidates.
+REFINE_ITERATIONS = 100
 
 
 class GPTuner(BaseTuner):
@@ -118,12 +122,12 @@ class GPTuner(BaseTuner):
     def _model_next(self) -> dict[str, Any] | None:
         post, best = self._posterior()
         acq = Acquisition(self.utility, best, self.kappa, self.xi)
-        cand = np.vstack([self.columns.random(self.rng, self.n_candidates), self._local_candidates()])
+        n_random = min(self.n_candidates, max(MIN_CANDIDATES, CANDIDATE_BUDGET // len(post.y)))
+        cand = np.vstack([self.columns.random(self.rng, n_random), self._local_candidates()])
         scores = acq.value(*post.predict(cand))
         order = np.argsort(-scores)
-        refined = [self._refine(post, acq, cand[i]) for i in order[:self.n_starts]]
-        refined.sort(key=lambda item: -item[1])
-        for x in [x for x, _ in refined] + [cand[i] for i in order]:
+        refined = self._refine(post, acq, cand[order[:self.n_starts]]) if self.n_starts else []
+        for x in [*refined, *cand[order]]:
             params = self.space.decode(x)
             if params not in self._seen:
                 return params
@@ -137,19 +141,19 @@ class GPTuner(BaseTuner):
         noise = self.rng.normal(size=centres.shape) * scale * self.columns.numeric_mask
         return np.clip(centres + noise, 0.0, 1.0)
 
-    def _refine(self, post: Posterior, acq: Acquisition, x0: np.ndarray) -> tuple[np.ndarray, float]:
-        """L-BFGS-B on the numeric columns of `x0` (one-hot columns stay fixed)."""
+    def _refine(self, post: Posterior, acq: Acquisition, x0: np.ndarray) -> list[np.ndarray]:
+        """L-BFGS-B on the numeric columns of the rows of `x0` at once (their acquisitions summed, so
+        one vectorised gradient serves every start); best first. One-hot columns stay fixed."""
         mask = self.columns.numeric_mask
-        if not mask.any():
-            return x0, float(acq.value(*post.predict(x0[None]))[0])
         x = x0.copy()
+        if mask.any():
+            def negacq(z: np.ndarray) -> tuple[float, np.ndarray]:
+                x[:, mask] = z.reshape(len(x), -1)
+                value, grad = acq.value_grad(*post.predict_grad(x))
+                return -float(value.sum()), -grad[:, mask].ravel()
 
-        def negacq(z: np.ndarray) -> tuple[float, np.ndarray]:
-            x[mask] = z
-            value, grad = acq.value_grad(*post.predict_grad(x))
-            return -value, -grad[mask]
-
-        res = minimize(negacq, x0[mask], jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * mask.sum(),
-                       options={"maxiter": 50})
-        x[mask] = res.x
-        return x, -float(res.fun)
+            res = minimize(negacq, x0[:, mask].ravel(), jac=True, method="L-BFGS-B",
+                           bounds=[(0.0, 1.0)] * (len(x) * int(mask.sum())),
+                           options={"maxiter": REFINE_ITERATIONS})
+            x[:, mask] = res.x.reshape(len(x), -1)
+        return list(x[np.argsort(-acq.value(*post.predict(x)))])

@@ -115,16 +115,17 @@ class Posterior:
         var = np.maximum(self.scale - np.sum(v * v, axis=0), 1e-12)
         return kq @ self.alpha, np.sqrt(var)
 
-    def predict_grad(self, xq: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
-        """Mean, sd and their gradients in x at one point `xq` (shape (d,))."""
-        diff = xq[None, :] - self.x
+    def predict_grad(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, sd and their gradients in x at the rows of `xq` (one triangular solve for all rows)."""
+        diff = xq[:, None, :] - self.x[None, :, :]
         m, dm = _matern((diff * diff) @ self.rho)
         k = self.scale * m
-        dk = (self.scale * 2.0 * dm)[:, None] * diff * self.rho[None, :]
-        kinv_k = cho_solve((self.chol, True), k, check_finite=False)
-        var = max(self.scale - k @ kinv_k, 1e-12)
-        sd = np.sqrt(var)
-        return float(k @ self.alpha), float(sd), dk.T @ self.alpha, -(dk.T @ kinv_k) / sd
+        dk = (self.scale * 2.0 * dm)[:, :, None] * diff * self.rho
+        kinv_k = cho_solve((self.chol, True), k.T, check_finite=False).T
+        sd = np.sqrt(np.maximum(self.scale - np.sum(k * kinv_k, axis=1), 1e-12))
+        dmean = np.einsum("knd,n->kd", dk, self.alpha)
+        dsd = -np.einsum("knd,kn->kd", dk, kinv_k) / sd[:, None]
+        return k @ self.alpha, sd, dmean, dsd
 
 
 def _log_h(z: np.ndarray) -> np.ndarray:
@@ -157,17 +158,17 @@ class Acquisition:
             return log_ndtr(z)
         return _log_h(z) + np.log(sd)
 
-    def value_grad(self, mean: float, sd: float, dmean: np.ndarray,
-                   dsd: np.ndarray) -> tuple[float, np.ndarray]:
-        """Acquisition and its gradient at one point, given the posterior's gradients there."""
+    def value_grad(self, mean: np.ndarray, sd: np.ndarray, dmean: np.ndarray,
+                   dsd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Acquisition and its gradient at many points, given the posterior's gradients there."""
         if self.utility == "ucb":
             return -(mean - self.kappa * sd), -dmean + self.kappa * dsd
         z = (self.best - self.xi - mean) / sd
-        dz = (-dmean - z * dsd) / sd
+        dz = (-dmean - z[:, None] * dsd) / sd[:, None]
         if self.utility == "poi":
             inv_mills = 1.0 / (erfcx(-z / np.sqrt(2.0)) * _SQRT_HALF_PI)  # phi(z) / Phi(z)
-            return float(log_ndtr(z)), inv_mills * dz
-        zc = min(max(z, -1e3), 30.0)
+            return log_ndtr(z), inv_mills[:, None] * dz
+        zc = np.clip(z, -1e3, 30.0)
         mills = erfcx(-zc / np.sqrt(2.0)) * _SQRT_HALF_PI  # Phi(z) / phi(z)
         ratio = mills / (1.0 + zc * mills)  # d log h / dz = Phi(z) / h(z)
-        return float(_log_h(z)[0] + np.log(sd)), ratio * dz + dsd / sd
+        return _log_h(z) + np.log(sd), ratio[:, None] * dz + dsd / sd[:, None]
