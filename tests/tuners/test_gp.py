@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from hpoqueue.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners import GPTuner
+from hpoqueue.tuners._gp_model import Acquisition, Posterior, default_raw
 
 QUAD = SearchSpace.from_dict({"x": {"_type": "uniform", "_value": [-5, 5]},
                               "y": {"_type": "uniform", "_value": [-5, 5]}})
@@ -90,3 +92,37 @@ def test_failed_trials_are_ignored_by_the_model() -> None:
         params = tuner.suggest(1)[0].params
         tuner.observe(TrialResult(seq, params, TrialState.FAILED, None))
     assert len(tuner.suggest(2)) == 2
+
+
+@pytest.mark.parametrize("utility", ["ei", "ucb", "poi"])
+def test_acquisition_gradients_match_finite_differences(utility: str) -> None:
+    """The refinement climbs the acquisition only if its batched gradient is right."""
+    rng = np.random.default_rng(0)
+    x = rng.random((15, 3))
+    y = np.sin(4 * x).sum(1)
+    post = Posterior(x, (y - y.mean()) / y.std(), default_raw(3))
+    acq = Acquisition(utility, best=float(post.y.min()), kappa=2.0, xi=0.0)
+    xq = rng.random((4, 3))
+    _, grad = acq.value_grad(*post.predict_grad(xq))
+    eps = 1e-6
+    for j in range(3):
+        step = np.zeros(3)
+        step[j] = eps
+        numeric = (acq.value(*post.predict(xq + step)) - acq.value(*post.predict(xq - step))) / (2 * eps)
+        np.testing.assert_allclose(grad[:, j], numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_resumes_from_a_long_history_with_valid_new_suggestions() -> None:
+    """Past a few hundred trials (fewer candidates per suggestion) it still proposes unseen, valid points."""
+    rng = np.random.default_rng(1)
+    history = []
+    for seq in range(1, 201):
+        params = MIXED.sample(rng)
+        history.append(TrialResult(seq, params, TrialState.SUCCEEDED, _mixed(params)))
+    tuner = GPTuner(MIXED, seed=0)
+    tuner.rebuild(history)
+    batch = [s.params for s in tuner.suggest(3)]
+    keys = {MIXED.key(p) for p in batch}
+    assert len(keys) == 3 and not keys & {MIXED.key(t.params) for t in history}
+    for p in batch:
+        MIXED.validate_params(p)
