@@ -59,13 +59,15 @@ def _detach(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
     """Run the scheduler in a background process of its own (`hpoqueue resume EXP`)."""
     exp = storage.get_experiment(exp_id)
     log = Path(exp.work_dir) / "scheduler.log"
-    command = [sys.executable, "-m", "hpoqueue", "--storage", storage.url, "resume", exp_id, "--quiet"]
-    if args.broker:
-        command += ["--broker", args.broker]
+    # the storage URL travels by environment, not argv, so a password in it does not show in `ps`
+    env = {**os.environ, experiments.ENV_STORAGE: storage.url}
+    command = [sys.executable, "-m", "hpoqueue", "resume", exp_id, "--quiet"]
+    if args.broker:  # recorded for the experiment at creation; a resume with --broker records it again
+        experiments.remember_broker(Path(exp.work_dir), args.broker)
     if args.local_workers:
         command.append("--local-workers")
     with open(log, "ab") as out:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
                                 start_new_session=True)
     (Path(exp.work_dir) / "scheduler.pid").write_text(str(proc.pid))
     print(exp_id)

@@ -133,7 +133,7 @@ def create(config: ExperimentConfig, storage: Storage, *, broker: str | None = N
                               max_duration=config.max_experiment_duration)
     work_dir.mkdir(parents=True, exist_ok=True)
     if broker_url is not None:
-        _write_private(work_dir / "broker.url", broker_url)
+        remember_broker(work_dir, broker_url)
     return exp_id
 
 
@@ -153,13 +153,16 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
     config = config_from_dict(exp.config, source=f"experiment {exp_id}")
     work_dir = Path(exp.work_dir)
     with ExitStack() as stack:
-        broker_url = resolve_broker_url(broker, config.broker) or _stored_broker(work_dir)
+        # `--broker` wins; else the broker this experiment was created (or last run) with
+        broker_url = (resolve_broker_url(broker) or _stored_broker(work_dir)
+                      or resolve_broker_url(None, config.broker))
         embedded = broker_url is None or _is_embedded(work_dir, broker_url)
-        if embedded:
+        if broker_url is None or embedded:
             broker_url = _start_embedded(work_dir, stack)
-        elif not ping(broker_url, timeout=3.0):
+        elif ping(broker_url, timeout=3.0):
+            remember_broker(work_dir, broker_url)
+        else:
             raise BrokerError(f"cannot reach the broker at {redact(broker_url)}")
-        assert broker_url is not None
         app.conf.update(broker_settings(broker_url))
         local = local_workers if local_workers is not None else embedded
         queues = trial_queues(config, local=local, notify=lambda m: print(f"hpoqueue: {m}", file=sys.stderr))
@@ -210,6 +213,11 @@ def _local_worker_specs(config: ExperimentConfig, queues: list[str]) -> list[Wor
     return specs
 
 
+def remember_broker(work_dir: Path, url: str) -> None:
+    """Record the broker an experiment runs on, for `resume` and the CLI's kill/stop/update."""
+    _write_private(work_dir / "broker.url", url)
+
+
 def _write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read (it may hold a broker password)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -241,7 +249,7 @@ def _start_embedded(work_dir: Path, stack: ExitStack) -> str:
         server = EmbeddedRedis(data_dir, port=port if _port_free(port) else None)
         url = server.start()
         (data_dir / "embedded").write_text(str(server.port))
-        _write_private(work_dir / "broker.url", url)
+        remember_broker(work_dir, url)
 
     def shutdown() -> None:
         if server is not None:

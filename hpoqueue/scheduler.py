@@ -9,8 +9,11 @@ retries them, and enforces the trial and time budgets.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,6 +111,7 @@ class Scheduler:
         self.counts: dict[TrialState, int] = {s: 0 for s in TrialState}
         self.best: tuple[float, str] | None = None
         self.stopping = False
+        self.stop_requested = False  #: set by the first Ctrl-C; acted on between two steps
         self.starved = False
         self.capacity: dict[str, int] = {}
         self._warned_idle: list[str] = []
@@ -119,26 +123,21 @@ class Scheduler:
     def run(self) -> ExperimentState:
         """Loop until every trial is finished and no more may start; returns the experiment's end state.
 
-        A first KeyboardInterrupt stops cleanly (running trials are killed and recorded); a second one
-        leaves at once, and `hpoqueue resume` picks the experiment up again.
+        A first Ctrl-C stops cleanly (running trials are killed and recorded); a second one leaves at once,
+        and `hpoqueue resume` picks the experiment up again.
         """
         self.channel.ensure_group()
         self.refresh_capacity()
         self._load()
         self._persist(self.channel.read_events(0, pending=True))
-        interrupted = False
-        while True:
-            try:
-                self._step()
-                if self._done():
-                    break
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                self._wait_for_broker(exc)
-            except KeyboardInterrupt:
-                if interrupted:
-                    raise
-                interrupted = True
-                self.request_stop()
+        with _ctrl_c_requests_stop(self):
+            while True:
+                try:
+                    self._step()
+                    if self._done():
+                        break
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    self._wait_for_broker(exc)
         state = ExperimentState.STOPPED if self.stopping else ExperimentState.DONE
         self.storage.set_experiment_state(self.exp_id, state)
         self.channel.clear_alive()
@@ -170,6 +169,8 @@ class Scheduler:
             self._cancel(flight, "user_canceled")
 
     def _step(self) -> None:
+        if self.stop_requested and not self.stopping:
+            self.request_stop()
         now = self.clock()
         if now - self._last_alive >= ALIVE_EVERY:
             self.channel.mark_alive()
@@ -485,6 +486,26 @@ class Scheduler:
     def _report(self, state: ExperimentState) -> None:
         if self.on_progress is not None:
             self.on_progress(self.progress(state))
+
+
+@contextmanager
+def _ctrl_c_requests_stop(scheduler: Scheduler) -> Iterator[None]:
+    """The first Ctrl-C asks for a clean stop, acted on between two steps (never in the middle of a
+    write); the second raises KeyboardInterrupt at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if scheduler.stop_requested:
+            raise KeyboardInterrupt
+        scheduler.stop_requested = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _end_state(event: dict[str, Any]) -> TrialState:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,8 @@ TRIAL_FIELDS = frozenset({"attempt", "queue", "host", "gpus", "pid", "exit_code"
 METRIC_KINDS = ("intermediate", "final")
 
 _Row = TypeVar("_Row", Experiment, Trial, Metric, Event)
+
+CREATE_TRIES = 20  #: create_all attempts when several processes open a new database at once
 
 
 def default_storage_url(home: Path) -> str:
@@ -52,12 +56,20 @@ class Storage:
         self._engine = open_engine(parsed)
         self._local = threading.local()
         self._closed = False
-        try:
-            Base.metadata.create_all(self._engine)
-        except SQLAlchemyError as exc:
-            self._engine.dispose()
-            raise StorageError(f"cannot create tables in {self.safe_url}: {one_line(exc, parsed.password)}"
-                               ) from None
+        for attempt in range(CREATE_TRIES):
+            try:
+                Base.metadata.create_all(self._engine)
+                break
+            except SQLAlchemyError as exc:
+                # another process (the CLI beside a starting `submit`) may create the same tables at this
+                # moment; SQLite refuses the second writer at once ("locked"): the next try finds them there
+                racing = any(word in str(exc).lower() for word in ("already exists", "duplicate", "locked"))
+                if racing and attempt + 1 < CREATE_TRIES:
+                    time.sleep(random.uniform(0.05, 0.2))
+                    continue
+                self._engine.dispose()
+                raise StorageError(f"cannot create tables in {self.safe_url}: {one_line(exc, parsed.password)}"
+                                   ) from None
         self._insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
 
     def __repr__(self) -> str:

@@ -127,3 +127,18 @@ def _alive(pid: int) -> bool:
         return False
     except OSError:
         return os.path.exists(f"/proc/{pid}")
+
+
+@pytest.mark.postgres
+def test_an_experiment_records_into_postgresql(project: Project, postgres_url: str) -> None:
+    config = project.config(maxTrialNumber=3, storage=postgres_url)
+    project.cli("submit", str(config), "--quiet", check=True)
+    from hpoqueue.storage import Storage
+
+    storage = Storage(postgres_url)
+    [exp] = storage.list_experiments()
+    trials = storage.trials(exp.id)
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 3
+    assert all(len(storage.metrics(t.id, kind="intermediate")) == 3 for t in trials)
+    listed = project.cli("--storage", postgres_url, "list", check=True).stdout
+    assert exp.id in listed

@@ -75,3 +75,15 @@ def test_sqlite_path_that_is_a_directory(tmp_path: Path) -> None:
 def test_bad_urls_say_what_to_use(url: str, expect: str) -> None:
     text = open_error(url)
     assert expect in text and "sqlite:///" in text and "postgresql://" in text
+
+
+def test_several_processes_may_open_a_new_sqlite_database_at_once(tmp_path: Path) -> None:
+    """`hpoqueue status` beside a starting `submit`: both create the tables; neither may fail."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code = f"from hpoqueue.storage import Storage; Storage({url!r}).list_experiments()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [p.stderr.read().decode() for p in procs if p.wait() != 0]  # type: ignore[union-attr]
+    assert errors == []
