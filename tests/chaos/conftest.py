@@ -8,8 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 
 from hpoqueue.errors import StorageError
 from hpoqueue.storage import ExperimentRecord, Storage
-from tests.e2e.conftest import Project
+from tests.e2e.conftest import Project, wait_for
 
 #: One `<trial>.<pid>.start` file per execution (with the pids it started) and `.end` when it finishes.
 #: With `first_only`, only the first execution of a trial sleeps; a retry finishes at once.
@@ -37,26 +36,6 @@ time.sleep(float(p.get("sleep", 0.5)) if first or not p.get("first_only") else 0
 nni.report_final_result(float(p.get("x", 1.0)))
 open(base + ".end", "w").close()
 '''
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.2) -> Any:
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def parent_pid(pid: int) -> int:

@@ -11,7 +11,8 @@ import redis
 from hpoqueue.app import make_app
 from hpoqueue.protocol import Channel, TrialSpec
 from hpoqueue.states import TrialState
-from tests.chaos.conftest import ChaosProject, alive, wait_for
+from tests.chaos.conftest import ChaosProject
+from tests.e2e.conftest import alive, wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -9,7 +9,8 @@ import signal
 import pytest
 
 from hpoqueue.states import ExperimentState, TrialState
-from tests.chaos.conftest import ChaosProject, alive, parent_pid, wait_for
+from tests.chaos.conftest import ChaosProject, parent_pid
+from tests.e2e.conftest import alive, wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(150)]
 

@@ -12,7 +12,8 @@ import pytest
 
 from hpoqueue.broker import EmbeddedRedis
 from hpoqueue.states import ExperimentState, TrialState
-from tests.chaos.conftest import ChaosProject, alive, wait_for
+from tests.chaos.conftest import ChaosProject
+from tests.e2e.conftest import alive, wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from hpoqueue.states import TrialState
-from tests.chaos.conftest import ChaosProject, alive, wait_for
+from tests.chaos.conftest import ChaosProject
+from tests.e2e.conftest import alive, wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(120)]
 

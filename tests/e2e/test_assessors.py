@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from hpoqueue.states import ExperimentState, TrialState
-from tests.e2e.conftest import Project
-from tests.e2e.test_experiment import _alive
+from tests.e2e.conftest import Project, alive, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -45,16 +44,6 @@ def start(project: Project, **fields: Any) -> tuple[subprocess.Popen[str], Path]
     return proc, project.echo
 
 
-def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
 def pids_of(echo: Path, trial: str) -> list[int] | None:
     path = echo / f"{trial}.pids"
     return [int(p) for p in path.read_text().split()] if path.exists() else None
@@ -62,7 +51,7 @@ def pids_of(echo: Path, trial: str) -> list[int] | None:
 
 def gone_at(pids: list[int], timeout: float) -> float:
     """When the last of `pids` was seen gone (polled every 50 ms)."""
-    wait_for(lambda: not any(_alive(p) for p in pids), timeout, f"processes {pids} to end")
+    wait_for(lambda: not any(alive(p) for p in pids), timeout, f"processes {pids} to end")
     return time.time()
 
 

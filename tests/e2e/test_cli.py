@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from hpoqueue.broker import ping
 from hpoqueue.states import ExperimentState, TrialState
-from tests.e2e.conftest import Project
+from tests.e2e.conftest import Project, alive, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SLOW_SPACE = {"x": {"_type": "uniform", "_value": [0, 1]}, "sleep": {"_type": "choice", "_value": [1.0]},
               "steps": {"_type": "choice", "_value": [30]}}
-
-
-def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def running_trials(project: Project, exp_id: str) -> list:  # type: ignore[type-arg]
@@ -39,19 +27,20 @@ def test_detached_experiment_can_be_updated_and_stopped(project: Project) -> Non
     config = project.config(maxTrialNumber=50, trialConcurrency=1, searchSpace=SLOW_SPACE)
     run = project.cli("submit", str(config), "--detach", check=True)
     exp_id = run.stdout.strip()
-    wait_for(lambda: running_trials(project, exp_id))
+    wait_for(lambda: running_trials(project, exp_id), 60, "a trial to run")
     project.cli("update", exp_id, "--concurrency", "2", "--max-trials", "3", check=True)
-    wait_for(lambda: len(running_trials(project, exp_id)) == 2)
+    wait_for(lambda: len(running_trials(project, exp_id)) == 2, 60, "two running trials")
     exp = project.storage().get_experiment(exp_id)
     assert exp.concurrency == 2 and exp.max_trial_number == 3
     project.cli("stop", exp_id, check=True)
-    wait_for(lambda: project.storage().get_experiment(exp_id).state is ExperimentState.STOPPED, timeout=60)
+    wait_for(lambda: project.storage().get_experiment(exp_id).state is ExperimentState.STOPPED, 60,
+             "the experiment to stop")
     trials = project.storage().trials(exp_id)
     assert len(trials) <= 3
     assert {t.state for t in trials} <= {TrialState.USER_CANCELED, TrialState.SUCCEEDED}
     assert any(t.state is TrialState.USER_CANCELED for t in trials)
     work_dir = Path(project.storage().get_experiment(exp_id).work_dir)
-    wait_for(lambda: not _workers_alive(work_dir), timeout=30)  # local workers and Redis shut down
+    wait_for(lambda: not _workers_alive(work_dir), 30, "workers and Redis to exit")  # local workers and Redis shut down
 
 
 def test_ctrl_c_stops_cleanly_and_resume_finishes(project: Project) -> None:
@@ -59,8 +48,8 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(project: Project) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"],
                             cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        exp_id = wait_for(lambda: _first_experiment(project))
-        wait_for(lambda: len(running_trials(project, exp_id)) == 2)
+        exp_id = wait_for(lambda: _first_experiment(project), 60, "the experiment to be recorded")
+        wait_for(lambda: len(running_trials(project, exp_id)) == 2, 60, "two running trials")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 1  # stopped, not done
     finally:
@@ -71,7 +60,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(project: Project) -> None:
     trials = storage.trials(exp_id)
     assert [t.state for t in trials] == [TrialState.USER_CANCELED] * 2
     for trial in trials:
-        assert trial.pid is not None and not _alive(trial.pid)
+        assert trial.pid is not None and not alive(trial.pid)
     assert not _workers_alive(Path(storage.get_experiment(exp_id).work_dir))
 
 
@@ -93,20 +82,10 @@ def _first_experiment(project: Project) -> str | None:
 def _workers_alive(work_dir: Path) -> bool:
     for pid_file in [*work_dir.glob("workers/*.pid"), work_dir / "broker" / "redis.pid"]:
         try:
-            if _alive(int(pid_file.read_text())):
+            if alive(int(pid_file.read_text())):
                 return True
         except (OSError, ValueError):
             continue
     return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
-        return False

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from hpoqueue.states import ExperimentState, TrialState
-from tests.e2e.conftest import Project, max_overlap
+from tests.e2e.conftest import Project, alive, max_overlap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -87,7 +86,7 @@ def test_max_trial_duration_kills_the_trial_and_its_children(project: Project) -
     assert trial.state is TrialState.TIMEOUT
     pids = [int(p) for p in (project.echo / f"{trial.id}.pids").read_text().split()]
     for pid in pids:
-        assert not _alive(pid), f"process {pid} of the trial survived"
+        assert not alive(pid), f"process {pid} of the trial survived"
 
 
 def test_max_experiment_duration_stops_creating_trials(project: Project) -> None:
@@ -117,16 +116,6 @@ def test_export_trials_best_and_status_read_the_record(project: Project) -> None
     assert len(table.splitlines()) == 4 and best["trial"] in table.splitlines()[2]
     logs = project.cli("logs", f"{exp_id}-1", check=True)
     assert logs.code == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return os.path.exists(f"/proc/{pid}")
 
 
 @pytest.mark.postgres

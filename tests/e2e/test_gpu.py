@@ -20,7 +20,7 @@ import redis
 from hpoqueue.gpu_slots import GpuSlots, gpu_indices_env
 from hpoqueue.protocol import TrialSpec
 from hpoqueue.states import ExperimentState, TrialState
-from tests.e2e.conftest import Project, max_overlap
+from tests.e2e.conftest import Project, alive, max_overlap, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -95,24 +95,6 @@ def one_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
     return lines[0]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def check_pinning(project: Project, exp_id: str) -> list[dict[str, Any]]:

@@ -21,7 +21,8 @@ import pytest
 from hpoqueue.app import make_app
 from hpoqueue.broker import EmbeddedRedis, free_port, ping, redis_server_binary
 from hpoqueue.states import TrialState
-from tests.chaos.conftest import ChaosProject, wait_for
+from tests.chaos.conftest import ChaosProject
+from tests.e2e.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
