@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 QUERY_GPU_FIELDS = "index,uuid,name,memory.total,memory.used,memory.free,utilization.gpu,temperature.gpu"
 QUERY_APPS_FIELDS = "gpu_uuid,pid,used_memory"
 ENV_FAKE_GPUS = "HPOQUEUE_FAKE_GPUS"
+ENV_GPU_MAP = "HPOQUEUE_GPU_MAP"  #: per-box override of which GPU a queue pins, e.g. gpu0=2,gpu1=3
 NVIDIA_SMI_TIMEOUT = 10.0
 _MIB = 1024 * 1024
 _FAKE_MEMORY_MIB = 81559  # what a real H100 80GB HBM3 reports
@@ -222,15 +223,33 @@ def discover_gpus(env: Mapping[str, str] = os.environ) -> list[GpuInfo]:
 
 # --- queues and environments -------------------------------------------------------------------------
 
-def queue_gpu(queue: str) -> int | None:
-    """The GPU index a queue pins ("gpu3" -> 3), None for the "cpu" queue."""
+def queue_gpu(queue: str, env: Mapping[str, str] = os.environ) -> int | None:
+    """The GPU index a queue pins on this box ("gpu3" -> 3), None for the "cpu" queue.
+
+    $HPOQUEUE_GPU_MAP overrides the mapping on a box whose GPUs are numbered differently, e.g.
+    ``gpu0=2,gpu1=3`` makes a worker of queue gpu0 pin GPU 2.
+    """
     if queue == "cpu":
         return None
+    overrides = parse_gpu_map(env.get(ENV_GPU_MAP, ""))
+    if queue in overrides:
+        return overrides[queue]
     match = _QUEUE_RE.fullmatch(queue)
     if match is None:
         raise GpuError(f"queue {queue!r} names no GPU slot (use gpu<N> with N a GPU index without leading "
                        "zeros, e.g. gpu0, or cpu for CPU trials)")
     return int(match.group(1))
+
+
+def parse_gpu_map(text: str) -> dict[str, int]:
+    """``gpu0=2,gpu1=3`` -> {"gpu0": 2, "gpu1": 3}; anything else is a GpuError naming the variable."""
+    mapping: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        queue, _, index = item.partition("=")
+        if not _QUEUE_RE.fullmatch(queue.strip()) or not index.strip().isdigit():
+            raise GpuError(f"{ENV_GPU_MAP}: {item!r} is not of the form gpu<N>=<GPU index> (e.g. gpu0=2,gpu1=3)")
+        mapping[queue.strip()] = int(index)
+    return mapping
 
 
 def _check_indices(indices: Sequence[int]) -> None:

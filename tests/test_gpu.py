@@ -151,6 +151,19 @@ def test_queue_that_names_no_gpu_is_a_gpu_error_with_hint(queue: str) -> None:
         queue_gpu(queue)
 
 
+def test_gpu_map_overrides_which_gpu_a_queue_pins() -> None:
+    env = {"HPOQUEUE_GPU_MAP": "gpu0=2, gpu1=3"}
+    assert queue_gpu("gpu0", env) == 2 and queue_gpu("gpu1", env) == 3
+    assert queue_gpu("gpu2", env) == 2  # queues the map does not name keep their own index
+    assert queue_gpu("cpu", env) is None
+
+
+@pytest.mark.parametrize("text", ["gpu0", "gpu0=x", "cpu=1", "gpu0=-1"])
+def test_a_malformed_gpu_map_names_the_variable(text: str) -> None:
+    with pytest.raises(GpuError, match="HPOQUEUE_GPU_MAP"):
+        queue_gpu("gpu0", {"HPOQUEUE_GPU_MAP": text})
+
+
 def test_visible_devices() -> None:
     assert visible_devices([0, 3]) == "0,3"
     assert visible_devices([]) == ""

@@ -137,7 +137,7 @@ class GPTuner(BaseTuner):
         """Gaussian perturbations (numeric columns only) of the best observed points."""
         best = np.argsort(self._y)[:LOCAL_CENTRES]
         centres = np.repeat(np.array(self._x)[best], LOCAL_CANDIDATES, axis=0)
-        scale = self.rng.choice([0.002, 0.01, 0.05, 0.2], size=(len(centres), 1))
+        scale = self.rng.choice([0.01, 0.05, 0.2], size=(len(centres), 1))
         noise = self.rng.normal(size=centres.shape) * scale * self.columns.numeric_mask
         return np.clip(centres + noise, 0.0, 1.0)
 

@@ -305,3 +305,12 @@ def test_a_lease_that_expired_under_a_live_trial_is_taken_back(redis_url: str,
     time.sleep(0.4)  # a stalled heartbeat: the lease is gone
     assert slots.leases.holders(0) == []
     assert slots.renew() and slots.leases.holders(0) == ["e-1-a1"]
+
+
+def test_a_box_can_map_a_queue_to_another_gpu(tmp_path: Path) -> None:
+    project = gpu_project(tmp_path, HPOQUEUE_GPU_MAP="gpu0=3")
+    config = gpu_config(project, maxTrialNumber=2, trialConcurrency=1, service={"gpuIndices": [0]})
+    project.cli("submit", str(config), "--quiet", check=True)
+    trials = finished_ok(project, project.only_experiment())
+    assert {t.queue for t in trials} == {"gpu0"} and all(t.gpus == [3] for t in trials)
+    assert {r["cuda"] for r in attempts(project).values()} == {"3"}
