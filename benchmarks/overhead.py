@@ -1,10 +1,13 @@
-"""Per-trial overhead of hpoqueue against the plain floor: N trivial process trials, side by side.
+"""Per-trial overhead of hpoqueue against the plain floor and a peer: N trivial process trials, side by side.
 
     python benchmarks/overhead.py [--trials 200] [--concurrency 2 8]
 
-The floor runs the same trial command through a thread pool and subprocess.run, nothing else. hpoqueue runs
-it through `hpoqueue submit` (embedded Redis, local Celery workers, SQLite). Prints wall time, throughput,
-the ratio to the floor, the scheduler's peak resident memory and that of the helpers (Redis, workers).
+The floor runs the same trial command through a thread pool and subprocess.run, nothing else. Optuna (when
+installed: `pip install -e '.[bench]'`) runs it from its objective with n_jobs threads, in memory and with
+SQLite storage. hpoqueue runs it through `hpoqueue submit` (embedded Redis, local Celery workers, SQLite).
+Prints wall time, throughput, the ratio to the floor, the scheduler's peak resident memory and that of the
+helpers (Redis, workers). Ray Tune and NNI are not installed here: shared/reference/peer-overhead.md has
+their figures on the same kind of box (NNI 3.0 about 0.5-1.3 trials/s, Ray Tune 0.7-16 trials/s).
 """
 
 from __future__ import annotations
@@ -36,6 +39,26 @@ def floor(trials: int, concurrency: int, workdir: Path) -> float:
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(lambda p: subprocess.run([sys.executable, "trial.py", json.dumps(p)], cwd=workdir,
                                                capture_output=True, check=True), params))
+    return time.perf_counter() - start
+
+
+def optuna_run(trials: int, concurrency: int, workdir: Path, storage: str | None) -> float | None:
+    """Optuna's ask/tell loop with n_jobs threads, each trial the same subprocess; None without optuna."""
+    try:
+        import optuna
+    except ImportError:
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial: optuna.Trial) -> float:
+        p = {"x": trial.suggest_float("x", -5, 5), "y": trial.suggest_float("y", -5, 5)}
+        out = subprocess.run([sys.executable, "trial.py", json.dumps(p)], cwd=workdir, capture_output=True,
+                             check=True, text=True).stdout
+        return float(out.strip().splitlines()[-1].split("=")[1])
+
+    start = time.perf_counter()
+    study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=trials, n_jobs=concurrency)
     return time.perf_counter() - start
 
 
@@ -103,16 +126,23 @@ def main() -> None:
     rows = []
     for c in args.concurrency:
         f = floor(args.trials, c, workdir)
+        peers = {"optuna (in memory)": optuna_run(args.trials, c, workdir, None),
+                 "optuna (SQLite)": optuna_run(args.trials, c, workdir,
+                                               f"sqlite:///{tempfile.mkdtemp(prefix='hpoq-optuna-')}/o.db")}
         h = hpoqueue_run(args.trials, c, workdir)
-        rows.append((c, f, h))
+        rows.append((c, f, peers, h))
     print(f"{args.trials} trivial process trials (python start-up + 3 metric lines), load avg "
           f"{os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
     print("| system | conc | wall s | trials/s | vs floor | steady s (first start-last end) | steady trials/s "
           "| vs floor (steady) | ok | scheduler peak RSS MiB | Redis+workers RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for c, f, h in rows:
+    for c, f, peers, h in rows:
         print(f"| floor (ThreadPool+subprocess) | {c} | {f:.2f} | {args.trials / f:.1f} | 1.00 | - | - | - | "
               f"{args.trials} | - | - |")
+        for name, wall in peers.items():
+            if wall is not None:
+                print(f"| {name} | {c} | {wall:.2f} | {args.trials / wall:.1f} | {f / wall:.2f} | - | - | - | "
+                      f"{args.trials} | - | - |")
         print(f"| hpoqueue submit (embedded) | {c} | {h['wall']:.2f} | {args.trials / h['wall']:.1f} | "
               f"{f / h['wall']:.2f} | {h['steady']:.2f} | {args.trials / h['steady']:.1f} | {f / h['steady']:.2f} | "
               f"{h['ok']} | {h['sched_rss']:.0f} | {h['helpers_rss']:.0f} |")
