@@ -410,6 +410,9 @@ class Scheduler:
         self.channel.stop(old, "lost")  # in case the worker is alive but cut off: it must not go on
         self.storage.add_event(flight.record.id, flight.attempt, "lost",
                                {"heartbeat_timeout": self.config.heartbeat_timeout})
+        if flight.state.is_finished():  # stopped (early stop, kill) before its worker vanished: that stands
+            self._observe(flight)
+            return
         if flight.attempt <= self.config.max_trial_retries and not self.stopping:
             flight.attempt += 1
             self.storage.transition(flight.record.id, TrialState.WAITING, expected=ACTIVE_STATES,

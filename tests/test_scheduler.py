@@ -228,6 +228,18 @@ def test_kill_cancels_one_running_trial() -> None:
     assert result.state is ExperimentState.DONE
 
 
+def test_a_killed_trial_whose_worker_then_vanishes_stays_killed_and_is_not_retried() -> None:
+    cfg = config(maxTrialNumber=1, maxTrialRetries=2, heartbeatTimeout="10s")
+    # the worker dies silently after 3 steps (heartbeats included); the kill comes after that
+    sim = Simulation(cfg, lambda p: SimTrial(values=[1.0, 2.0, 3.0], outcome="hang"))
+    sim.cluster.control_at(3.5, "kill", trial="sim-1")
+    result = sim.run()
+    trial = result.storage.get_trial("sim-1")
+    assert trial.state is TrialState.USER_CANCELED and trial.attempt == 1
+    assert len(result.cluster.dispatched) == 1  # the kill stands: no retry of a trial the user stopped
+    assert result.state is ExperimentState.DONE
+
+
 def test_stop_cancels_everything_in_flight_and_creates_nothing_more() -> None:
     cfg = config(maxTrialNumber=10, trialConcurrency=3)
     sim = Simulation(cfg, lambda p: curve(p, steps=4))
