@@ -15,9 +15,9 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.stats import qmc
 
-from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.records import TrialResult
 from hpoqueue.space import SearchSpace
-from hpoqueue.tuners._base import BaseTuner, OptimizeMode
+from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._gp_model import Acquisition, Posterior, default_raw, fit_kernel
 from hpoqueue.tuners._spacecols import Columns
@@ -34,11 +34,9 @@ CANDIDATE_BUDGET, MIN_CANDIDATES = 120_000, 500
 REFINE_ITERATIONS = 100
 
 
-class GPTuner(BaseTuner):
+class GPTuner(SequentialTuner):
     """GP-BO over the space's [0, 1] encoding; never repeats a configuration (exhausts finite spaces)."""
 
-    extra_params: frozenset[str] = frozenset()
-    dedups = True
     model_based = True
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
@@ -72,16 +70,6 @@ class GPTuner(BaseTuner):
     def exhausted(self) -> bool:
         return self._seen.exhausted
 
-    def suggest(self, n: int) -> list[Suggestion]:
-        out = []
-        for _ in range(n):
-            params = self._next()
-            if params is None:
-                break
-            self.mark_pending(params)
-            out.append(Suggestion(params))
-        return out
-
     def mark_pending(self, params: dict) -> None:
         self._seen.add(params)
         self._pending[self.space.key(params)] = self.space.encode(params)
@@ -93,7 +81,7 @@ class GPTuner(BaseTuner):
         self._x.append(self.space.encode(result.params) if x is None else x)
         self._y.append(self.loss(float(result.value)))
 
-    def _next(self) -> dict[str, Any] | None:
+    def propose(self) -> dict[str, Any] | None:
         if self._seen.exhausted:
             return None
         if len(self._seen) < self.cold_start_num or len(self._y) < 2:
