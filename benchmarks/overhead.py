@@ -62,20 +62,11 @@ def optuna_run(trials: int, concurrency: int, workdir: Path, storage: str | None
     return time.perf_counter() - start
 
 
-def peak_rss_mib(pid: int) -> float:
+def status_mib(pid: int, field: str) -> float:
+    """A memory line of /proc/PID/status in MiB (VmRSS: now, VmHWM: peak); NaN once the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -97,10 +88,11 @@ def hpoqueue_run(trials: int, concurrency: int, workdir: Path) -> dict[str, floa
     helpers_rss = 0.0
     sched_peak = 0.0
     while proc.poll() is None:
-        sched_peak = max(sched_peak, peak_rss_mib(proc.pid))
+        sched_peak = max(sched_peak, status_mib(proc.pid, "VmHWM"))
         pids = [int(p.read_text()) for p in home.glob("*/workers/*.pid")] + \
                [int(p.read_text()) for p in home.glob("*/broker/redis.pid") if p.read_text().strip()]
-        helpers_rss = max(helpers_rss, sum(rss_mib(p) for p in pids if rss_mib(p) == rss_mib(p)))
+        rss = [status_mib(p, "VmRSS") for p in pids]
+        helpers_rss = max(helpers_rss, sum(r for r in rss if r == r))  # NaN: gone meanwhile
         time.sleep(0.2)
     wall = time.perf_counter() - start
     if proc.returncode != 0:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from hpoqueue.durations import format_duration, parse_duration
-from hpoqueue.errors import ConfigError
+from hpoqueue.errors import ConfigError, read_text
 from hpoqueue.space import SearchSpace
 
 __all__ = [
@@ -181,12 +181,7 @@ def read_yaml(text: str, *, source: str | None, error: type[ConfigError] = Confi
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read an experiment YAML; relative paths in it are relative to its directory."""
     path = Path(os.path.abspath(os.path.expanduser(str(path))))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"cannot read the config file: {reason}", source=str(path),
-                          hint="check the path") from None
+    text = read_text(path, ConfigError, "config file", "check the path")
     return config_from_dict(read_yaml(text, source=str(path)), source=str(path), base_dir=path.parent)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class HpoQueueError(Exception):
     """Root of every error hpoqueue raises on purpose. The CLI prints it on one line and exits 2."""
@@ -27,6 +29,15 @@ class ConfigError(HpoQueueError):
         if hint:
             text += f" ({hint})"
         super().__init__(text)
+
+
+def read_text(path: Path, error: type[ConfigError], what: str, hint: str) -> str:
+    """The UTF-8 text of a file the user named, or `error` saying which file, why, and `hint`."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(f"cannot read the {what}: {reason}", source=str(path), hint=hint) from None
 
 
 class SearchSpaceError(ConfigError):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hpoqueue.errors import SearchSpaceError
+from hpoqueue.errors import SearchSpaceError, read_text
 
 __all__ = ["Dim", "SearchSpace", "TYPES"]
 
@@ -542,12 +542,7 @@ class SearchSpace:
     def from_file(cls, path: str | Path) -> SearchSpace:
         """Load a JSON (or YAML, by extension) search space file."""
         path = Path(path).expanduser()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise SearchSpaceError(f"cannot read the search space file: {reason}", source=str(path),
-                                   hint="check searchSpaceFile") from exc
+        text = read_text(path, SearchSpaceError, "search space file", "check searchSpaceFile")
         if path.suffix.lower() in (".yaml", ".yml"):
             from hpoqueue.config import read_yaml  # config imports this module
 
