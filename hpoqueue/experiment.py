@@ -11,7 +11,6 @@ import string
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,15 +101,6 @@ def check_gpus(config: ExperimentConfig, local: bool) -> None:
                        f"({', '.join(map(str, indices))}) (lower trialGpuNumber, or list more GPUs in gpuIndices)")
 
 
-@dataclass
-class Runtime:
-    """The broker and workers an experiment runs on, for as long as it runs."""
-
-    broker_url: str
-    local: bool
-    channel: Channel
-
-
 def create(config: ExperimentConfig, storage: Storage, *, broker: str | None = None) -> str:
     """Validate everything that can be checked up front, then record the experiment; returns its id."""
     broker_url = resolve_broker_url(broker, config.broker)
@@ -135,11 +125,6 @@ def create(config: ExperimentConfig, storage: Storage, *, broker: str | None = N
     if broker_url is not None:
         remember_broker(work_dir, broker_url)
     return exp_id
-
-
-def load_config(storage: Storage, exp_id: str) -> ExperimentConfig:
-    exp = storage.get_experiment(exp_id)
-    return config_from_dict(exp.config, source=f"experiment {exp_id}")
 
 
 def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_workers: bool | None = None,
