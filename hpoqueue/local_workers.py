@@ -26,7 +26,7 @@ class WorkerSpec:
 def worker_command(spec: WorkerSpec, log_file: Path) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "hpoqueue", "worker",
             "-Q", ",".join(spec.queues), "-c", str(spec.concurrency), "-P", spec.pool,
-            "-n", f"{spec.name}@%h", "--without-mingle", "--without-gossip", "-E",
+            "-n", f"{spec.name}@%h", "--without-mingle", "--without-gossip",
             "--loglevel", "INFO", "--logfile", str(log_file)]
 
 

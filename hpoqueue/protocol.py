@@ -76,18 +76,37 @@ class Channel:
         self.alive_key = f"{PREFIX}:{exp_id}:scheduler"
 
     # ---- worker side -------------------------------------------------------------------------
+    #: SET NX the claim and, only if that took, count a first heartbeat: one round trip per attempt
+    _CLAIM = ("if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then "
+              "redis.call('HINCRBY', KEYS[2], ARGV[3], 1) return 1 end return 0")
+
     def claim(self, attempt: str, holder: str) -> bool:
-        """Claim an attempt exactly once; a second delivery of the same task gets False."""
-        return bool(self.client.set(f"{PREFIX}:claim:{attempt}", holder, nx=True, ex=CLAIM_TTL))
+        """Claim an attempt exactly once and start its heartbeat; a second delivery of the task gets False."""
+        script = self.client.register_script(self._CLAIM)
+        return bool(script(keys=[f"{PREFIX}:claim:{attempt}", self.heartbeats_key],
+                           args=[holder, CLAIM_TTL, attempt]))
 
     def emit(self, event_type: str, trial: str, attempt: int, **data: Any) -> None:
-        """Append one event for the scheduler, retrying for up to EMIT_RETRY s while Redis restarts (a
-        lost `finished` event would leave the trial RUNNING); a duplicate append is harmless."""
-        event = {"type": event_type, "trial": trial, "attempt": attempt, "ts": time.time(), **data}
+        """Append one event for the scheduler (see emit_many)."""
+        self.emit_many(trial, attempt, [(event_type, data)])
+
+    def emit_many(self, trial: str, attempt: int, events: list[tuple[str, dict[str, Any]]],
+                  clear_heartbeat: bool = False) -> None:
+        """Append events in order in one round trip (and end the attempt's heartbeat with them when asked),
+        retrying for up to EMIT_RETRY s while Redis restarts (a lost `finished` event would leave the trial
+        RUNNING); a duplicate append is harmless."""
+        now = time.time()
+        payloads = [json.dumps({"type": event_type, "trial": trial, "attempt": attempt, "ts": now, **data})
+                    for event_type, data in events]
         deadline = time.monotonic() + EMIT_RETRY
         while True:
+            pipe = self.client.pipeline(transaction=True)  # a pipeline forgets its commands once executed
+            for payload in payloads:
+                pipe.xadd(self.events_key, {"e": payload})
+            if clear_heartbeat:
+                pipe.hdel(self.heartbeats_key, attempt_id(trial, attempt))
             try:
-                self.client.xadd(self.events_key, {"e": json.dumps(event)})
+                pipe.execute()
                 return
             except (redis.ConnectionError, redis.TimeoutError):
                 if time.monotonic() >= deadline:
@@ -96,9 +115,6 @@ class Channel:
 
     def heartbeat(self, attempt: str) -> None:
         self.client.hincrby(self.heartbeats_key, attempt, 1)
-
-    def clear_heartbeat(self, attempt: str) -> None:
-        self.client.hdel(self.heartbeats_key, attempt)
 
     def wait_stop(self, attempt: str, timeout: float) -> str | None:
         """Block up to `timeout` s for a stop request; returns its reason."""

@@ -73,27 +73,30 @@ def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, brok
     attempt = spec.attempt_id
     if not channel.claim(attempt, f"{hostname}:{os.getpid()}"):
         return "duplicate delivery ignored"
-    channel.heartbeat(attempt)
     slots = GpuSlots(client, spec, queue, hostname)
+
+    def finish(**outcome: Any) -> None:
+        """The attempt's last event, with its heartbeat ended in the same round trip."""
+        channel.emit_many(spec.trial_id, spec.attempt, [("finished", outcome)], clear_heartbeat=True)
+
     try:
         reason = _wait_for_slots(channel, spec, slots)
         if reason is not None:
-            channel.emit("finished", spec.trial_id, spec.attempt, reason="stopped", stop_reason=reason,
-                         exit_code=None, signal=None, message=f"stopped ({reason}) before it started")
+            finish(reason="stopped", stop_reason=reason, exit_code=None, signal=None,
+                   message=f"stopped ({reason}) before it started")
             return "stopped before start"
         try:
             outcome = _run(channel, spec, slots, queue, hostname)
         except Exception as exc:  # the trial must end recorded, never hang as RUNNING
-            channel.emit("finished", spec.trial_id, spec.attempt, reason="error", exit_code=None,
-                         signal=None, stop_reason=None, message=f"worker error: {exc!r}")
+            finish(reason="error", exit_code=None, signal=None, stop_reason=None,
+                   message=f"worker error: {exc!r}")
             raise
-        channel.emit("finished", spec.trial_id, spec.attempt, reason=outcome.reason,
-                     exit_code=outcome.exit_code, signal=outcome.signal, stop_reason=outcome.stop_reason,
-                     message=outcome.message, metrics_rejected=outcome.metrics_rejected)
+        finish(reason=outcome.reason, exit_code=outcome.exit_code, signal=outcome.signal,
+               stop_reason=outcome.stop_reason, message=outcome.message,
+               metrics_rejected=outcome.metrics_rejected)
         return outcome.message
     finally:
         slots.release()
-        channel.clear_heartbeat(attempt)
 
 
 def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> str | None:
@@ -150,11 +153,13 @@ def _supervise(channel: Channel, spec: TrialSpec, slots: GpuSlots, queue: str, h
                directory: Path) -> Outcome:
     steps = {"intermediate": 0, "final": 0}
 
-    def on_metric(metric: Metric) -> None:
-        step = steps[metric.kind]
-        steps[metric.kind] += 1
-        channel.emit("metric", spec.trial_id, spec.attempt, kind=metric.kind, step=step,
-                     value=metric.value, data=metric.data)
+    def on_metrics(metrics: list[Metric]) -> None:
+        events = []
+        for metric in metrics:
+            events.append(("metric", {"kind": metric.kind, "step": steps[metric.kind], "value": metric.value,
+                                      "data": metric.data}))
+            steps[metric.kind] += 1
+        channel.emit_many(spec.trial_id, spec.attempt, events)
 
     def on_heartbeat() -> None:
         try:
@@ -170,7 +175,7 @@ def _supervise(channel: Channel, spec: TrialSpec, slots: GpuSlots, queue: str, h
         metric_regex=stdout_pattern(spec.metric_name, spec.metric_pattern),
         timeout=spec.timeout, grace=spec.grace, heartbeat_interval=spec.heartbeat_interval,
     )
-    runner = TrialRunner(run_spec, on_metric=on_metric, on_heartbeat=on_heartbeat)
+    runner = TrialRunner(run_spec, on_metrics=on_metrics, on_heartbeat=on_heartbeat)
     try:
         pid = runner.start()
     except OSError as exc:

@@ -53,7 +53,7 @@ def make_spec(tmp_path: Path, command: str, **options: object) -> RunSpec:
 
 def run(spec: RunSpec) -> tuple[Outcome, list[Metric]]:
     seen: list[Metric] = []
-    return TrialRunner(spec, on_metric=seen.append).run(), seen
+    return TrialRunner(spec, on_metrics=seen.extend).run(), seen
 
 
 @pytest.mark.parametrize("code", [0, 3])
@@ -224,3 +224,36 @@ def test_a_killed_worker_takes_its_trial_along_and_the_sweep_kills_the_rest(tmp_
     finally:
         worker.kill()
         worker.wait()
+
+
+PLAIN_SUPERVISOR = """
+import os, sys
+from pathlib import Path
+from hpoqueue.runner import RunSpec, TrialRunner
+d = Path(sys.argv[1])
+TrialRunner(RunSpec("sleep 300", d, dict(os.environ), d / "out", d / "err", d / "metrics", d / "trial.log")).run()
+"""
+
+
+def test_a_command_without_shell_syntax_runs_with_no_shell_between_and_dies_with_its_worker(tmp_path: Path) -> None:
+    worker = subprocess.Popen([sys.executable, "-c", PLAIN_SUPERVISOR, str(tmp_path)])
+    try:
+        assert wait_for(lambda: (tmp_path / PGID_FILE).exists())
+        leader = json.loads((tmp_path / PGID_FILE).read_text())["pgid"]
+        assert wait_for(lambda: Path(f"/proc/{leader}/comm").read_text().strip() == "sleep")  # no bash
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        assert wait_for(lambda: not alive(leader))  # PR_SET_PDEATHSIG, set before the exec
+    finally:
+        worker.kill()
+        worker.wait()
+
+
+@pytest.mark.parametrize("command", ["sh hello.sh 7", "./hello.sh 7", "X=7; ./hello.sh $X", "./hello.sh '7'"])
+def test_relative_programs_and_shell_syntax_run_as_bash_would(tmp_path: Path, command: str) -> None:
+    script = tmp_path / "hello.sh"
+    script.write_text("#!/bin/sh\necho \"loss=$1\"\n")
+    script.chmod(0o755)
+    outcome, _ = run(make_spec(tmp_path, command))
+    assert outcome.message == "exited with 0"
+    assert (tmp_path / "trial.stdout").read_text() == "loss=7\n"

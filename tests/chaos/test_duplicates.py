@@ -1,5 +1,4 @@
-"""No attempt runs twice: duplicate messages for one attempt, and a trial longer than the broker's
-visibility timeout."""
+"""No attempt runs twice: duplicate messages for one attempt."""
 
 from __future__ import annotations
 
@@ -10,14 +9,10 @@ import redis
 
 from hpoqueue.app import make_app
 from hpoqueue.protocol import Channel, TrialSpec
-from hpoqueue.states import TrialState
 from tests.chaos.conftest import ChaosProject
 from tests.e2e.conftest import alive, wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(120)]
-
-SHORT_VISIBILITY = {"HPOQUEUE_VISIBILITY_TIMEOUT": "3"}
-
 
 def _finished_tasks(chaos: ChaosProject) -> list[str]:
     """What each worker's run_trial task returned, from the Celery logs of both workers."""
@@ -48,20 +43,3 @@ def test_the_same_attempt_delivered_three_times_runs_once(chaos: ChaosProject, r
     events = [json.loads(f[b"e"]) for _id, f in client.xrange(Channel(client, "dupe").events_key)]
     assert [e["type"] for e in events].count("finished") == 1
     assert [e["type"] for e in events].count("started") == 1
-
-
-def test_a_trial_longer_than_the_visibility_timeout_runs_once(chaos: ChaosProject, redis_url: str,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HPOQUEUE_VISIBILITY_TIMEOUT", "3")
-    assert make_app(redis_url).conf.broker_transport_options["visibility_timeout"] == 3
-    chaos.worker(redis_url, "one", env=SHORT_VISIBILITY)
-    chaos.worker(redis_url, "two", env=SHORT_VISIBILITY)
-    config = chaos.chaos_config(maxTrialNumber=1, trialConcurrency=1,
-                                searchSpace={"sleep": {"_type": "choice", "_value": [8]}})
-    submit = chaos.background("submit", str(config), "--broker", redis_url, "--quiet", env=SHORT_VISIBILITY)
-    assert submit.wait(90) == 0
-    exp_id = chaos.only_experiment()
-    [trial] = chaos.storage().trials(exp_id)
-    assert trial.state is TrialState.SUCCEEDED and trial.attempt == 1
-    assert len(chaos.executions()[trial.id]) == 1
-    assert len(_finished_tasks(chaos)) == 1  # no second delivery reached a worker either

@@ -4,6 +4,7 @@ the embedded Redis and Flower listen on 127.0.0.1 only, Flower's basic auth."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import pickle
 import shutil
@@ -14,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from tests.e2e.conftest import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+BASIC_TOKEN = base64.b64encode(b"admin:pw123").decode()
 NASTY = ["'; rm -rf ~ #", "$(touch MARKER)", "`touch MARKER2`"]
 
 
@@ -194,33 +197,61 @@ def test_a_tls_broker_works(chaos: ChaosProject, ca_by: str) -> None:
         _stop(server)
 
 
-def test_flower_binds_loopback_and_requires_basic_auth(chaos: ChaosProject, redis_url: str) -> None:
+def _http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes] | None:
+    """(status, body) of a GET, or None while nothing answers."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+    except OSError:
+        return None
+
+
+@contextmanager
+def _flower(chaos: ChaosProject, redis_url: str, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`hpoqueue flower` on a free port: (its process, its base URL), once it answers; skips if it cannot."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "flower", "--broker", redis_url, "--port", str(port),
-                             "--basic-auth", "admin:pw123"], cwd=chaos.root, env=chaos.env,
+                             *args], cwd=chaos.root, env=chaos.env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
     try:
-        api = f"http://127.0.0.1:{port}/api/workers"
-
-        def status(headers: dict[str, str]) -> int | None:
-            try:
-                with urllib.request.urlopen(urllib.request.Request(api, headers=headers), timeout=5) as reply:
-                    return reply.status
-            except urllib.error.HTTPError as exc:
-                return exc.code
-            except OSError:
-                return None
-
         deadline = time.monotonic() + 20
-        while status({}) is None:
+        while _http_get(f"{base}/api/workers") is None:
             if time.monotonic() > deadline or proc.poll() is not None:
                 pytest.skip("flower did not start within 20 s")
             time.sleep(0.3)
-        assert status({}) == 401
-        token = base64.b64encode(b"admin:pw123").decode()
-        assert status({"Authorization": f"Basic {token}"}) == 200
-        listeners = _listeners(proc.pid)  # `hpoqueue flower` becomes the Flower process itself
-        assert listeners and listeners <= LOOPBACK, listeners
+        yield proc, base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
+
+
+def test_flower_binds_loopback_and_requires_basic_auth(chaos: ChaosProject, redis_url: str) -> None:
+    with _flower(chaos, redis_url, "--basic-auth", "admin:pw123") as (proc, base):
+        api = f"{base}/api/workers"
+        assert _http_get(api) == (401, b"")
+        reply = _http_get(api, {"Authorization": f"Basic {BASIC_TOKEN}"})
+        assert reply is not None and reply[0] == 200
+        listeners = _listeners(proc.pid)  # `hpoqueue flower` becomes the Flower process itself
+        assert listeners and listeners <= LOOPBACK, listeners
+
+
+def test_flower_turns_task_events_on_and_shows_trial_attempts(chaos: ChaosProject, redis_url: str) -> None:
+    """Workers send no task events by default (they cost every trial CPU); Flower enables them every 5 s."""
+    with _flower(chaos, redis_url, "--basic-auth", "admin:pw123") as (_, base):
+        config = chaos.config(maxTrialNumber=8, trialConcurrency=2,
+                              searchSpace={"sleep": {"_type": "choice", "_value": [0.5]},
+                                           "x": {"_type": "uniform", "_value": [0, 1]}})
+        chaos.cli("submit", str(config), "--broker", redis_url, "--local-workers", "--quiet", timeout=120,
+                  check=True)
+        exp = chaos.only_experiment()
+        reply = _http_get(f"{base}/api/tasks", {"Authorization": f"Basic {BASIC_TOKEN}"})
+        assert reply is not None and reply[0] == 200
+        tasks = json.loads(reply[1])
+        ours = {uuid: t for uuid, t in tasks.items() if uuid.startswith(f"{exp}-")}
+        assert ours, f"Flower saw no trial attempt of {exp}: {sorted(tasks)[:5]}"
+        assert all(uuid.endswith("-a1") and t["state"] == "SUCCESS" for uuid, t in ours.items()), ours
+        # an attempt already running when events came on has no task-received event, so no name
+        assert {t["name"] for t in ours.values()} - {None} == {"hpoqueue.run_trial"}, ours
