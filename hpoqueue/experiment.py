@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import string
@@ -131,7 +132,6 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
         on_progress: Callable[[Progress], None] | None = None) -> ExperimentState:
     """Drive experiment `exp_id` to its end. Starts (or finds again, on resume) the embedded Redis and
     the local workers when no broker is configured, and stops them at the end."""
-    from hpoqueue.app import app, broker_settings
     from hpoqueue.worker import redis_client
 
     exp = storage.get_experiment(exp_id)
@@ -148,13 +148,15 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
             remember_broker(work_dir, broker_url)
         else:
             raise BrokerError(f"cannot reach the broker at {redact(broker_url)}")
-        app.conf.update(broker_settings(broker_url))
         local = local_workers if local_workers is not None else embedded
         queues = trial_queues(config, local=local, notify=lambda m: print(f"hpoqueue: {m}", file=sys.stderr))
         if local:
             workers = LocalWorkers(work_dir / "workers", broker_url)
             workers.start(_local_worker_specs(config, queues))
             stack.callback(workers.stop)
+        from hpoqueue.app import app, broker_settings  # Celery loads while the workers start
+
+        app.conf.update(broker_settings(broker_url))
         if exp.state is not ExperimentState.RUNNING:
             storage.set_experiment_state(exp_id, ExperimentState.RUNNING)
         scheduler = Scheduler(exp_id=exp_id, config=config, storage=storage,
@@ -177,8 +179,9 @@ class CeleryDispatcher:
     RETRY_POLICY = {"max_retries": 60, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 2.0}
 
     def dispatch(self, spec: TrialSpec, queue: str) -> None:
+        # argsrepr: Flower shows the parameters, and Celery skips its costly saferepr of the whole spec
         self.app.send_task("hpoqueue.run_trial", args=[spec.to_dict()], task_id=spec.attempt_id, queue=queue,
-                           retry=True, retry_policy=self.RETRY_POLICY)
+                           retry=True, retry_policy=self.RETRY_POLICY, argsrepr=json.dumps(spec.params)[:1024])
 
     def assess(self, payload: dict[str, Any]) -> None:
         self.app.send_task("hpoqueue.assess", args=[payload], queue="assess", retry=True,

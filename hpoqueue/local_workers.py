@@ -24,10 +24,10 @@ class WorkerSpec:
 
 
 def worker_command(spec: WorkerSpec, log_file: Path) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "hpoqueue", "worker",
-            "-Q", ",".join(spec.queues), "-c", str(spec.concurrency), "-P", spec.pool,
-            "-n", f"{spec.name}@%h", "--without-mingle", "--without-gossip",
-            "--loglevel", "INFO", "--logfile", str(log_file)]
+    """`celery -A hpoqueue worker` with these options, through hpoqueue.worker_main (faster to start)."""
+    return [sys.executable, "-m", "hpoqueue.worker_main", "-Q", ",".join(spec.queues),
+            "-c", str(spec.concurrency), "-P", spec.pool, "-n", f"{spec.name}@%h", "--loglevel", "INFO",
+            "--logfile", str(log_file)]
 
 
 class LocalWorkers:

@@ -32,6 +32,8 @@ LOCAL_CANDIDATES, LOCAL_CENTRES = 64, 5
 CANDIDATE_BUDGET, MIN_CANDIDATES = 120_000, 500
 #: L-BFGS-B iterations for the joint refinement of the best candidates.
 REFINE_ITERATIONS = 100
+#: Best-scoring candidates that are rounded to real configurations and scored again, beside the refined.
+SNAPPED = 20
 
 
 class GPTuner(SequentialTuner):
@@ -114,8 +116,18 @@ class GPTuner(SequentialTuner):
         cand = np.vstack([self.columns.random(self.rng, n_random), self._local_candidates()])
         scores = acq.value(*post.predict(cand))
         order = np.argsort(-scores)
-        refined = self._refine(post, acq, cand[order[:self.n_starts]]) if self.n_starts else []
-        for x in [*refined, *cand[order]]:
+        if self.n_starts:  # L-BFGS from the best candidates and from the incumbent (Optuna's warm start)
+            incumbent = np.array(self._x)[int(np.argmin(self._y))]
+            refined = self._refine(post, acq, np.vstack([cand[order[:self.n_starts]], incumbent]))
+        else:
+            refined = []
+        # integer, q and choice columns are rounded by decode: score the configurations really proposed
+        finalists = [self.space.decode(x) for x in [*refined, *cand[order[:SNAPPED]]]]
+        finalists = [params for params in finalists if params not in self._seen]
+        if finalists:
+            snapped = np.array([self.space.encode(params) for params in finalists])
+            return finalists[int(np.argmax(acq.value(*post.predict(snapped))))]
+        for x in cand[order[SNAPPED:]]:
             params = self.space.decode(x)
             if params not in self._seen:
                 return params
@@ -142,6 +154,6 @@ class GPTuner(SequentialTuner):
 
             res = minimize(negacq, x0[:, mask].ravel(), jac=True, method="L-BFGS-B",
                            bounds=[(0.0, 1.0)] * (len(x) * int(mask.sum())),
-                           options={"maxiter": REFINE_ITERATIONS})
+                           options={"maxiter": REFINE_ITERATIONS, "ftol": 1e-15, "gtol": 1e-9})
             x[:, mask] = res.x.reshape(len(x), -1)
         return list(x[np.argsort(-acq.value(*post.predict(x)))])

@@ -15,7 +15,7 @@ from scipy.linalg import cho_solve, cholesky, solve_triangular
 from scipy.optimize import minimize
 from scipy.special import erfcx, log_ndtr, ndtr
 
-MIN_NOISE = 1e-6
+MIN_NOISE = 1e-8
 _SQRT5 = np.sqrt(5.0)
 _SQRT_HALF_PI = np.sqrt(np.pi / 2.0)
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
@@ -93,6 +93,19 @@ def fit_kernel(x: np.ndarray, y: np.ndarray, starts: list[np.ndarray]) -> np.nda
     return best_raw
 
 
+def _robust_cholesky(kmat: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor, adding jitter (1e-8 up to 1e-2 of the scale) while rounding breaks it:
+    nearly equal inputs, normal once the search converges, make the kernel matrix nearly singular."""
+    jitter = 0.0
+    while True:
+        try:
+            return cholesky(kmat + jitter * np.eye(len(kmat)), lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            jitter = 1e-8 * float(np.mean(np.diag(kmat))) if jitter == 0.0 else jitter * 100.0
+            if jitter > 1e-2 * float(np.mean(np.diag(kmat))):
+                raise
+
+
 @dataclass
 class Posterior:
     """A GP conditioned on (x, y) with fixed kernel parameters; the Cholesky factor is computed once."""
@@ -105,7 +118,7 @@ class Posterior:
         self.rho, self.scale, self.noise = _unpack(self.raw)
         kmat = self.scale * _matern(_scaled_r2(self.x, self.x, self.rho))[0]
         kmat[np.diag_indices(len(self.y))] += self.noise
-        self.chol = cholesky(kmat, lower=True, check_finite=False)
+        self.chol = _robust_cholesky(kmat)
         self.alpha = cho_solve((self.chol, True), self.y, check_finite=False)
 
     def predict(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -87,3 +87,25 @@ def test_empty_space_gives_its_single_configuration_once() -> None:
     tuner = TPETuner(SearchSpace.from_dict({}), seed=0)
     assert [s.params for s in tuner.suggest(3)] == [{}]
     assert tuner.exhausted
+
+
+def test_tpe_proposes_exactly_what_hyperopts_tpe_suggest_would_from_the_same_trials() -> None:
+    """TPETuner feeds hyperopt's TPE from its running history instead of rescanning every trial doc;
+    for the same trials (observed, pending with the liar's loss, failed) and seed, the proposal is the same."""
+    from hyperopt import tpe
+
+    tuner = TPETuner(SPACE, seed=3, n_startup_jobs=5)
+    rng = np.random.default_rng(7)
+    for seq in range(1, 40):
+        (s,) = tuner.suggest(1)
+        if seq % 3 == 0:  # some stay pending; some fail
+            continue
+        value = None if seq % 7 == 0 else float(rng.normal())
+        tuner.observe(TrialResult(seq, s.params, TrialState.SUCCEEDED if value is not None else TrialState.FAILED,
+                                  value))
+        tuner._tell_lies()
+        for seed in (1, 99):
+            expected = tpe.suggest([tuner._next_tid], tuner._domain, tuner._trials, seed, n_startup_jobs=5,
+                                   verbose=False)[0]["misc"]["vals"]
+            got = tuner._hyperopt_suggest(tuner._domain, tuner._next_tid, seed)["misc"]["vals"]
+            assert got == expected, (seq, seed)
