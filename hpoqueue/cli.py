@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpoqueue import experiment as experiments
+from hpoqueue import locations
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.storage import Storage, TrialRecord
@@ -22,11 +22,12 @@ from hpoqueue.tables import table
 
 
 def _storage(args: argparse.Namespace, config_value: str | None = None) -> Storage:
-    return Storage(experiments.storage_url(args.storage, config_value))
+    return Storage(locations.storage_url(args.storage, config_value))
 
 
 # ---- running experiments ---------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace) -> int:
+    from hpoqueue import experiment as experiments
     from hpoqueue.config import load_config
 
     config = load_config(args.config)
@@ -46,6 +47,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _drive(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
     if args.detach:
         return _detach(args, storage, exp_id)
+    from hpoqueue import experiment as experiments
     from hpoqueue.progress import ProgressBar
 
     state = experiments.run(exp_id, storage, broker=args.broker,
@@ -60,10 +62,10 @@ def _detach(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
     exp = storage.get_experiment(exp_id)
     log = Path(exp.work_dir) / "scheduler.log"
     # the storage URL travels by environment, not argv, so a password in it does not show in `ps`
-    env = {**os.environ, experiments.ENV_STORAGE: storage.url}
+    env = {**os.environ, locations.ENV_STORAGE: storage.url}
     command = [sys.executable, "-m", "hpoqueue", "resume", exp_id, "--quiet"]
     if args.broker:  # recorded for the experiment at creation; a resume with --broker records it again
-        experiments.remember_broker(Path(exp.work_dir), args.broker)
+        locations.remember_broker(Path(exp.work_dir), args.broker)
     if args.local_workers:
         command.append("--local-workers")
     with open(log, "ab") as out:
@@ -229,7 +231,7 @@ def _live_channel(storage: Storage, exp_id: str) -> Any:
     from hpoqueue.worker import redis_client
 
     exp = storage.get_experiment(exp_id)
-    url = experiments._stored_broker(Path(exp.work_dir))
+    url = locations.stored_broker(Path(exp.work_dir))
     if url is None or not ping(url, timeout=1.0):
         return None
     channel = Channel(redis_client(url), exp_id)

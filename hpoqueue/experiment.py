@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import string
 import sys
@@ -20,26 +19,14 @@ from hpoqueue.config import ExperimentConfig, config_from_dict
 from hpoqueue.errors import BrokerError, ConfigError, GpuError
 from hpoqueue.gpu import GpuInfo, check_request, discover_gpus, gpu_queue, trial_pids, usable_gpus
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
+from hpoqueue.locations import remember_broker, stored_broker
 from hpoqueue.protocol import Channel, TrialSpec
 from hpoqueue.scheduler import Progress, Scheduler
 from hpoqueue.states import ExperimentState
 from hpoqueue.storage import Storage
 from hpoqueue.tuners import create_tuner
 
-ENV_HOME = "HPOQUEUE_HOME"
-ENV_STORAGE = "HPOQUEUE_STORAGE_URL"
 LOCAL_CPU_THREADS = 32  #: threads of the local `cpu` worker (it only supervises trial processes)
-
-
-def home_dir() -> Path:
-    """Where hpoqueue keeps its database and experiments: $HPOQUEUE_HOME or ~/hpoqueue-experiments."""
-    return Path(os.environ.get(ENV_HOME) or Path.home() / "hpoqueue-experiments").expanduser()
-
-
-def storage_url(cli_value: str | None = None, config_value: str | None = None) -> str:
-    """`--storage`, else the config's `storage`, else $HPOQUEUE_STORAGE_URL, else SQLite in home_dir()."""
-    return cli_value or config_value or os.environ.get(ENV_STORAGE) or \
-        f"sqlite:///{home_dir() / 'hpoqueue.db'}"
 
 
 def new_experiment_id() -> str:
@@ -139,7 +126,7 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
     work_dir = Path(exp.work_dir)
     with ExitStack() as stack:
         # `--broker` wins; else the broker this experiment was created (or last run) with
-        broker_url = (resolve_broker_url(broker) or _stored_broker(work_dir)
+        broker_url = (resolve_broker_url(broker) or stored_broker(work_dir)
                       or resolve_broker_url(None, config.broker))
         embedded = broker_url is None or _is_embedded(work_dir, broker_url)
         if broker_url is None or embedded:
@@ -201,34 +188,15 @@ def _local_worker_specs(config: ExperimentConfig, queues: list[str]) -> list[Wor
     return specs
 
 
-def remember_broker(work_dir: Path, url: str) -> None:
-    """Record the broker an experiment runs on, for `resume` and the CLI's kill/stop/update."""
-    _write_private(work_dir / "broker.url", url)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (it may hold a broker password)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-
-
-def _stored_broker(work_dir: Path) -> str | None:
-    try:
-        return (work_dir / "broker.url").read_text().strip() or None
-    except OSError:
-        return None
-
-
 def _is_embedded(work_dir: Path, url: str) -> bool:
-    return (work_dir / "broker" / "embedded").exists() and url == _stored_broker(work_dir)
+    return (work_dir / "broker" / "embedded").exists() and url == stored_broker(work_dir)
 
 
 def _start_embedded(work_dir: Path, stack: ExitStack) -> str:
     """The experiment's own Redis: reuse it if it still runs (the scheduler crashed), else start it
     again on its data directory so the append-only file brings back queued tasks and events."""
     data_dir = work_dir / "broker"
-    previous = _stored_broker(work_dir)
+    previous = stored_broker(work_dir)
     if previous and (data_dir / "embedded").exists() and ping(previous, timeout=0.5):
         server = None
         url = previous

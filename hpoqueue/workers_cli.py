@@ -8,9 +8,9 @@ from pathlib import Path
 
 from hpoqueue.broker import ping, redact, resolve_broker_url
 from hpoqueue.errors import BrokerError, GpuError, HpoQueueError
-from hpoqueue.experiment import home_dir
 from hpoqueue.gpu import discover_gpus, gpu_queue
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
+from hpoqueue.locations import home_dir
 from hpoqueue.tables import table
 
 
