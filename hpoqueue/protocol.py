@@ -76,15 +76,21 @@ class Channel:
         self.alive_key = f"{PREFIX}:{exp_id}:scheduler"
 
     # ---- worker side -------------------------------------------------------------------------
-    #: SET NX the claim and, only if that took, count a first heartbeat: one round trip per attempt
-    _CLAIM = ("if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then "
-              "redis.call('HINCRBY', KEYS[2], ARGV[3], 1) return 1 end return 0")
+    #: SET NX the claim and, only if that took, count a first heartbeat and take a stop asked for before
+    #: the attempt started: one round trip per attempt. Returns false, or {1, stop reason or false}.
+    _CLAIM = ("if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return false end "
+              "redis.call('HINCRBY', KEYS[2], ARGV[3], 1) "
+              "return {1, redis.call('LPOP', KEYS[3])}")
 
-    def claim(self, attempt: str, holder: str) -> bool:
-        """Claim an attempt exactly once and start its heartbeat; a second delivery of the task gets False."""
+    def claim(self, attempt: str, holder: str) -> tuple[bool, str | None]:
+        """Claim an attempt exactly once and start its heartbeat: (False, None) for a second delivery of
+        the task, else (True, the reason of a stop already asked for, or None)."""
         script = self.client.register_script(self._CLAIM)
-        return bool(script(keys=[f"{PREFIX}:claim:{attempt}", self.heartbeats_key],
-                           args=[holder, CLAIM_TTL, attempt]))
+        reply = script(keys=[f"{PREFIX}:claim:{attempt}", self.heartbeats_key, f"{PREFIX}:stop:{attempt}"],
+                       args=[holder, CLAIM_TTL, attempt])
+        if not reply:
+            return False, None
+        return True, reply[1].decode() if reply[1] else None
 
     def emit(self, event_type: str, trial: str, attempt: int, **data: Any) -> None:
         """Append one event for the scheduler (see emit_many)."""

@@ -71,7 +71,8 @@ def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, brok
     client = redis_client(broker_url)
     channel = Channel(client, spec.exp_id)
     attempt = spec.attempt_id
-    if not channel.claim(attempt, f"{hostname}:{os.getpid()}"):
+    claimed, stop = channel.claim(attempt, f"{hostname}:{os.getpid()}")
+    if not claimed:
         return "duplicate delivery ignored"
     slots = GpuSlots(client, spec, queue, hostname)
 
@@ -80,7 +81,7 @@ def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, brok
         channel.emit_many(spec.trial_id, spec.attempt, [("finished", outcome)], clear_heartbeat=True)
 
     try:
-        reason = _wait_for_slots(channel, spec, slots)
+        reason = stop or _wait_for_slots(channel, spec, slots)
         if reason is not None:
             finish(reason="stopped", stop_reason=reason, exit_code=None, signal=None,
                    message=f"stopped ({reason}) before it started")
@@ -103,9 +104,6 @@ def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> str |
     """Wait (heartbeating) until the GPU slots are ours; returns a stop reason if stopped meanwhile."""
     announced = ""
     while True:
-        reason = channel.pending_stop(spec.attempt_id)
-        if reason:
-            return reason
         ok, why = slots.try_acquire()
         if ok:
             return None
@@ -114,6 +112,9 @@ def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> str |
             announced = why
         channel.heartbeat(spec.attempt_id)
         time.sleep(GPU_WAIT_POLL)
+        reason = channel.pending_stop(spec.attempt_id)
+        if reason:
+            return reason
 
 
 def running_dir() -> Path:
