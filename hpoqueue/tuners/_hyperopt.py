@@ -130,6 +130,7 @@ class TPETuner(HyperoptTuner):
         self.n_ei_candidates = n_ei_candidates
         self.gamma = gamma
         self._graph: tuple[Any, Any, Any] | None = None  # tpe's posterior graph, built once
+        self._splits: list[tuple[Any, str, float]] = []
         self._observed: tuple[list[int], dict[str, list], dict[str, list]] = ([], {}, {})
 
     def observe(self, result: TrialResult) -> None:
@@ -146,6 +147,7 @@ class TPETuner(HyperoptTuner):
             return rand.suggest([tid], domain, self._trials, seed)[0]
         if self._graph is None:
             self._graph = tpe.build_posterior_wrapper(domain, tpe._default_prior_weight, self.gamma)
+            self._splits = _split_nodes(*self._graph)
         observed, observed_loss, posterior = self._graph
         tids, idxs, vals = self._observed_values(docs)
         losses = [float("inf") if doc["result"].get("loss") is None else float(doc["result"]["loss"])
@@ -155,6 +157,7 @@ class TPETuner(HyperoptTuner):
         memo = {domain.s_new_ids: fake_ids, domain.s_rng: np.random.default_rng(seed),
                 observed_loss["idxs"]: tids, observed_loss["vals"]: losses,
                 observed["idxs"]: idxs, observed["vals"]: vals}
+        memo.update(self._split_values(tids, losses, idxs, vals))
         new_idxs, new_vals = pyll.rec_eval(posterior, memo=memo, print_node_on_error=False)
         for label, param in domain.params.items():  # tpe.suggest's offset for two-argument randint
             if param.name == "randint" and len(param.pos_args) == 2:
@@ -163,6 +166,22 @@ class TPETuner(HyperoptTuner):
         miscs_update_idxs_vals(miscs, new_idxs, new_vals, idxs_map={fake_ids[0]: tid},
                                assert_all_vals_used=False)
         return self._trials.new_trial_docs([tid], [None], [domain.new_result()], miscs)[0]
+
+    def _split_values(self, tids: list[int], losses: list[float], idxs: dict[str, list],
+                      vals: dict[str, list]) -> dict[Any, tuple[np.ndarray, np.ndarray]]:
+        """The values of tpe's ``ap_split_trials`` nodes (each label's observed values of the best trials
+        and of the rest), computed with numpy where tpe loops in Python over every observation."""
+        if not self._splits:
+            return {}
+        order = np.argsort(np.asarray(losses))  # the same sort as ap_split_trials: the same order on ties
+        n_below = min(int(np.ceil(self._splits[0][2] * np.sqrt(len(losses)))), tpe.DEFAULT_LF)
+        tid_array = np.asarray(tids)
+        below, above = tid_array[order[:n_below]], tid_array[order[n_below:]]
+        out = {}
+        for node, label, _gamma in self._splits:
+            o_idxs, o_vals = np.asarray(idxs[label]), np.asarray(vals[label])
+            out[node] = (_subset(o_vals, np.isin(o_idxs, below)), _subset(o_vals, np.isin(o_idxs, above)))
+        return out
 
     def _observed_values(self, docs: list[dict]) -> tuple[list[int], dict[str, list], dict[str, list]]:
         """Trial ids, and per label the ids and values of the trials that have it (hyperopt's
@@ -178,6 +197,30 @@ class TPETuner(HyperoptTuner):
                 vals[label].extend(misc["vals"][label])
         self._observed = (tids, idxs, vals)
         return tids, idxs, vals
+
+
+def _split_nodes(observed: dict, observed_loss: dict, posterior: Any) -> list[tuple[Any, str, float]]:
+    """The ``ap_split_trials(observed idxs[label], observed vals[label], loss idxs, loss vals, gamma)``
+    nodes of tpe's posterior graph, with their label and gamma; [] (no shortcut) if the graph is built
+    differently from hyperopt 0.3's."""
+    splits = []
+    for node in pyll.dfs(pyll.as_apply(posterior)):
+        if node.name != "ap_split_trials":
+            continue
+        args = node.pos_args
+        shaped = (len(args) == 5 and not node.named_args and args[0].name == args[1].name == "getitem"
+                  and args[0].pos_args[0] is observed["idxs"] and args[1].pos_args[0] is observed["vals"]
+                  and args[2] is observed_loss["idxs"] and args[3] is observed_loss["vals"]
+                  and args[0].pos_args[1].obj == args[1].pos_args[1].obj and args[4].name == "literal")
+        if not shaped:
+            return []
+        splits.append((node, args[0].pos_args[1].obj, float(args[4].obj)))
+    return splits
+
+
+def _subset(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``values[mask]`` as ap_split_trials builds it (``np.asarray`` of a list: float64 when empty)."""
+    return values[mask] if mask.any() else np.asarray([])
 
 
 class AnnealTuner(HyperoptTuner):
