@@ -42,6 +42,14 @@ def read_pid(path: Path) -> int:
     return int(path.read_text())
 
 
+def read_leader(directory: Path) -> int:
+    """The trial's process group leader, from the pgid file the runner of another process writes once
+    its Popen returns (the trial may already be running, and writing, by then)."""
+    path = directory / PGID_FILE
+    assert wait_for(lambda: path.exists() and path.read_text().endswith("\n")), f"{path} never written"
+    return int(json.loads(path.read_text())["pgid"])
+
+
 def make_spec(tmp_path: Path, command: str, **options: object) -> RunSpec:
     env = dict(os.environ)
     env.update(options.pop("extra_env", {}))  # type: ignore[call-overload]
@@ -212,7 +220,7 @@ def test_a_killed_worker_takes_its_trial_along_and_the_sweep_kills_the_rest(tmp_
     worker = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(tmp_path)])
     try:
         child = read_pid(tmp_path / "child.pid")
-        leader = json.loads((tmp_path / PGID_FILE).read_text())["pgid"]
+        leader = read_leader(tmp_path)
         assert kill_stale_groups(tmp_path) == []  # its runner is alive: not stale
         worker.send_signal(signal.SIGKILL)
         worker.wait()
@@ -238,8 +246,7 @@ TrialRunner(RunSpec("sleep 300", d, dict(os.environ), d / "out", d / "err", d / 
 def test_a_command_without_shell_syntax_runs_with_no_shell_between_and_dies_with_its_worker(tmp_path: Path) -> None:
     worker = subprocess.Popen([sys.executable, "-c", PLAIN_SUPERVISOR, str(tmp_path)])
     try:
-        assert wait_for(lambda: (tmp_path / PGID_FILE).exists())
-        leader = json.loads((tmp_path / PGID_FILE).read_text())["pgid"]
+        leader = read_leader(tmp_path)
         assert wait_for(lambda: Path(f"/proc/{leader}/comm").read_text().strip() == "sleep")  # no bash
         worker.send_signal(signal.SIGKILL)
         worker.wait()
