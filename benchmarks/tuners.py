@@ -26,6 +26,10 @@ from hpoqueue.tuners import TUNERS
 
 OURS = ["Random", "TPE", "Anneal", "Evolution", "GP"]
 PEERS = ["optuna-TPE", "optuna-GP", "hyperopt-TPE", "plain-random"]
+TIMED = 5  #: suggestions timed at each history size (the median is printed)
+#: seeds the random history the timed tuners start from; not 0, the tuners' own seed, or a random tuner
+#: would draw that very history again and spend its time rejecting repeats
+HISTORY_SEED = 12345
 
 
 def _run_ours(name: str, problem: Problem, evals: int, seed: int) -> list[float]:
@@ -150,7 +154,7 @@ def quality(methods: list[str], problems: list[str], evals: int, seeds: int) -> 
 
 
 def _ours_timing(name: str, space: SearchSpace, fn: Callable[[dict], float], n_obs: int) -> float:
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(HISTORY_SEED)
     history = []
     for seq in range(1, n_obs + 1):
         params = space.sample(rng)
@@ -158,7 +162,7 @@ def _ours_timing(name: str, space: SearchSpace, fn: Callable[[dict], float], n_o
     tuner = TUNERS.create(name=name, space=space, optimize_mode="minimize", seed=0)
     tuner.rebuild(history)
     times = []
-    for seq in range(n_obs + 1, n_obs + 4):
+    for seq in range(n_obs + 1, n_obs + 1 + TIMED):
         start = time.perf_counter()
         params = tuner.suggest(1)[0].params
         times.append(time.perf_counter() - start)
@@ -170,14 +174,14 @@ def _optuna_timing(name: str, problem: Problem, n_obs: int) -> float:
     import optuna
 
     study = optuna.create_study(sampler=_optuna_sampler(name, 0))
-    space, rng = SearchSpace.from_dict(problem.space), np.random.default_rng(0)
+    space, rng = SearchSpace.from_dict(problem.space), np.random.default_rng(HISTORY_SEED)
     dists = {k: optuna.distributions.FloatDistribution(*v["_value"]) for k, v in problem.space.items()}
     for _ in range(n_obs):
         params = space.sample(rng)
         study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
                                                   value=problem.fn(params)))
     times = []
-    for _ in range(3):
+    for _ in range(TIMED):
         start = time.perf_counter()
         trial = study.ask()
         _optuna_params(trial, problem.space)
@@ -202,9 +206,9 @@ def timing(methods: list[str]) -> None:
             "Anneal": [100, 500], "GP": [100, 300], "optuna-TPE": [100, 500, 1000],
             "optuna-GP": [100, 300]}
     jobs = [(m, n) for m in methods if m in plan for n in plan[m]]
-    with Pool(2) as pool:
+    with Pool(1) as pool:  # one at a time: a timing must not share the machine with another
         results = pool.map(_timing_job, jobs, chunksize=1)
-    print("\nms per suggestion on hartmann6 (median of 3) at N observed trials")
+    print(f"\nms per suggestion on hartmann6 (median of {TIMED}) at N observed trials")
     for m, n, ms in results:
         print(f"  {m:14s} N={n:5d}  " + (f"{ms:8.1f} ms" if isinstance(ms, float) else ms))
 
