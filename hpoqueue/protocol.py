@@ -25,6 +25,16 @@ def trial_id(exp_id: str, seq: int) -> str:
     return f"{exp_id}-{seq}"
 
 
+def stop_key(attempt: str) -> str:
+    """The list a stop request for `attempt` is pushed to (its reason)."""
+    return f"{PREFIX}:stop:{attempt}"
+
+
+def claim_key(attempt: str) -> str:
+    """The key whose SET NX claims `attempt` for one worker."""
+    return f"{PREFIX}:claim:{attempt}"
+
+
 def attempt_id(trial: str, attempt: int) -> str:
     """The Celery task id of one attempt of a trial: names the experiment, trial and attempt."""
     return f"{trial}-a{attempt}"
@@ -86,7 +96,7 @@ class Channel:
         """Claim an attempt exactly once and start its heartbeat: (False, None) for a second delivery of
         the task, else (True, the reason of a stop already asked for, or None)."""
         script = self.client.register_script(self._CLAIM)
-        reply = script(keys=[f"{PREFIX}:claim:{attempt}", self.heartbeats_key, f"{PREFIX}:stop:{attempt}"],
+        reply = script(keys=[claim_key(attempt), self.heartbeats_key, stop_key(attempt)],
                        args=[holder, CLAIM_TTL, attempt])
         if not reply:
             return False, None
@@ -124,11 +134,11 @@ class Channel:
 
     def wait_stop(self, attempt: str, timeout: float) -> str | None:
         """Block up to `timeout` s for a stop request; returns its reason."""
-        item = self.client.blpop([f"{PREFIX}:stop:{attempt}"], timeout=timeout)
+        item = self.client.blpop([stop_key(attempt)], timeout=timeout)
         return item[1].decode() if item else None
 
     def pending_stop(self, attempt: str) -> str | None:
-        item = self.client.lpop(f"{PREFIX}:stop:{attempt}")
+        item = self.client.lpop(stop_key(attempt))
         return item.decode() if item else None
 
     # ---- scheduler side ----------------------------------------------------------------------
@@ -160,7 +170,7 @@ class Channel:
 
     def stop(self, attempt: str, reason: str) -> None:
         """Ask the worker running (or about to run) `attempt` to stop it, with `reason`."""
-        key = f"{PREFIX}:stop:{attempt}"
+        key = stop_key(attempt)
         pipe = self.client.pipeline(transaction=False)
         pipe.rpush(key, reason)
         pipe.expire(key, STOP_TTL)
@@ -176,7 +186,7 @@ class Channel:
         return queue_capacity(live_workers(self.client), queues)
 
     def is_claimed(self, attempt: str) -> bool:
-        return bool(self.client.exists(f"{PREFIX}:claim:{attempt}"))
+        return bool(self.client.exists(claim_key(attempt)))
 
     def mark_alive(self, ttl: int = 15) -> None:
         self.client.set(self.alive_key, str(time.time()), ex=ttl)

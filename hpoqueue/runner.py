@@ -209,10 +209,9 @@ class TrialRunner:
     """Starts a trial, supervises it in slices of ``poll_interval`` and reports metrics and heartbeats.
 
     ``on_metrics`` (the metrics read in one pass, in order) and ``on_heartbeat`` run in the thread that calls
-    ``wait()``; an exception from them ends
-    the attempt (the group is killed) and propagates. ``stop()`` may be called from any thread or a signal
-    handler. The direct child dies with the *thread* that started it (PR_SET_PDEATHSIG), so call ``start()``
-    from a thread that lives as long as the attempt.
+    ``wait()``; an exception from them ends the attempt (the group is killed) and propagates. ``stop()`` may
+    be called from any thread or a signal handler. The direct child dies with the *thread* that started it
+    (PR_SET_PDEATHSIG), so call ``start()`` from a thread that lives as long as the attempt.
     """
 
     def __init__(self, spec: RunSpec, *, on_metrics: Callable[[list[Metric]], None] = lambda metrics: None,

@@ -130,7 +130,7 @@ class TPETuner(HyperoptTuner):
         self.n_ei_candidates = n_ei_candidates
         self.gamma = gamma
         self._graph: tuple[Any, Any, Any] | None = None  # tpe's posterior graph, built once
-        self._splits: list[tuple[Any, str, float]] = []
+        self._splits: list[tuple[Any, str]] = []  # tpe's ap_split_trials nodes and their labels
         self._observed: tuple[list[int], dict[str, list], dict[str, list]] = ([], {}, {})
 
     def observe(self, result: TrialResult) -> None:
@@ -152,8 +152,8 @@ class TPETuner(HyperoptTuner):
         tids, idxs, vals = self._observed_values(docs)
         losses = [float("inf") if doc["result"].get("loss") is None else float(doc["result"]["loss"])
                   for doc in docs]
-        fake_ids = list(range(max(max(tids, default=tid), tid) + 2,
-                              max(max(tids, default=tid), tid) + 2 + self.n_ei_candidates))
+        first_fake = max(max(tids, default=tid), tid) + 2
+        fake_ids = list(range(first_fake, first_fake + self.n_ei_candidates))
         memo = {domain.s_new_ids: fake_ids, domain.s_rng: np.random.default_rng(seed),
                 observed_loss["idxs"]: tids, observed_loss["vals"]: losses,
                 observed["idxs"]: idxs, observed["vals"]: vals}
@@ -174,11 +174,11 @@ class TPETuner(HyperoptTuner):
         if not self._splits:
             return {}
         order = np.argsort(np.asarray(losses))  # the same sort as ap_split_trials: the same order on ties
-        n_below = min(int(np.ceil(self._splits[0][2] * np.sqrt(len(losses)))), tpe.DEFAULT_LF)
+        n_below = min(int(np.ceil(self.gamma * np.sqrt(len(losses)))), tpe.DEFAULT_LF)
         tid_array = np.asarray(tids)
         below, above = tid_array[order[:n_below]], tid_array[order[n_below:]]
         out = {}
-        for node, label, _gamma in self._splits:
+        for node, label in self._splits:
             o_idxs, o_vals = np.asarray(idxs[label]), np.asarray(vals[label])
             out[node] = (_subset(o_vals, np.isin(o_idxs, below)), _subset(o_vals, np.isin(o_idxs, above)))
         return out
@@ -199,10 +199,10 @@ class TPETuner(HyperoptTuner):
         return tids, idxs, vals
 
 
-def _split_nodes(observed: dict, observed_loss: dict, posterior: Any) -> list[tuple[Any, str, float]]:
+def _split_nodes(observed: dict, observed_loss: dict, posterior: Any) -> list[tuple[Any, str]]:
     """The ``ap_split_trials(observed idxs[label], observed vals[label], loss idxs, loss vals, gamma)``
-    nodes of tpe's posterior graph, with their label and gamma; [] (no shortcut) if the graph is built
-    differently from hyperopt 0.3's."""
+    nodes of tpe's posterior graph, with their label; [] (no shortcut) if the graph is built differently
+    from hyperopt 0.3's."""
     splits = []
     for node in pyll.dfs(pyll.as_apply(posterior)):
         if node.name != "ap_split_trials":
@@ -214,7 +214,7 @@ def _split_nodes(observed: dict, observed_loss: dict, posterior: Any) -> list[tu
                   and args[0].pos_args[1].obj == args[1].pos_args[1].obj and args[4].name == "literal")
         if not shaped:
             return []
-        splits.append((node, args[0].pos_args[1].obj, float(args[4].obj)))
+        splits.append((node, args[0].pos_args[1].obj))
     return splits
 
 
