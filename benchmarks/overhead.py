@@ -1,13 +1,15 @@
 """Per-trial overhead of hpoqueue against the plain floor and a peer: N trivial process trials, side by side.
 
-    python benchmarks/overhead.py [--trials 200] [--concurrency 2 8]
+    python benchmarks/overhead.py [--trials 200] [--concurrency 2 8] [--rounds 3]
 
 The floor runs the same trial command through a thread pool and subprocess.run, nothing else. Optuna (when
 installed: `pip install -e '.[bench]'`) runs it from its objective with n_jobs threads, in memory and with
 SQLite storage. hpoqueue runs it through `hpoqueue submit` (embedded Redis, local Celery workers, SQLite).
-Prints wall time, throughput, the ratio to the floor, the scheduler's peak resident memory and that of the
-helpers (Redis, workers). Ray Tune and NNI are not installed here: shared/reference/peer-overhead.md has
-their figures on the same kind of box (NNI 3.0 about 0.5-1.3 trials/s, Ray Tune 0.7-16 trials/s).
+Prints wall time, the ratio of throughput to the floor's, the scheduler's peak resident memory and that of
+the helpers (Redis, workers), as medians over rounds that run every system back to back: on a shared VM
+the floor itself moves by a third from one minute to the next. Ray Tune and NNI are not installed here:
+shared/reference/peer-overhead.md has their figures on the same kind of box (NNI 3.0 about 0.5-1.3
+trials/s, Ray Tune 0.7-16 trials/s).
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 TRIAL = """import json, os, sys
 p = json.loads(os.environ.get("HPOQUEUE_PARAMETERS") or sys.argv[1])
@@ -82,6 +88,7 @@ def hpoqueue_run(trials: int, concurrency: int, workdir: Path) -> dict[str, floa
         "metricName": "loss", "tuner": {"name": "Random", "classArgs": {"seed": 0}}}))
     env = {**os.environ, "HPOQUEUE_HOME": str(home)}
     env.pop("HPOQUEUE_BROKER_URL", None)
+    cpu_before = cpu_seconds(children_only=True)
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"], cwd=workdir,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -95,6 +102,7 @@ def hpoqueue_run(trials: int, concurrency: int, workdir: Path) -> dict[str, floa
         helpers_rss = max(helpers_rss, sum(r for r in rss if r == r))  # NaN: gone meanwhile
         time.sleep(0.2)
     wall = time.perf_counter() - start
+    cpu_ms = (cpu_seconds(children_only=True) - cpu_before) / trials * 1000  # not this process's monitoring
     if proc.returncode != 0:
         raise SystemExit(f"hpoqueue failed: {proc.stderr.read().decode() if proc.stderr else ''}")
     from hpoqueue.storage import Storage
@@ -105,39 +113,81 @@ def hpoqueue_run(trials: int, concurrency: int, workdir: Path) -> dict[str, floa
     first = min(t.started_at for t in done if t.started_at).timestamp()
     last = max(t.ended_at for t in done if t.ended_at).timestamp()
     ok = sum(t.state.value == "SUCCEEDED" for t in done)
-    return {"wall": wall, "steady": last - first, "ok": ok, "sched_rss": sched_peak, "helpers_rss": helpers_rss}
+    return {"wall": wall, "steady": last - first, "ok": ok, "sched_rss": sched_peak, "helpers_rss": helpers_rss,
+            "cpu_ms": cpu_ms}
+
+
+def cpu_seconds(children_only: bool = False) -> float:
+    """CPU used so far by the children this process waited for (with theirs: trials, workers, Redis) and,
+    unless `children_only`, by this process (the floor's and Optuna's threads)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = used.ru_utime + used.ru_stime
+    if not children_only:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        total += own.ru_utime + own.ru_stime
+    return total
+
+
+def one_round(trials: int, concurrency: int, workdir: Path) -> dict[str, dict[str, float]]:
+    """Each system once, back to back, so that the ratios of one round share the machine's state."""
+    runs: list[tuple[str, Callable[[], Any]]] = [
+        ("floor (ThreadPool+subprocess)", lambda: floor(trials, concurrency, workdir)),
+        ("optuna (in memory)", lambda: optuna_run(trials, concurrency, workdir, None)),
+        ("optuna (SQLite)", lambda: optuna_run(trials, concurrency, workdir,
+                                               f"sqlite:///{tempfile.mkdtemp(prefix='hpoq-optuna-')}/o.db")),
+        ("hpoqueue submit (embedded)", lambda: hpoqueue_run(trials, concurrency, workdir)),
+    ]
+    rows: dict[str, dict[str, float]] = {}
+    for name, run in runs:
+        before = cpu_seconds()
+        result = run()
+        if result is None:  # optuna not installed
+            continue
+        rows[name] = result if isinstance(result, dict) else {"wall": result}
+        rows[name].setdefault("cpu_ms", (cpu_seconds() - before) / trials * 1000)
+    f = rows["floor (ThreadPool+subprocess)"]["wall"]
+    for row in rows.values():
+        row["ratio"] = f / row["wall"]
+        if "steady" in row:
+            row["steady_ratio"] = f / row["steady"]
+    return rows
+
+
+def cell(values: list[float], digits: int) -> str:
+    """The median of a measure over the rounds, with its range when there were several."""
+    if not values:
+        return "-"
+    middle = f"{statistics.median(values):.{digits}f}"
+    return middle if len(values) == 1 else f"{middle} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 8])
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of every system, interleaved; the table shows medians (and ranges)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="hpoq-bench-trial-"))
     (workdir / "trial.py").write_text(TRIAL)
-    rows = []
+    print(f"{args.trials} trivial process trials (python start-up + 3 metric lines), {os.cpu_count()} cores, "
+          f"{args.rounds} interleaved round(s); median (min-max) over the rounds")
+    print("| system | conc | wall s | vs floor | steady s (first start-last end) | vs floor (steady) "
+          "| CPU ms per trial (all processes) | ok | scheduler peak RSS MiB | Redis+workers RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for c in args.concurrency:
-        f = floor(args.trials, c, workdir)
-        peers = {"optuna (in memory)": optuna_run(args.trials, c, workdir, None),
-                 "optuna (SQLite)": optuna_run(args.trials, c, workdir,
-                                               f"sqlite:///{tempfile.mkdtemp(prefix='hpoq-optuna-')}/o.db")}
-        h = hpoqueue_run(args.trials, c, workdir)
-        rows.append((c, f, peers, h))
-    print(f"{args.trials} trivial process trials (python start-up + 3 metric lines), load avg "
-          f"{os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
-    print("| system | conc | wall s | trials/s | vs floor | steady s (first start-last end) | steady trials/s "
-          "| vs floor (steady) | ok | scheduler peak RSS MiB | Redis+workers RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for c, f, peers, h in rows:
-        print(f"| floor (ThreadPool+subprocess) | {c} | {f:.2f} | {args.trials / f:.1f} | 1.00 | - | - | - | "
-              f"{args.trials} | - | - |")
-        for name, wall in peers.items():
-            if wall is not None:
-                print(f"| {name} | {c} | {wall:.2f} | {args.trials / wall:.1f} | {f / wall:.2f} | - | - | - | "
-                      f"{args.trials} | - | - |")
-        print(f"| hpoqueue submit (embedded) | {c} | {h['wall']:.2f} | {args.trials / h['wall']:.1f} | "
-              f"{f / h['wall']:.2f} | {h['steady']:.2f} | {args.trials / h['steady']:.1f} | {f / h['steady']:.2f} | "
-              f"{h['ok']} | {h['sched_rss']:.0f} | {h['helpers_rss']:.0f} |")
+        rounds = [one_round(args.trials, c, workdir) for _ in range(args.rounds)]
+        for name in rounds[0]:
+            rows = [r[name] for r in rounds]
+
+            def col(key: str, digits: int, rows: list[dict[str, float]] = rows) -> str:
+                return cell([row[key] for row in rows if key in row], digits)
+
+            ok = col('ok', 0) if 'ok' in rows[0] else args.trials
+            print(f"| {name} | {c} | {col('wall', 2)} | {col('ratio', 2)} | {col('steady', 2)} | "
+                  f"{col('steady_ratio', 2)} | {col('cpu_ms', 1)} | {ok} | {col('sched_rss', 0)} | "
+                  f"{col('helpers_rss', 0)} |")
+    print(f"load average after the run: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,5 @@
 """`python -m hpoqueue` runs the CLI."""
 
-import sys
+from hpoqueue.cli import entry
 
-from hpoqueue.cli import main
-
-sys.exit(main())
+entry()

@@ -123,17 +123,30 @@ class EmbeddedRedis:
                                   f"{self.data_dir / 'redis.log'}")
             if ping(self.url, timeout=0.5):
                 return self.url
-            time.sleep(0.05)
+            time.sleep(0.01)
         self.stop()
         raise BrokerError(f"embedded Redis did not answer on port {self.port} within {timeout:.0f} s")
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Shut the server down (it flushes its append-only file first)."""
+        """Shut the server down (it flushes its append-only file first) and wait until it has exited."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.terminate()
+        if not shut_down(self.url):
+            self.process.terminate()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def shut_down(url: str) -> bool:
+    """Send SHUTDOWN to the Redis at `url`, which saves its append-only file and exits at once (SIGTERM
+    waits for the server's next timer tick, up to 100 ms); False when no server answered."""
+    import redis
+
+    try:
+        connect(url, socket_connect_timeout=0.5, socket_timeout=10).shutdown()
+    except (redis.RedisError, OSError, ValueError):
+        return False
+    return True

@@ -7,51 +7,74 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hpoqueue import locations
 from hpoqueue.errors import HpoQueueError, NotFoundError
+from hpoqueue.quick_exit import exit_now
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
-from hpoqueue.storage import Storage, TrialRecord
 from hpoqueue.tables import table
+
+if TYPE_CHECKING:
+    from hpoqueue.storage import Storage, TrialRecord
 
 
 def _storage(args: argparse.Namespace, config_value: str | None = None) -> Storage:
-    return Storage(locations.storage_url(args.storage, config_value))
+    """The storage the command works on, closed when main() returns."""
+    from hpoqueue.storage import Storage  # SQLAlchemy: a third of a second, loaded when first needed
+
+    return args.resources.enter_context(Storage(locations.storage_url(args.storage, config_value)))
 
 
 # ---- running experiments ---------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace) -> int:
-    from hpoqueue import experiment as experiments
+    from hpoqueue import launch
     from hpoqueue.config import load_config
 
     config = load_config(args.config)
-    storage = _storage(args, config.storage)
-    exp_id = experiments.create(config, storage, broker=args.broker)
+    broker_url = launch.check(config, broker=args.broker)
+    exp_id = launch.new_experiment_id()
+    work_dir = config.experiment_working_directory / exp_id
+    queues = None
+    with ExitStack() as early:
+        if broker_url is None and not args.detach:
+            # a local run: Redis and the workers boot while the storage and the scheduler load; run() finds
+            # them running and stops them at the end, or `early` does if recording the experiment fails
+            early.callback(shutil.rmtree, work_dir, ignore_errors=True)
+            url = launch.start_embedded(work_dir, early)
+            queues = launch.trial_queues(config, local=True, notify=launch.notify_stderr)
+            launch.start_local_workers(config, work_dir, url, queues, early)
+        storage = _storage(args, config.storage)
+        from hpoqueue import experiment as experiments
+
+        experiments.create(config, storage, exp_id, broker_url)
+        early.pop_all()
     print(f"experiment {exp_id} created ({config.experiment_name or Path(args.config).name}); "
           f"follow it with `hpoqueue status {exp_id}`", file=sys.stderr)
-    return _drive(args, storage, exp_id)
+    return _drive(args, storage, exp_id, queues)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     storage = _storage(args)
     storage.get_experiment(args.experiment)
-    return _drive(args, storage, args.experiment)
+    return _drive(args, storage, args.experiment, None)
 
 
-def _drive(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
+def _drive(args: argparse.Namespace, storage: Storage, exp_id: str, queues: list[str] | None) -> int:
     if args.detach:
         return _detach(args, storage, exp_id)
     from hpoqueue import experiment as experiments
     from hpoqueue.progress import ProgressBar
 
     state = experiments.run(exp_id, storage, broker=args.broker,
-                            local_workers=True if args.local_workers else None,
+                            local_workers=True if args.local_workers else None, queues=queues,
                             on_progress=None if args.quiet else ProgressBar())
     _print_best(storage, exp_id)
     return 0 if state is ExperimentState.DONE else 1
@@ -379,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with ExitStack() as args.resources:
+            return int(args.func(args) or 0)
     except HpoQueueError as exc:
         print(f"hpoqueue: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -388,5 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> NoReturn:
+    """The `hpoqueue` command: main(), which closes what it opened, then a quick exit."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

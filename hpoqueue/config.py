@@ -18,6 +18,7 @@ import yaml
 
 from hpoqueue.durations import format_duration, parse_duration
 from hpoqueue.errors import ConfigError, read_text
+from hpoqueue.locations import home_dir
 from hpoqueue.space import SearchSpace
 
 __all__ = [
@@ -74,9 +75,8 @@ class TrainingServiceConfig:
 
 
 def default_working_directory() -> Path:
-    """``$HPOQUEUE_HOME`` if set, else ``~/hpoqueue-experiments`` (NNI: ``~/nni-experiments``)."""
-    return Path(os.path.abspath(os.path.expanduser(os.environ.get("HPOQUEUE_HOME")
-                                                   or "~/hpoqueue-experiments")))
+    """hpoqueue's home, as an absolute path (NNI's default is ``~/nni-experiments``)."""
+    return Path(os.path.abspath(home_dir()))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -119,6 +119,7 @@ class GpuSlots:
         return False
 
     def release(self) -> None:
-        """Give the slots back as soon as the trial ends."""
+        """Give the slots back as soon as the trial ends; a second call does nothing."""
         if self.gpus:
             self.leases.release(self.gpus, self.holder)
+            self.gpus = []

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -67,7 +68,8 @@ class TrialSpec:
         return attempt_id(self.trial_id, self.attempt)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a mapping for the task's JSON message (shallow: it is serialized at once)."""
+        return dict(vars(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialSpec:
@@ -107,10 +109,11 @@ class Channel:
         self.emit_many(trial, attempt, [(event_type, data)])
 
     def emit_many(self, trial: str, attempt: int, events: list[tuple[str, dict[str, Any]]],
-                  clear_heartbeat: bool = False) -> None:
-        """Append events in order in one round trip (and end the attempt's heartbeat with them when asked),
-        retrying for up to EMIT_RETRY s while Redis restarts (a lost `finished` event would leave the trial
-        RUNNING); a duplicate append is harmless."""
+                  clear_heartbeat: bool = False, take_stop: bool = False) -> str | None:
+        """Append events in order in one round trip (an event's own `ts`, when it has one, stays), retrying
+        for up to EMIT_RETRY s while Redis restarts (a lost `finished` event would leave the trial RUNNING);
+        a duplicate append is harmless. In the same round trip, end the attempt's heartbeat when asked, or
+        take a stop request for it (`take_stop`), whose reason is returned."""
         now = time.time()
         payloads = [json.dumps({"type": event_type, "trial": trial, "attempt": attempt, "ts": now, **data})
                     for event_type, data in events]
@@ -121,21 +124,19 @@ class Channel:
                 pipe.xadd(self.events_key, {"e": payload})
             if clear_heartbeat:
                 pipe.hdel(self.heartbeats_key, attempt_id(trial, attempt))
+            if take_stop:
+                pipe.lpop(stop_key(attempt_id(trial, attempt)))
             try:
-                pipe.execute()
-                return
+                replies = pipe.execute()
             except (redis.ConnectionError, redis.TimeoutError):
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(1.0)
+                continue
+            return replies[-1].decode() if take_stop and replies[-1] else None
 
     def heartbeat(self, attempt: str) -> None:
         self.client.hincrby(self.heartbeats_key, attempt, 1)
-
-    def wait_stop(self, attempt: str, timeout: float) -> str | None:
-        """Block up to `timeout` s for a stop request; returns its reason."""
-        item = self.client.blpop([stop_key(attempt)], timeout=timeout)
-        return item[1].decode() if item else None
 
     def pending_stop(self, attempt: str) -> str | None:
         item = self.client.lpop(stop_key(attempt))
@@ -149,11 +150,16 @@ class Channel:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def read_events(self, block_ms: int, count: int = 1000, pending: bool = False
+    def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
                     ) -> list[tuple[bytes, dict[str, Any]]]:
-        """Events not yet acknowledged: `pending` re-reads those delivered before a crash."""
-        reply = self.client.xreadgroup(GROUP, "scheduler", {self.events_key: "0" if pending else ">"},
-                                       count=count, block=None if pending else block_ms)
+        """Events not yet acknowledged: `pending` re-reads those delivered before a crash. `ack`: events
+        persisted since the last read, acknowledged (and deleted) in the same round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        if ack:
+            self._ack(pipe, ack)
+        pipe.xreadgroup(GROUP, "scheduler", {self.events_key: "0" if pending else ">"}, count=count,
+                        block=None if pending else block_ms)
+        reply = pipe.execute()[-1]
         out: list[tuple[bytes, dict[str, Any]]] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
@@ -161,12 +167,15 @@ class Channel:
                     out.append((entry_id, json.loads(fields[b"e"])))
         return out
 
-    def ack(self, ids: list[bytes]) -> None:
+    def ack(self, ids: Sequence[bytes]) -> None:
         if ids:
             pipe = self.client.pipeline(transaction=False)
-            pipe.xack(self.events_key, GROUP, *ids)
-            pipe.xdel(self.events_key, *ids)
+            self._ack(pipe, ids)
             pipe.execute()
+
+    def _ack(self, pipe: Any, ids: Sequence[bytes]) -> None:
+        pipe.xack(self.events_key, GROUP, *ids)
+        pipe.xdel(self.events_key, *ids)
 
     def stop(self, attempt: str, reason: str) -> None:
         """Ask the worker running (or about to run) `attempt` to stop it, with `reason`."""

@@ -208,18 +208,20 @@ class _ExitSignal:
 class TrialRunner:
     """Starts a trial, supervises it in slices of ``poll_interval`` and reports metrics and heartbeats.
 
-    ``on_metrics`` (the metrics read in one pass, in order) and ``on_heartbeat`` run in the thread that calls
-    ``wait()``; an exception from them ends the attempt (the group is killed) and propagates. ``stop()`` may
-    be called from any thread or a signal handler. The direct child dies with the *thread* that started it
-    (PR_SET_PDEATHSIG), so call ``start()`` from a thread that lives as long as the attempt.
+    ``on_metrics`` (the metrics read in one pass, in order), ``on_heartbeat`` and ``on_tick`` (after every
+    slice while the trial runs, not once it has exited) run in the thread that calls ``wait()``; an exception
+    from them ends the attempt (the group is killed) and propagates. ``stop()`` may be called from any thread
+    or a signal handler. The direct child dies with the *thread* that started it (PR_SET_PDEATHSIG), so call
+    ``start()`` from a thread that lives as long as the attempt.
     """
 
     def __init__(self, spec: RunSpec, *, on_metrics: Callable[[list[Metric]], None] = lambda metrics: None,
-                 on_heartbeat: Callable[[], None] = lambda: None,
+                 on_heartbeat: Callable[[], None] = lambda: None, on_tick: Callable[[], None] = lambda: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.spec = spec
         self._on_metrics = on_metrics
         self._on_heartbeat = on_heartbeat
+        self._on_tick = on_tick
         self._clock = clock
         self._lock = threading.RLock()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -246,8 +248,9 @@ class TrialRunner:
         if self._proc is not None or self._spawn_error is not None:
             raise HpoQueueError("TrialRunner.start() called twice; use one TrialRunner per attempt")
         try:
-            for path in (spec.stdout_path, spec.stderr_path, spec.metric_path, spec.log_path):
-                path.parent.mkdir(parents=True, exist_ok=True)
+            for directory in {p.parent for p in (spec.stdout_path, spec.stderr_path, spec.metric_path,
+                                                 spec.log_path)}:
+                directory.mkdir(parents=True, exist_ok=True)
             self._sources = [(_Tail(spec.metric_path, "metric file"), parse_metric_line)]
             if self._regex is not None:
                 self._sources.append((_Tail(spec.stdout_path, "stdout"), self._parse_stdout))
@@ -332,6 +335,7 @@ class TrialRunner:
                 if proc.poll() is not None and (self._kill_at is None or self._escalated
                                                 or not _killpg(proc.pid, 0)):
                     return  # exited; when stopped, its whole group is gone or got SIGKILL
+                self._on_tick()
                 if spec.timeout is not None and now - self._started_at >= spec.timeout:
                     self.stop("timeout")
                 if self._kill_at is not None and not self._escalated and now >= self._kill_at:

@@ -118,6 +118,7 @@ class Scheduler:
         self._last_sweep = 0.0
         self._last_alive = -ALIVE_EVERY
         self._last_control = -CONTROL_EVERY
+        self._unacked: list[bytes] = []  #: events persisted, acknowledged with the next read
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def run(self) -> ExperimentState:
@@ -138,6 +139,7 @@ class Scheduler:
                         break
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     self._wait_for_broker(exc)
+        self.channel.ack(self._take_unacked())
         state = ExperimentState.STOPPED if self.stopping else ExperimentState.DONE
         self.storage.set_experiment_state(self.exp_id, state)
         self.channel.clear_alive()
@@ -153,7 +155,7 @@ class Scheduler:
             try:
                 self.channel.client.ping()
                 self.channel.ensure_group()
-                self._persist(self.channel.read_events(0, pending=True))
+                self._persist(self.channel.read_events(0, pending=True, ack=self._take_unacked()))
                 break
             except (redis.ConnectionError, redis.TimeoutError):
                 continue
@@ -181,7 +183,7 @@ class Scheduler:
         self._fill()
         if self._done():
             return
-        self._persist(self.channel.read_events(block_ms=200))
+        self._persist(self.channel.read_events(block_ms=200, ack=self._take_unacked()))
         if now - self._last_sweep >= HEARTBEAT_SWEEP:
             self.sweep(self.clock())
             self.refresh_capacity()
@@ -201,19 +203,25 @@ class Scheduler:
         return not self.flights and (self.out_of_budget() or self.starved)
 
     def _fill(self) -> None:
+        for flight in self._new_flights():
+            self._dispatch(flight)
+
+    def _new_flights(self) -> list[Flight]:
+        """Trials for the free slots: suggested, bound to a queue and recorded WAITING, not yet dispatched
+        (a message is sent only once its trial row is committed)."""
         free = self.concurrency - len(self.flights)
         if self.capacity:  # workers announced themselves: never queue more than they can start
             load = self._load_per_queue()
             free = min(free, sum(max(0, self.capacity.get(q, 0) - load[q]) for q in self.queues))
         if free <= 0 or self.out_of_budget():
-            return
+            return []
         if self.max_trials is not None:
             free = min(free, self.max_trials - self.created)
         suggestions = self.tuner.suggest(free)
         # a tuner that has nothing to offer while nothing runs will never have anything: end
         self.starved = not suggestions and not self.flights
         if not suggestions:
-            return
+            return []
         queues = self._pick_queues(len(suggestions))
         records = self.storage.create_trials(self.exp_id, [s.params for s in suggestions], queues)
         flights = [Flight(record=r, attempt=1, state=TrialState.WAITING, queue=q)
@@ -221,8 +229,7 @@ class Scheduler:
         self.flights.update((f.record.id, f) for f in flights)
         self.created += len(records)
         self.counts[TrialState.WAITING] += len(records)
-        for flight in flights:
-            self._dispatch(flight)
+        return flights
 
     def _load_per_queue(self) -> dict[str, int]:
         load = {q: 0 for q in self.queues}
@@ -271,11 +278,16 @@ class Scheduler:
         self.dispatcher.dispatch(self._spec(flight), flight.queue)
 
     # ---- events ----------------------------------------------------------------------------------
+    def _take_unacked(self) -> list[bytes]:
+        ids, self._unacked = self._unacked, []
+        return ids
+
     def _persist(self, events: list[tuple[bytes, dict[str, Any]]]) -> None:
-        """Apply a batch of worker events in one transaction, then acknowledge them."""
+        """Apply a batch of worker events, and record the trials that take the slots it freed, in one
+        transaction; events are acknowledged with the next read (a scheduler killed before that reads
+        them again, and applying an event twice changes nothing)."""
         if not events:
             return
-        finished: list[Flight] = []
         with self.storage.transaction():
             for _id, event in events:
                 flight = self.flights.get(event.get("trial", ""))
@@ -283,10 +295,11 @@ class Scheduler:
                     continue  # a late event of an old attempt or a finished trial: harmless
                 handler = getattr(self, f"_on_{event['type']}", None)
                 if handler is not None and handler(flight, event):
-                    finished.append(flight)
-        self.channel.ack([i for i, _ in events])
-        for flight in finished:
-            self._observe(flight)
+                    self._observe(flight)  # before the new suggestions, which must see it
+            new = [] if self.stop_requested else self._new_flights()
+        self._unacked.extend(i for i, _ in events)
+        for flight in new:
+            self._dispatch(flight)
         self._assess()
 
     def _on_started(self, flight: Flight, event: dict[str, Any]) -> bool:

@@ -217,10 +217,12 @@ class SimulatedCluster:
     def ensure_group(self) -> None:
         pass
 
-    def read_events(self, block_ms: int, count: int = 1000, pending: bool = False
+    def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
                     ) -> list[tuple[bytes, dict[str, Any]]]:
         """Due events; blocks (advances the clock) up to `block_ms` until one is due. `pending` re-reads
-        those delivered but not acknowledged (a scheduler restarted after a crash)."""
+        those delivered but not acknowledged (a scheduler restarted after a crash); `ack` acknowledges
+        first."""
+        self.ack(ack)
         if pending:
             return list(self._pending.items())[:count]
         self._advance(self.now + block_ms / 1000.0)
@@ -228,8 +230,8 @@ class SimulatedCluster:
         self._pending.update(batch)
         return batch
 
-    def ack(self, ids: list[bytes]) -> None:
-        if self.crash_at is not None and self.now >= self.crash_at:
+    def ack(self, ids: Sequence[bytes]) -> None:
+        if ids and self.crash_at is not None and self.now >= self.crash_at:
             raise SimulatedCrash(f"scheduler crashed at simulated time {self.now:g} s")
         for i in ids:
             self._pending.pop(i, None)

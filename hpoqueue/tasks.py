@@ -38,12 +38,12 @@ def _check_gpu_queues(sender: str, instance: Any, **_: Any) -> None:
     from hpoqueue.errors import GpuError
     from hpoqueue.gpu import discover_gpus, queue_gpu
 
-    queues = list(instance.app.amqp.queues.consume_from or [])
+    gpu_queues = [q for q in instance.app.amqp.queues.consume_from or [] if q.startswith("gpu")]
+    if not gpu_queues:
+        return  # a `cpu` worker: no NVML to load
     try:
         have = {g.index for g in discover_gpus()}
-        for queue in queues:
-            if not queue.startswith("gpu"):
-                continue
+        for queue in gpu_queues:
             index = queue_gpu(queue)
             if index not in have:
                 raise GpuError(f"worker {sender} consumes queue '{queue}' but this box has "

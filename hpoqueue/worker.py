@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 from functools import cache
 from pathlib import Path
@@ -65,20 +64,52 @@ def trial_environment(spec: TrialSpec, directory: Path, gpus: list[int] | None) 
     return env
 
 
+class Outbox:
+    """An attempt's events, held until the supervisor's next slice (or the attempt's end) and sent in one
+    round trip with the check for a stop request: a trial shorter than a slice costs one round trip for
+    its start, its metrics and its end. Each event keeps the time it happened."""
+
+    def __init__(self, channel: Channel, spec: TrialSpec) -> None:
+        self.channel = channel
+        self.spec = spec
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def add(self, event_type: str, **data: Any) -> None:
+        self.events.append((event_type, {"ts": time.time(), **data}))
+
+    def send(self) -> str | None:
+        """Send what is held; returns the reason of a stop asked for meanwhile (None while Redis is away:
+        the trial goes on)."""
+        events, self.events = self.events, []
+        if events:
+            return self.channel.emit_many(self.spec.trial_id, self.spec.attempt, events, take_stop=True)
+        try:
+            return self.channel.pending_stop(self.spec.attempt_id)
+        except (redis.ConnectionError, redis.TimeoutError):
+            return None
+
+    def finish(self, **outcome: Any) -> None:
+        """Send what is held and the `finished` event, ending the attempt's heartbeat in the same round trip."""
+        events, self.events = [*self.events, ("finished", outcome)], []
+        self.channel.emit_many(self.spec.trial_id, self.spec.attempt, events, clear_heartbeat=True)
+
+
 def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, broker_url: str) -> str:
     """Run one attempt end to end; returns a word for Celery's task log (the real record is the events)."""
     spec = TrialSpec.from_dict(raw_spec)
     client = redis_client(broker_url)
     channel = Channel(client, spec.exp_id)
-    attempt = spec.attempt_id
-    claimed, stop = channel.claim(attempt, f"{hostname}:{os.getpid()}")
+    claimed, stop = channel.claim(spec.attempt_id, f"{hostname}:{os.getpid()}")
     if not claimed:
         return "duplicate delivery ignored"
     slots = GpuSlots(client, spec, queue, hostname)
+    outbox = Outbox(channel, spec)
 
     def finish(**outcome: Any) -> None:
-        """The attempt's last event, with its heartbeat ended in the same round trip."""
-        channel.emit_many(spec.trial_id, spec.attempt, [("finished", outcome)], clear_heartbeat=True)
+        """The slots go back before `finished` is sent: the scheduler dispatches the trial that takes this
+        one's place as soon as it reads it, and that trial must find its GPU slot free."""
+        slots.release()
+        outbox.finish(**outcome)
 
     try:
         reason = stop or _wait_for_slots(channel, spec, slots)
@@ -87,7 +118,7 @@ def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, brok
                    message=f"stopped ({reason}) before it started")
             return "stopped before start"
         try:
-            outcome = _run(channel, spec, slots, queue, hostname)
+            outcome = _run(outbox, spec, slots, queue, hostname)
         except Exception as exc:  # the trial must end recorded, never hang as RUNNING
             finish(reason="error", exit_code=None, signal=None, stop_reason=None,
                    message=f"worker error: {exc!r}")
@@ -97,7 +128,7 @@ def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, brok
                metrics_rejected=outcome.metrics_rejected)
         return outcome.message
     finally:
-        slots.release()
+        slots.release()  # an attempt that ended without `finished` (the broker never came back)
 
 
 def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> str | None:
@@ -138,36 +169,38 @@ def reap_orphans() -> list[int]:
     return killed
 
 
-def _run(channel: Channel, spec: TrialSpec, slots: GpuSlots, queue: str, hostname: str) -> Outcome:
+def _run(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hostname: str) -> Outcome:
     directory = trial_dir(spec)
     link = running_dir() / spec.attempt_id
     link.parent.mkdir(parents=True, exist_ok=True)
     link.unlink(missing_ok=True)
     link.symlink_to(directory, target_is_directory=True)
     try:
-        return _supervise(channel, spec, slots, queue, hostname, directory)
+        return _supervise(outbox, spec, slots, queue, hostname, directory)
     finally:
         link.unlink(missing_ok=True)
 
 
-def _supervise(channel: Channel, spec: TrialSpec, slots: GpuSlots, queue: str, hostname: str,
+def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hostname: str,
                directory: Path) -> Outcome:
     steps = {"intermediate": 0, "final": 0}
 
     def on_metrics(metrics: list[Metric]) -> None:
-        events = []
         for metric in metrics:
-            events.append(("metric", {"kind": metric.kind, "step": steps[metric.kind], "value": metric.value,
-                                      "data": metric.data}))
+            outbox.add("metric", kind=metric.kind, step=steps[metric.kind], value=metric.value, data=metric.data)
             steps[metric.kind] += 1
-        channel.emit_many(spec.trial_id, spec.attempt, events)
 
     def on_heartbeat() -> None:
         try:
-            channel.heartbeat(spec.attempt_id)
+            outbox.channel.heartbeat(spec.attempt_id)
             slots.renew()
         except (redis.ConnectionError, redis.TimeoutError):  # broker restarting: the trial goes on
             pass
+
+    def on_tick() -> None:
+        reason = outbox.send()
+        if reason:
+            runner.stop(reason)
 
     run_spec = RunSpec(
         command=spec.command, cwd=Path(spec.code_dir), env=trial_environment(spec, directory, slots.gpus),
@@ -176,30 +209,11 @@ def _supervise(channel: Channel, spec: TrialSpec, slots: GpuSlots, queue: str, h
         metric_regex=stdout_pattern(spec.metric_name, spec.metric_pattern),
         timeout=spec.timeout, grace=spec.grace, heartbeat_interval=spec.heartbeat_interval,
     )
-    runner = TrialRunner(run_spec, on_metrics=on_metrics, on_heartbeat=on_heartbeat)
+    runner = TrialRunner(run_spec, on_metrics=on_metrics, on_heartbeat=on_heartbeat, on_tick=on_tick)
     try:
         pid = runner.start()
     except OSError as exc:
         return Outcome(reason="spawn_failed", exit_code=None, signal=None, stop_reason=None,
                        message=f"could not start: {exc}", pid=None, metrics_rejected=0)
-    channel.emit("started", spec.trial_id, spec.attempt, host=hostname, pid=pid, gpus=slots.gpus,
-                 queue=queue, log_dir=str(directory))
-    done = threading.Event()
-
-    def listen_for_stop() -> None:
-        while not done.is_set():
-            try:
-                reason = channel.wait_stop(spec.attempt_id, 1.0)
-            except redis.RedisError:  # broker restarting: the trial goes on; try again shortly
-                time.sleep(1.0)
-                continue
-            if reason:
-                runner.stop(reason)
-                return
-
-    listener = threading.Thread(target=listen_for_stop, name=f"stop-{spec.attempt_id}", daemon=True)
-    listener.start()
-    try:
-        return runner.wait()
-    finally:
-        done.set()
+    outbox.add("started", host=hostname, pid=pid, gpus=slots.gpus, queue=queue, log_dir=str(directory))
+    return runner.wait()

@@ -29,4 +29,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from hpoqueue.quick_exit import exit_now
+
+    exit_now(main())  # the worker has shut down: its tasks are done and its broker connections closed

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,63 @@ def test_a_stop_asked_before_the_attempt_started_keeps_the_command_from_running(
     [event] = _events(redis_url, "wk2")
     assert (event["type"], event["reason"], event["stop_reason"]) == ("finished", "stopped", "user_canceled")
     assert not (tmp_path / "ran").exists()
+
+
+def test_events_sent_together_keep_the_time_they_happened(tmp_path: Path, redis_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    # shorter than a supervision slice: its start and end leave the worker in one round trip
+    spec = TrialSpec(exp_id="wk3", trial_id="wk3-1", seq=1, attempt=1, params={}, command="sleep 0.05",
+                     code_dir=str(tmp_path), work_dir=str(tmp_path / "exp"))
+    assert _run(spec, redis_url) == "exited with 0"
+    started, finished = _events(redis_url, "wk3")
+    assert (started["type"], finished["type"]) == ("started", "finished")
+    assert finished["ts"] - started["ts"] >= 0.05  # each stamped when it happened, not when sent
+
+
+def test_a_stop_asked_while_the_trial_runs_ends_it(tmp_path: Path, redis_url: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    spec = TrialSpec(exp_id="wk4", trial_id="wk4-1", seq=1, attempt=1, params={}, command="sleep 300",
+                     code_dir=str(tmp_path), work_dir=str(tmp_path / "exp"))
+    channel = Channel(redis.Redis.from_url(redis_url), "wk4")
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(_run(spec, redis_url)))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not any(e["type"] == "started" for e in _events(redis_url, "wk4")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    channel.stop(spec.attempt_id, "user_canceled")
+    worker.join(30)
+    assert result == ["stopped (user_canceled): SIGTERM"]
+    finished = _events(redis_url, "wk4")[-1]
+    assert (finished["type"], finished["reason"], finished["stop_reason"]) == ("finished", "stopped", "user_canceled")
+
+
+def test_a_gpu_slot_is_free_before_the_trial_is_reported_finished(tmp_path: Path, redis_url: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler dispatches the next trial for a GPU the moment it reads `finished`: the slot must be
+    back by then, or that trial waits for a slot that is about to free."""
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    monkeypatch.setenv("HPOQUEUE_FAKE_GPUS", "1")
+    spec = TrialSpec(exp_id="wk5", trial_id="wk5-1", seq=1, attempt=1, params={}, command="true",
+                     code_dir=str(tmp_path), work_dir=str(tmp_path / "exp"), gpu_number=1, gpu_cap=1)
+    commands: list[str] = []
+    # MONITOR (on once the context is entered) lists the commands in the order the server ran them
+    with redis.Redis.from_url(redis_url).monitor() as monitor:
+
+        def collect() -> None:
+            for entry in monitor.listen():
+                commands.append(entry["command"])
+                if entry["command"].startswith("XADD") and '"finished"' in entry["command"]:
+                    return
+
+        collector = threading.Thread(target=collect, daemon=True)
+        collector.start()
+        assert execute_attempt(spec.to_dict(), queue="gpu0", hostname="test", broker_url=redis_url) == \
+            "exited with 0"
+        collector.join(10)
+    taken = [i for i, c in enumerate(commands) if c.startswith("EVALSHA") and "wk5-1-a1" in c]
+    given_back = [i for i, c in enumerate(commands) if c.startswith("ZREM") and "wk5-1-a1" in c]
+    assert taken and given_back, commands  # the slot was leased, and released before `finished` was sent
+    assert commands[-1].startswith("XADD") and '"finished"' in commands[-1]

@@ -61,6 +61,11 @@ BAD_CONFIGS = [
     ("gpus-the-box-lacks", _config(trialGpuNumber=3), {"HPOQUEUE_FAKE_GPUS": "2"}, "trialGpuNumber"),
     ("gpus-on-a-box-without", _config(trialGpuNumber=1), {"HPOQUEUE_FAKE_GPUS": "0"}, "trialGpuNumber"),
     ("bad-storage-url", _config(storage="notadb://x"), {}, "notadb"),
+    ("unwritable-working-directory", _config(experimentWorkingDirectory="/dev/null/experiments"), {},
+     "experimentWorkingDirectory"),
+    # found only when the database is opened, after a local run's Redis and workers have started
+    ("unreachable-database", _config(storage=f"postgresql://nobody:hunter2@127.0.0.1:{free_port()}/x"), {},
+     "127.0.0.1"),
 ]
 
 
@@ -78,6 +83,20 @@ def _assert_nothing_written(project: Project) -> None:
     assert leftovers == []
     if (project.home / "hpoqueue.db").exists():
         assert project.storage().list_experiments() == []
+    assert _processes_naming(project.home) == []  # no embedded Redis or local worker left running
+
+
+def _processes_naming(path: Path) -> list[str]:
+    """Command lines of live processes that mention `path` (a Redis's --dir, a worker's --logfile)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in text and "pytest" not in text:
+            found.append(text)
+    return found
 
 
 @pytest.fixture
