@@ -30,8 +30,9 @@ trial = nni.get_trial_id()
 first = not any(n.startswith(trial + ".") for n in os.listdir(out))
 children = [subprocess.Popen(["sleep", "300"]).pid for _ in range(int(p.get("children", 0)))]
 base = os.path.join(out, f"{trial}.{os.getpid()}")
-with open(base + ".start", "w") as fh:
+with open(base + ".tmp", "w") as fh:  # renamed into place, so a reader never sees half a record
     json.dump({"pid": os.getpid(), "children": children, "t": time.time(), "params": p}, fh)
+os.replace(base + ".tmp", base + ".start")
 time.sleep(float(p.get("sleep", 0.5)) if first or not p.get("first_only") else 0.1)
 nni.report_final_result(float(p.get("x", 1.0)))
 open(base + ".end", "w").close()

@@ -23,8 +23,10 @@ if mode == "stubborn":
     children = [subprocess.Popen([sys.executable, "-c", ignore]).pid]
 else:
     children = [subprocess.Popen(["sleep", "300"]).pid, subprocess.Popen([sys.executable, "-c", ignore]).pid]
-with open(os.path.join(os.environ["ECHO_DIR"], f"{nni.get_trial_id()}.{os.getpid()}.start"), "w") as fh:
+base = os.path.join(os.environ["ECHO_DIR"], f"{nni.get_trial_id()}.{os.getpid()}")
+with open(base + ".tmp", "w") as fh:  # renamed into place, so a reader never sees half a record
     json.dump({"pid": os.getpid(), "children": children, "params": {"mode": mode}}, fh)
+os.replace(base + ".tmp", base + ".start")
 if mode == "stubborn":
     time.sleep(300)
 nni.report_final_result(1.0)

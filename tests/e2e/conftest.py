@@ -31,8 +31,10 @@ for step in range(steps):
     time.sleep(float(params.get("sleep", 0.05)))
 nni.report_final_result({"default": float(params.get("x", 0)) * 10, "extra": 1})
 record["end"] = time.time()
-with open(os.path.join(out, record["trial"] + ".json"), "w") as fh:
+path = os.path.join(out, record["trial"])
+with open(path + ".tmp", "w") as fh:  # renamed into place, so a reader never sees half a record
     json.dump(record, fh)
+os.replace(path + ".tmp", path + ".json")
 sys.exit(int(params.get("exit", 0)))
 '''
 

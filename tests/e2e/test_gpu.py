@@ -43,13 +43,15 @@ while pid > 1:
     ancestors.append(pid)
 record = {"cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": start, "pid": os.getpid(),
           "ancestors": ancestors}
-with open(name + ".start", "w") as fh:
+with open(name + ".tmp", "w") as fh:  # renamed into place, so a reader never sees half a record
     json.dump(record, fh)
+os.replace(name + ".tmp", name + ".start")
 time.sleep(float(os.environ.get("TRIAL_SLEEP", "0.5")))
 nni.report_final_result(1.0)
 record["end"] = time.time()
-with open(name + ".done", "w") as fh:
+with open(name + ".tmp", "w") as fh:  # renamed into place, so a reader never sees half a record
     json.dump(record, fh)
+os.replace(name + ".tmp", name + ".done")
 '''
 
 
