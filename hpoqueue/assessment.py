@@ -55,6 +55,6 @@ def assess_and_report(payload: dict[str, Any], emit: Callable[..., None]) -> Dec
 
 def run_assessment(payload: dict[str, Any], *, broker_url: str) -> str:
     """The `hpoqueue.assess` task's work: decide, reporting through the experiment's event stream."""
-    from hpoqueue.worker import redis_client
+    from hpoqueue.broker import redis_client
 
     return assess_and_report(payload, Channel(redis_client(broker_url), payload["exp_id"]).emit).value

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -74,6 +75,12 @@ def connect(url: str, **options: Any) -> Any:
     if urlsplit(url).scheme == "rediss" and os.environ.get(ENV_BROKER_CA) and "ssl_ca_certs" not in url:
         options.setdefault("ssl_ca_certs", os.environ[ENV_BROKER_CA])
     return redis.Redis.from_url(url, **options)
+
+
+@cache
+def redis_client(url: str) -> Any:
+    """One client (and connection pool) per broker URL and process."""
+    return connect(url, health_check_interval=30, socket_keepalive=True, retry_on_timeout=True)
 
 
 def ping(url: str, timeout: float = 2.0) -> bool:

@@ -249,9 +249,8 @@ def _csv(records: list[dict[str, Any]]) -> str:
 # ---- changing running experiments --------------------------------------------------------------------
 def _live_channel(storage: Storage, exp_id: str) -> Any:
     """The experiment's broker channel if its scheduler is alive, else None."""
-    from hpoqueue.broker import ping
+    from hpoqueue.broker import ping, redis_client
     from hpoqueue.protocol import Channel
-    from hpoqueue.worker import redis_client
 
     exp = storage.get_experiment(exp_id)
     url = locations.stored_broker(Path(exp.work_dir))

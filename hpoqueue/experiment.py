@@ -5,21 +5,20 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
-from hpoqueue.broker import ping, redact, resolve_broker_url
+from hpoqueue.broker import ping, redact, redis_client, resolve_broker_url
 from hpoqueue.config import ExperimentConfig, config_from_dict
 from hpoqueue.errors import BrokerError
 from hpoqueue.launch import is_embedded, notify_stderr, start_embedded, start_local_workers, trial_queues
 from hpoqueue.locations import remember_broker, stored_broker
-from hpoqueue.protocol import Channel, TrialSpec
+from hpoqueue.protocol import Channel
 from hpoqueue.scheduler import Progress, Scheduler
 from hpoqueue.states import ExperimentState
 from hpoqueue.storage import Storage
+from hpoqueue.task_messages import RedisDispatcher
 from hpoqueue.tuners import create_tuner
 
 
@@ -41,8 +40,6 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
     """Drive experiment `exp_id` to its end. Starts (or finds again: on resume, or started early by
     `submit`) the embedded Redis and the local workers when no broker is configured, and stops them at the
     end. `queues`: those the early start chose, else chosen here."""
-    from hpoqueue.worker import redis_client
-
     exp = storage.get_experiment(exp_id)
     config = config_from_dict(exp.config, source=f"experiment {exp_id}")
     work_dir = Path(exp.work_dir)
@@ -61,50 +58,13 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
         queues = queues or trial_queues(config, local=local, notify=notify_stderr)
         if local:
             start_local_workers(config, work_dir, broker_url, queues, stack)
-        from hpoqueue.app import app, broker_settings  # Celery loads while the workers start
-
-        app.conf.update(broker_settings(broker_url))
         if exp.state is not ExperimentState.RUNNING:
             storage.set_experiment_state(exp_id, ExperimentState.RUNNING)
-        dispatcher = CeleryDispatcher(app)
-        stack.callback(dispatcher.close)
+        client = redis_client(broker_url)
         scheduler = Scheduler(exp_id=exp_id, config=config, storage=storage,
-                              channel=Channel(redis_client(broker_url), exp_id),
-                              dispatcher=dispatcher, tuner=create_tuner(
+                              channel=Channel(client, exp_id),
+                              dispatcher=RedisDispatcher(client), tuner=create_tuner(
                                   config.tuner, config.search_space, optimize_mode=config.optimize_mode,
                                   seed=config.seed, source=config.source),
                               queues=queues, on_progress=on_progress)
         return scheduler.run()
-
-
-class CeleryDispatcher:
-    """Sends trial attempts and assessor work as Celery tasks named after the attempt, through one producer
-    held for the whole run (taking one from Celery's pool for each message costs a third of a send)."""
-
-    def __init__(self, celery_app: Any) -> None:
-        self.app = celery_app
-        self._producer: Any = None
-
-    #: keep trying for about two minutes while the broker restarts: the trial row already exists, and a
-    #: message never sent would leave it WAITING for ever
-    RETRY_POLICY = {"max_retries": 60, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 2.0}
-
-    def dispatch(self, spec: TrialSpec, queue: str) -> None:
-        # argsrepr: Flower shows the parameters, and Celery skips its costly saferepr of the whole spec
-        self._send("hpoqueue.run_trial", [spec.to_dict()], queue, task_id=spec.attempt_id,
-                   argsrepr=json.dumps(spec.params)[:1024])
-
-    def assess(self, payload: dict[str, Any]) -> None:
-        self._send("hpoqueue.assess", [payload], "assess")
-
-    def _send(self, name: str, args: list[Any], queue: str, **options: Any) -> None:
-        if self._producer is None:
-            self._producer = self.app.producer_pool.acquire(block=True)
-        self.app.send_task(name, args=args, queue=queue, retry=True, retry_policy=self.RETRY_POLICY,
-                           producer=self._producer, **options)
-
-    def close(self) -> None:
-        """Give the producer back to Celery's pool."""
-        if self._producer is not None:
-            self._producer.release()
-            self._producer = None

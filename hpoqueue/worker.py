@@ -9,13 +9,12 @@ import json
 import os
 import sys
 import time
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from hpoqueue.broker import connect
+from hpoqueue.broker import redis_client
 from hpoqueue.gpu import trial_env
 from hpoqueue.gpu_slots import GpuSlots
 from hpoqueue.metrics import Metric, stdout_pattern
@@ -23,13 +22,6 @@ from hpoqueue.protocol import Channel, TrialSpec
 from hpoqueue.runner import PGID_FILE, Outcome, RunSpec, TrialRunner, kill_stale_groups
 
 GPU_WAIT_POLL = 0.5
-
-
-@cache
-def redis_client(url: str) -> redis.Redis:
-    """One client (and connection pool) per broker URL and process."""
-    return connect(url, health_check_interval=30, socket_keepalive=True,
-                                retry_on_timeout=True)
 
 
 def trial_dir(spec: TrialSpec) -> Path:

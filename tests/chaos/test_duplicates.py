@@ -7,8 +7,9 @@ import json
 import pytest
 import redis
 
-from hpoqueue.app import make_app
+from hpoqueue.broker import redis_client
 from hpoqueue.protocol import Channel, TrialSpec
+from hpoqueue.task_messages import RedisDispatcher
 from tests.chaos.conftest import ChaosProject
 from tests.e2e.conftest import alive, wait_for
 
@@ -28,9 +29,8 @@ def test_the_same_attempt_delivered_three_times_runs_once(chaos: ChaosProject, r
     chaos.worker(redis_url, "two")
     spec = TrialSpec(exp_id="dupe", trial_id="dupe-1", seq=1, attempt=1, params={"sleep": 1.5},
                      command="python chaos_trial.py", code_dir=str(chaos.root), work_dir=str(chaos.root / "dupe"))
-    app = make_app(redis_url)
-    send = lambda: app.send_task("hpoqueue.run_trial", args=[spec.to_dict()], task_id=spec.attempt_id,  # noqa: E731
-                                 queue="cpu")
+    dispatcher = RedisDispatcher(redis_client(redis_url))  # as the scheduler sends it
+    send = lambda: dispatcher.dispatch(spec, "cpu")  # noqa: E731
     send()
     send()  # two idle workers: both copies are taken at once, the claim lets one run
     wait_for(lambda: len(_finished_tasks(chaos)) == 2, 60, "both deliveries to be handled")
