@@ -107,6 +107,7 @@ class EmbeddedRedis:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.answered = False  #: it has answered a PING: the URL was ours
 
     @property
     def url(self) -> str:
@@ -114,6 +115,12 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> str:
         """Start the server and wait until it answers; returns its URL."""
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def spawn(self) -> str:
+        """Start the server without waiting for it (it answers within milliseconds): a caller can start
+        the workers, which take far longer to boot, meanwhile. Returns its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
@@ -123,20 +130,41 @@ class EmbeddedRedis:
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
+        return self.url
+
+    def wait_ready(self, timeout: float = 10.0) -> str:
+        """Wait until the spawned server answers; returns its URL. Stops it and raises BrokerError if it
+        exits or stays silent for `timeout` seconds."""
+        assert self.process is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BrokerError(f"embedded Redis exited with {self.process.returncode}; see "
-                                  f"{self.data_dir / 'redis.log'}")
+                raise BrokerError(f"embedded Redis exited with {self.process.returncode}"
+                                  f"{self._last_words()}")
             if ping(self.url, timeout=0.5):
+                self.answered = True
                 return self.url
             time.sleep(0.01)
         self.stop()
         raise BrokerError(f"embedded Redis did not answer on port {self.port} within {timeout:.0f} s")
 
+    def _last_words(self) -> str:
+        """The last line of the server's log, quoted in the error: `submit` removes the directory it is in."""
+        try:
+            lines = (self.data_dir / "redis.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return f": {lines[-1].strip()}" if lines else " before writing its log"
+
     def stop(self, timeout: float = 10.0) -> None:
-        """Shut the server down (it flushes its append-only file first) and wait until it has exited."""
-        if self.process is None or self.process.poll() is not None:
+        """Shut the server down (it flushes its append-only file first) and wait until it has exited. If it
+        had answered and exited since, shut down a server restarted at its URL meanwhile; one that never
+        answered leaves alone whatever holds the port (the reason it failed)."""
+        if self.process is None:
+            return
+        if self.process.poll() is not None:
+            if self.answered:
+                shut_down(self.url)
             return
         if not shut_down(self.url):
             self.process.terminate()

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from hpoqueue import locations
 from hpoqueue.errors import HpoQueueError, NotFoundError
+from hpoqueue.interrupts import raise_interrupt, signals_handled
 from hpoqueue.quick_exit import exit_now
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.tables import table
@@ -48,9 +50,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
             # a local run: Redis and the workers boot while the storage and the scheduler load; run() finds
             # them running and stops them at the end, or `early` does if recording the experiment fails
             early.callback(shutil.rmtree, work_dir, ignore_errors=True)
-            url = launch.start_embedded(work_dir, early)
+            redis_server = launch.spawn_embedded(work_dir, early)
             queues = launch.trial_queues(config, local=True, notify=launch.notify_stderr)
-            launch.start_local_workers(config, work_dir, url, queues, early)
+            # grace 0: if `early` unwinds, nothing was dispatched yet, so there is nothing to drain
+            launch.start_local_workers(config, work_dir, redis_server.url, queues, early, grace=0)
+            redis_server.wait_ready()  # while the workers boot
         storage = _storage(args, config.storage)
         from hpoqueue import experiment as experiments
 
@@ -68,6 +72,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _drive(args: argparse.Namespace, storage: Storage, exp_id: str, queues: list[str] | None) -> int:
+    args.interrupt_hint = f"`hpoqueue resume {exp_id}` continues the experiment"
     if args.detach:
         return _detach(args, storage, exp_id)
     from hpoqueue import experiment as experiments
@@ -401,13 +406,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with ExitStack() as args.resources:
+        # SIGTERM as Ctrl-C: what `submit` started (Redis, workers, trials) is stopped and recorded, not left
+        # running; the scheduler makes the first one a clean stop
+        with ExitStack() as args.resources, signals_handled(raise_interrupt, signal.SIGTERM):
             return int(args.func(args) or 0)
     except HpoQueueError as exc:
         print(f"hpoqueue: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("hpoqueue: interrupted; `hpoqueue resume` continues the experiment", file=sys.stderr)
+    except KeyboardInterrupt:  # before an experiment is recorded, `submit` leaves nothing to resume
+        hint = getattr(args, "interrupt_hint", None)
+        print(f"hpoqueue: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
         return 130
 
 

@@ -121,11 +121,12 @@ def notify_stderr(message: str) -> None:
 
 
 def start_local_workers(config: ExperimentConfig, work_dir: Path, broker_url: str, queues: list[str],
-                        stack: ExitStack) -> None:
-    """The workers of a run on this box (found again if they still run), stopped by `stack`."""
+                        stack: ExitStack, *, grace: float = 20.0) -> None:
+    """The workers of a run on this box (found again if they still run), stopped by `stack`: SIGTERM, then
+    SIGKILL after `grace` seconds."""
     workers = LocalWorkers(work_dir / "workers", broker_url)
     workers.start(local_worker_specs(config, queues))
-    stack.callback(workers.stop)
+    stack.callback(workers.stop, grace)
 
 
 def local_worker_specs(config: ExperimentConfig, queues: list[str]) -> list[WorkerSpec]:
@@ -149,19 +150,25 @@ def start_embedded(work_dir: Path, stack: ExitStack) -> str:
     """The experiment's own Redis, shut down by `stack`: reused if it still runs (the scheduler crashed, or
     `submit` started it early), else started again on its data directory so that the append-only file
     brings back queued tasks and events."""
-    data_dir = work_dir / "broker"
     previous = stored_broker(work_dir)
-    if previous and (data_dir / "embedded").exists() and ping(previous, timeout=0.5):
+    if previous and (work_dir / "broker" / "embedded").exists() and ping(previous, timeout=0.5):
         stack.callback(shut_down, previous)
         return previous
+    return spawn_embedded(work_dir, stack).wait_ready()
+
+
+def spawn_embedded(work_dir: Path, stack: ExitStack) -> EmbeddedRedis:
+    """Start the experiment's Redis (on its former port when free) and record its URL, without waiting
+    for it to answer (`wait_ready()`): `submit` starts the workers meanwhile. Shut down by `stack`."""
+    data_dir = work_dir / "broker"
+    previous = stored_broker(work_dir)
     port = int(previous.rsplit(":", 1)[1].split("/")[0]) if previous else free_port()
     server = EmbeddedRedis(data_dir, port=port if _port_free(port) else None)
-    url = server.start()
+    url = server.spawn()
+    stack.callback(server.stop)
     (data_dir / "embedded").write_text(str(server.port))
     remember_broker(work_dir, url)
-    stack.callback(shut_down, url)  # second: a server someone restarted at url while we ran
-    stack.callback(server.stop)
-    return url
+    return server
 
 
 def _port_free(port: int) -> bool:

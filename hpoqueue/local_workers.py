@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -78,8 +79,7 @@ class LocalWorkers:
             _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for pid in pids:
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
+            _wait_exit(pid, deadline)
             if _alive(pid):
                 _signal(pid, signal.SIGKILL, group=True)
         for name in self.names():
@@ -94,6 +94,22 @@ def _signal(pid: int, sig: int, group: bool = False) -> None:
             os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _wait_exit(pid: int, deadline: float) -> None:
+    """Return once `pid` has exited (woken by a pidfd the moment it does, on Linux) or at `deadline`."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # no pidfd: poll
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return
+    try:
+        select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:

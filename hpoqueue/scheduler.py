@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,6 +20,7 @@ import redis
 from hpoqueue.assessment import assessment_payload
 from hpoqueue.config import ExperimentConfig
 from hpoqueue.gpu_slots import gpu_indices_env
+from hpoqueue.interrupts import signals_handled
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
 from hpoqueue.records import TrialResult
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
@@ -111,7 +110,7 @@ class Scheduler:
         self.counts: dict[TrialState, int] = {s: 0 for s in TrialState}
         self.best: tuple[float, str] | None = None
         self.stopping = False
-        self.stop_requested = False  #: set by the first Ctrl-C; acted on between two steps
+        self.stop_requested = False  #: set by the first Ctrl-C or SIGTERM; acted on between two steps
         self.starved = False
         self.capacity: dict[str, int] = {}
         self._warned_idle: list[str] = []
@@ -124,14 +123,14 @@ class Scheduler:
     def run(self) -> ExperimentState:
         """Loop until every trial is finished and no more may start; returns the experiment's end state.
 
-        A first Ctrl-C stops cleanly (running trials are killed and recorded); a second one leaves at once,
-        and `hpoqueue resume` picks the experiment up again.
+        A first Ctrl-C or SIGTERM stops cleanly (running trials are killed and recorded); a second one
+        leaves at once, and `hpoqueue resume` picks the experiment up again.
         """
         self.channel.ensure_group()
         self.refresh_capacity()
         self._load()
         self._persist(self.channel.read_events(0, pending=True))
-        with _ctrl_c_requests_stop(self):
+        with signals_handled(self._on_interrupt, signal.SIGINT, signal.SIGTERM):
             while True:
                 try:
                     self._step()
@@ -145,6 +144,13 @@ class Scheduler:
         self.channel.clear_alive()
         self._report(state)
         return state
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        """The first Ctrl-C or SIGTERM asks for a clean stop, acted on between two steps (never in the middle
+        of a write); the second leaves at once."""
+        if self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True
 
     def _wait_for_broker(self, exc: Exception) -> None:
         """The broker went away (restart, network): wait until it answers again, re-read the events that
@@ -502,26 +508,6 @@ class Scheduler:
     def _report(self, state: ExperimentState) -> None:
         if self.on_progress is not None:
             self.on_progress(self.progress(state))
-
-
-@contextmanager
-def _ctrl_c_requests_stop(scheduler: Scheduler) -> Iterator[None]:
-    """The first Ctrl-C asks for a clean stop, acted on between two steps (never in the middle of a
-    write); the second raises KeyboardInterrupt at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if scheduler.stop_requested:
-            raise KeyboardInterrupt
-        scheduler.stop_requested = True
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _end_state(event: dict[str, Any]) -> TrialState:

@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
 
     worker = app.Worker(hostname=host_format(default_nodename(args.hostname)), queues=args.queues.split(","),
                         concurrency=args.concurrency, pool_cls=args.pool, loglevel=args.loglevel,
-                        logfile=args.logfile, without_mingle=True, without_gossip=True)
+                        logfile=args.logfile, without_mingle=True, without_gossip=True,
+                        quiet=True)  # no banner: stdout goes nowhere, and it runs `uname -p`
     worker.start()
     return int(worker.exitcode or 0)
 

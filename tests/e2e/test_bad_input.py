@@ -16,7 +16,7 @@ import yaml
 from hpoqueue.broker import free_port
 from hpoqueue.cli import main
 from hpoqueue.states import TrialState
-from tests.e2e.conftest import Project
+from tests.e2e.conftest import Project, processes_naming
 
 pytestmark = [pytest.mark.e2e]
 
@@ -83,20 +83,7 @@ def _assert_nothing_written(project: Project) -> None:
     assert leftovers == []
     if (project.home / "hpoqueue.db").exists():
         assert project.storage().list_experiments() == []
-    assert _processes_naming(project.home) == []  # no embedded Redis or local worker left running
-
-
-def _processes_naming(path: Path) -> list[str]:
-    """Command lines of live processes that mention `path` (a Redis's --dir, a worker's --logfile)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(path) in text and "pytest" not in text:
-            found.append(text)
-    return found
+    assert processes_naming(project.home) == []  # no embedded Redis or local worker left running
 
 
 @pytest.fixture
@@ -119,6 +106,24 @@ def test_a_bad_config_is_refused_in_one_line_and_nothing_is_written(
     path.write_text(text)
     err = _assert_one_line_error(capsys, main(["submit", str(path), "--quiet"]), names)
     assert "hunter2" not in err  # a broker password is never printed
+    _assert_nothing_written(home)
+
+
+def test_an_embedded_redis_that_cannot_start_is_one_line_and_leaves_nothing(
+        home: Project, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`submit` starts the workers before its Redis answers: when Redis fails (here its port is taken),
+    the error quotes Redis's own reason, and the workers, Redis and the experiment directory are gone."""
+    from hpoqueue import launch
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(launch, "free_port", lambda: port)
+        monkeypatch.setattr(launch, "_port_free", lambda _port: True)
+        path = home.root / "config.yml"
+        path.write_text(_config())
+        _assert_one_line_error(capsys, main(["submit", str(path), "--quiet"]), f"listening on port {port}")
     _assert_nothing_written(home)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from hpoqueue.broker import ping
 from hpoqueue.states import ExperimentState, TrialState
-from tests.e2e.conftest import Project, alive, wait_for
+from tests.e2e.conftest import Project, alive, processes_naming, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -43,14 +43,16 @@ def test_detached_experiment_can_be_updated_and_stopped(project: Project) -> Non
     wait_for(lambda: not _workers_alive(work_dir), 30, "workers and Redis to exit")  # local workers and Redis shut down
 
 
-def test_ctrl_c_stops_cleanly_and_resume_finishes(project: Project) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_cleanly(project: Project, signum: signal.Signals) -> None:
+    """`kill` (SIGTERM) stops `submit` as Ctrl-C does: trials recorded USER_CANCELED, no process left."""
     config = project.config(maxTrialNumber=4, trialConcurrency=2, searchSpace=SLOW_SPACE)
     proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"],
                             cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         exp_id = wait_for(lambda: _first_experiment(project), 60, "the experiment to be recorded")
         wait_for(lambda: len(running_trials(project, exp_id)) == 2, 60, "two running trials")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         assert proc.wait(timeout=60) == 1  # stopped, not done
     finally:
         if proc.poll() is None:
@@ -62,6 +64,26 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(project: Project) -> None:
     for trial in trials:
         assert trial.pid is not None and not alive(trial.pid)
     assert not _workers_alive(Path(storage.get_experiment(exp_id).work_dir))
+
+
+def test_sigterm_while_submit_starts_leaves_nothing_running(project: Project) -> None:
+    """SIGTERM in the half second in which `submit` has started its Redis and worker but not yet recorded
+    the experiment: both are stopped, and the message does not promise a resume."""
+    config = project.config(maxTrialNumber=4, trialConcurrency=2, searchSpace=SLOW_SPACE)
+    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"],
+                            cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: list(project.home.glob("*/workers/*.pid")), 60, "the local worker to start", poll=0.005)
+        assert processes_naming(project.home)  # the worker (and Redis) run
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code in (1, 130)  # 1: the experiment was recorded first and stopped cleanly
+    if code == 130:
+        assert proc.stderr is not None and proc.stderr.read().decode().strip() == "hpoqueue: interrupted"
+    assert processes_naming(project.home) == []
 
 
 def test_machine_redis_runs_an_experiment(project: Project, machine_redis_url: str) -> None:
