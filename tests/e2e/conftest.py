@@ -108,17 +108,19 @@ def alive(pid: int) -> bool:
         return False
 
 
-def processes_naming(path: Path) -> list[str]:
-    """Command lines of live processes that mention `path` (a Redis's --dir, a worker's --logfile)."""
+def processes_under(path: Path) -> list[str]:
+    """Live processes whose command line names `path` (a local worker's --logfile) or whose working
+    directory is under it (the embedded Redis, which runs in its --dir and rewrites its command line)."""
     found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        if cmdline.parent.name == str(os.getpid()):
+    for proc in Path("/proc").glob("[0-9]*"):
+        if proc.name == str(os.getpid()) or not alive(int(proc.name)):
             continue
         try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            text = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
         except OSError:
             continue
-        if str(path) in text:
+        if str(path) in text or cwd.startswith(str(path)):
             found.append(text)
     return found
 

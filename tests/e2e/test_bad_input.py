@@ -16,7 +16,7 @@ import yaml
 from hpoqueue.broker import free_port
 from hpoqueue.cli import main
 from hpoqueue.states import TrialState
-from tests.e2e.conftest import Project, processes_naming
+from tests.e2e.conftest import Project, processes_under
 
 pytestmark = [pytest.mark.e2e]
 
@@ -83,7 +83,7 @@ def _assert_nothing_written(project: Project) -> None:
     assert leftovers == []
     if (project.home / "hpoqueue.db").exists():
         assert project.storage().list_experiments() == []
-    assert processes_naming(project.home) == []  # no embedded Redis or local worker left running
+    assert processes_under(project.home) == []  # no embedded Redis or local worker left running
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from hpoqueue.broker import ping
 from hpoqueue.states import ExperimentState, TrialState
-from tests.e2e.conftest import Project, alive, processes_naming, wait_for
+from tests.e2e.conftest import Project, alive, processes_under, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -32,6 +32,7 @@ def test_detached_experiment_can_be_updated_and_stopped(project: Project) -> Non
     wait_for(lambda: len(running_trials(project, exp_id)) == 2, 60, "two running trials")
     exp = project.storage().get_experiment(exp_id)
     assert exp.concurrency == 2 and exp.max_trial_number == 3
+    helpers = _helper_pids(Path(exp.work_dir))
     project.cli("stop", exp_id, check=True)
     wait_for(lambda: project.storage().get_experiment(exp_id).state is ExperimentState.STOPPED, 60,
              "the experiment to stop")
@@ -39,8 +40,7 @@ def test_detached_experiment_can_be_updated_and_stopped(project: Project) -> Non
     assert len(trials) <= 3
     assert {t.state for t in trials} <= {TrialState.USER_CANCELED, TrialState.SUCCEEDED}
     assert any(t.state is TrialState.USER_CANCELED for t in trials)
-    work_dir = Path(project.storage().get_experiment(exp_id).work_dir)
-    wait_for(lambda: not _workers_alive(work_dir), 30, "workers and Redis to exit")  # local workers and Redis shut down
+    wait_for(lambda: not any(alive(pid) for pid in helpers), 30, "the local worker and Redis to exit")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -52,6 +52,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly(project: Project, signum: signal.Signal
     try:
         exp_id = wait_for(lambda: _first_experiment(project), 60, "the experiment to be recorded")
         wait_for(lambda: len(running_trials(project, exp_id)) == 2, 60, "two running trials")
+        helpers = _helper_pids(Path(project.storage().get_experiment(exp_id).work_dir))
         proc.send_signal(signum)
         assert proc.wait(timeout=60) == 1  # stopped, not done
     finally:
@@ -63,7 +64,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly(project: Project, signum: signal.Signal
     assert [t.state for t in trials] == [TrialState.USER_CANCELED] * 2
     for trial in trials:
         assert trial.pid is not None and not alive(trial.pid)
-    assert not _workers_alive(Path(storage.get_experiment(exp_id).work_dir))
+    assert not any(alive(pid) for pid in helpers)
 
 
 def test_sigterm_while_submit_starts_leaves_nothing_running(project: Project) -> None:
@@ -73,8 +74,9 @@ def test_sigterm_while_submit_starts_leaves_nothing_running(project: Project) ->
     proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"],
                             cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: list(project.home.glob("*/workers/*.pid")), 60, "the local worker to start", poll=0.005)
-        assert processes_naming(project.home)  # the worker (and Redis) run
+        work_dir = wait_for(lambda: next(project.home.glob("*/workers/cpu.pid"), None), 60,
+                            "the local worker to start", poll=0.005).parent.parent
+        helpers = wait_for(lambda: _helper_pids(work_dir), 10, "Redis and the worker to start", poll=0.005)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     finally:
@@ -83,7 +85,8 @@ def test_sigterm_while_submit_starts_leaves_nothing_running(project: Project) ->
     assert code in (1, 130)  # 1: the experiment was recorded first and stopped cleanly
     if code == 130:
         assert proc.stderr is not None and proc.stderr.read().decode().strip() == "hpoqueue: interrupted"
-    assert processes_naming(project.home) == []
+    assert not any(alive(pid) for pid in helpers)
+    assert processes_under(project.home) == []
 
 
 def test_machine_redis_runs_an_experiment(project: Project, machine_redis_url: str) -> None:
@@ -101,13 +104,15 @@ def _first_experiment(project: Project) -> str | None:
     return exps[0].id if exps else None
 
 
-def _workers_alive(work_dir: Path) -> bool:
-    for pid_file in [*work_dir.glob("workers/*.pid"), work_dir / "broker" / "redis.pid"]:
-        try:
-            if alive(int(pid_file.read_text())):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
+def _helper_pids(work_dir: Path) -> list[int]:
+    """The pids of the run's local workers and embedded Redis once all have written their pid files, read
+    while they run: stopping them removes the files."""
+    files = [*work_dir.glob("workers/*.pid"), work_dir / "broker" / "redis.pid"]
+    try:
+        pids = [int(f.read_text()) for f in files]
+    except (OSError, ValueError):  # not written yet
+        return []
+    assert all(alive(pid) for pid in pids)
+    return pids
 
 
