@@ -45,24 +45,32 @@ def cmd_submit(args: argparse.Namespace) -> int:
     exp_id = launch.new_experiment_id()
     work_dir = config.experiment_working_directory / exp_id
     queues = None
+    recorded = False
+
+    def discard_unrecorded() -> None:
+        """An experiment that was never recorded leaves no directory behind."""
+        if not recorded:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
     with ExitStack() as early:
         if broker_url is None and not args.detach:
-            # a local run: Redis and the workers boot while the storage and the scheduler load; run() finds
-            # them running and stops them at the end, or `early` does if recording the experiment fails
-            early.callback(shutil.rmtree, work_dir, ignore_errors=True)
+            # a local run: Redis and the workers boot while the storage and the scheduler load. run() takes
+            # them over and stops them at the end; `early` stops them if anything (a SIGTERM, a failure to
+            # record the experiment) ends `submit` before run() has, and a second stop does nothing
+            early.callback(discard_unrecorded)
             redis_server = launch.spawn_embedded(work_dir, early)
             queues = launch.trial_queues(config, local=True, notify=launch.notify_stderr)
-            # grace 0: if `early` unwinds, nothing was dispatched yet, so there is nothing to drain
+            # grace 0: by the time `early` unwinds, run() has drained the workers of any trial it dispatched
             launch.start_local_workers(config, work_dir, redis_server.url, queues, early, grace=0)
             redis_server.wait_ready()  # while the workers boot
         storage = _storage(args, config.storage)
         from hpoqueue import experiment as experiments
 
         experiments.create(config, storage, exp_id, broker_url)
-        early.pop_all()
-    print(f"experiment {exp_id} created ({config.experiment_name or Path(args.config).name}); "
-          f"follow it with `hpoqueue status {exp_id}`", file=sys.stderr)
-    return _drive(args, storage, exp_id, queues)
+        recorded = True
+        print(f"experiment {exp_id} created ({config.experiment_name or Path(args.config).name}); "
+              f"follow it with `hpoqueue status {exp_id}`", file=sys.stderr)
+        return _drive(args, storage, exp_id, queues)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -89,6 +89,27 @@ def test_sigterm_while_submit_starts_leaves_nothing_running(project: Project) ->
     assert processes_under(project.home) == []
 
 
+def test_sigterm_as_the_experiment_is_recorded_leaves_nothing_running(project: Project) -> None:
+    """SIGTERM the moment `submit` says the experiment is created, while the scheduler takes over the Redis
+    and worker started early: they are stopped all the same, and the experiment can be resumed."""
+    config = project.config(maxTrialNumber=4, trialConcurrency=2, searchSpace=SLOW_SPACE)
+    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"],
+                            cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()
+        assert "created" in line, line
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code in (1, 130), proc.stderr.read().decode()  # 1: the scheduler had taken over and stopped
+    exp = project.storage().get_experiment(project.only_experiment())
+    assert exp.state in (ExperimentState.RUNNING, ExperimentState.STOPPED)  # both resume
+    assert processes_under(project.home) == []
+
+
 def test_machine_redis_runs_an_experiment(project: Project, machine_redis_url: str) -> None:
     config = project.config(maxTrialNumber=3)
     project.cli("submit", str(config), "--broker", machine_redis_url, "--local-workers", "--quiet", check=True)
