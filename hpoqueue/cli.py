@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from hpoqueue import locations
 from hpoqueue.errors import HpoQueueError, NotFoundError
-from hpoqueue.interrupts import raise_interrupt, signals_handled
+from hpoqueue.interrupts import outlive_terminal, raise_interrupt, signals_handled
 from hpoqueue.quick_exit import exit_now
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.tables import table
@@ -86,10 +86,12 @@ def _drive(args: argparse.Namespace, storage: Storage, exp_id: str, queues: list
     from hpoqueue import experiment as experiments
     from hpoqueue.progress import ProgressBar
 
-    state = experiments.run(exp_id, storage, broker=args.broker,
-                            local_workers=True if args.local_workers else None, queues=queues,
-                            on_progress=None if args.quiet else ProgressBar())
-    _print_best(storage, exp_id)
+    log = Path(storage.get_experiment(exp_id).work_dir) / "scheduler.log"
+    with signals_handled(outlive_terminal(log), signal.SIGHUP):
+        state = experiments.run(exp_id, storage, broker=args.broker,
+                                local_workers=True if args.local_workers else None, queues=queues,
+                                on_progress=None if args.quiet else ProgressBar())
+        _print_best(storage, exp_id)
     return 0 if state is ExperimentState.DONE else 1
 
 
@@ -414,9 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        # SIGTERM as Ctrl-C: what `submit` started (Redis, workers, trials) is stopped and recorded, not left
-        # running; the scheduler makes the first one a clean stop
-        with ExitStack() as args.resources, signals_handled(raise_interrupt, signal.SIGTERM):
+        # SIGTERM (and SIGHUP, until a run outlives its terminal) as Ctrl-C: what `submit` started (Redis,
+        # workers, trials) is stopped and recorded, not left running; the scheduler makes the first a clean stop
+        with ExitStack() as args.resources, signals_handled(raise_interrupt, signal.SIGTERM, signal.SIGHUP):
             return int(args.func(args) or 0)
     except HpoQueueError as exc:
         print(f"hpoqueue: error: {exc}", file=sys.stderr)

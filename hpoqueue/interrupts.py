@@ -1,12 +1,15 @@
 """Signal handlers installed for the length of a block: how `hpoqueue` turns Ctrl-C and SIGTERM into
-clean stops instead of leaving Redis, workers or trials behind."""
+clean stops instead of leaving Redis, workers or trials behind, and outlives a closed terminal (SIGHUP)."""
 
 from __future__ import annotations
 
+import os
 import signal
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 Handler = Callable[[int, Any], None]
@@ -30,3 +33,20 @@ def signals_handled(handler: Handler, *signums: int) -> Iterator[None]:
 def raise_interrupt(signum: int, frame: Any) -> None:
     """A handler that makes a signal end the command as Ctrl-C does."""
     raise KeyboardInterrupt
+
+
+def outlive_terminal(log: Path) -> Handler:
+    """A SIGHUP handler for a run in the foreground: the terminal is gone (window closed, SSH dropped), so
+    go on as `submit --detach` does, writing what went to the terminal (anything but a file) to `log`."""
+
+    def handler(signum: int, frame: Any) -> None:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            for target in (1, 2):
+                if not stat.S_ISREG(os.fstat(target).st_mode):
+                    os.dup2(fd, target)
+        finally:
+            os.close(fd)
+        os.write(2, b"hpoqueue: the terminal hung up (SIGHUP); the experiment goes on, its output continues here\n")
+
+    return handler

@@ -30,25 +30,29 @@ def render(p: Progress, width: int = 24) -> str:
 
 
 class ProgressBar:
-    """Redraws at most `fps` times a second on a terminal; prints plain lines every few seconds elsewhere."""
+    """Redraws at most `fps` times a second on a terminal; prints plain lines every few seconds elsewhere
+    (asked each time: the terminal may hang up and the stream go to a log)."""
 
     def __init__(self, stream: TextIO = sys.stderr, fps: float = 5.0) -> None:
         self.stream = stream
-        self.tty = stream.isatty()
-        self.interval = 1.0 / fps if self.tty else 5.0
+        self.fps = fps
         self._last = 0.0
         self._last_text = ""
 
     def __call__(self, progress: Progress) -> None:
         now = time.monotonic()
         final = progress.state.is_finished()
-        if not final and now - self._last < self.interval:
+        tty = self.stream.isatty()
+        if not final and now - self._last < (1.0 / self.fps if tty else 5.0):
             return
         self._last = now
         text = render(progress)
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
-        elif text != self._last_text or final:
-            self.stream.write(text + "\n")
+        try:
+            if tty:
+                self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
+            elif text != self._last_text or final:
+                self.stream.write(text + "\n")
+            self.stream.flush()
+        except OSError:  # a terminal that hung up (EIO) or a closed pipe: the experiment goes on regardless
+            pass
         self._last_text = text
-        self.stream.flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import signal
 import subprocess
 import sys
@@ -67,9 +69,10 @@ def test_ctrl_c_or_sigterm_stops_cleanly(project: Project, signum: signal.Signal
     assert not any(alive(pid) for pid in helpers)
 
 
-def test_sigterm_while_submit_starts_leaves_nothing_running(project: Project) -> None:
-    """SIGTERM in the half second in which `submit` has started its Redis and worker but not yet recorded
-    the experiment: both are stopped, and the message does not promise a resume."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
+def test_a_signal_while_submit_starts_leaves_nothing_running(project: Project, signum: signal.Signals) -> None:
+    """SIGTERM or SIGHUP in the half second in which `submit` has started its Redis and worker but not yet
+    recorded the experiment: both are stopped, and the message does not promise a resume."""
     config = project.config(maxTrialNumber=4, trialConcurrency=2, searchSpace=SLOW_SPACE)
     proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"],
                             cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -77,7 +80,7 @@ def test_sigterm_while_submit_starts_leaves_nothing_running(project: Project) ->
         work_dir = wait_for(lambda: next(project.home.glob("*/workers/cpu.pid"), None), 60,
                             "the local worker to start", poll=0.005).parent.parent
         helpers = wait_for(lambda: _helper_pids(work_dir), 10, "Redis and the worker to start", poll=0.005)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         code = proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
@@ -107,6 +110,34 @@ def test_sigterm_as_the_experiment_is_recorded_leaves_nothing_running(project: P
     assert code in (1, 130), proc.stderr.read().decode()  # 1: the scheduler had taken over and stopped
     exp = project.storage().get_experiment(project.only_experiment())
     assert exp.state in (ExperimentState.RUNNING, ExperimentState.STOPPED)  # both resume
+    assert processes_under(project.home) == []
+
+
+def test_a_terminal_that_hangs_up_does_not_stop_the_experiment(project: Project) -> None:
+    """SIGHUP (the window closed, the SSH connection dropped) while `submit` runs in a terminal: the
+    experiment goes on to its end as if detached, and what `submit` printed goes on in scheduler.log."""
+    config = project.config(maxTrialNumber=4, trialConcurrency=2,
+                            searchSpace={**SLOW_SPACE, "sleep": {"_type": "choice", "_value": [0.1]},
+                                         "steps": {"_type": "choice", "_value": [10]}})
+    terminal, tty = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config)], cwd=project.root,
+                            env=project.env, stdin=tty, stdout=tty, stderr=tty)
+    os.close(tty)
+    try:
+        exp_id = wait_for(lambda: _first_experiment(project), 60, "the experiment to be recorded")
+        wait_for(lambda: running_trials(project, exp_id), 60, "a trial to run")
+        os.close(terminal)  # from now on a write to the terminal fails (EIO), as after a real hang-up
+        proc.send_signal(signal.SIGHUP)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    exp = project.storage().get_experiment(exp_id)
+    log = (Path(exp.work_dir) / "scheduler.log").read_text()
+    assert code == 0, log
+    assert exp.state is ExperimentState.DONE
+    assert [t.state for t in project.storage().trials(exp_id)] == [TrialState.SUCCEEDED] * 4
+    assert "hung up" in log and "best: " in log
     assert processes_under(project.home) == []
 
 
