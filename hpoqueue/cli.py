@@ -74,8 +74,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from hpoqueue.scheduler_lock import ensure_not_running
+
     storage = _storage(args)
-    storage.get_experiment(args.experiment)
+    ensure_not_running(Path(storage.get_experiment(args.experiment).work_dir), args.experiment)
     return _drive(args, storage, args.experiment, None)
 
 

@@ -56,6 +56,10 @@ class StorageError(HpoQueueError):
     """The database cannot be opened or written (bad URL, wrong password, unreachable server)."""
 
 
+class AlreadyRunningError(HpoQueueError):
+    """A second scheduler for an experiment whose scheduler is alive (`resume` beside a running one)."""
+
+
 class NotFoundError(HpoQueueError):
     """An experiment or trial id that storage does not know."""
 

@@ -16,6 +16,7 @@ from hpoqueue.launch import is_embedded, notify_stderr, start_embedded, start_lo
 from hpoqueue.locations import remember_broker, stored_broker
 from hpoqueue.protocol import Channel
 from hpoqueue.scheduler import Progress, Scheduler
+from hpoqueue.scheduler_lock import scheduler_lock
 from hpoqueue.states import ExperimentState
 from hpoqueue.storage import Storage
 from hpoqueue.task_messages import RedisDispatcher
@@ -44,6 +45,7 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
     config = config_from_dict(exp.config, source=f"experiment {exp_id}")
     work_dir = Path(exp.work_dir)
     with ExitStack() as stack:
+        stack.enter_context(scheduler_lock(work_dir, exp_id))  # first: a refused resume touches nothing
         # `--broker` wins; else the broker this experiment was created (or last run) with
         broker_url = (resolve_broker_url(broker) or stored_broker(work_dir)
                       or resolve_broker_url(None, config.broker))

@@ -45,6 +45,24 @@ def test_detached_experiment_can_be_updated_and_stopped(project: Project) -> Non
     wait_for(lambda: not any(alive(pid) for pid in helpers), 30, "the local worker and Redis to exit")
 
 
+@pytest.mark.parametrize("detach", [False, True], ids=["resume", "resume-detach"])
+def test_resume_beside_a_running_scheduler_is_refused(project: Project, detach: bool) -> None:
+    """A second scheduler would create every trial twice: `resume` of a running experiment is one line,
+    exit 2, and the running one goes on untouched."""
+    config = project.config(maxTrialNumber=2, trialConcurrency=2, searchSpace=SLOW_SPACE)
+    exp_id = project.cli("submit", str(config), "--detach", check=True).stdout.strip()
+    wait_for(lambda: len(running_trials(project, exp_id)) == 2, 60, "two running trials")
+    run = project.cli("resume", exp_id, "--quiet", *(["--detach"] if detach else []))
+    assert run.code == 2
+    assert run.stderr.startswith(f"hpoqueue: error: experiment {exp_id} is already running (scheduler pid ")
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert [t.state for t in project.storage().trials(exp_id)] == [TrialState.RUNNING] * 2
+    project.cli("stop", exp_id, check=True)
+    wait_for(lambda: project.storage().get_experiment(exp_id).state is ExperimentState.STOPPED, 60,
+             "the experiment to stop")
+    assert len(project.storage().trials(exp_id)) == 2
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_stops_cleanly(project: Project, signum: signal.Signals) -> None:
     """`kill` (SIGTERM) stops `submit` as Ctrl-C does: trials recorded USER_CANCELED, no process left."""
