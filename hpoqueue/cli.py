@@ -264,33 +264,41 @@ def _csv(records: list[dict[str, Any]]) -> str:
 
 
 # ---- changing running experiments --------------------------------------------------------------------
-def _live_channel(storage: Storage, exp_id: str) -> Any:
-    """The experiment's broker channel if its scheduler is alive, else None."""
+def _channel(storage: Storage, exp_id: str) -> Any:
+    """The experiment's broker channel if its broker answers, else None."""
     from hpoqueue.broker import ping, redis_client
     from hpoqueue.protocol import Channel
 
-    exp = storage.get_experiment(exp_id)
-    url = locations.stored_broker(Path(exp.work_dir))
+    url = locations.stored_broker(Path(storage.get_experiment(exp_id).work_dir))
     if url is None or not ping(url, timeout=1.0):
         return None
-    channel = Channel(redis_client(url), exp_id)
-    return channel if channel.scheduler_alive() else None
+    return Channel(redis_client(url), exp_id)
+
+
+def _live_channel(storage: Storage, exp_id: str) -> Any:
+    """The experiment's broker channel if its scheduler is alive, else None."""
+    channel = _channel(storage, exp_id)
+    return channel if channel is not None and channel.scheduler_alive() else None
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
+    from hpoqueue.protocol import attempt_id
+
     storage = _storage(args)
     trial = storage.get_trial(args.trial)
-    channel = _live_channel(storage, trial.experiment_id)
+    channel = _channel(storage, trial.experiment_id)
     if trial.state not in ACTIVE_STATES:
         print(f"trial {trial.id} already ended ({trial.state.value})")
         return 0
-    if channel is not None:
+    if channel is not None and channel.scheduler_alive():
         channel.send_control("kill", trial=trial.id)
         print(f"asked the scheduler to kill trial {trial.id}")
-    else:
-        storage.transition(trial.id, TrialState.USER_CANCELED, expected=ACTIVE_STATES,
-                           exit_reason="killed while no scheduler ran")
-        print(f"trial {trial.id} marked USER_CANCELED (no scheduler is running)")
+        return 0
+    storage.transition(trial.id, TrialState.USER_CANCELED, expected=ACTIVE_STATES,
+                       exit_reason="killed while no scheduler ran")
+    if channel is not None:  # its worker stops it all the same
+        channel.stop(attempt_id(trial.id, trial.attempt), "user_canceled")
+    print(f"trial {trial.id} marked USER_CANCELED and stopped (no scheduler is running)")
     return 0
 
 
@@ -300,11 +308,17 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if channel is not None:
         channel.send_control("stop")
         print(f"asked the scheduler of {args.experiment} to stop")
-    elif storage.set_experiment_state(args.experiment, ExperimentState.STOPPED,
-                                      expected=[ExperimentState.RUNNING], message="stopped while no scheduler ran"):
-        print(f"experiment {args.experiment} marked STOPPED (no scheduler is running)")
-    else:
+        return 0
+    if storage.get_experiment(args.experiment).state is not ExperimentState.RUNNING:
         print(f"experiment {args.experiment} is not running")
+        return 0
+    from hpoqueue import experiment as experiments
+
+    # its scheduler was killed: one that records what finished meanwhile, then stops what is left
+    experiments.run(args.experiment, storage, stop=True)
+    counts = storage.count_trials(args.experiment)
+    print(f"experiment {args.experiment} stopped (no scheduler was running): "
+          f"{counts[TrialState.USER_CANCELED]} trial(s) recorded USER_CANCELED")
     return 0
 
 

@@ -13,6 +13,7 @@ from hpoqueue.broker import ping, redact, redis_client, resolve_broker_url
 from hpoqueue.config import ExperimentConfig, config_from_dict
 from hpoqueue.errors import BrokerError
 from hpoqueue.launch import is_embedded, notify_stderr, start_embedded, start_local_workers, trial_queues
+from hpoqueue.local_workers import LocalWorkers
 from hpoqueue.locations import remember_broker, stored_broker
 from hpoqueue.protocol import Channel
 from hpoqueue.scheduler import Progress, Scheduler
@@ -36,11 +37,13 @@ def create(config: ExperimentConfig, storage: Storage, exp_id: str, broker_url: 
 
 
 def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_workers: bool | None = None,
-        queues: list[str] | None = None, on_progress: Callable[[Progress], None] | None = None
-        ) -> ExperimentState:
+        queues: list[str] | None = None, on_progress: Callable[[Progress], None] | None = None,
+        stop: bool = False) -> ExperimentState:
     """Drive experiment `exp_id` to its end. Starts (or finds again: on resume, or started early by
     `submit`) the embedded Redis and the local workers when no broker is configured, and stops them at the
-    end. `queues`: those the early start chose, else chosen here."""
+    end. `queues`: those the early start chose, else chosen here. `stop`: record what arrived while no
+    scheduler ran, then stop the experiment (`hpoqueue stop` after its scheduler was killed), starting no
+    worker."""
     exp = storage.get_experiment(exp_id)
     config = config_from_dict(exp.config, source=f"experiment {exp_id}")
     work_dir = Path(exp.work_dir)
@@ -58,7 +61,9 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
             raise BrokerError(f"cannot reach the broker at {redact(broker_url)}")
         local = local_workers if local_workers is not None else embedded
         queues = queues or trial_queues(config, local=local, notify=notify_stderr)
-        if local:
+        if local and stop:  # those still running stop at the end; their trials are stopped first
+            stack.callback(LocalWorkers(work_dir / "workers", broker_url).stop)
+        elif local:
             start_local_workers(config, work_dir, broker_url, queues, stack)
         if exp.state is not ExperimentState.RUNNING:
             storage.set_experiment_state(exp_id, ExperimentState.RUNNING)
@@ -69,4 +74,5 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
                                   config.tuner, config.search_space, optimize_mode=config.optimize_mode,
                                   seed=config.seed, source=config.source),
                               queues=queues, on_progress=on_progress)
+        scheduler.stop_requested = stop
         return scheduler.run()

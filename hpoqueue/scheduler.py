@@ -130,6 +130,8 @@ class Scheduler:
         self.refresh_capacity()
         self._load()
         self._persist(self.channel.read_events(0, pending=True))
+        while self.stop_requested and (events := self.channel.read_events(1, ack=self._take_unacked())):
+            self._persist(events)  # before a stop: record the results that came while no scheduler ran
         with signals_handled(self._on_interrupt, signal.SIGINT, signal.SIGTERM):
             while True:
                 try:
@@ -487,7 +489,7 @@ class Scheduler:
                                 final=record.final_value, hb_seen=self.clock())
                 self.flights[record.id] = flight
                 flight.claimed = self.channel.is_claimed(flight.attempt_id)
-                if not flight.claimed:
+                if not flight.claimed and not self.stop_requested:
                     self._dispatch(flight)  # its message may be gone; a second copy is a no-op
             else:
                 self.history[record.id] = results[-1]

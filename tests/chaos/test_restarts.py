@@ -69,6 +69,59 @@ def test_resume_after_the_scheduler_is_killed_records_what_finished_meanwhile(ch
     _assert_nothing_left(chaos, exp_dir, [redis_pid, worker_pid])
 
 
+def _killed_scheduler(chaos: ChaosProject, sleep: float) -> tuple[str, Path, list[int]]:
+    """An experiment whose `submit` was SIGKILLed while two trials of `sleep` s ran: (id, directory, pids of
+    its Redis and worker)."""
+    config = chaos.chaos_config(maxTrialNumber=TRIALS, trialConcurrency=2,
+                                searchSpace={"x": {"_type": "uniform", "_value": [0, 1]},
+                                             "sleep": {"_type": "choice", "_value": [sleep]}})
+    submit = chaos.background("submit", str(config), "--quiet")
+    exp_id = chaos.wait_experiment(30)
+    wait_for(lambda: len(chaos.executions()) >= 2, 60, "two trials to start")
+    submit.send_signal(signal.SIGKILL)
+    submit.wait(10)
+    exp_dir = chaos.exp_dir(exp_id)
+    return exp_id, exp_dir, [_pid(exp_dir / "broker" / "redis.pid"), _pid(exp_dir / "workers" / "cpu.pid")]
+
+
+def test_stop_after_the_scheduler_is_killed_stops_everything(chaos: ChaosProject) -> None:
+    """`hpoqueue stop` right after the scheduler died (its word that it is alive has not expired yet): the
+    experiment and its trials are recorded stopped, and its trials, worker and Redis are stopped."""
+    exp_id, exp_dir, helpers = _killed_scheduler(chaos, sleep=60)
+    run = chaos.cli("stop", exp_id, check=True)
+    assert "no scheduler was running" in run.stdout and "2 trial(s) recorded USER_CANCELED" in run.stdout
+    storage = chaos.storage()
+    assert storage.get_experiment(exp_id).state is ExperimentState.STOPPED
+    assert [t.state for t in storage.trials(exp_id)] == [TrialState.USER_CANCELED] * 2
+    _assert_nothing_left(chaos, exp_dir, helpers)
+
+
+def test_stop_after_the_scheduler_is_killed_keeps_what_finished_meanwhile(chaos: ChaosProject) -> None:
+    exp_id, exp_dir, helpers = _killed_scheduler(chaos, sleep=2)
+    wait_for(lambda: all(r["ended"] for rs in chaos.executions().values() for r in rs), 30,
+             "the running trials to finish while no scheduler runs")
+    chaos.cli("stop", exp_id, check=True)
+    storage = chaos.storage()
+    assert storage.get_experiment(exp_id).state is ExperimentState.STOPPED
+    trials = storage.trials(exp_id)
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 2  # no new trial was started
+    runs = chaos.executions()
+    assert [t.final_value for t in trials] == [pytest.approx(runs[t.id][0]["params"]["x"]) for t in trials]
+    _assert_nothing_left(chaos, exp_dir, helpers)
+
+
+def test_kill_after_the_scheduler_is_killed_stops_the_trial(chaos: ChaosProject) -> None:
+    exp_id, exp_dir, helpers = _killed_scheduler(chaos, sleep=60)
+    target, other = sorted(chaos.executions())
+    chaos.cli("kill", target, check=True)
+    assert chaos.storage().get_trial(target).state is TrialState.USER_CANCELED
+    [killed] = chaos.executions()[target]
+    wait_for(lambda: not alive(killed["pid"]), 20, "the killed trial's process to exit")
+    assert alive(chaos.executions()[other][0]["pid"])  # the other trial runs on
+    chaos.cli("stop", exp_id, check=True)
+    _assert_nothing_left(chaos, exp_dir, helpers)
+
+
 def test_the_experiment_completes_across_a_broker_restart(chaos: ChaosProject) -> None:
     config = chaos.chaos_config(maxTrialNumber=TRIALS, trialConcurrency=2,
                                 searchSpace={"x": {"_type": "uniform", "_value": [0, 1]},
