@@ -162,6 +162,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"optimize    {exp.optimize_mode}",
         f"directory   {exp.work_dir}",
     ]
+    if exp.state is ExperimentState.RUNNING:
+        lines.insert(2, "scheduler   running" if _live_channel(storage, exp.id) is not None else
+                     f"scheduler   not running (killed?): `hpoqueue resume {exp.id}` continues the experiment, "
+                     f"`hpoqueue stop {exp.id}` ends it")
     for trial in storage.trials(exp.id, states=[TrialState.WAITING]):
         why = next((e.data.get("why") for e in reversed(storage.events(trial.id)) if e.kind == "waiting"), None)
         lines.append(f"waiting     {trial.id}: {why or 'queued, no worker has taken it yet'}")

@@ -88,6 +88,7 @@ def test_stop_after_the_scheduler_is_killed_stops_everything(chaos: ChaosProject
     """`hpoqueue stop` right after the scheduler died (its word that it is alive has not expired yet): the
     experiment and its trials are recorded stopped, and its trials, worker and Redis are stopped."""
     exp_id, exp_dir, helpers = _killed_scheduler(chaos, sleep=60)
+    assert "scheduler   not running (killed?)" in chaos.cli("status", exp_id, check=True).stdout
     run = chaos.cli("stop", exp_id, check=True)
     assert "no scheduler was running" in run.stdout and "2 trial(s) recorded USER_CANCELED" in run.stdout
     storage = chaos.storage()

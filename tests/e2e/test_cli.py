@@ -57,6 +57,7 @@ def test_resume_beside_a_running_scheduler_is_refused(project: Project, detach: 
     assert run.stderr.startswith(f"hpoqueue: error: experiment {exp_id} is already running (scheduler pid ")
     assert len(run.stderr.strip().splitlines()) == 1
     assert [t.state for t in project.storage().trials(exp_id)] == [TrialState.RUNNING] * 2
+    assert "scheduler   running" in project.cli("status", exp_id, check=True).stdout
     project.cli("stop", exp_id, check=True)
     wait_for(lambda: project.storage().get_experiment(exp_id).state is ExperimentState.STOPPED, 60,
              "the experiment to stop")
