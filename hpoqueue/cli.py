@@ -25,7 +25,7 @@ from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.tables import table
 
 if TYPE_CHECKING:
-    from hpoqueue.storage import Storage, TrialRecord
+    from hpoqueue.storage import ExperimentRecord, Storage, TrialRecord
 
 
 def _storage(args: argparse.Namespace, config_value: str | None = None) -> Storage:
@@ -93,7 +93,7 @@ def _drive(args: argparse.Namespace, storage: Storage, exp_id: str, queues: list
         state = experiments.run(exp_id, storage, broker=args.broker,
                                 local_workers=True if args.local_workers else None, queues=queues,
                                 on_progress=None if args.quiet else ProgressBar())
-        _print_best(storage, exp_id)
+        _print_outcome(storage, exp_id)
     return 0 if state is ExperimentState.DONE else 1
 
 
@@ -118,10 +118,41 @@ def _detach(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
     return 0
 
 
-def _print_best(storage: Storage, exp_id: str) -> None:
+def _print_outcome(storage: Storage, exp_id: str) -> None:
+    """The best trial; without one, why not and where to look (a run of failures, or no metric reported)."""
     best = _best_trial(storage, exp_id)
     if best is not None:
         print(f"best: {best.final_value:.6g} from trial {best.id} with {json.dumps(best.params)}")
+        return
+    exp = storage.get_experiment(exp_id)
+    failed = storage.trials(exp_id, states=[TrialState.FAILED])
+    succeeded = storage.count_trials(exp_id)[TrialState.SUCCEEDED]
+    if failed:
+        last = _last_line(_trial_file(exp, failed[0], "trial.stderr"))
+        print(f"no result: {len(failed)} trial(s) failed; `hpoqueue logs {failed[0].id} --stderr` shows why"
+              + (f" (it ends: {last})" if last else ""), file=sys.stderr)
+    elif succeeded:
+        pattern = exp.config.get("metricPattern")
+        lines = (f"lines matching metricPattern {pattern!r}" if pattern else
+                 f"`{exp.config.get('metricName') or 'default'}=<number>` lines")
+        print(f"no result: {succeeded} trial(s) succeeded but reported none; print {lines} or call "
+              "hpoqueue.trial.report_final_result(value)", file=sys.stderr)
+
+
+def _trial_file(exp: ExperimentRecord, trial: TrialRecord, name: str) -> Path:
+    """A file of the trial's current attempt: trial.stdout, trial.stderr or trial.log."""
+    return Path(exp.work_dir) / "trials" / str(trial.seq) / f"attempt-{trial.attempt}" / name
+
+
+def _last_line(path: Path, limit: int = 200) -> str | None:
+    """The last non-blank line of a text file (cut to `limit` characters), None when there is none."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
+            lines = [line.strip() for line in fh.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return None
+    return lines[-1][:limit] if lines else None
 
 
 def _best_trial(storage: Storage, exp_id: str) -> TrialRecord | None:
@@ -215,7 +246,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     trial = storage.get_trial(args.trial)
     exp = storage.get_experiment(trial.experiment_id)
     name = "trial.stderr" if args.stderr else "trial.log" if args.hpoqueue else "trial.stdout"
-    path = Path(exp.work_dir) / "trials" / str(trial.seq) / f"attempt-{trial.attempt}" / name
+    path = _trial_file(exp, trial, name)
     if not path.exists() and not args.follow:
         raise NotFoundError(f"no {name} for trial {trial.id} yet ({path})")
     offset = 0

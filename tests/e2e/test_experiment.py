@@ -65,11 +65,22 @@ def test_stdout_metrics_failures_and_missing_commands_are_recorded(project: Proj
             assert trial.final_value == pytest.approx(values[-1])  # last result stands in as final
 
     missing = project.config("missing.yml", trialCommand="no-such-command --flag", maxTrialNumber=2)
-    project.cli("submit", str(missing), "--quiet")
+    run = project.cli("submit", str(missing), "--quiet")
     exp = [e for e in storage.list_experiments() if e.id != exp_id][0]
     for trial in storage.trials(exp.id):
         assert trial.state is TrialState.FAILED and trial.exit_code == 127
         assert "command not found" in (trial.exit_reason or "")
+    # no best to show: `submit` says why, quoting the end of the first failure's stderr
+    assert f"no result: 2 trial(s) failed; `hpoqueue logs {exp.id}-1 --stderr` shows why (it ends: " in run.stderr
+    assert "no-such-command" in run.stderr.splitlines()[-1]
+
+
+def test_a_run_without_any_result_says_how_to_report_one(project: Project) -> None:
+    config = project.config(trialCommand="echo val_accuracy=0.9", metricName="accuracy", maxTrialNumber=2)
+    run = project.cli("submit", str(config), "--quiet", check=True)
+    assert run.stderr.splitlines()[-1] == (
+        "no result: 2 trial(s) succeeded but reported none; print `accuracy=<number>` lines or call "
+        "hpoqueue.trial.report_final_result(value)")
 
 
 def test_max_trial_duration_kills_the_trial_and_its_children(project: Project) -> None:
