@@ -42,17 +42,23 @@ def _assert_nothing_left(chaos: ChaosProject, exp_dir: Path, pids: list[int]) ->
     assert not list((exp_dir / "workers").glob("*.pid"))
 
 
-def test_resume_after_the_scheduler_is_killed_records_what_finished_meanwhile(chaos: ChaosProject) -> None:
+def _killed_scheduler(chaos: ChaosProject, sleep: float) -> tuple[str, Path, list[int]]:
+    """An experiment whose `submit` was SIGKILLed while two trials of `sleep` s ran: (id, directory, pids of
+    its Redis and worker)."""
     config = chaos.chaos_config(maxTrialNumber=TRIALS, trialConcurrency=2,
                                 searchSpace={"x": {"_type": "uniform", "_value": [0, 1]},
-                                             "sleep": {"_type": "choice", "_value": [3]}})
+                                             "sleep": {"_type": "choice", "_value": [sleep]}})
     submit = chaos.background("submit", str(config), "--quiet")
     exp_id = chaos.wait_experiment(30)
     wait_for(lambda: len(chaos.executions()) >= 2, 60, "two trials to start")
     submit.send_signal(signal.SIGKILL)
     submit.wait(10)
     exp_dir = chaos.exp_dir(exp_id)
-    redis_pid, worker_pid = _pid(exp_dir / "broker" / "redis.pid"), _pid(exp_dir / "workers" / "cpu.pid")
+    return exp_id, exp_dir, [_pid(exp_dir / "broker" / "redis.pid"), _pid(exp_dir / "workers" / "cpu.pid")]
+
+
+def test_resume_after_the_scheduler_is_killed_records_what_finished_meanwhile(chaos: ChaosProject) -> None:
+    exp_id, exp_dir, [redis_pid, worker_pid] = _killed_scheduler(chaos, sleep=3)
     orphaned = [t.id for t in chaos.storage().trials(exp_id) if not t.state.is_finished()]
     assert orphaned
     # the trials go on without the scheduler; their results wait in Redis
@@ -67,21 +73,6 @@ def test_resume_after_the_scheduler_is_killed_records_what_finished_meanwhile(ch
     assert resume.wait(120) == 0
     _assert_all_ran_once_and_succeeded(chaos, exp_id)
     _assert_nothing_left(chaos, exp_dir, [redis_pid, worker_pid])
-
-
-def _killed_scheduler(chaos: ChaosProject, sleep: float) -> tuple[str, Path, list[int]]:
-    """An experiment whose `submit` was SIGKILLed while two trials of `sleep` s ran: (id, directory, pids of
-    its Redis and worker)."""
-    config = chaos.chaos_config(maxTrialNumber=TRIALS, trialConcurrency=2,
-                                searchSpace={"x": {"_type": "uniform", "_value": [0, 1]},
-                                             "sleep": {"_type": "choice", "_value": [sleep]}})
-    submit = chaos.background("submit", str(config), "--quiet")
-    exp_id = chaos.wait_experiment(30)
-    wait_for(lambda: len(chaos.executions()) >= 2, 60, "two trials to start")
-    submit.send_signal(signal.SIGKILL)
-    submit.wait(10)
-    exp_dir = chaos.exp_dir(exp_id)
-    return exp_id, exp_dir, [_pid(exp_dir / "broker" / "redis.pid"), _pid(exp_dir / "workers" / "cpu.pid")]
 
 
 def test_stop_after_the_scheduler_is_killed_stops_everything(chaos: ChaosProject) -> None:
