@@ -329,11 +329,14 @@ def cmd_kill(args: argparse.Namespace) -> int:
         channel.send_control("kill", trial=trial.id)
         print(f"asked the scheduler to kill trial {trial.id}")
         return 0
-    storage.transition(trial.id, TrialState.USER_CANCELED, expected=ACTIVE_STATES,
-                       exit_reason="killed while no scheduler ran")
-    if channel is not None:  # its worker stops it all the same
+    if channel is not None:  # its worker stops it; the next scheduler records how it ended (a result too)
         channel.stop(attempt_id(trial.id, trial.attempt), "user_canceled")
-    print(f"trial {trial.id} marked USER_CANCELED and stopped (no scheduler is running)")
+        print(f"asked the worker of trial {trial.id} to stop it; no scheduler is running, so it is recorded "
+              f"by the next (`hpoqueue resume {trial.experiment_id}` or `hpoqueue stop {trial.experiment_id}`)")
+        return 0
+    storage.transition(trial.id, TrialState.USER_CANCELED, expected=ACTIVE_STATES,
+                       exit_reason="killed while no scheduler or broker ran")
+    print(f"trial {trial.id} marked USER_CANCELED (neither its scheduler nor its broker is running)")
     return 0
 
 

@@ -92,6 +92,7 @@ def test_stop_after_the_scheduler_is_killed_keeps_what_finished_meanwhile(chaos:
     exp_id, exp_dir, helpers = _killed_scheduler(chaos, sleep=2)
     wait_for(lambda: all(r["ended"] for rs in chaos.executions().values() for r in rs), 30,
              "the running trials to finish while no scheduler runs")
+    chaos.cli("kill", f"{exp_id}-1", check=True)  # too late: it finished meanwhile, and its result stands
     chaos.cli("stop", exp_id, check=True)
     storage = chaos.storage()
     assert storage.get_experiment(exp_id).state is ExperimentState.STOPPED
@@ -106,11 +107,12 @@ def test_kill_after_the_scheduler_is_killed_stops_the_trial(chaos: ChaosProject)
     exp_id, exp_dir, helpers = _killed_scheduler(chaos, sleep=60)
     target, other = sorted(chaos.executions())
     chaos.cli("kill", target, check=True)
-    assert chaos.storage().get_trial(target).state is TrialState.USER_CANCELED
     [killed] = chaos.executions()[target]
     wait_for(lambda: not alive(killed["pid"]), 20, "the killed trial's process to exit")
     assert alive(chaos.executions()[other][0]["pid"])  # the other trial runs on
-    chaos.cli("stop", exp_id, check=True)
+    chaos.cli("stop", exp_id, check=True)  # the scheduler that stops it records how the killed one ended
+    trial = chaos.storage().get_trial(target)
+    assert trial.state is TrialState.USER_CANCELED and trial.ended_at is not None
     _assert_nothing_left(chaos, exp_dir, helpers)
 
 
