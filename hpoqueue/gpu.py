@@ -30,6 +30,8 @@ _FAKE_MEMORY_MIB = 81559  # what a real H100 80GB HBM3 reports
 _QUEUE_RE = re.compile(r"gpu(0|[1-9][0-9]*)")
 #: every trial's environment names its parameter file, so its processes (and theirs) are recognisable
 TRIAL_MARKER = f"{PARAMETER_FILE_ENV}=".encode()
+#: and its experiment, which tells a trial of ours from one of another experiment with another broker
+EXPERIMENT_MARKER = b"NNI_EXP_ID="
 
 
 @dataclass(frozen=True)
@@ -286,20 +288,29 @@ def trial_env(indices: Sequence[int] | None, base: Mapping[str, str]) -> dict[st
 
 # --- policy ------------------------------------------------------------------------------------------
 
-def is_trial_process(pid: int) -> bool:
-    """Whether `pid` on this box is an hpoqueue trial or a child of one (its environment has
-    TRIAL_MARKER). A process we may not read, another user's, is not ours."""
+def trial_experiment(pid: int) -> str | None:
+    """The experiment of process `pid` on this box if it is an hpoqueue trial or a child of one (its
+    environment has TRIAL_MARKER), else None. A process we may not read, another user's, is not a trial."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as fh:
-            return any(item.startswith(TRIAL_MARKER) for item in fh.read().split(b"\0"))
+            items = fh.read().split(b"\0")
     except OSError:
-        return False
+        return None
+    if not any(item.startswith(TRIAL_MARKER) for item in items):
+        return None
+    return next((i[len(EXPERIMENT_MARKER):].decode(errors="replace") for i in items
+                 if i.startswith(EXPERIMENT_MARKER)), "")
 
 
-def trial_pids(gpus: Sequence[GpuInfo]) -> set[int]:
-    """The processes on `gpus` that are hpoqueue trials: their slots are counted by the leases, so they do
-    not make a GPU "active" for useActiveGpu: false."""
-    return {p.pid for gpu in gpus for p in gpu.processes if is_trial_process(p.pid)}
+def trial_pids(gpus: Sequence[GpuInfo], experiments: Collection[str] | None = None) -> set[int]:
+    """The processes on `gpus` that are hpoqueue trials, of `experiments` only when given: the trials whose
+    slots the leases count, so that they do not make a GPU "active" for useActiveGpu: false."""
+    pids = set()
+    for pid in {p.pid for gpu in gpus for p in gpu.processes}:
+        experiment = trial_experiment(pid)
+        if experiment is not None and (experiments is None or experiment in experiments):
+            pids.add(pid)
+    return pids
 
 
 def foreign_processes(gpu: GpuInfo, our_pids: Collection[int]) -> list[GpuProcess]:

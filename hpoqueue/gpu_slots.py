@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import redis
 
 from hpoqueue.errors import GpuError
-from hpoqueue.gpu import discover_gpus, queue_gpu, trial_pids, usable_gpus
+from hpoqueue.gpu import GpuInfo, discover_gpus, queue_gpu, trial_pids, usable_gpus
 from hpoqueue.gpu_lease import GpuLeases
 from hpoqueue.protocol import TrialSpec
 
@@ -87,7 +87,7 @@ class GpuSlots:
         if first not in {g.index for g in gpus}:
             return False, f"gpu{first} is not on this box ({self.node})"
         usable, skipped = usable_gpus(gpus, gpu_indices=None, use_active_gpu=self.spec.use_active_gpu,
-                                      our_pids=trial_pids(gpus))
+                                      our_pids=self._our_trials(gpus))
         if first in skipped:
             return False, skipped[first]
         others = [g.index for g in usable if g.index != first
@@ -102,6 +102,15 @@ class GpuSlots:
             return False, f"needs {count} GPUs with a free slot; fewer are free on this box now"
         self.gpus = sorted(chosen)
         return True, ""
+
+    def _our_trials(self, gpus: Sequence[GpuInfo]) -> set[int]:
+        """The processes on `gpus` that are trials of experiments holding leases on this broker: a trial of
+        another experiment whose slots another broker counts (a second local run) uses the GPU as any
+        foreign process does."""
+        if self.spec.use_active_gpu or not any(gpu.processes for gpu in gpus):
+            return set()
+        holders = [holder for gpu in gpus for holder in self.leases.holders(gpu.index)]
+        return trial_pids(gpus, experiments={holder.rsplit("-", 2)[0] for holder in holders})
 
     def renew(self) -> bool:
         """Extend the leases (called on every heartbeat). A lease that expired meanwhile (a stalled worker,

@@ -163,22 +163,24 @@ def test_cpu_trials_see_no_gpu_and_unset_gpu_number_leaves_the_variable(tmp_path
     assert [r["cuda"] for r in attempts(project).values()] == [seen, seen]
 
 
-def two_gpu_box(directory: Path, busy: list[int]) -> Path:
-    """A recorded-style nvidia-smi capture of two H100s, the GPUs in `busy` running someone's pid 408+i."""
+def two_gpu_box(directory: Path, busy: list[int], pids: dict[int, int] | None = None) -> Path:
+    """A recorded-style nvidia-smi capture of two H100s, the GPUs in `busy` running someone's pid 408+i
+    (or the pid `pids` gives for the GPU)."""
     directory.mkdir(exist_ok=True)
     gpu0 = (DATA / "query_gpu_busy.csv").read_text().strip()
     gpu1 = (DATA / "query_gpu_idle.csv").read_text().strip().replace("0, GPU-660e2bd7", "1, GPU-770e2bd7", 1)
     assert gpu1.startswith("1, GPU-770e2bd7")
     (directory / "query_gpu.csv").write_text(f"{gpu0}\n{gpu1}\n")
-    set_busy(directory, busy)
+    set_busy(directory, busy, pids)
     return directory
 
 
-def set_busy(directory: Path, busy: list[int]) -> None:
+def set_busy(directory: Path, busy: list[int], pids: dict[int, int] | None = None) -> None:
     line = (DATA / "compute_apps_busy.csv").read_text().strip()
     assert line.split(",")[1].strip() == "408"
     uuids = {0: "GPU-660e2bd7", 1: "GPU-770e2bd7"}
-    rows = [line.replace("GPU-660e2bd7", uuids[g]).replace(" 408,", f" {408 + g},") for g in busy]
+    rows = [line.replace("GPU-660e2bd7", uuids[g]).replace(" 408,", f" {(pids or {}).get(g, 408 + g)},")
+            for g in busy]
     (directory / "compute_apps.tmp").write_text("".join(f"{r}\n" for r in rows))
     (directory / "compute_apps.tmp").replace(directory / "compute_apps.csv")  # atomic for the readers
 
@@ -220,6 +222,34 @@ def test_trials_wait_on_busy_gpus_and_status_says_why(tmp_path: Path) -> None:
     assert sorted(r["cuda"] for r in records) == ["0", "1"]
     on_gpu0 = [r for r in records if r["cuda"] == "0"]
     assert on_gpu0[0]["start"] >= freed_gpu0  # never on gpu0 while pid 408 held it
+
+
+def test_a_trial_of_another_local_run_makes_its_gpu_busy(tmp_path: Path) -> None:
+    """Each local run counts GPU slots in its own Redis, so a trial of another one (another experiment, another
+    broker) on the GPU is a foreign process here (useActiveGpu: false): the trial waits, the cap holds."""
+    other = subprocess.Popen(["sleep", "120"], env={**os.environ, "HPOQUEUE_PARAMETER_FILE": "/dev/null",
+                                                    "NNI_EXP_ID": "otherrun"})
+    box = two_gpu_box(tmp_path / "smi", busy=[0], pids={0: other.pid})
+    project = gpu_project(tmp_path, fake_gpus=str(box))
+    config = gpu_config(project, maxTrialNumber=1, trialConcurrency=1, service={"gpuIndices": [0]})
+    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"],
+                            cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        exp_id = wait_for(lambda: [e.id for e in project.storage().list_experiments()], 60, "the experiment")[0]
+        wait_for(lambda: f"gpu0 busy with pid {other.pid} (not ours)" in project.cli("status", exp_id).stdout,
+                 60, "the trial to wait for gpu0")
+        assert not attempts(project, "start")
+        other.kill()
+        set_busy(box, [])
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        other.kill()
+        other.wait()
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, stderr
+    assert [r["cuda"] for r in check_pinning(project, exp_id)] == ["0"]
 
 
 @pytest.fixture
@@ -296,6 +326,29 @@ def test_extra_gpus_of_a_multi_gpu_trial_come_from_gpu_indices(redis_url: str,
     assert second.try_acquire() == (False, "gpu3: all 1 slot(s) taken")
     first.release()
     assert second.try_acquire() == (True, "") and second.gpus == [1, 3]
+
+
+def test_a_gpu_that_trials_counted_here_use_is_shared_up_to_the_cap(redis_url: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """useActiveGpu: false skips a GPU running processes that are not ours: a trial of an experiment that
+    holds a lease on this broker is ours (its slot is counted), one whose slots another broker counts is not."""
+    box = two_gpu_box(tmp_path / "smi", busy=[])
+    monkeypatch.setenv("HPOQUEUE_FAKE_GPUS", str(box))
+    first = slots_for(redis_url, "gpu0", 1, gpu_number=1, gpu_cap=2, use_active_gpu=False)
+    assert first.try_acquire() == (True, "")
+    trial_env = {**os.environ, "HPOQUEUE_PARAMETER_FILE": "/dev/null"}
+    ours, theirs = (subprocess.Popen(["sleep", "60"], env={**trial_env, "NNI_EXP_ID": exp}) for exp in ("e", "other"))
+    try:
+        set_busy(box, [0], {0: ours.pid})
+        second = slots_for(redis_url, "gpu0", 2, gpu_number=1, gpu_cap=2, use_active_gpu=False)
+        assert second.try_acquire() == (True, "")
+        second.release()
+        set_busy(box, [0], {0: theirs.pid})
+        assert second.try_acquire() == (False, f"gpu0 busy with pid {theirs.pid} (not ours)")
+    finally:
+        for proc in (ours, theirs):
+            proc.kill()
+            proc.wait()
 
 
 def test_a_lease_that_expired_under_a_live_trial_is_taken_back(redis_url: str,
