@@ -13,10 +13,11 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis
+
+from hpoqueue.runner import start_time
 
 PREFIX = "hpoqueue"
 GROUP = "scheduler"
@@ -27,16 +28,6 @@ EMIT_RETRY = 60.0  #: seconds a worker keeps trying to send an event while the b
 
 def trial_id(exp_id: str, seq: int) -> str:
     return f"{exp_id}-{seq}"
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether process `pid` of this (Linux) machine runs; a killed one that no parent has reaped yet, a
-    zombie, does not."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def stop_key(attempt: str) -> str:
@@ -212,16 +203,18 @@ class Channel:
 
     def mark_alive(self, ttl: int = 15) -> None:
         """Say that this process schedules the experiment, for `ttl` seconds unless said again."""
-        self.client.set(self.alive_key, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}), ex=ttl)
+        said = {"host": socket.gethostname(), "pid": os.getpid(), "start": start_time(os.getpid())}
+        self.client.set(self.alive_key, json.dumps(said), ex=ttl)
 
     def scheduler_alive(self) -> bool:
         """Whether a scheduler said so in the last `ttl` seconds and, when it runs on this machine, still
-        exists: a killed one is seen dead at once, not only once its word expires."""
+        exists (same pid and start time, not a zombie): a killed one is seen dead at once, not only once its
+        word expires."""
         said = self.client.get(self.alive_key)
         if said is None:
             return False
         holder = json.loads(said)
-        return holder["host"] != socket.gethostname() or _process_alive(holder["pid"])
+        return holder["host"] != socket.gethostname() or start_time(holder["pid"]) == holder["start"]
 
     def clear_alive(self) -> None:
         self.client.delete(self.alive_key)

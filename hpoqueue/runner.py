@@ -79,7 +79,7 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _start_time(pid: int) -> int | None:
+def start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (tells a live pid from a reused one)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
@@ -269,8 +269,8 @@ class TrialRunner:
         self._started_at = self._clock()
         pid = self._proc.pid
         self.pgid_path.write_text(json.dumps({
-            "pgid": pid, "leader_start": _start_time(pid),
-            "runner_pid": os.getpid(), "runner_start": _start_time(os.getpid())}) + "\n")
+            "pgid": pid, "leader_start": start_time(pid),
+            "runner_pid": os.getpid(), "runner_start": start_time(os.getpid())}) + "\n")
         self.log(f"started pid {pid} (process group {pid}) in {spec.cwd}: {shlex.join(argv)}")
         return pid
 
@@ -427,9 +427,9 @@ def kill_stale_groups(pid_dir: Path) -> list[int]:
             pgid, runner = int(info["pgid"]), int(info["runner_pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if info.get("runner_start") is not None and _start_time(runner) == info["runner_start"]:
+        if info.get("runner_start") is not None and start_time(runner) == info["runner_start"]:
             continue  # its runner is alive and supervising it
-        leader = _start_time(pgid)
+        leader = start_time(pgid)
         if (leader is None or leader == info.get("leader_start")) and _killpg(pgid, signal.SIGKILL):
             killed.append(pgid)
         path.unlink(missing_ok=True)
