@@ -74,10 +74,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from hpoqueue.scheduler_lock import ensure_not_running
-
     storage = _storage(args)
-    ensure_not_running(Path(storage.get_experiment(args.experiment).work_dir), args.experiment)
+    storage.get_experiment(args.experiment)
     return _drive(args, storage, args.experiment, None)
 
 
@@ -98,8 +96,12 @@ def _drive(args: argparse.Namespace, storage: Storage, exp_id: str, queues: list
 
 
 def _detach(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
-    """Run the scheduler in a background process of its own (`hpoqueue resume EXP`)."""
+    """Run the scheduler in a background process of its own (`hpoqueue resume EXP`), refused here, not in
+    its log, beside a live scheduler (a scheduler in the foreground is refused by the lock run() takes)."""
+    from hpoqueue.scheduler_lock import ensure_not_running
+
     exp = storage.get_experiment(exp_id)
+    ensure_not_running(Path(exp.work_dir), exp_id)
     log = Path(exp.work_dir) / "scheduler.log"
     # the storage URL travels by environment, not argv, so a password in it does not show in `ps`
     env = {**os.environ, locations.ENV_STORAGE: storage.url}
