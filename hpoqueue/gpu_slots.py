@@ -14,7 +14,7 @@ import redis
 from hpoqueue.errors import GpuError
 from hpoqueue.gpu import GpuInfo, discover_gpus, queue_gpu, trial_pids, usable_gpus
 from hpoqueue.gpu_lease import GpuLeases
-from hpoqueue.protocol import TrialSpec
+from hpoqueue.protocol import TrialSpec, attempt_experiment
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class GpuSlots:
         if self.spec.use_active_gpu or not any(gpu.processes for gpu in gpus):
             return set()
         holders = [holder for gpu in gpus for holder in self.leases.holders(gpu.index)]
-        return trial_pids(gpus, experiments={holder.rsplit("-", 2)[0] for holder in holders})
+        return trial_pids(gpus, experiments={attempt_experiment(holder) for holder in holders})
 
     def renew(self) -> bool:
         """Extend the leases (called on every heartbeat). A lease that expired meanwhile (a stalled worker,

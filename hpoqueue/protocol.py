@@ -45,6 +45,11 @@ def attempt_id(trial: str, attempt: int) -> str:
     return f"{trial}-a{attempt}"
 
 
+def attempt_experiment(attempt: str) -> str:
+    """The experiment an attempt id (EXP-SEQ-aN) belongs to."""
+    return attempt.rsplit("-", 2)[0]
+
+
 @dataclass(frozen=True)
 class TrialSpec:
     """Everything a worker needs to run one attempt; JSON-serializable and fixed before dispatch."""
