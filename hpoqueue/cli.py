@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from hpoqueue import locations
+from hpoqueue import db_cli, locations
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.interrupts import outlive_terminal, raise_interrupt, signals_handled
 from hpoqueue.quick_exit import exit_now
@@ -28,11 +28,13 @@ if TYPE_CHECKING:
     from hpoqueue.storage import ExperimentRecord, Storage, TrialRecord
 
 
-def _storage(args: argparse.Namespace, config_value: str | None = None) -> Storage:
-    """The storage the command works on, closed when main() returns."""
+def _storage(args: argparse.Namespace, config_value: str | None = None, *, upgrade: bool = False) -> Storage:
+    """The storage the command works on, closed when main() returns; an older schema is upgraded only by
+    the commands that run the scheduler (``upgrade``), refused by the others."""
     from hpoqueue.storage import Storage  # SQLAlchemy: a third of a second, loaded when first needed
 
-    return args.resources.enter_context(Storage(locations.storage_url(args.storage, config_value)))
+    url = locations.storage_url(args.storage, config_value)
+    return args.resources.enter_context(Storage(url, upgrade=upgrade))
 
 
 # ---- running experiments ---------------------------------------------------------------------------
@@ -63,7 +65,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             # grace 0: by the time `early` unwinds, run() has drained the workers of any trial it dispatched
             launch.start_local_workers(config, work_dir, redis_server.url, queues, early, grace=0)
             redis_server.wait_ready()  # while the workers boot
-        storage = _storage(args, config.storage)
+        storage = _storage(args, config.storage, upgrade=True)
         from hpoqueue import experiment as experiments
 
         experiments.create(config, storage, exp_id, broker_url)
@@ -74,7 +76,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    storage = _storage(args)
+    storage = _storage(args, upgrade=True)
     storage.get_experiment(args.experiment)
     return _drive(args, storage, args.experiment, None)
 
@@ -343,7 +345,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    storage = _storage(args)
+    storage = _storage(args, upgrade=True)
     channel = _live_channel(storage, args.experiment)
     if channel is not None:
         channel.send_control("stop")
@@ -455,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("--intermediate", action="store_true", help="include intermediate results")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    db_cli.add_parser(sub)
     p = add("workers", cmd_workers, "start, stop or list Celery workers for this machine's GPUs")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--gpus", help="comma-separated GPU indices (default: every GPU found)")

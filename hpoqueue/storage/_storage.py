@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import random
 import threading
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +16,7 @@ from sqlalchemy.sql.dml import Insert, Update
 
 from hpoqueue.errors import NotFoundError, StorageError
 from hpoqueue.states import ExperimentState, TrialState
+from hpoqueue.storage import _schema
 from hpoqueue.storage._engine import one_line, open_engine, parse_url, redact
 from hpoqueue.storage._models import Base, Event, Experiment, Metric, Trial, utcnow
 from hpoqueue.storage._records import EventRecord, ExperimentRecord, MetricRecord, TrialRecord
@@ -28,8 +27,6 @@ TRIAL_FIELDS = frozenset({"attempt", "queue", "host", "gpus", "pid", "exit_code"
 METRIC_KINDS = ("intermediate", "final")
 
 _Row = TypeVar("_Row", Experiment, Trial, Metric, Event)
-
-CREATE_TRIES = 20  #: create_all attempts when several processes open a new database at once
 
 
 def default_storage_url(home: Path) -> str:
@@ -50,27 +47,20 @@ class Storage:
     transaction); other processes open their own ``Storage`` on the same URL.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, upgrade: bool = False) -> None:
+        """Open (a new database: create) the storage at ``url``; an older schema is upgraded when ``upgrade``
+        (the scheduler's commands), else refused with the command that upgrades it."""
         parsed = parse_url(url)
         self.url: str = parsed.render_as_string(hide_password=False)
         self.safe_url: str = redact(parsed)  #: the URL with the password masked, for messages
         self._engine = open_engine(parsed)
         self._local = threading.local()
         self._closed = False
-        for attempt in range(CREATE_TRIES):
-            try:
-                Base.metadata.create_all(self._engine)
-                break
-            except SQLAlchemyError as exc:
-                # another process (the CLI beside a starting `submit`) may create the same tables at this
-                # moment; SQLite refuses the second writer at once ("locked"): the next try finds them there
-                racing = any(word in str(exc).lower() for word in ("already exists", "duplicate", "locked"))
-                if racing and attempt + 1 < CREATE_TRIES:
-                    time.sleep(random.uniform(0.05, 0.2))
-                    continue
-                self._engine.dispose()
-                raise StorageError(f"cannot create tables in {self.safe_url}: {one_line(exc, parsed.password)}"
-                                   ) from None
+        try:
+            _schema.ensure(self._engine, self.safe_url, upgrade=upgrade, secret=parsed.password)
+        except StorageError:
+            self._engine.dispose()
+            raise
         # the dialect's own INSERT (ON CONFLICT DO NOTHING), imported for the one in use: loading PostgreSQL's
         # costs SQLite users a seventh of the storage's start-up
         dialect = importlib.import_module(f"sqlalchemy.dialects.{self._engine.dialect.name}")

@@ -1,0 +1,126 @@
+"""The schema's version: a new database is made at HEAD, an older one upgraded by Alembic or refused.
+
+The revisions live in migrations/versions/ and Alembic's ``alembic_version`` table records the one a database
+is at. A database made before versions existed (create_all, no version table) is the baseline revision.
+Opening a database at HEAD costs one query; Alembic is loaded only to create, stamp or upgrade.
+To change the schema: change _models.py, add migrations/versions/vNNNN_what.py revising HEAD, set HEAD;
+tests/storage/test_migrations.py checks that the revisions build exactly what the models describe.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from hpoqueue.errors import StorageError
+from hpoqueue.storage._engine import one_line, open_engine, parse_url, redact
+from hpoqueue.storage._models import Base
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+#: the newest revision in migrations/versions/: what this hpoqueue creates and reads
+HEAD = "0001"
+#: the revision of a database made before schema versions (tables present, no version table) ...
+BASELINE = "0001"
+#: ... which revision() reports as this, so that it is stamped BASELINE before anything reads it as such
+UNVERSIONED = "none (made before schema versions)"
+VERSION_TABLE = "alembic_version"
+MIGRATIONS = Path(__file__).with_name("migrations")
+CREATE_TRIES = 20  #: attempts when several processes create or upgrade the same database at once
+
+
+def ensure(engine: Engine, where: str, *, upgrade: bool, secret: str | None = None) -> None:
+    """Make a new database at HEAD; upgrade an older one when ``upgrade``, else refuse it; refuse a newer one.
+
+    ``where`` is the redacted URL for messages; ``secret`` (the password) never appears in them.
+    """
+    for attempt in range(CREATE_TRIES):
+        try:
+            found = revision(engine)
+            if found != HEAD:
+                _change(engine, found, where, upgrade=upgrade)
+            return
+        except SQLAlchemyError as exc:
+            # another process (the CLI beside a starting `submit`) may create the same tables at this moment;
+            # SQLite refuses the second writer at once ("locked"): the next try finds them there
+            racing = any(word in str(exc).lower() for word in ("already exists", "duplicate", "locked"))
+            if racing and attempt + 1 < CREATE_TRIES:
+                time.sleep(random.uniform(0.05, 0.2))
+                continue
+            raise StorageError(f"cannot set up the tables in {where}: {one_line(exc, secret)}") from None
+
+
+def upgrade(url: str) -> tuple[str, str | None, str]:
+    """`hpoqueue db upgrade`: bring the database at ``url`` to HEAD; (the URL redacted, the revision it had
+    (None: a new database), HEAD)."""
+    parsed = parse_url(url)
+    engine = open_engine(parsed)
+    try:
+        found = revision(engine)
+        ensure(engine, redact(parsed), upgrade=True, secret=parsed.password)
+    finally:
+        engine.dispose()
+    return redact(parsed), found, HEAD
+
+
+def revision(engine: Engine) -> str | None:
+    """The database's revision: the version table's, UNVERSIONED for a database older than versions, None
+    when it has no hpoqueue tables yet."""
+    with engine.connect() as connection:
+        if inspect(connection).has_table(VERSION_TABLE):
+            found = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+            return ",".join(sorted(found)) or None
+        if inspect(connection).has_table("experiments"):
+            return UNVERSIONED
+        return None
+
+
+def _change(engine: Engine, found: str | None, where: str, *, upgrade: bool) -> None:
+    """The slow path: Alembic creates, stamps or upgrades, after checking the revision is one it knows."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    known = {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
+    if found not in (None, UNVERSIONED, *known):
+        raise StorageError(f"storage {where} has schema revision {found}, newer than this hpoqueue knows "
+                           f"(its newest is {HEAD}): use the hpoqueue version that wrote it, or a newer one")
+    if found is not None and not upgrade:
+        raise StorageError(f"storage {where} has an older schema (revision {found}; this hpoqueue needs {HEAD}): "
+                           f"upgrade it with `hpoqueue db upgrade --storage {where}`")
+    with engine.connect() as connection:
+        _foreign_keys(connection, on=False)  # SQLite: copying a table in batch mode must not cascade deletes
+        try:
+            with connection.begin():
+                config = _config(connection)
+                if found is None:
+                    Base.metadata.create_all(connection)
+                    command.stamp(config, HEAD)
+                else:
+                    if found == UNVERSIONED:
+                        command.stamp(config, BASELINE)
+                    command.upgrade(config, HEAD)
+        finally:
+            _foreign_keys(connection, on=True)
+
+
+def _foreign_keys(connection: Connection, *, on: bool) -> None:
+    """PRAGMA foreign_keys outside any transaction (inside one SQLite ignores it)."""
+    if connection.dialect.name == "sqlite":
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+        cursor.close()
+
+
+def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
