@@ -11,13 +11,14 @@ from typing import Any
 from hpoqueue.assessors import create_assessor
 from hpoqueue.assessors._base import BaseAssessor, Decision
 from hpoqueue.config import AlgorithmConfig
+from hpoqueue.optimize_mode import OptimizeMode
 from hpoqueue.protocol import Channel
 from hpoqueue.records import TrialResult
 from hpoqueue.states import TrialState
 
 
 @cache
-def _assessor(config_json: str, optimize_mode: str) -> BaseAssessor:
+def _assessor(config_json: str, optimize_mode: OptimizeMode) -> BaseAssessor:
     raw = json.loads(config_json)
     config = AlgorithmConfig(name=raw.get("name"), class_name=raw.get("class_name"),
                              code_directory=Path(raw["code_directory"]) if raw.get("code_directory") else None,
@@ -25,7 +26,7 @@ def _assessor(config_json: str, optimize_mode: str) -> BaseAssessor:
     return create_assessor(config, optimize_mode=optimize_mode)
 
 
-def assessment_payload(exp_id: str, assessor: dict[str, Any], optimize_mode: str, trial: TrialResult,
+def assessment_payload(exp_id: str, assessor: dict[str, Any], optimize_mode: OptimizeMode, trial: TrialResult,
                        attempt: int, history: list[TrialResult]) -> dict[str, Any]:
     """The JSON message for one assess task (the scheduler builds it; workers never read storage)."""
     def pack(t: TrialResult) -> list[Any]:

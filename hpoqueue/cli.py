@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from hpoqueue import db_cli, locations
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.interrupts import outlive_terminal, raise_interrupt, signals_handled
+from hpoqueue.optimize_mode import loss
 from hpoqueue.quick_exit import exit_now
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.tables import table
@@ -161,11 +162,9 @@ def _last_line(path: Path, limit: int = 200) -> str | None:
 
 def _best_trial(storage: Storage, exp_id: str) -> TrialRecord | None:
     exp = storage.get_experiment(exp_id)
-    done = [t for t in storage.trials(exp_id, states=[TrialState.SUCCEEDED]) if t.final_value is not None]
-    if not done:
-        return None
-    pick = min if exp.optimize_mode == "minimize" else max
-    return pick(done, key=lambda t: t.final_value)
+    done = [(loss(t.final_value, exp.optimize_mode), t)
+            for t in storage.trials(exp_id, states=[TrialState.SUCCEEDED]) if t.final_value is not None]
+    return min(done, key=lambda pair: pair[0])[1] if done else None
 
 
 # ---- looking at experiments ------------------------------------------------------------------------
@@ -213,8 +212,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     exp = storage.get_experiment(args.experiment)
     trials = storage.trials(exp.id, states=[TrialState(args.state.upper())] if args.state else None)
     if args.sort == "value":
-        sign = 1 if exp.optimize_mode == "minimize" else -1
-        trials.sort(key=lambda t: (t.final_value is None, sign * (t.final_value or 0.0)))
+        trials.sort(key=lambda t: (t.final_value is None, loss(t.final_value or 0.0, exp.optimize_mode)))
     elif args.sort == "state":
         trials.sort(key=lambda t: t.state.value)
     if args.top:

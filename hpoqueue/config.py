@@ -19,6 +19,7 @@ import yaml
 from hpoqueue.durations import format_duration, parse_duration
 from hpoqueue.errors import ConfigError, read_text
 from hpoqueue.locations import home_dir
+from hpoqueue.optimize_mode import MODES, OptimizeMode
 from hpoqueue.space import SearchSpace
 
 __all__ = [
@@ -28,10 +29,9 @@ __all__ = [
 
 #: The one default for every tuner and assessor when neither sets ``classArgs.optimize_mode``
 #: (NNI's own defaults disagree: TPE minimizes, Evolution/GP/Medianstop maximize).
-DEFAULT_OPTIMIZE_MODE = "minimize"
+DEFAULT_OPTIMIZE_MODE: OptimizeMode = "minimize"
 #: The tuner used when the config names none (NNI requires one).
 DEFAULT_TUNER = "Random"
-_MODES = ("minimize", "maximize")
 _BROKER_SCHEMES = ("redis", "rediss", "unix")
 _STORAGE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
@@ -105,7 +105,7 @@ class ExperimentConfig:
     heartbeat_timeout: float = 60.0
     metric_name: str = "default"
     metric_pattern: str | None = None
-    optimize_mode: str = DEFAULT_OPTIMIZE_MODE
+    optimize_mode: OptimizeMode = DEFAULT_OPTIMIZE_MODE
     seed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -384,14 +384,14 @@ def _algorithm(value: Any, where: str, ctx: _Ctx) -> AlgorithmConfig:
     return AlgorithmConfig(name=name, class_name=class_name, code_directory=code, class_args=dict(args))
 
 
-def _optimize_mode(tuner: AlgorithmConfig, assessor: AlgorithmConfig | None, ctx: _Ctx) -> str:
+def _optimize_mode(tuner: AlgorithmConfig, assessor: AlgorithmConfig | None, ctx: _Ctx) -> OptimizeMode:
     """The tuner's classArgs.optimize_mode, else the assessor's, else DEFAULT_OPTIMIZE_MODE (must agree)."""
-    modes: dict[str, str] = {}
+    modes: dict[str, OptimizeMode] = {}
     for where, algo in (("tuner", tuner), ("assessor", assessor)):
         mode = algo.class_args.get("optimize_mode") if algo else None
         if mode is None:
             continue
-        if mode not in _MODES:
+        if mode not in MODES:
             raise ctx.fail(f"must be 'minimize' or 'maximize', not {mode!r}",
                            f"{where}.classArgs.optimize_mode")
         modes[where] = mode

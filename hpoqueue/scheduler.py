@@ -21,6 +21,7 @@ from hpoqueue.assessment import assessment_payload
 from hpoqueue.config import ExperimentConfig
 from hpoqueue.gpu_slots import gpu_indices_env
 from hpoqueue.interrupts import signals_handled
+from hpoqueue.optimize_mode import better
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
 from hpoqueue.records import TrialResult
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
@@ -379,9 +380,7 @@ class Scheduler:
             self._consider_best(flight.final, flight.record.id)
 
     def _consider_best(self, value: float, trial: str) -> None:
-        better = (self.best is None or (value < self.best[0] if self.config.optimize_mode == "minimize"
-                                        else value > self.best[0]))
-        if better:
+        if self.best is None or better(value, self.best[0], self.config.optimize_mode):
             self.best = (value, trial)
 
     def _assess(self) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from enum import Enum
-from typing import Literal
 
+from hpoqueue import optimize_mode as modes
+from hpoqueue.optimize_mode import OptimizeMode
 from hpoqueue.records import TrialResult
-
-OptimizeMode = Literal["minimize", "maximize"]
 
 
 class Decision(str, Enum):
@@ -27,13 +26,13 @@ class BaseAssessor(ABC):
     """
 
     def __init__(self, *, optimize_mode: OptimizeMode = "minimize") -> None:
-        if optimize_mode not in ("minimize", "maximize"):
+        if optimize_mode not in modes.MODES:
             raise ValueError(f"optimize_mode must be 'minimize' or 'maximize', not {optimize_mode!r}")
         self.optimize_mode: OptimizeMode = optimize_mode
 
     def better(self, a: float, b: float) -> bool:
         """True when `a` is strictly better than `b` under optimize_mode."""
-        return a < b if self.optimize_mode == "minimize" else a > b
+        return modes.better(a, b, self.optimize_mode)
 
     @abstractmethod
     def assess(self, trial: TrialResult, history: Sequence[TrialResult]) -> Decision:

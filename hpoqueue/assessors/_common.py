@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from hpoqueue.assessors._base import OptimizeMode
+from hpoqueue import optimize_mode as modes
+from hpoqueue.optimize_mode import OptimizeMode
 
 
 def check_int(name: str, value: object, *, minimum: int) -> int:
@@ -25,4 +26,4 @@ def check_float(name: str, value: object, *, low: float, high: float) -> float:
 
 def best_of(values: Sequence[float], mode: OptimizeMode) -> float:
     """The best value under `mode`: the minimum when minimizing, the maximum when maximizing."""
-    return min(values) if mode == "minimize" else max(values)
+    return modes.best_of(values, mode)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Literal
 
+from hpoqueue import optimize_mode as modes
+from hpoqueue.optimize_mode import OptimizeMode
 from hpoqueue.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
-
-OptimizeMode = Literal["minimize", "maximize"]
 
 
 class BaseTuner(ABC):
@@ -30,7 +29,7 @@ class BaseTuner(ABC):
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None) -> None:
-        if optimize_mode not in ("minimize", "maximize"):
+        if optimize_mode not in modes.MODES:
             raise ValueError(f"optimize_mode must be 'minimize' or 'maximize', not {optimize_mode!r}")
         self.space = space
         self.optimize_mode: OptimizeMode = optimize_mode
@@ -38,7 +37,7 @@ class BaseTuner(ABC):
 
     def loss(self, value: float) -> float:
         """`value` turned into a quantity to minimise, whatever the optimize_mode."""
-        return value if self.optimize_mode == "minimize" else -value
+        return modes.loss(value, self.optimize_mode)
 
     @abstractmethod
     def suggest(self, n: int) -> list[Suggestion]:
