@@ -48,7 +48,8 @@ def live_workers(client: redis.Redis) -> list[WorkerInfo]:
     for name, raw in client.hgetall(WORKERS_KEY).items():
         info = json.loads(raw)
         if now - info["seen"] <= STALE_AFTER:
-            out.append(WorkerInfo(name=name.decode(), host=info["host"], queues=tuple(info["queues"]),
+            name = name.decode() if isinstance(name, bytes) else name
+            out.append(WorkerInfo(name=name, host=info["host"], queues=tuple(info["queues"]),
                                   concurrency=int(info["concurrency"]), seen=info["seen"]))
     return out
 

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 import yaml
@@ -233,6 +233,11 @@ class _Ctx:
                 hint = f"did you mean '{close[0]}'?" if close else f"accepted here: {', '.join(allowed)}"
                 raise self.fail(f"unknown field '{key}'", _join(where, str(key)), hint)
 
+    @overload
+    def int_(self, value: Any, where: str, *, minimum: int, maximum: int | None = None, example: str) -> int: ...
+    @overload
+    def int_(self, value: Any, where: str, *, minimum: int, maximum: int | None = None,
+             example: None = None) -> int | None: ...
     def int_(self, value: Any, where: str, *, minimum: int, maximum: int | None = None,
              example: str | None = None) -> int | None:
         """An integer in [minimum, maximum], None when unset; `example` makes it required."""
@@ -252,6 +257,10 @@ class _Ctx:
             raise self.fail(f"must be true or false, not {value!r}", where)
         return value
 
+    @overload
+    def str_(self, value: Any, where: str, *, example: str) -> str: ...
+    @overload
+    def str_(self, value: Any, where: str, *, example: None = None) -> str | None: ...
     def str_(self, value: Any, where: str, *, example: str | None = None) -> str | None:
         """A non-empty string, None when unset; `example` makes it required."""
         if value is None:
@@ -310,7 +319,9 @@ def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
         search_space=_search_space(raw, ctx),
         trial_command=ctx.str_(raw.get("trialCommand"), "trialCommand",
                                example="'trialCommand: python train.py'"),
-        trial_code_directory=ctx.path(raw.get("trialCodeDirectory") or ".", "trialCodeDirectory", kind="dir"),
+        # never None (the value is not): the same ignore as for searchSpaceFile below
+        trial_code_directory=ctx.path(raw.get("trialCodeDirectory") or ".", "trialCodeDirectory",  # type: ignore[arg-type]
+                                      kind="dir"),
         trial_concurrency=ctx.int_(raw.get("trialConcurrency"), "trialConcurrency", minimum=1,
                                    example="'trialConcurrency: 2'"),
         trial_gpu_number=gpus,
@@ -446,8 +457,8 @@ def _machine(value: Any, where: str, gpus: int | None, ctx: _Ctx) -> MachineConf
     raw = ctx.mapping(value, where)
     ctx.keys(raw, _MACHINE_FIELDS, where)
     return MachineConfig(
-        host=ctx.str_(raw.get("host"), f"{where}.host", example="host: 10.0.0.2"),  # type: ignore[arg-type]
-        user=ctx.str_(raw.get("user"), f"{where}.user", example="user: alice"),  # type: ignore[arg-type]
+        host=ctx.str_(raw.get("host"), f"{where}.host", example="host: 10.0.0.2"),
+        user=ctx.str_(raw.get("user"), f"{where}.user", example="user: alice"),
         port=_default(ctx.int_(raw.get("port"), f"{where}.port", minimum=1, maximum=65535), 22),
         password=ctx.str_(raw.get("password"), f"{where}.password"),
         ssh_key_file=ctx.path(raw.get("sshKeyFile"), f"{where}.sshKeyFile", kind="file"),
@@ -469,7 +480,7 @@ def _gpu_indices(value: Any, where: str, ctx: _Ctx) -> tuple[int, ...] | None:
         bad = next((p for p in parts if not p.isdigit()), None)
         if bad is not None:
             raise ctx.fail(f"{bad!r} in {value!r} is not a GPU index", where, hint)
-        items = [int(p) for p in parts]
+        items: list[int | None] = [int(p) for p in parts]
     elif isinstance(value, list):
         if not value:
             raise ctx.fail("is an empty list", where, hint + ", or remove it to use every GPU")

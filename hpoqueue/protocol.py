@@ -149,7 +149,7 @@ class Channel:
 
     def pending_stop(self, attempt: str) -> str | None:
         item = self.client.lpop(stop_key(attempt))
-        return item.decode() if item else None
+        return item.decode() if isinstance(item, bytes) and item else None
 
     # ---- scheduler side ----------------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -195,7 +195,8 @@ class Channel:
         pipe.execute()
 
     def heartbeats(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.client.hgetall(self.heartbeats_key).items()}
+        counts = self.client.hgetall(self.heartbeats_key)
+        return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in counts.items()}
 
     def capacity(self, queues: list[str]) -> dict[str, int]:
         """Trials each queue can run at once over the live workers; {} while no worker announced itself."""

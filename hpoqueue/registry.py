@@ -130,7 +130,7 @@ class Registry(Generic[T]):
 def check_class_args(cls: type, args: dict[str, Any], *, field: str, source: str | None,
                      reserved: set[str]) -> None:
     """Reject class args the constructor does not take, naming the closest accepted one."""
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]  # the class's own, by design
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     accepted = [n for n, p in params.items() if n != "self" and n not in reserved

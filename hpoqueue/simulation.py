@@ -325,9 +325,11 @@ class Simulation:
                             source=cfg.source)
 
     def scheduler(self, tuner: BaseTuner | None = None) -> Scheduler:
-        self.current = Scheduler(exp_id=self.exp_id, config=self.config, storage=self.storage, channel=self.cluster,
-                         dispatcher=self.cluster, tuner=tuner if tuner is not None else self.tuner(),
-                         queues=self.queues, clock=self.cluster.clock, wall=self.cluster.wall)
+        # the simulated cluster stands in for the Redis Channel (same methods, no common type yet)
+        self.current = Scheduler(exp_id=self.exp_id, config=self.config, storage=self.storage,
+                                 channel=self.cluster,  # type: ignore[arg-type]
+                                 dispatcher=self.cluster, tuner=tuner if tuner is not None else self.tuner(),
+                                 queues=self.queues, clock=self.cluster.clock, wall=self.cluster.wall)
         return self.current
 
     def run(self, tuner: BaseTuner | None = None) -> SimResult:

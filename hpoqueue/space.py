@@ -260,7 +260,7 @@ class _RandInt(_Node):
     def check(self, value: Any, where: str) -> None:
         if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
             raise _bad(value, where, "is not an integer (randint parameter)")
-        if not self.low <= value < self.high:
+        if not self.low <= int(value) < self.high:
             raise _bad(value, where, f"is outside [{self.low}, {self.high})",
                        "randint excludes the upper bound")
 
@@ -277,7 +277,7 @@ class _Option:
     """One option of a choice: a constant value, or a nested sub-space named by `_name`."""
 
     value: Any
-    name: str | None = None
+    name: str | int | float | None = None  #: a nested option's `_name` (NNI allows numbers)
     params: list[_Node] | None = None
 
     def sample(self, rng: np.random.Generator) -> Any:
@@ -291,7 +291,7 @@ class _Choice(_Node):
 
     def __init__(self, name: str, dim: Dim, options: list[_Option]) -> None:
         self.name, self.dim, self.options = name, dim, options
-        self._by_key = {}
+        self._by_key: dict[str, int] = {}
         for i, o in enumerate(options):
             self._by_key.setdefault(("n:" + str(o.name)) if o.params is not None else _key(o.value), i)
 
@@ -452,7 +452,7 @@ class _Builder:
         vwhere = f"{where}._value"
         if not isinstance(value, list):
             raise self.fail(f"must be a list, not {value!r}", vwhere)
-        pkw = {"parent": parent[0], "parent_option": parent[1]} if parent else {}
+        pkw: dict[str, Any] = {"parent": parent[0], "parent_option": parent[1]} if parent else {}
         if kind == "choice":
             return self.choice(name, value, vwhere, path, pkw)
         form = _FORMS[kind]
@@ -476,7 +476,7 @@ class _Builder:
             raise self.fail(f"sigma must be > 0, got {value[1]}", f"{vwhere}[1]")
         if q is not None and q <= 0:
             raise self.fail(f"q must be > 0, got {value[2]}", f"{vwhere}[2]")
-        bounds = {"low": a, "high": b} if law.bounded else {"mu": a, "sigma": b}
+        bounds: dict[str, Any] = {"low": a, "high": b} if law.bounded else {"mu": a, "sigma": b}
         dim = Dim(path, "continuous", law.log, kind, start, start + 1, q=q, **bounds, **pkw)
         return _Numeric(name, dim, law, a, b, q)
 

@@ -30,7 +30,7 @@ ARGSREPR_MAX = 1024  #: characters of the arguments that Flower shows
 
 def task_message(name: str, args: list[Any], queue: str, task_id: str, argsrepr: str, origin: str) -> bytes:
     """A protocol-2 message for task `name` with positional `args`, as the Redis transport stores it."""
-    headers = {
+    headers: dict[str, Any] = {
         "lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None, "expires": None,
         "group": None, "group_index": None, "retries": 0, "timelimit": [None, None], "root_id": task_id,
         "parent_id": None, "argsrepr": argsrepr, "kwargsrepr": "{}", "origin": origin,

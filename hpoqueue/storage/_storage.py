@@ -7,12 +7,12 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Select, bindparam, func, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Update
 
 from hpoqueue.errors import NotFoundError, StorageError
 from hpoqueue.states import ExperimentState, TrialState
@@ -20,6 +20,10 @@ from hpoqueue.storage import _schema
 from hpoqueue.storage._engine import one_line, open_engine, parse_url, redact
 from hpoqueue.storage._models import Base, Event, Experiment, Metric, Trial, utcnow
 from hpoqueue.storage._records import EventRecord, ExperimentRecord, MetricRecord, TrialRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PgInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 
 #: trial columns that transition() and update_trial() may set besides the state
 TRIAL_FIELDS = frozenset({"attempt", "queue", "host", "gpus", "pid", "exit_code", "exit_reason",
@@ -69,7 +73,7 @@ class Storage:
             index_elements=["trial_id", "attempt", "kind", "step"])
         self._insert_event = self._insert_for_trial(Event)
         self._trial_updates: dict[tuple[str, ...], Update] = {}
-        experiments = Experiment.__table__
+        experiments = _table(Experiment)
         self._take_seqs = (update(experiments).where(experiments.c.id == bindparam("_id"))
                            .values(next_seq=experiments.c.next_seq + bindparam("_count"))
                            .returning(experiments.c.next_seq))
@@ -135,7 +139,7 @@ class Storage:
             raise StorageError(f"storage {self.safe_url}: {one_line(exc)}") from exc
 
     @staticmethod
-    def _rows(session: Session, stmt: Select[tuple[_Row]]) -> list[_Row]:
+    def _rows(session: Session, stmt: Select[_Row]) -> list[_Row]:
         # populate_existing: rows read again in one transaction reflect UPDATEs made with plain SQL
         return list(session.scalars(stmt.execution_options(populate_existing=True)))
 
@@ -232,11 +236,12 @@ class Storage:
             if end is None:
                 raise NotFoundError(f"no experiment {exp_id!r} (see `hpoqueue list`)")
             now = utcnow()
+            values: list[dict[str, Any]]
             values = [dict(id=make_trial_id(exp_id, seq), experiment_id=exp_id, seq=seq, params=params,
                            state=TrialState.WAITING, attempt=1, created_at=now, queue=queue)
                       for seq, params, queue in zip(range(end - count, end), params_list,
                                                     queues or [None] * count, strict=True)]
-            connection.execute(Trial.__table__.insert(), values)
+            connection.execute(_table(Trial).insert(), values)
             return [TrialRecord(host=None, gpus=None, pid=None, exit_code=None, exit_reason=None,
                                 final_value=None, final_data=None, started_at=None, ended_at=None, **value)
                     for value in values]
@@ -299,7 +304,7 @@ class Storage:
         key = (*sorted(values), "?state" if states is not None else "")
         stmt = self._trial_updates.get(key)
         if stmt is None:
-            table = Trial.__table__
+            table = _table(Trial)
             where = [table.c.id == bindparam("_id")]
             if states is not None:
                 where.append(table.c.state.in_(bindparam("_states", expanding=True)))
@@ -363,12 +368,12 @@ class Storage:
             if _connection(session).execute(self._insert_event, values).first() is None:
                 self._trial_row(session, trial_id)
 
-    def _insert_for_trial(self, model: type[Metric] | type[Event]) -> Insert:
+    def _insert_for_trial(self, model: type[Metric] | type[Event]) -> PgInsert | SqliteInsert:
         """``INSERT ... SELECT :values WHERE the trial exists``, built once: an unknown trial inserts nothing
         instead of breaking a foreign key, which on PostgreSQL would abort the whole surrounding
         transaction(). RETURNING tells whether a row went in (rowcount is -1 for INSERT ... SELECT under
         psycopg)."""
-        table = model.__table__
+        table = _table(model)
         columns = [c.name for c in table.columns if c.name != "id"]
         params = {name: bindparam(name, type_=table.c[name].type) for name in columns}
         row = select(*params.values()).where(
@@ -391,6 +396,11 @@ def _trial_fields(method: str, fields: dict[str, Any]) -> dict[str, Any]:
         raise TypeError(f"{method}() got unknown trial field(s) {', '.join(unknown)}; "
                         f"allowed: {', '.join(sorted(TRIAL_FIELDS))}")
     return dict(fields)
+
+
+def _table(model: type[Base]) -> Table:
+    """The model's Table (the ORM types ``__table__`` as any FromClause)."""
+    return Base.metadata.tables[model.__tablename__]
 
 
 def _connection(session: Session) -> Connection:

@@ -112,7 +112,7 @@ class BracketTuner(BaseTuner):
         return self._start_bracket()
 
     def suggest(self, n: int) -> list[Suggestion]:
-        out = []
+        out: list[Suggestion] = []
         while len(out) < n and (bracket := self._bracket_with_work()) is not None:
             rung = bracket.rungs[bracket.current]
             config = rung.to_hand.pop(0) if rung.to_hand else self.new_config(rung.budget)

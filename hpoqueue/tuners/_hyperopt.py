@@ -9,6 +9,7 @@ NNI, which never reports them to hyperopt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -70,7 +71,8 @@ class HyperoptTuner(SequentialTuner):
     def _tell_lies(self) -> None:
         """Give every pending doc the constant-liar loss (none yet: hyperopt reads it as infinite)."""
         if self._losses:
-            lie = {"best": min, "worst": max, "mean": np.mean}[self.constant_liar_type](self._losses)
+            picks: dict[str, Callable[[list[float]], Any]] = {"best": min, "worst": max, "mean": np.mean}
+            lie = picks[self.constant_liar_type](self._losses)
             result = {"loss": float(lie), "status": STATUS_OK}
         else:
             result = {"status": STATUS_NEW}

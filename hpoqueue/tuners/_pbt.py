@@ -69,7 +69,7 @@ class PBTTuner(BaseTuner):
         return int(path.parent.name), int(path.name)
 
     def suggest(self, n: int) -> list[Suggestion]:
-        out = []
+        out: list[Suggestion] = []
         for i in range(self.population_size):
             if len(out) < n and not self._handed[i]:
                 self._handed[i] = True
