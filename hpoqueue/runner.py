@@ -2,7 +2,8 @@
 
 No Celery and no Redis here: the task hands in a RunSpec and callbacks, so this runs and is tested alone.
 The group is killed on stop, on timeout and when the leader exits, so no trial process outlives its attempt
-(``revoke(terminate=True)`` alone leaves the subprocess orphaned; see shared/reference/celery-notes.md).
+(Celery's ``revoke(terminate=True)`` kills only the pool process: the trial's subprocess would live on under
+PID 1, holding its GPU).
 """
 
 from __future__ import annotations

@@ -118,28 +118,21 @@ def report_final_result(metric: Any) -> None:
 report_loss = report_final_result
 
 
-def _env(*names: str) -> str | None:
-    for name in names:
-        if os.environ.get(name):
-            return os.environ[name]
-    return None
-
-
 def get_trial_id() -> str:
-    """The trial's id (``NNI_TRIAL_JOB_ID``, else ``HPOQUEUE_TRIAL_ID``); ``'STANDALONE'`` outside."""
-    return _env("NNI_TRIAL_JOB_ID", "HPOQUEUE_TRIAL_ID") or STANDALONE
+    """The trial's id (``NNI_TRIAL_JOB_ID``, which the worker sets); ``'STANDALONE'`` outside."""
+    return os.environ.get("NNI_TRIAL_JOB_ID") or STANDALONE
 
 
 def get_experiment_id() -> str:
-    """The experiment's id (``NNI_EXP_ID``, else ``HPOQUEUE_EXPERIMENT_ID``); ``'STANDALONE'`` outside."""
-    return _env("NNI_EXP_ID", "HPOQUEUE_EXPERIMENT_ID") or STANDALONE
+    """The experiment's id (``NNI_EXP_ID``); ``'STANDALONE'`` outside."""
+    return os.environ.get("NNI_EXP_ID") or STANDALONE
 
 
 def get_sequence_id() -> int:
-    """The trial's sequence number (``NNI_TRIAL_SEQ_ID``, else ``HPOQUEUE_TRIAL_SEQ_ID``); 0 outside."""
-    return int(_env("NNI_TRIAL_SEQ_ID", "HPOQUEUE_TRIAL_SEQ_ID") or 0)
+    """The trial's sequence number (``NNI_TRIAL_SEQ_ID``); 0 outside."""
+    return int(os.environ.get("NNI_TRIAL_SEQ_ID") or 0)
 
 
 def get_output_dir() -> str:
     """Where the trial should write its files (``NNI_OUTPUT_DIR``); the working directory outside."""
-    return _env("NNI_OUTPUT_DIR", "HPOQUEUE_OUTPUT_DIR") or os.getcwd()
+    return os.environ.get("NNI_OUTPUT_DIR") or os.getcwd()

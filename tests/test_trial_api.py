@@ -15,8 +15,7 @@ import hpoqueue.trial as nni
 from hpoqueue.errors import ConfigError
 
 ENV_NAMES = ["HPOQUEUE_PARAMETERS", "HPOQUEUE_PARAMETER_FILE", "HPOQUEUE_METRIC_FILE", "NNI_TRIAL_JOB_ID",
-             "HPOQUEUE_TRIAL_ID", "NNI_EXP_ID", "HPOQUEUE_EXPERIMENT_ID", "NNI_TRIAL_SEQ_ID",
-             "HPOQUEUE_TRIAL_SEQ_ID", "NNI_OUTPUT_DIR", "HPOQUEUE_OUTPUT_DIR"]
+             "NNI_EXP_ID", "NNI_TRIAL_SEQ_ID", "NNI_OUTPUT_DIR"]
 
 
 @pytest.fixture(autouse=True)
@@ -102,11 +101,9 @@ def test_report_outside_an_experiment_prints(capsys: pytest.CaptureFixture[str])
     assert '"value": 0.25' in capsys.readouterr().out
 
 
-def test_ids_use_nni_names_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_ids_come_from_the_nni_names_the_worker_sets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ids = (nni.get_trial_id(), nni.get_experiment_id(), nni.get_sequence_id())
     assert ids == ("STANDALONE", "STANDALONE", 0)
-    monkeypatch.setenv("HPOQUEUE_TRIAL_ID", "h-trial")
-    assert nni.get_trial_id() == "h-trial"
     for name, value in [("NNI_TRIAL_JOB_ID", "Ab3dE"), ("NNI_EXP_ID", "exp1"), ("NNI_TRIAL_SEQ_ID", "7"),
                         ("NNI_OUTPUT_DIR", str(tmp_path))]:
         monkeypatch.setenv(name, value)
