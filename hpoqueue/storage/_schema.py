@@ -2,7 +2,7 @@
 
 The revisions live in migrations/versions/ and Alembic's ``alembic_version`` table records the one a database
 is at. A database made before versions existed (create_all, no version table) is the baseline revision.
-Opening a database at HEAD costs one query; Alembic is loaded only to create, stamp or upgrade.
+Opening a database at HEAD costs two small queries; Alembic is loaded only to create, stamp or upgrade.
 To change the schema: change _models.py, add migrations/versions/vNNNN_what.py revising HEAD, set HEAD;
 tests/storage/test_migrations.py checks that the revisions build exactly what the models describe.
 """
@@ -91,8 +91,9 @@ def _change(engine: Engine, found: str | None, where: str, *, upgrade: bool) -> 
         raise StorageError(f"storage {where} has schema revision {found}, newer than this hpoqueue knows "
                            f"(its newest is {HEAD}): use the hpoqueue version that wrote it, or a newer one")
     if found is not None and not upgrade:
-        raise StorageError(f"storage {where} has an older schema (revision {found}; this hpoqueue needs {HEAD}): "
-                           f"upgrade it with `hpoqueue db upgrade --storage {where}`")
+        had = "was made before schema versions" if found == UNVERSIONED else f"has schema revision {found}"
+        raise StorageError(f"storage {where} {had}; this hpoqueue needs schema revision {HEAD}: upgrade it "
+                           f"with `hpoqueue db upgrade --storage {where}`")
     with engine.connect() as connection:
         _foreign_keys(connection, on=False)  # SQLite: copying a table in batch mode must not cascade deletes
         try:

@@ -74,7 +74,8 @@ def refusal(url: str, *, upgrade: bool = False) -> str:
 
 def test_previous_schema_is_refused_for_reading_and_upgraded_for_writing(v0_url: str) -> None:
     text_ = refusal(v0_url)
-    assert "older schema" in text_ and "`hpoqueue db upgrade --storage " in text_
+    assert f"was made before schema versions; this hpoqueue needs schema revision {_schema.HEAD}" in text_
+    assert "upgrade it with `hpoqueue db upgrade --storage " in text_
     assert version_rows(v0_url) is None  # refusing wrote nothing
 
     expected = json.loads((V0 / f"{backend(v0_url)}.json").read_text())
