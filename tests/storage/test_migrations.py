@@ -105,7 +105,7 @@ def test_cli_refuses_an_older_schema_and_db_upgrade_upgrades_it(v0_url: str,
     assert "legacy1  mnist  DONE" in capsys.readouterr().out
 
 
-def test_a_new_database_is_made_at_head(storage_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_new_database_is_made_at_head(storage_url: str) -> None:
     Storage(storage_url).close()
     assert version_rows(storage_url) == [_schema.HEAD]
     Storage(storage_url).close()
