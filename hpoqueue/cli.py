@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from hpoqueue import locations
+from hpoqueue import locations, metric_keys
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.interrupts import outlive_terminal, raise_interrupt, signals_handled
 from hpoqueue.quick_exit import exit_now
@@ -210,16 +210,17 @@ def cmd_trials(args: argparse.Namespace) -> int:
     storage = _storage(args)
     exp = storage.get_experiment(args.experiment)
     trials = storage.trials(exp.id, states=[TrialState(args.state.upper())] if args.state else None)
-    if args.sort == "value":
-        sign = 1 if exp.optimize_mode == "minimize" else -1
-        trials.sort(key=lambda t: (t.final_value is None, sign * (t.final_value or 0.0)))
-    elif args.sort == "state":
+    if args.sort == "state":
         trials.sort(key=lambda t: t.state.value)
+    elif args.sort != "seq":  # a metric key: best first
+        metric_keys.check_key(trials, args.sort, "--sort")
+        trials = metric_keys.ranked(trials, args.sort, exp.optimize_mode)
     if args.top:
         trials = trials[: args.top]
-    rows = [[t.id, t.state.value, t.final_value, t.attempt, _duration(t), t.host or "-",
-             json.dumps(t.params, separators=(",", ":"))] for t in trials]
-    print(table(["trial", "state", "value", "attempt", "duration", "host", "parameters"], rows)
+    extra = metric_keys.extra_keys(trials)
+    rows = [[t.id, t.state.value, t.final_value, *(metric_keys.extras(t).get(k) for k in extra), t.attempt,
+             _duration(t), t.host or "-", json.dumps(t.params, separators=(",", ":"))] for t in trials]
+    print(table(["trial", "state", "value", *extra, "attempt", "duration", "host", "parameters"], rows)
           if rows else "no trials")
     return 0
 
@@ -236,10 +237,18 @@ def _duration(t: TrialRecord) -> str:
 def cmd_best(args: argparse.Namespace) -> int:
     storage = _storage(args)
     best = _best_trial(storage, args.experiment)
+    if args.metric is not None:
+        exp = storage.get_experiment(args.experiment)
+        done = storage.trials(exp.id, states=[TrialState.SUCCEEDED])
+        metric_keys.check_key(done, args.metric, "--metric")
+        ranked = [t for t in metric_keys.ranked(done, args.metric, args.mode or exp.optimize_mode)
+                  if metric_keys.number(t, args.metric) is not None]
+        best = ranked[0] if ranked else None
     if best is None:
         print("no successful trial with a result yet")
         return 1
-    print(json.dumps({"trial": best.id, "value": best.final_value, "parameters": best.params}, indent=2))
+    print(json.dumps({"trial": best.id, "value": best.final_value, "metrics": metric_keys.extras(best),
+                      "parameters": best.params}, indent=2))
     return 0
 
 
@@ -271,12 +280,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     records = []
     for t in storage.trials(exp.id):
         row: dict[str, Any] = {"trial": t.id, "seq": t.seq, "state": t.state.value, "value": t.final_value,
-                               "attempt": t.attempt, "parameters": t.params,
+                               "metrics": metric_keys.extras(t), "attempt": t.attempt, "parameters": t.params,
                                "started_at": t.started_at.isoformat() if t.started_at else None,
                                "ended_at": t.ended_at.isoformat() if t.ended_at else None}
         if args.intermediate:
-            row["intermediate"] = [m.value for m in storage.metrics(t.id, kind="intermediate")
-                                   if m.attempt == t.attempt]
+            metrics = [m for m in storage.metrics(t.id) if m.attempt == t.attempt]
+            # a dict keeps its keys; report_loss's curve is a list of its own
+            row["intermediate"] = [m.data if isinstance(m.data, dict) else m.value for m in metrics
+                                   if m.kind == "intermediate"]
+            row["loss"] = [m.value for m in metrics if m.kind == "loss"]
         records.append(row)
     text = json.dumps(records, indent=2) if args.format == "json" else _csv(records)
     if args.output:
@@ -288,15 +300,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _csv(records: list[dict[str, Any]]) -> str:
     names = list(dict.fromkeys(k for r in records for k in r["parameters"]))
+    keys = list(dict.fromkeys(k for r in records for k in r["metrics"]))
     out = io.StringIO()
     writer = csv.writer(out)
     base = ["trial", "seq", "state", "value", "attempt", "started_at", "ended_at"]
-    extra = ["intermediate"] if records and "intermediate" in records[0] else []
-    writer.writerow(base + names + extra)
+    extra = ["intermediate", "loss"] if records and "intermediate" in records[0] else []
+    # a metric key that is also a base column or a parameter's name is written as metric.<key>
+    taken = {*base, *names, *extra}
+    writer.writerow(base + [f"metric.{k}" if k in taken else k for k in keys] + names + extra)
+
+    def value(v: Any) -> Any:
+        return json.dumps(v) if isinstance(v, dict | list) else v
+
     for r in records:
-        params = [json.dumps(v) if isinstance(v, dict | list) else v for v in
-                  (r["parameters"].get(n) for n in names)]
-        writer.writerow([r[k] for k in base] + params + [json.dumps(r[k]) for k in extra])
+        writer.writerow([r[k] for k in base] + [value(r["metrics"].get(k)) for k in keys]
+                        + [value(r["parameters"].get(n)) for n in names] + [json.dumps(r[k]) for k in extra])
     return out.getvalue()
 
 
@@ -434,10 +452,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("status", cmd_status, "show an experiment's progress").add_argument("experiment")
     p = add("trials", cmd_trials, "list an experiment's trials")
     p.add_argument("experiment")
-    p.add_argument("--sort", choices=["seq", "value", "state"], default="seq")
+    p.add_argument("--sort", default="seq", metavar="KEY",
+                   help="seq (default), state, value, or any key of the trials' final results (best first)")
     p.add_argument("--top", type=int, help="show only the first N rows")
     p.add_argument("--state", choices=[s.value.lower() for s in TrialState], help="only trials in this state")
-    add("best", cmd_best, "print the best trial as JSON").add_argument("experiment")
+    p = add("best", cmd_best, "print the best trial as JSON")
+    p.add_argument("experiment")
+    p.add_argument("--metric", metavar="KEY", help="rank by this key of the final results (default: the result)")
+    p.add_argument("--mode", choices=["minimize", "maximize"],
+                   help="direction for --metric (default: the experiment's optimize_mode)")
     p = add("logs", cmd_logs, "print a trial's output")
     p.add_argument("trial", help="trial id, e.g. ab12cd34-7")
     p.add_argument("--stderr", action="store_true", help="standard error instead of standard output")

@@ -332,6 +332,8 @@ class Scheduler:
         if not self.storage.add_metric(flight.record.id, flight.attempt, event["kind"], event["step"],
                                        value, event.get("data")):
             return False  # seen before (re-read after a crash)
+        if event["kind"] == "loss":
+            return False  # report_loss's curve: recorded for display only
         if event["kind"] == "intermediate":
             flight.intermediate.append(value)
             flight.needs_assessment = True

@@ -115,7 +115,10 @@ def report_final_result(metric: Any) -> None:
     _report("final", metric)
 
 
-report_loss = report_final_result
+def report_loss(loss: Any) -> None:
+    """Report a per-step loss (MLhub style): its own curve, named ``loss``, shown by ``hpoqueue trials``
+    and exported; never the trial's result and never judged by assessors."""
+    _report("loss", loss)
 
 
 def _env(*names: str) -> str | None:

@@ -25,7 +25,7 @@ from hpoqueue.storage._records import EventRecord, ExperimentRecord, MetricRecor
 #: trial columns that transition() and update_trial() may set besides the state
 TRIAL_FIELDS = frozenset({"attempt", "queue", "host", "gpus", "pid", "exit_code", "exit_reason",
                           "final_value", "final_data", "started_at", "ended_at"})
-METRIC_KINDS = ("intermediate", "final")
+METRIC_KINDS = ("intermediate", "final", "loss")
 
 _Row = TypeVar("_Row", Experiment, Trial, Metric, Event)
 
