@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from hpoqueue import config_nni
 from hpoqueue.durations import format_duration, parse_duration
 from hpoqueue.errors import ConfigError, read_text
 from hpoqueue.locations import home_dir
@@ -193,8 +194,9 @@ def config_from_dict(raw: Any, *, source: str | None = None,
         what = "empty" if raw is None else f"a {type(raw).__name__}"
         raise ConfigError(f"the config must be a mapping of fields, but it is {what}", source=source,
                           hint="start with 'trialCommand: ...' and 'searchSpaceFile: ...' at the top level")
+    config_nni.refuse_other_platform(raw, source)
     if not _is_v1(raw):
-        return _build(raw, ctx)
+        return _build(config_nni.canonical_config(raw, _SPELLINGS, source), ctx)
     converted = _v1_to_v2(raw, ctx)
     try:
         return _build(converted, ctx)
@@ -289,6 +291,8 @@ _V2_FIELDS = (
 _OURS = ("broker", "storage", "maxTrialRetries", "heartbeatTimeout", "metricName", "metricPattern")
 #: NNI fields accepted for compatibility and ignored (a warning says so when they are set).
 _IGNORED = ("nniManagerIp", "debug", "logLevel", "tunerGpuIndices", "experimentType", "sharedStorage")
+_ALGORITHM_FIELDS = ("name", "className", "codeDirectory", "classArgs")
+_SERVICE_FIELDS = ("platform", "useActiveGpu", "maxTrialNumberPerGpu", "gpuIndices", "reuseMode", "machineList")
 
 
 def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
@@ -366,8 +370,10 @@ def _algorithm(value: Any, where: str, ctx: _Ctx) -> AlgorithmConfig:
     if isinstance(value, str):
         raise ctx.fail(f"must be a mapping, not {value!r}", where, f"write {where}: {{name: {value}}}")
     raw = ctx.mapping(value, where)
-    ctx.keys(raw, ("name", "className", "codeDirectory", "classArgs"), where)
+    ctx.keys(raw, _ALGORITHM_FIELDS, where)
     name = ctx.str_(raw.get("name"), f"{where}.name")
+    if name and where != "assessor":
+        config_nni.refuse_unsupported_tuner(name, where, ctx.source)
     class_name = ctx.str_(raw.get("className"), f"{where}.className")
     if name and class_name:
         raise ctx.fail("both name and className are set", where, "name: a built-in; className: your class")
@@ -440,6 +446,11 @@ def _per_gpu(raw: dict, where: str, gpus: int | None, ctx: _Ctx) -> int:
 
 _MACHINE_FIELDS = ("host", "port", "user", "password", "sshKeyFile", "sshPassphrase", "useActiveGpu",
                    "maxTrialNumberPerGpu", "gpuIndices", "pythonPath")
+#: NNI matches field names ignoring case and underscores (search_space is searchSpace): the fields of
+#: each section, for config_nni.canonical_config
+_SPELLINGS = {"": (*_V2_FIELDS, *_OURS, *_IGNORED), **dict.fromkeys(("tuner", "assessor", "advisor"),
+                                                                    _ALGORITHM_FIELDS),
+              "trainingService": _SERVICE_FIELDS, "trainingService.machineList": _MACHINE_FIELDS}
 
 
 def _machine(value: Any, where: str, gpus: int | None, ctx: _Ctx) -> MachineConfig:

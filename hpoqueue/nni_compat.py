@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -15,3 +16,10 @@ def add_nni_shim(env: MutableMapping[str, str]) -> None:
     parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(SHIM_DIR) not in parts:
         env["PYTHONPATH"] = os.pathsep.join([*parts, str(SHIM_DIR)])
+
+
+def use_nni_shim_here() -> None:
+    """Let this process import the stand-in `nni` (for custom tuners written against NNI), after every
+    other entry of sys.path, so that a real NNI wins."""
+    if str(SHIM_DIR) not in sys.path:
+        sys.path.append(str(SHIM_DIR))

@@ -100,3 +100,26 @@ def test_a_real_nni_install_wins_over_the_shim(tmp_path: Path) -> None:
     code = "import nni, nni.trial; print(nni.REAL, nni.trial.REAL_TRIAL, nni.__file__)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split()[:2] == ["True", "True"] and out.split()[2].startswith(str(real))
+
+
+NNI_DATA = Path(__file__).parent.parent / "data" / "nni"
+
+
+def test_a_custom_tuner_written_for_nni_drives_an_experiment(project: Project) -> None:
+    log = project.root / "tuner_calls.jsonl"
+    config = project.config(
+        maxTrialNumber=10, trialConcurrency=1, searchSpace={"x": {"_type": "choice", "_value": [0.25, 0.5, 0.75]}},
+        tuner={"className": "my_tuner.ListTuner", "codeDirectory": str(NNI_DATA / "custom_tuner"),
+               "classArgs": {"optimize_mode": "maximize", "log": str(log)}})
+    project.cli("submit", str(config), "--quiet", check=True)
+    trials = project.storage().trials(project.only_experiment())
+    assert [t.params for t in trials] == [{"x": 0.25}, {"x": 0.5}, {"x": 0.75}]  # then NoMoreTrialError ended it
+    calls = [json.loads(line) for line in log.read_text().splitlines() if '"space"' not in line]
+    assert calls == [c for i, t in enumerate(trials) for c in (["result", i, t.params, t.params["x"] * 10, False],
+                                                               ["end", i, True])]
+
+
+def test_a_config_for_another_platform_is_one_line_naming_it(project: Project) -> None:
+    run = project.cli("submit", str(NNI_DATA / "kubeflow_v1.yml"))
+    assert run.code == 2 and run.stderr.count("\n") == 1
+    assert "trainingServicePlatform: platform 'kubeflow' is not supported" in run.stderr
