@@ -65,11 +65,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
             redis_server.wait_ready()  # while the workers boot
         storage = _storage(args, config.storage)
         from hpoqueue import experiment as experiments
+        from hpoqueue import warm_start
 
+        warm = warm_start.select(storage, args.warm_start, config) if args.warm_start else None
         experiments.create(config, storage, exp_id, broker_url)
         recorded = True
         print(f"experiment {exp_id} created ({config.experiment_name or Path(args.config).name}); "
               f"follow it with `hpoqueue status {exp_id}`", file=sys.stderr)
+        if warm is not None:
+            warm_start.save(work_dir, args.warm_start, warm[0])
+            print(f"warm start: the tuner observes {len(warm[0])} finished trial(s) of {args.warm_start}"
+                  + (f"; {warm[1]} skipped (their parameters do not fit this search space)" if warm[1] else ""),
+                  file=sys.stderr)
         return _drive(args, storage, exp_id, queues)
 
 
@@ -383,10 +390,17 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_update(args: argparse.Namespace) -> int:
     from hpoqueue.config import parse_duration
 
+    if args.search_space is not None:
+        if any(v is not None for v in (args.concurrency, args.max_trials, args.duration)):
+            raise HpoQueueError("--search-space is given alone: update the limits in a second command")
+        from hpoqueue.manual_cli import update_search_space
+
+        return update_search_space(args)
+
     changes = {"concurrency": args.concurrency, "max_trial_number": args.max_trials,
                "max_duration": parse_duration(args.duration, field="--duration") if args.duration else None}
     if all(v is None for v in changes.values()):
-        raise HpoQueueError("nothing to update: give --concurrency, --max-trials or --duration")
+        raise HpoQueueError("nothing to update: give --concurrency, --max-trials, --duration or --search-space")
     if args.concurrency is not None and args.concurrency < 1:
         raise HpoQueueError(f"--concurrency must be at least 1, not {args.concurrency}")
     if args.max_trials is not None and args.max_trials < 1:
@@ -439,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, func, text)
         if name == "submit":
             p.add_argument("config", help="experiment YAML (NNI v2 or v1 format)")
+            p.add_argument("--warm-start", metavar="EXP", help="the tuner first observes the finished trials "
+                           "of experiment EXP that fit this search space")
         else:
             p.add_argument("experiment", help="experiment id")
         p.add_argument("--detach", action="store_true", help="run the scheduler in the background")
@@ -473,6 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int)
     p.add_argument("--max-trials", type=int)
     p.add_argument("--duration", help="maxExperimentDuration, e.g. 2h")
+    p.add_argument("--search-space", metavar="FILE",
+                   help="a new search space for the trials to come (tuners that can take one)")
+    from hpoqueue import manual_cli
+
+    manual_cli.register(add)
     p = add("export", cmd_export, "export trials as CSV or JSON")
     p.add_argument("experiment")
     p.add_argument("--format", choices=["csv", "json"], default="csv")

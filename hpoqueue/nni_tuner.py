@@ -23,7 +23,8 @@ def _key(params: dict[str, Any]) -> str:
 
 class NniTunerAdapter(BaseTuner):
     """A BaseTuner around an instance of an NNI Tuner subclass. Parameter ids count from 0 as in NNI;
-    trials the tuner did not suggest (enqueued, warm start) reach it with ``customized=True``."""
+    trials this instance did not generate (enqueued, warm-started, replayed on resume) reach it with
+    ``customized=True``."""
 
     dedups = False
 
@@ -35,13 +36,13 @@ class NniTunerAdapter(BaseTuner):
         self.tuner = tuner
         self._no_more: type[BaseException] = getattr(nni, "NoMoreTrialError", StopIteration)
         self._next_id = 0
-        self._ids: dict[str, list[int]] = {}
+        self._ids: dict[str, list[tuple[int, bool]]] = {}  #: params -> (parameter id, generated here)
         self._exhausted = False
         tuner.update_search_space(space.raw)
 
-    def _new_id(self, params: dict[str, Any]) -> int:
+    def _new_id(self, params: dict[str, Any], generated: bool) -> int:
         self._next_id += 1
-        self._ids.setdefault(_key(params), []).append(self._next_id - 1)
+        self._ids.setdefault(_key(params), []).append((self._next_id - 1, generated))
         return self._next_id - 1
 
     def suggest(self, n: int) -> list[Suggestion]:
@@ -52,19 +53,17 @@ class NniTunerAdapter(BaseTuner):
             except self._no_more:
                 self._exhausted = True
                 break
-            self._new_id(params)
+            self._new_id(params, generated=True)
             out.append(Suggestion(dict(params)))
         return out
 
     def mark_pending(self, params: dict) -> None:
-        self._new_id(params)
+        self._new_id(params, generated=False)
 
     def observe(self, result: TrialResult) -> None:
         ids = self._ids.get(_key(result.params))
-        customized = not ids
-        parameter_id = self._next_id if customized else ids.pop(0)  # type: ignore[union-attr]
-        if customized:
-            self._next_id += 1
+        parameter_id, generated = ids.pop(0) if ids else (self._new_id(result.params, False), False)
+        customized = not generated
         if result.value is not None:
             self.tuner.receive_trial_result(parameter_id, result.params, result.value, customized=customized)
         self.tuner.trial_end(parameter_id, result.state is TrialState.SUCCEEDED)

@@ -13,16 +13,19 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import redis
 
+from hpoqueue import space_update, warm_start
 from hpoqueue.assessment import assessment_payload
 from hpoqueue.config import ExperimentConfig
 from hpoqueue.gpu_slots import gpu_indices_env
 from hpoqueue.interrupts import signals_handled
+from hpoqueue.manual_trials import ManualQueue
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
-from hpoqueue.records import TrialResult
+from hpoqueue.records import Suggestion, TrialResult
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.storage import Storage, TrialRecord
 from hpoqueue.tuners._base import BaseTuner
@@ -105,6 +108,8 @@ class Scheduler:
         self.max_duration = exp.max_duration
         self.started_wall = exp.started_at.timestamp() if exp.started_at else wall()
         self.created = exp.next_seq - 1
+        self.work_dir = Path(exp.work_dir)
+        self.manual = ManualQueue(self.work_dir)  #: configurations enqueued by hand, run before suggestions
         self.flights: dict[str, Flight] = {}
         self.history: dict[str, TrialResult] = {}
         self.counts: dict[TrialState, int] = {s: 0 for s in TrialState}
@@ -201,7 +206,7 @@ class Scheduler:
     # ---- starting trials -------------------------------------------------------------------------
     def out_of_budget(self) -> bool:
         """True once no new trial may be created: trial budget, time budget, exhausted space, stop."""
-        if self.stopping or self.tuner.exhausted:
+        if self.stopping or (self.tuner.exhausted and not self.manual.pending()):
             return True
         if self.max_trials is not None and self.created >= self.max_trials:
             return True
@@ -225,7 +230,12 @@ class Scheduler:
             return []
         if self.max_trials is not None:
             free = min(free, self.max_trials - self.created)
-        suggestions = self.tuner.suggest(free)
+        manual = self.manual.take(free)  # configurations enqueued by hand go first
+        for params in manual:
+            self.tuner.mark_pending(params)
+        suggestions = [Suggestion(p) for p in manual]
+        if free > len(manual):
+            suggestions += self.tuner.suggest(free - len(manual))
         # a tuner that has nothing to offer while nothing runs will never have anything: end
         self.starved = not suggestions and not self.flights
         if not suggestions:
@@ -460,6 +470,10 @@ class Scheduler:
                 self._cancel(self.flights[command["trial"]], "user_canceled")
             elif kind == "update":
                 self._update(command)
+            elif kind == "search_space":  # checked by `hpoqueue update --search-space`, stored by it too
+                self.config, self.tuner = space_update.retune(self.config, self.tuner, command["space"], [
+                    *self.history.values(), *(self._result(f) for f in self.flights.values())])
+                self.starved = False
 
     def _update(self, command: dict[str, Any]) -> None:
         exp = self.storage.update_experiment(self.exp_id, concurrency=command.get("concurrency"),
@@ -498,7 +512,8 @@ class Scheduler:
                 if record.state is TrialState.SUCCEEDED and record.final_value is not None:
                     self._consider_best(record.final_value, record.id)
         if results:
-            self.tuner.rebuild(results)
+            self.tuner.rebuild(space_update.fitting(self.tuner, results))
+        warm_start.replay(self.tuner, self.work_dir)
 
     def progress(self, state: ExperimentState) -> Progress:
         finished = sum(n for s, n in self.counts.items() if s.is_finished())
