@@ -70,6 +70,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         warm = warm_start.select(storage, args.warm_start, config) if args.warm_start else None
         experiments.create(config, storage, exp_id, broker_url)
         recorded = True
+        args.created_experiment = exp_id  # for the Python API, which runs this command in its process
         print(f"experiment {exp_id} created ({config.experiment_name or Path(args.config).name}); "
               f"follow it with `hpoqueue status {exp_id}`", file=sys.stderr)
         if warm is not None:
