@@ -218,6 +218,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
     storage = _storage(args)
     exp = storage.get_experiment(args.experiment)
     trials = storage.trials(exp.id, states=[TrialState(args.state.upper())] if args.state else None)
+    if args.pareto:
+        trials = _front(exp, [t for t in trials if t.state is TrialState.SUCCEEDED])
     if args.sort == "state":
         trials.sort(key=lambda t: t.state.value)
     elif args.sort != "seq":  # a metric key: best first
@@ -233,6 +235,16 @@ def cmd_trials(args: argparse.Namespace) -> int:
     return 0
 
 
+def _front(exp: ExperimentRecord, trials: list[TrialRecord]) -> list[TrialRecord]:
+    """The trials no other trial beats on every objective of a multi-objective experiment."""
+    from hpoqueue.pareto import recorded_objectives, trial_front
+
+    objectives = recorded_objectives(exp.config)
+    if not objectives:
+        raise HpoQueueError(f"experiment {exp.id} has one objective: --pareto needs `objectives` in its config")
+    return trial_front(trials, objectives)
+
+
 def _duration(t: TrialRecord) -> str:
     if t.started_at is None:
         return "-"
@@ -245,8 +257,13 @@ def _duration(t: TrialRecord) -> str:
 def cmd_best(args: argparse.Namespace) -> int:
     storage = _storage(args)
     best = _best_trial(storage, args.experiment)
+    exp = storage.get_experiment(args.experiment)
+    if args.metric is None and exp.config.get("objectives"):  # several objectives: the Pareto front
+        front = _front(exp, storage.trials(exp.id, states=[TrialState.SUCCEEDED]))
+        print(json.dumps([{"trial": t.id, "value": t.final_value, "metrics": metric_keys.extras(t),
+                           "parameters": t.params} for t in front], indent=2))
+        return 0 if front else 1
     if args.metric is not None:
-        exp = storage.get_experiment(args.experiment)
         done = storage.trials(exp.id, states=[TrialState.SUCCEEDED])
         metric_keys.check_key(done, args.metric, "--metric")
         ranked = [t for t in metric_keys.ranked(done, args.metric, args.mode or exp.optimize_mode)
@@ -472,8 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sort", default="seq", metavar="KEY",
                    help="seq (default), state, value, or any key of the trials' final results (best first)")
     p.add_argument("--top", type=int, help="show only the first N rows")
+    p.add_argument("--pareto", action="store_true", help="only the Pareto front (experiments with objectives)")
     p.add_argument("--state", choices=[s.value.lower() for s in TrialState], help="only trials in this state")
-    p = add("best", cmd_best, "print the best trial as JSON")
+    p = add("best", cmd_best, "print the best trial (the Pareto front, with objectives) as JSON")
     p.add_argument("experiment")
     p.add_argument("--metric", metavar="KEY", help="rank by this key of the final results (default: the result)")
     p.add_argument("--mode", choices=["minimize", "maximize"],

@@ -58,6 +58,7 @@ class Flight:
     queue: str
     intermediate: list[float] = field(default_factory=list)
     final: float | None = None
+    final_data: Any = None  #: the final result as reported (its other keys: multi-objective tuners)
     hb_value: int | None = None
     hb_seen: float = 0.0
     claimed: bool = False
@@ -348,7 +349,7 @@ class Scheduler:
             flight.intermediate.append(value)
             flight.needs_assessment = True
         else:
-            flight.final = value
+            flight.final, flight.final_data = value, event.get("data")
             self.storage.update_trial(flight.record.id, final_value=value, final_data=event.get("data"))
         return False
 
@@ -383,8 +384,7 @@ class Scheduler:
     def _observe(self, flight: Flight) -> None:
         """The trial is over: tell the tuner once, remember it for assessors and the best value."""
         self.flights.pop(flight.record.id, None)
-        result = TrialResult(seq=flight.record.seq, params=flight.record.params, state=flight.state,
-                             value=flight.final, intermediate=tuple(flight.intermediate))
+        result = self._result(flight)
         self.history[flight.record.id] = result
         self.tuner.observe(result)
         if flight.state is TrialState.SUCCEEDED and flight.final is not None:
@@ -414,7 +414,7 @@ class Scheduler:
     @staticmethod
     def _result(flight: Flight) -> TrialResult:
         return TrialResult(seq=flight.record.seq, params=flight.record.params, state=flight.state,
-                           value=flight.final, intermediate=tuple(flight.intermediate))
+                           value=flight.final, intermediate=tuple(flight.intermediate), data=flight.final_data)
 
     # ---- stopping, losing and retrying -----------------------------------------------------------
     def _cancel(self, flight: Flight, reason: str) -> None:
@@ -452,6 +452,7 @@ class Scheduler:
                                     attempt=flight.attempt, host=None, pid=None, started_at=None)
             self._count(flight, TrialState.WAITING)
             flight.hb_value, flight.claimed, flight.intermediate, flight.final = None, False, [], None
+            flight.final_data = None
             self._dispatch(flight)
             log.warning("trial %s lost its worker; retrying as attempt %d", flight.record.id, flight.attempt)
             return
@@ -498,11 +499,12 @@ class Scheduler:
             self.counts[record.state] += 1
             values = curves.get(record.id, [])
             results.append(TrialResult(seq=record.seq, params=record.params, state=record.state,
-                                       value=record.final_value, intermediate=tuple(values)))
+                                       value=record.final_value, intermediate=tuple(values),
+                                       data=record.final_data))
             if record.state in ACTIVE_STATES:
                 flight = Flight(record=record, attempt=record.attempt, state=record.state,
                                 queue=record.queue or self._pick_queues(1)[0], intermediate=list(values),
-                                final=record.final_value, hb_seen=self.clock())
+                                final=record.final_value, final_data=record.final_data, hb_seen=self.clock())
                 self.flights[record.id] = flight
                 flight.claimed = self.channel.is_claimed(flight.attempt_id)
                 if not flight.claimed and not self.stop_requested:
