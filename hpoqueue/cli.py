@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -532,7 +533,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message: Warning | str, *_args: Any, **_kwargs: Any) -> str:
+    """A warning as the CLI shows it: one line, like its errors (not Python's file:line and source)."""
+    return f"hpoqueue: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = _warning_line
     args = build_parser().parse_args(argv)
     try:
         # SIGTERM (and SIGHUP, until a run outlives its terminal) as Ctrl-C: what `submit` started (Redis,

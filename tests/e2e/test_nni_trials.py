@@ -123,3 +123,6 @@ def test_a_config_for_another_platform_is_one_line_naming_it(project: Project) -
     run = project.cli("submit", str(NNI_DATA / "kubeflow_v1.yml"))
     assert run.code == 2 and run.stderr.count("\n") == 1
     assert "trainingServicePlatform: platform 'kubeflow' is not supported" in run.stderr
+    # a range with low == high is a one-line warning, as NNI gives one (the update then fails: no such experiment)
+    run = project.cli("update", "nosuchexp", "--search-space", str(NNI_DATA / "constant_ranges.json"))
+    assert run.code == 2 and "hpoqueue: warning: " in run.stderr and "low == high, so layers is always 3" in run.stderr
