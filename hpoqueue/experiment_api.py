@@ -187,7 +187,7 @@ class Experiment:
         if self.id is not None:
             raise HpoQueueError(f"experiment {self.id} was started already; make a new Experiment to run again")
         with tempfile.TemporaryDirectory(prefix="hpoqueue-api-") as tmp:  # read at submit, then recorded
-            path = Path(tmp) / f"{self.config.experiment_name or 'experiment'}.json"
+            path = Path(tmp) / "experiment.json"
             path.write_text(json.dumps(self.config.to_dict()))
             args = self._cli(cmd_submit, config=str(path), detach=detach, quiet=quiet, warm_start=None)
         self.id = args.created_experiment

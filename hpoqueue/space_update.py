@@ -41,8 +41,9 @@ def check(config: ExperimentConfig, raw: Any, running: Sequence[dict[str, Any]],
 
 
 def fitting(tuner: BaseTuner, trials: Sequence[TrialResult]) -> list[TrialResult]:
-    """The trials a tuner that may have had its space changed can be rebuilt from (all, for the others)."""
-    if not _takes_new_space(tuner):
+    """The trials a built-in tuner that may have had its space changed is rebuilt from: those that fit
+    it (all, for the others: a tuner written for NNI was told of the new space itself)."""
+    if type(tuner).__name__ not in REBUILT:
         return list(trials)
     return [t for t in trials if fit_problem(tuner, t.params) is None]
 

@@ -22,14 +22,15 @@ WARM_FILE = "warm_start.json"
 
 def select(storage: Storage, source_exp: str, config: ExperimentConfig) -> tuple[list[dict[str, Any]], int]:
     """The succeeded trials of `source_exp` with a result that fit `config`'s space (as
-    {'params', 'value'}), and how many were skipped because they do not fit."""
+    {'params', 'value', 'data'}), and how many were skipped because they do not fit."""
     from hpoqueue.manual_trials import experiment_tuner, fit_problem, refuse_self_managed
 
     storage.get_experiment(source_exp)  # an unknown id is refused by name
     tuner = experiment_tuner(config)
     refuse_self_managed(tuner, config, "a warm start")
     done = [t for t in storage.trials(source_exp, states=[TrialState.SUCCEEDED]) if t.final_value is not None]
-    fitting = [{"params": t.params, "value": t.final_value} for t in done if fit_problem(tuner, t.params) is None]
+    fitting = [{"params": t.params, "value": t.final_value, "data": t.final_data} for t in done
+               if fit_problem(tuner, t.params) is None]
     return fitting, len(done) - len(fitting)
 
 
@@ -48,5 +49,6 @@ def replay(tuner: BaseTuner, work_dir: Path) -> int:
     trials = json.loads(path.read_text())["trials"]
     for trial in trials:
         tuner.mark_pending(trial["params"])
-        tuner.observe(TrialResult(seq=0, params=trial["params"], state=TrialState.SUCCEEDED, value=trial["value"]))
+        tuner.observe(TrialResult(seq=0, params=trial["params"], state=TrialState.SUCCEEDED, value=trial["value"],
+                                  data=trial.get("data")))
     return len(trials)
