@@ -116,8 +116,8 @@ def report_final_result(metric: Any) -> None:
 
 
 def report_loss(loss: Any) -> None:
-    """Report a per-step loss (MLhub style): its own curve, named ``loss``, shown by ``hpoqueue trials``
-    and exported; never the trial's result and never judged by assessors."""
+    """Report a per-step loss (MLhub style): a curve of its own, named ``loss`` (``hpoqueue export
+    --intermediate``); never the trial's result and never judged by assessors."""
     _report("loss", loss)
 
 
