@@ -81,3 +81,16 @@ def trial_front(trials: Sequence[Any], objectives: Sequence[Objective]) -> list[
     scored = [(t, objective_values(objectives, t.final_value, t.final_data)) for t in trials]
     kept = [(t, losses(objectives, v)) for t, v in scored if v is not None]
     return pareto_front([t for t, _ in kept], [p for _, p in kept])
+
+
+def add_to_front(front: list[tuple[Any, tuple[float, ...]]], item: Any, objectives: Sequence[Objective],
+                 value: float | None, data: Any) -> list[tuple[Any, tuple[float, ...]]]:
+    """`front` (items with their losses) after a new result: kept out when dominated, else in, and the
+    members it dominates out. A result without every objective changes nothing."""
+    values = objective_values(objectives, value, data)
+    if values is None:
+        return front
+    point = losses(objectives, values)
+    if any(dominates(p, point) for _, p in front):
+        return front
+    return [(i, p) for i, p in front if not dominates(point, p)] + [(item, point)]

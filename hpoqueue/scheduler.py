@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import redis
 
-from hpoqueue import space_update, warm_start
+from hpoqueue import pareto, space_update, warm_start
 from hpoqueue.assessment import assessment_payload
 from hpoqueue.config import ExperimentConfig
 from hpoqueue.gpu_slots import gpu_indices_env
@@ -84,6 +84,7 @@ class Progress:
     best_trial: str | None
     elapsed: float
     state: ExperimentState
+    front: int | None = None  #: trials on the Pareto front, for an experiment with objectives
 
 
 class Scheduler:
@@ -115,6 +116,7 @@ class Scheduler:
         self.history: dict[str, TrialResult] = {}
         self.counts: dict[TrialState, int] = {s: 0 for s in TrialState}
         self.best: tuple[float, str] | None = None
+        self.front: list[tuple[str, tuple[float, ...]]] = []  #: the Pareto front (with objectives): trials, losses
         self.stopping = False
         self.stop_requested = False  #: set by the first Ctrl-C or SIGTERM; acted on between two steps
         self.starved = False
@@ -388,13 +390,15 @@ class Scheduler:
         self.history[flight.record.id] = result
         self.tuner.observe(result)
         if flight.state is TrialState.SUCCEEDED and flight.final is not None:
-            self._consider_best(flight.final, flight.record.id)
+            self._consider_best(flight.final, flight.record.id, flight.final_data)
 
-    def _consider_best(self, value: float, trial: str) -> None:
+    def _consider_best(self, value: float, trial: str, data: Any) -> None:
         better = (self.best is None or (value < self.best[0] if self.config.optimize_mode == "minimize"
                                         else value > self.best[0]))
         if better:
             self.best = (value, trial)
+        if self.config.objectives:
+            self.front = pareto.add_to_front(self.front, trial, self.config.objectives, value, data)
 
     def _assess(self) -> None:
         """Send one assess task per trial that got new intermediate results in this batch."""
@@ -512,7 +516,7 @@ class Scheduler:
             else:
                 self.history[record.id] = results[-1]
                 if record.state is TrialState.SUCCEEDED and record.final_value is not None:
-                    self._consider_best(record.final_value, record.id)
+                    self._consider_best(record.final_value, record.id, record.final_data)
         if results:
             self.tuner.rebuild(space_update.fitting(self.tuner, results))
         warm_start.replay(self.tuner, self.work_dir)
@@ -524,7 +528,8 @@ class Scheduler:
                         running=self.counts[TrialState.RUNNING], waiting=self.counts[TrialState.WAITING],
                         failed=failed, best_value=self.best[0] if self.best else None,
                         best_trial=self.best[1] if self.best else None,
-                        elapsed=self.wall() - self.started_wall, state=state)
+                        elapsed=self.wall() - self.started_wall, state=state,
+                        front=len(self.front) if self.config.objectives else None)
 
     def _report(self, state: ExperimentState) -> None:
         if self.on_progress is not None:

@@ -25,7 +25,7 @@ def test_the_pareto_front_is_printed_and_listed(project: Project) -> None:
     config = project.config(trialCommand="python two.py", maxTrialNumber=10, trialConcurrency=3, searchSpace=space,
                             tuner={"name": "NSGA2", "classArgs": {"population_size": 4, "seed": 3}},
                             objectives=OBJECTIVES)
-    project.cli("submit", str(config), "--quiet", check=True)
+    run = project.cli("submit", str(config), check=True)
     exp_id = project.only_experiment()
     trials = project.storage().trials(exp_id)
     points = {t.id: (t.final_data["default"], t.final_data["latency"]) for t in trials}
@@ -35,12 +35,15 @@ def test_the_pareto_front_is_printed_and_listed(project: Project) -> None:
 
     expected = {i for i, p in points.items() if not any(beaten(p, q) for q in points.values())}
     assert 0 < len(expected) < len(trials)
+    bars = [line for line in run.stderr.splitlines() if "| pareto front " in line]  # the scheduler keeps it
+    assert bars and bars[-1].startswith("[########################] 10/10") and \
+        f"| pareto front {len(expected)} |" in bars[-1]
     front = json.loads(project.cli("best", exp_id, check=True).stdout)
     assert {t["trial"] for t in front} == expected and all("latency" in t["metrics"] for t in front)
     table = project.cli("trials", exp_id, "--pareto", check=True).stdout.splitlines()[2:]
     assert {line.split()[0] for line in table} == expected
 
     single = project.config("tpe.yml", objectives=OBJECTIVES)
-    run = project.cli("submit", str(single))
-    assert run.code == 2 and run.stderr.count("\n") == 1 and "searches for one objective" in run.stderr
+    refused = project.cli("submit", str(single))
+    assert refused.code == 2 and refused.stderr.count("\n") == 1 and "searches for one objective" in refused.stderr
     assert project.cli("trials", exp_id, "--pareto").code == 0
