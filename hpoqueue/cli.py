@@ -12,12 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from hpoqueue import db_cli, locations
+from hpoqueue import db_cli, locations, metric_keys
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.interrupts import outlive_terminal, raise_interrupt, signals_handled
 from hpoqueue.optimize_mode import loss
@@ -68,11 +69,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
             redis_server.wait_ready()  # while the workers boot
         storage = _storage(args, config.storage, upgrade=True)
         from hpoqueue import experiment as experiments
+        from hpoqueue import warm_start
 
+        warm = warm_start.select(storage, args.warm_start, config) if args.warm_start else None
         experiments.create(config, storage, exp_id, broker_url)
         recorded = True
+        args.created_experiment = exp_id  # for the Python API, which runs this command in its process
         print(f"experiment {exp_id} created ({config.experiment_name or Path(args.config).name}); "
               f"follow it with `hpoqueue status {exp_id}`", file=sys.stderr)
+        if warm is not None:
+            warm_start.save(work_dir, args.warm_start, warm[0])
+            print(f"warm start: the tuner observes {len(warm[0])} finished trial(s) of {args.warm_start}"
+                  + (f"; {warm[1]} skipped (their parameters do not fit this search space)" if warm[1] else ""),
+                  file=sys.stderr)
         return _drive(args, storage, exp_id, queues)
 
 
@@ -211,17 +220,31 @@ def cmd_trials(args: argparse.Namespace) -> int:
     storage = _storage(args)
     exp = storage.get_experiment(args.experiment)
     trials = storage.trials(exp.id, states=[TrialState(args.state.upper())] if args.state else None)
-    if args.sort == "value":
-        trials.sort(key=lambda t: (t.final_value is None, loss(t.final_value or 0.0, exp.optimize_mode)))
-    elif args.sort == "state":
+    if args.pareto:
+        trials = _front(exp, [t for t in trials if t.state is TrialState.SUCCEEDED])
+    if args.sort == "state":
         trials.sort(key=lambda t: t.state.value)
+    elif args.sort != "seq":  # a metric key: best first
+        metric_keys.check_key(trials, args.sort, "--sort")
+        trials = metric_keys.ranked(trials, args.sort, exp.optimize_mode)
     if args.top:
         trials = trials[: args.top]
-    rows = [[t.id, t.state.value, t.final_value, t.attempt, _duration(t), t.host or "-",
-             json.dumps(t.params, separators=(",", ":"))] for t in trials]
-    print(table(["trial", "state", "value", "attempt", "duration", "host", "parameters"], rows)
+    extra = metric_keys.extra_keys(trials)
+    rows = [[t.id, t.state.value, t.final_value, *(metric_keys.extras(t).get(k) for k in extra), t.attempt,
+             _duration(t), t.host or "-", json.dumps(t.params, separators=(",", ":"))] for t in trials]
+    print(table(["trial", "state", "value", *extra, "attempt", "duration", "host", "parameters"], rows)
           if rows else "no trials")
     return 0
+
+
+def _front(exp: ExperimentRecord, trials: list[TrialRecord]) -> list[TrialRecord]:
+    """The trials no other trial beats on every objective of a multi-objective experiment."""
+    from hpoqueue.pareto import recorded_objectives, trial_front
+
+    objectives = recorded_objectives(exp.config)
+    if not objectives:
+        raise HpoQueueError(f"experiment {exp.id} has one objective: --pareto needs `objectives` in its config")
+    return trial_front(trials, objectives)
 
 
 def _duration(t: TrialRecord) -> str:
@@ -236,10 +259,23 @@ def _duration(t: TrialRecord) -> str:
 def cmd_best(args: argparse.Namespace) -> int:
     storage = _storage(args)
     best = _best_trial(storage, args.experiment)
+    exp = storage.get_experiment(args.experiment)
+    if args.metric is None and exp.config.get("objectives"):  # several objectives: the Pareto front
+        front = _front(exp, storage.trials(exp.id, states=[TrialState.SUCCEEDED]))
+        print(json.dumps([{"trial": t.id, "value": t.final_value, "metrics": metric_keys.extras(t),
+                           "parameters": t.params} for t in front], indent=2))
+        return 0 if front else 1
+    if args.metric is not None:
+        done = storage.trials(exp.id, states=[TrialState.SUCCEEDED])
+        metric_keys.check_key(done, args.metric, "--metric")
+        ranked = [t for t in metric_keys.ranked(done, args.metric, args.mode or exp.optimize_mode)
+                  if metric_keys.number(t, args.metric) is not None]
+        best = ranked[0] if ranked else None
     if best is None:
         print("no successful trial with a result yet")
         return 1
-    print(json.dumps({"trial": best.id, "value": best.final_value, "parameters": best.params}, indent=2))
+    print(json.dumps({"trial": best.id, "value": best.final_value, "metrics": metric_keys.extras(best),
+                      "parameters": best.params}, indent=2))
     return 0
 
 
@@ -271,12 +307,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     records = []
     for t in storage.trials(exp.id):
         row: dict[str, Any] = {"trial": t.id, "seq": t.seq, "state": t.state.value, "value": t.final_value,
-                               "attempt": t.attempt, "parameters": t.params,
+                               "metrics": metric_keys.extras(t), "attempt": t.attempt, "parameters": t.params,
                                "started_at": t.started_at.isoformat() if t.started_at else None,
                                "ended_at": t.ended_at.isoformat() if t.ended_at else None}
         if args.intermediate:
-            row["intermediate"] = [m.value for m in storage.metrics(t.id, kind="intermediate")
-                                   if m.attempt == t.attempt]
+            metrics = [m for m in storage.metrics(t.id) if m.attempt == t.attempt]
+            # a dict keeps its keys; report_loss's curve is a list of its own
+            row["intermediate"] = [m.data if isinstance(m.data, dict) else m.value for m in metrics
+                                   if m.kind == "intermediate"]
+            row["loss"] = [m.value for m in metrics if m.kind == "loss"]
         records.append(row)
     text = json.dumps(records, indent=2) if args.format == "json" else _csv(records)
     if args.output:
@@ -288,15 +327,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _csv(records: list[dict[str, Any]]) -> str:
     names = list(dict.fromkeys(k for r in records for k in r["parameters"]))
+    keys = list(dict.fromkeys(k for r in records for k in r["metrics"]))
     out = io.StringIO()
     writer = csv.writer(out)
     base = ["trial", "seq", "state", "value", "attempt", "started_at", "ended_at"]
-    extra = ["intermediate"] if records and "intermediate" in records[0] else []
-    writer.writerow(base + names + extra)
+    extra = ["intermediate", "loss"] if records and "intermediate" in records[0] else []
+    # a metric key that is also a base column or a parameter's name is written as metric.<key>
+    taken = {*base, *names, *extra}
+    writer.writerow(base + [f"metric.{k}" if k in taken else k for k in keys] + names + extra)
+
+    def value(v: Any) -> Any:
+        return json.dumps(v) if isinstance(v, dict | list) else v
+
     for r in records:
-        params = [json.dumps(v) if isinstance(v, dict | list) else v for v in
-                  (r["parameters"].get(n) for n in names)]
-        writer.writerow([r[k] for k in base] + params + [json.dumps(r[k]) for k in extra])
+        writer.writerow([r[k] for k in base] + [value(r["metrics"].get(k)) for k in keys]
+                        + [value(r["parameters"].get(n)) for n in names] + [json.dumps(r[k]) for k in extra])
     return out.getvalue()
 
 
@@ -365,10 +410,17 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_update(args: argparse.Namespace) -> int:
     from hpoqueue.config import parse_duration
 
+    if args.search_space is not None:
+        if any(v is not None for v in (args.concurrency, args.max_trials, args.duration)):
+            raise HpoQueueError("--search-space is given alone: update the limits in a second command")
+        from hpoqueue.manual_cli import update_search_space
+
+        return update_search_space(args)
+
     changes = {"concurrency": args.concurrency, "max_trial_number": args.max_trials,
                "max_duration": parse_duration(args.duration, field="--duration") if args.duration else None}
     if all(v is None for v in changes.values()):
-        raise HpoQueueError("nothing to update: give --concurrency, --max-trials or --duration")
+        raise HpoQueueError("nothing to update: give --concurrency, --max-trials, --duration or --search-space")
     if args.concurrency is not None and args.concurrency < 1:
         raise HpoQueueError(f"--concurrency must be at least 1, not {args.concurrency}")
     if args.max_trials is not None and args.max_trials < 1:
@@ -421,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, func, text)
         if name == "submit":
             p.add_argument("config", help="experiment YAML (NNI v2 or v1 format)")
+            p.add_argument("--warm-start", metavar="EXP", help="the tuner first observes the finished trials "
+                           "of experiment EXP that fit this search space")
         else:
             p.add_argument("experiment", help="experiment id")
         p.add_argument("--detach", action="store_true", help="run the scheduler in the background")
@@ -434,10 +488,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("status", cmd_status, "show an experiment's progress").add_argument("experiment")
     p = add("trials", cmd_trials, "list an experiment's trials")
     p.add_argument("experiment")
-    p.add_argument("--sort", choices=["seq", "value", "state"], default="seq")
+    p.add_argument("--sort", default="seq", metavar="KEY",
+                   help="seq (default), state, value, or any key of the trials' final results (best first)")
     p.add_argument("--top", type=int, help="show only the first N rows")
+    p.add_argument("--pareto", action="store_true", help="only the Pareto front (experiments with objectives)")
     p.add_argument("--state", choices=[s.value.lower() for s in TrialState], help="only trials in this state")
-    add("best", cmd_best, "print the best trial as JSON").add_argument("experiment")
+    p = add("best", cmd_best, "print the best trial (the Pareto front, with objectives) as JSON")
+    p.add_argument("experiment")
+    p.add_argument("--metric", metavar="KEY", help="rank by this key of the final results (default: the result)")
+    p.add_argument("--mode", choices=["minimize", "maximize"],
+                   help="direction for --metric (default: the experiment's optimize_mode)")
     p = add("logs", cmd_logs, "print a trial's output")
     p.add_argument("trial", help="trial id, e.g. ab12cd34-7")
     p.add_argument("--stderr", action="store_true", help="standard error instead of standard output")
@@ -450,6 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int)
     p.add_argument("--max-trials", type=int)
     p.add_argument("--duration", help="maxExperimentDuration, e.g. 2h")
+    p.add_argument("--search-space", metavar="FILE",
+                   help="a new search space for the trials to come (tuners that can take one)")
+    from hpoqueue import manual_cli
+
+    manual_cli.register(add)
     p = add("export", cmd_export, "export trials as CSV or JSON")
     p.add_argument("experiment")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -470,7 +535,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message: Warning | str, *_args: Any, **_kwargs: Any) -> str:
+    """A warning as the CLI shows it: one line, like its errors (not Python's file:line and source)."""
+    return f"hpoqueue: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = _warning_line
     args = build_parser().parse_args(argv)
     try:
         # SIGTERM (and SIGHUP, until a run outlives its terminal) as Ctrl-C: what `submit` started (Redis,

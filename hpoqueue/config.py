@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from hpoqueue import config_nni
 from hpoqueue.durations import format_duration, parse_duration
 from hpoqueue.errors import ConfigError, read_text
 from hpoqueue.locations import home_dir
@@ -107,6 +108,8 @@ class ExperimentConfig:
     metric_pattern: str | None = None
     optimize_mode: OptimizeMode = DEFAULT_OPTIMIZE_MODE
     seed: int | None = None
+    #: two or more (metric key, mode) searched at once for their Pareto front; () for one objective
+    objectives: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The v2 camelCase form (search space inline, absolute paths as strings); JSON-able, and
@@ -135,6 +138,7 @@ class ExperimentConfig:
             "heartbeatTimeout": format_duration(self.heartbeat_timeout),
             "metricName": self.metric_name,
             "metricPattern": self.metric_pattern,
+            "objectives": [{"metric": m, "mode": d} for m, d in self.objectives] or None,
         }
 
     def with_overrides(self, **changes: Any) -> ExperimentConfig:
@@ -193,8 +197,9 @@ def config_from_dict(raw: Any, *, source: str | None = None,
         what = "empty" if raw is None else f"a {type(raw).__name__}"
         raise ConfigError(f"the config must be a mapping of fields, but it is {what}", source=source,
                           hint="start with 'trialCommand: ...' and 'searchSpaceFile: ...' at the top level")
+    config_nni.refuse_other_platform(raw, source)
     if not _is_v1(raw):
-        return _build(raw, ctx)
+        return _build(config_nni.canonical_config(raw, _SPELLINGS, source), ctx)
     converted = _v1_to_v2(raw, ctx)
     try:
         return _build(converted, ctx)
@@ -295,9 +300,11 @@ _V2_FIELDS = (
     "trialConcurrency", "trialGpuNumber", "maxExperimentDuration", "maxTrialNumber", "maxTrialDuration",
     "experimentWorkingDirectory", "tuner", "assessor", "advisor", "trainingService", "useAnnotation",
 )
-_OURS = ("broker", "storage", "maxTrialRetries", "heartbeatTimeout", "metricName", "metricPattern")
+_OURS = ("broker", "storage", "maxTrialRetries", "heartbeatTimeout", "metricName", "metricPattern", "objectives")
 #: NNI fields accepted for compatibility and ignored (a warning says so when they are set).
 _IGNORED = ("nniManagerIp", "debug", "logLevel", "tunerGpuIndices", "experimentType", "sharedStorage")
+_ALGORITHM_FIELDS = ("name", "className", "codeDirectory", "classArgs")
+_SERVICE_FIELDS = ("platform", "useActiveGpu", "maxTrialNumberPerGpu", "gpuIndices", "reuseMode", "machineList")
 
 
 def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
@@ -310,6 +317,10 @@ def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
                        "remove useAnnotation and give searchSpaceFile; trials call nni.get_next_parameter()")
     gpus = ctx.int_(raw.get("trialGpuNumber"), "trialGpuNumber", minimum=0)
     tuner, assessor = _algorithms(raw, ctx)
+    objectives = _objectives(raw.get("objectives"), tuner, ctx)
+    if objectives:  # the multi-objective tuner learns them through its classArgs
+        tuner = dataclasses.replace(tuner, class_args={**tuner.class_args, "objectives": [
+            {"metric": m, "mode": d} for m, d in objectives]})
     seed = tuner.class_args.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ctx.fail(f"must be an integer, not {seed!r}", "tuner.classArgs.seed")
@@ -342,7 +353,36 @@ def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
         metric_pattern=_metric_pattern(raw.get("metricPattern"), ctx),
         optimize_mode=_optimize_mode(tuner, assessor, ctx),
         seed=seed,
+        objectives=objectives,
     )
+
+
+def _objectives(value: Any, tuner: AlgorithmConfig, ctx: _Ctx) -> tuple[tuple[str, str], ...]:
+    """Two or more {metric, mode} to search at once; only a tuner that searches for a Pareto front may
+    have them."""
+    if value is None:
+        return ()
+    example = "objectives: [{metric: accuracy, mode: maximize}, {metric: latency, mode: minimize}]"
+    if not isinstance(value, list) or len(value) < 2:
+        raise ctx.fail("must be a list of two or more objectives", "objectives", f"for example {example}")
+    out: list[tuple[str, str]] = []
+    for i, item in enumerate(value):
+        where = f"objectives[{i}]"
+        raw = ctx.mapping(item, where)
+        ctx.keys(raw, ("metric", "mode"), where)
+        metric = ctx.str_(raw.get("metric"), f"{where}.metric", example="metric: accuracy")
+        mode = raw.get("mode")
+        if mode not in MODES:
+            raise ctx.fail(f"must be 'minimize' or 'maximize', not {mode!r}", f"{where}.mode")
+        if metric in (m for m, _ in out):
+            raise ctx.fail(f"metric {metric!r} is named twice", f"{where}.metric")
+        out.append((metric, mode))
+    from hpoqueue.tuners import TUNERS
+
+    if tuner.class_name or not getattr(TUNERS.resolve(tuner.name or "", source=ctx.source), "multi_objective", False):
+        raise ctx.fail(f"tuner {tuner.name or tuner.class_name} searches for one objective", "objectives",
+                       "use tuner: {name: NSGA2}, which searches for the Pareto front, or give one metric")
+    return tuple(out)
 
 
 def _default(value: Any, default: Any) -> Any:
@@ -377,8 +417,10 @@ def _algorithm(value: Any, where: str, ctx: _Ctx) -> AlgorithmConfig:
     if isinstance(value, str):
         raise ctx.fail(f"must be a mapping, not {value!r}", where, f"write {where}: {{name: {value}}}")
     raw = ctx.mapping(value, where)
-    ctx.keys(raw, ("name", "className", "codeDirectory", "classArgs"), where)
+    ctx.keys(raw, _ALGORITHM_FIELDS, where)
     name = ctx.str_(raw.get("name"), f"{where}.name")
+    if name and where != "assessor":
+        config_nni.refuse_unsupported_tuner(name, where, ctx.source)
     class_name = ctx.str_(raw.get("className"), f"{where}.className")
     if name and class_name:
         raise ctx.fail("both name and className are set", where, "name: a built-in; className: your class")
@@ -451,6 +493,11 @@ def _per_gpu(raw: dict, where: str, gpus: int | None, ctx: _Ctx) -> int:
 
 _MACHINE_FIELDS = ("host", "port", "user", "password", "sshKeyFile", "sshPassphrase", "useActiveGpu",
                    "maxTrialNumberPerGpu", "gpuIndices", "pythonPath")
+#: NNI matches field names ignoring case and underscores (search_space is searchSpace): the fields of
+#: each section, for config_nni.canonical_config
+_SPELLINGS = {"": (*_V2_FIELDS, *_OURS, *_IGNORED), **dict.fromkeys(("tuner", "assessor", "advisor"),
+                                                                    _ALGORITHM_FIELDS),
+              "trainingService": _SERVICE_FIELDS, "trainingService.machineList": _MACHINE_FIELDS}
 
 
 def _machine(value: Any, where: str, gpus: int | None, ctx: _Ctx) -> MachineConfig:

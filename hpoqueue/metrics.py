@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 from hpoqueue.errors import MetricError
 
-MetricKind = Literal["intermediate", "final"]
-KINDS: tuple[str, ...] = ("intermediate", "final")
+#: "loss" is report_loss's per-step curve: stored and shown, never the trial's result nor judged by assessors
+MetricKind = Literal["intermediate", "final", "loss"]
+KINDS: tuple[str, ...] = ("intermediate", "final", "loss")
 
 #: A number as a trial prints it: ``3``, ``-0.25``, ``.5``, ``1e-3``, and ``nan``/``inf`` so that those are
 #: reported as rejected instead of silently ignored.
@@ -87,7 +88,7 @@ def parse_metric_line(line: str) -> Metric | None:
         raise InvalidMetricError(f"metric file line is not JSON: {_show(line.strip())}") from None
     if not isinstance(record, dict) or record.get("kind") not in KINDS or "value" not in record:
         raise InvalidMetricError(
-            f'metric file line must be {{"kind": "intermediate"|"final", "value": ...}}; got {_show(record)}'
+            f'metric file line must be {{"kind": "intermediate"|"final"|"loss", "value": ...}}; got {_show(record)}'
         )
     return Metric(kind=record["kind"], value=scalar(record["value"]), data=record["value"])
 

@@ -24,8 +24,9 @@ def render(p: Progress, width: int = 24) -> str:
     else:
         bar, count = "", f"{p.finished} done"
     best = f"{p.best_value:.6g} ({p.best_trial})" if p.best_value is not None else "-"
+    best = f"best {best}" if p.front is None else f"pareto front {p.front}"
     waiting = f" | waiting {p.waiting}" if p.waiting else ""
-    return (f"{bar}{count} | running {p.running}{waiting} | failed {p.failed} | best {best} | "
+    return (f"{bar}{count} | running {p.running}{waiting} | failed {p.failed} | {best} | "
             f"{format_duration(p.elapsed)}")
 
 

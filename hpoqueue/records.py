@@ -22,8 +22,9 @@ class TrialResult:
     """What tuners and assessors see of one trial.
 
     ``value`` is the final scalar (the ``default`` key of a dict metric), ``None`` when the trial ended
-    without one. ``intermediate`` holds the intermediate scalars in step order. ``seq`` is the trial's
-    sequence number within its experiment (1, 2, ...).
+    without one; ``data`` the final result as reported (a dict's other keys: multi-objective tuners read
+    their objectives there). ``intermediate`` holds the intermediate scalars in step order. ``seq`` is the
+    trial's sequence number within its experiment (1, 2, ...).
     """
 
     seq: int
@@ -31,3 +32,4 @@ class TrialResult:
     state: TrialState
     value: float | None = None
     intermediate: tuple[float, ...] = field(default_factory=tuple)
+    data: Any = None

@@ -90,6 +90,14 @@ class Registry(Generic[T]):
     def load_class(self, class_name: str, code_directory: Path | None, *,
                    source: str | None = None) -> type[T]:
         """Import a user's class from `module.ClassName`, searching `code_directory` first."""
+        cls = self.import_class(class_name, code_directory, source=source)
+        if not (inspect.isclass(cls) and issubclass(cls, self.base)):
+            raise ConfigError(f"'{class_name}' is not a subclass of {self.base.__name__}", source=source,
+                              field=f"{self.field}.className")
+        return cls
+
+    def import_class(self, class_name: str, code_directory: Path | None, *, source: str | None = None) -> Any:
+        """The object `module.ClassName` names, its module searched in `code_directory` first."""
         module_name, _, attr = class_name.rpartition(".")
         where = f"{self.field}.className"
         if not module_name:
@@ -103,9 +111,6 @@ class Registry(Generic[T]):
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"cannot import '{class_name}': {exc}", source=source, field=where,
                               hint=f"check {self.field}.codeDirectory and the module name") from exc
-        if not (inspect.isclass(cls) and issubclass(cls, self.base)):
-            raise ConfigError(f"'{class_name}' is not a subclass of {self.base.__name__}", source=source,
-                              field=where)
         return cls
 
     def create(self, *, name: str | None, class_name: str | None = None,

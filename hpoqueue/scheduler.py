@@ -13,17 +13,20 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import redis
 
+from hpoqueue import pareto, space_update, warm_start
 from hpoqueue.assessment import assessment_payload
 from hpoqueue.config import ExperimentConfig
 from hpoqueue.gpu_slots import gpu_indices_env
 from hpoqueue.interrupts import signals_handled
+from hpoqueue.manual_trials import ManualQueue
 from hpoqueue.optimize_mode import better
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
-from hpoqueue.records import TrialResult
+from hpoqueue.records import Suggestion, TrialResult
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.storage import Storage, TrialRecord
 from hpoqueue.tuners._base import BaseTuner
@@ -56,6 +59,7 @@ class Flight:
     queue: str
     intermediate: list[float] = field(default_factory=list)
     final: float | None = None
+    final_data: Any = None  #: the final result as reported (its other keys: multi-objective tuners)
     hb_value: int | None = None
     hb_seen: float = 0.0
     claimed: bool = False
@@ -81,6 +85,7 @@ class Progress:
     best_trial: str | None
     elapsed: float
     state: ExperimentState
+    front: int | None = None  #: trials on the Pareto front, for an experiment with objectives
 
 
 class Scheduler:
@@ -106,10 +111,13 @@ class Scheduler:
         self.max_duration = exp.max_duration
         self.started_wall = exp.started_at.timestamp() if exp.started_at else wall()
         self.created = exp.next_seq - 1
+        self.work_dir = Path(exp.work_dir)
+        self.manual = ManualQueue(self.work_dir)  #: configurations enqueued by hand, run before suggestions
         self.flights: dict[str, Flight] = {}
         self.history: dict[str, TrialResult] = {}
         self.counts: dict[TrialState, int] = {s: 0 for s in TrialState}
         self.best: tuple[float, str] | None = None
+        self.front: list[tuple[str, tuple[float, ...]]] = []  #: the Pareto front (with objectives): trials, losses
         self.stopping = False
         self.stop_requested = False  #: set by the first Ctrl-C or SIGTERM; acted on between two steps
         self.starved = False
@@ -202,7 +210,7 @@ class Scheduler:
     # ---- starting trials -------------------------------------------------------------------------
     def out_of_budget(self) -> bool:
         """True once no new trial may be created: trial budget, time budget, exhausted space, stop."""
-        if self.stopping or self.tuner.exhausted:
+        if self.stopping or (self.tuner.exhausted and not self.manual.pending()):
             return True
         if self.max_trials is not None and self.created >= self.max_trials:
             return True
@@ -226,7 +234,12 @@ class Scheduler:
             return []
         if self.max_trials is not None:
             free = min(free, self.max_trials - self.created)
-        suggestions = self.tuner.suggest(free)
+        manual = self.manual.take(free)  # configurations enqueued by hand go first
+        for params in manual:
+            self.tuner.mark_pending(params)
+        suggestions = [Suggestion(p) for p in manual]
+        if free > len(manual):
+            suggestions += self.tuner.suggest(free - len(manual))
         # a tuner that has nothing to offer while nothing runs will never have anything: end
         self.starved = not suggestions and not self.flights
         if not suggestions:
@@ -333,11 +346,13 @@ class Scheduler:
         if not self.storage.add_metric(flight.record.id, flight.attempt, event["kind"], event["step"],
                                        value, event.get("data")):
             return False  # seen before (re-read after a crash)
+        if event["kind"] == "loss":
+            return False  # report_loss's curve: recorded for display only
         if event["kind"] == "intermediate":
             flight.intermediate.append(value)
             flight.needs_assessment = True
         else:
-            flight.final = value
+            flight.final, flight.final_data = value, event.get("data")
             self.storage.update_trial(flight.record.id, final_value=value, final_data=event.get("data"))
         return False
 
@@ -372,16 +387,17 @@ class Scheduler:
     def _observe(self, flight: Flight) -> None:
         """The trial is over: tell the tuner once, remember it for assessors and the best value."""
         self.flights.pop(flight.record.id, None)
-        result = TrialResult(seq=flight.record.seq, params=flight.record.params, state=flight.state,
-                             value=flight.final, intermediate=tuple(flight.intermediate))
+        result = self._result(flight)
         self.history[flight.record.id] = result
         self.tuner.observe(result)
         if flight.state is TrialState.SUCCEEDED and flight.final is not None:
-            self._consider_best(flight.final, flight.record.id)
+            self._consider_best(flight.final, flight.record.id, flight.final_data)
 
-    def _consider_best(self, value: float, trial: str) -> None:
+    def _consider_best(self, value: float, trial: str, data: Any) -> None:
         if self.best is None or better(value, self.best[0], self.config.optimize_mode):
             self.best = (value, trial)
+        if self.config.objectives:
+            self.front = pareto.add_to_front(self.front, trial, self.config.objectives, value, data)
 
     def _assess(self) -> None:
         """Send one assess task per trial that got new intermediate results in this batch."""
@@ -401,7 +417,7 @@ class Scheduler:
     @staticmethod
     def _result(flight: Flight) -> TrialResult:
         return TrialResult(seq=flight.record.seq, params=flight.record.params, state=flight.state,
-                           value=flight.final, intermediate=tuple(flight.intermediate))
+                           value=flight.final, intermediate=tuple(flight.intermediate), data=flight.final_data)
 
     # ---- stopping, losing and retrying -----------------------------------------------------------
     def _cancel(self, flight: Flight, reason: str) -> None:
@@ -439,6 +455,7 @@ class Scheduler:
                                     attempt=flight.attempt, host=None, pid=None, started_at=None)
             self._count(flight, TrialState.WAITING)
             flight.hb_value, flight.claimed, flight.intermediate, flight.final = None, False, [], None
+            flight.final_data = None
             self._dispatch(flight)
             log.warning("trial %s lost its worker; retrying as attempt %d", flight.record.id, flight.attempt)
             return
@@ -457,6 +474,10 @@ class Scheduler:
                 self._cancel(self.flights[command["trial"]], "user_canceled")
             elif kind == "update":
                 self._update(command)
+            elif kind == "search_space":  # checked by `hpoqueue update --search-space`, stored by it too
+                self.config, self.tuner = space_update.retune(self.config, self.tuner, command["space"], [
+                    *self.history.values(), *(self._result(f) for f in self.flights.values())])
+                self.starved = False
 
     def _update(self, command: dict[str, Any]) -> None:
         exp = self.storage.update_experiment(self.exp_id, concurrency=command.get("concurrency"),
@@ -481,11 +502,12 @@ class Scheduler:
             self.counts[record.state] += 1
             values = curves.get(record.id, [])
             results.append(TrialResult(seq=record.seq, params=record.params, state=record.state,
-                                       value=record.final_value, intermediate=tuple(values)))
+                                       value=record.final_value, intermediate=tuple(values),
+                                       data=record.final_data))
             if record.state in ACTIVE_STATES:
                 flight = Flight(record=record, attempt=record.attempt, state=record.state,
                                 queue=record.queue or self._pick_queues(1)[0], intermediate=list(values),
-                                final=record.final_value, hb_seen=self.clock())
+                                final=record.final_value, final_data=record.final_data, hb_seen=self.clock())
                 self.flights[record.id] = flight
                 flight.claimed = self.channel.is_claimed(flight.attempt_id)
                 if not flight.claimed and not self.stop_requested:
@@ -493,9 +515,10 @@ class Scheduler:
             else:
                 self.history[record.id] = results[-1]
                 if record.state is TrialState.SUCCEEDED and record.final_value is not None:
-                    self._consider_best(record.final_value, record.id)
+                    self._consider_best(record.final_value, record.id, record.final_data)
         if results:
-            self.tuner.rebuild(results)
+            self.tuner.rebuild(space_update.fitting(self.tuner, results))
+        warm_start.replay(self.tuner, self.work_dir)
 
     def progress(self, state: ExperimentState) -> Progress:
         finished = sum(n for s, n in self.counts.items() if s.is_finished())
@@ -504,7 +527,8 @@ class Scheduler:
                         running=self.counts[TrialState.RUNNING], waiting=self.counts[TrialState.WAITING],
                         failed=failed, best_value=self.best[0] if self.best else None,
                         best_trial=self.best[1] if self.best else None,
-                        elapsed=self.wall() - self.started_wall, state=state)
+                        elapsed=self.wall() - self.started_wall, state=state,
+                        front=len(self.front) if self.config.objectives else None)
 
     def _report(self, state: ExperimentState) -> None:
         if self.on_progress is not None:

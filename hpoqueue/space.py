@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 import numbers
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
@@ -461,6 +462,9 @@ class _Builder:
         for i, v in enumerate(value):
             if not _is_number(v):
                 raise self.fail(f"{v!r} is not a finite number", f"{vwhere}[{i}]")
+        ranged = float(value[0]).is_integer() if kind == "randint" else _LAWS[kind].bounded
+        if ranged and value[0] == value[1]:
+            return self.constant(name, spec, vwhere, path, pkw)
         start, self.col = self.col, self.col + 1
         if kind == "randint":
             return self.randint(name, value, vwhere, path, start, pkw)
@@ -479,6 +483,15 @@ class _Builder:
         bounds: dict[str, Any] = {"low": a, "high": b} if law.bounded else {"mu": a, "sigma": b}
         dim = Dim(path, "continuous", law.log, kind, start, start + 1, q=q, **bounds, **pkw)
         return _Numeric(name, dim, law, a, b, q)
+
+    def constant(self, name: str, spec: dict, where: str, path: str, pkw: dict) -> _Choice:
+        """A range with low == high: NNI samples it as that one value with a warning, and so do we. The
+        spec becomes a one-option choice in the space's raw form too, which every tuner reads."""
+        constant = int(spec["_value"][0]) if spec["_type"] == "randint" else float(spec["_value"][0])
+        where_text = f"{self.source}: {where}" if self.source else where
+        warnings.warn(f"{where_text}: low == high, so {name} is always {constant}", UserWarning, stacklevel=2)
+        spec.update({"_type": "choice", "_value": [constant]})
+        return self.choice(name, [constant], where, path, pkw)
 
     def randint(self, name: str, value: list, where: str, path: str, start: int, pkw: dict) -> _RandInt:
         for i, v in enumerate(value):
@@ -535,8 +548,9 @@ class SearchSpace:
     def from_dict(cls, raw: Any, *, source: str | None = None) -> SearchSpace:
         """Validate `raw`; a SearchSpaceError names `source` and the field (``searchSpace.lr._value``)."""
         builder = _Builder(source)
+        raw = copy.deepcopy(raw)  # the builder rewrites constant ranges in it
         params = builder.space(raw, "searchSpace", "", None)
-        return cls(copy.deepcopy(raw), params, builder.col, source)
+        return cls(raw, params, builder.col, source)
 
     @classmethod
     def from_file(cls, path: str | Path) -> SearchSpace:

@@ -115,7 +115,10 @@ def report_final_result(metric: Any) -> None:
     _report("final", metric)
 
 
-report_loss = report_final_result
+def report_loss(loss: Any) -> None:
+    """Report a per-step loss (MLhub style): a curve of its own, named ``loss`` (``hpoqueue export
+    --intermediate``); never the trial's result and never judged by assessors."""
+    _report("loss", loss)
 
 
 def get_trial_id() -> str:

@@ -18,6 +18,7 @@ from hpoqueue.broker import redis_client
 from hpoqueue.gpu import trial_env
 from hpoqueue.gpu_slots import GpuSlots
 from hpoqueue.metrics import Metric, stdout_pattern
+from hpoqueue.nni_compat import add_nni_shim
 from hpoqueue.protocol import Channel, TrialSpec
 from hpoqueue.runner import PGID_FILE, Outcome, RunSpec, TrialRunner, kill_stale_groups
 
@@ -44,6 +45,7 @@ def trial_environment(spec: TrialSpec, directory: Path, gpus: list[int] | None) 
     # `python` in a trialCommand is the Python running this worker (NNI's pythonPath, by default)
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
     env.update(spec.extra_env)
+    add_nni_shim(env)  # `import nni` works in the trial without NNI installed
     env.update({
         "HPOQUEUE_PARAMETERS": json.dumps(spec.params),
         "HPOQUEUE_PARAMETER_FILE": str(param_file),
@@ -175,7 +177,7 @@ def _run(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hostname:
 
 def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hostname: str,
                directory: Path) -> Outcome:
-    steps = {"intermediate": 0, "final": 0}
+    steps = {"intermediate": 0, "final": 0, "loss": 0}
 
     def on_metrics(metrics: list[Metric]) -> None:
         for metric in metrics:

@@ -82,7 +82,7 @@ def test_reports_append_one_json_line_each(metric_file: Path) -> None:
         {"kind": "intermediate", "value": 0.5},
         {"kind": "intermediate", "value": {"default": 0.4, "acc": 0.8}},
         {"kind": "final", "value": 0.3},
-        {"kind": "final", "value": 0.2},
+        {"kind": "loss", "value": 0.2},  # its own curve, never the result
     ]
 
 

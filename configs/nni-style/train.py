@@ -1,8 +1,10 @@
-"""Logistic regression trained by minibatch SGD on a synthetic data set; reports validation accuracy."""
+"""Logistic regression trained by minibatch SGD on a synthetic data set; reports validation accuracy.
 
+NNI trial code as it is: `import nni` works in a trial under hpoqueue without NNI installed.
+"""
+
+import nni
 import numpy as np
-
-import hpoqueue.trial as nni
 
 params = nni.get_next_parameter() or {"lr": 0.1, "l2": 0.0, "batch_size": 32, "epochs": 5}
 rng = np.random.default_rng(0)

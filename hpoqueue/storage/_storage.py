@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Select, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 #: trial columns that transition() and update_trial() may set besides the state
 TRIAL_FIELDS = frozenset({"attempt", "queue", "host", "gpus", "pid", "exit_code", "exit_reason",
                           "final_value", "final_data", "started_at", "ended_at"})
-METRIC_KINDS = ("intermediate", "final")
+METRIC_KINDS = ("intermediate", "final", "loss")
 
 _Row = TypeVar("_Row", Experiment, Trial, Metric, Event)
 
@@ -200,15 +200,25 @@ class Storage:
 
     def update_experiment(self, exp_id: str, *, concurrency: int | None = None,
                           max_trial_number: int | None = None,
-                          max_duration: float | None = None) -> ExperimentRecord:
-        """Change the budgets given (None leaves a value as it is) and return the updated experiment."""
+                          max_duration: float | None = None, config: dict | None = None) -> ExperimentRecord:
+        """Change the budgets (or config) given (None leaves a value as it is); returns the experiment."""
         given = {"concurrency": concurrency, "max_trial_number": max_trial_number,
-                 "max_duration": max_duration}
+                 "max_duration": max_duration, "config": config}
         values = {key: value for key, value in given.items() if value is not None}
         with self._session() as session:
             if values:
                 self._update(session, Experiment, Experiment.id == exp_id, **values)
             return ExperimentRecord.from_row(self._experiment_row(session, exp_id))
+
+    def delete_experiment(self, exp_id: str) -> None:
+        """Remove the experiment with its trials, metrics and events (one transaction)."""
+        with self._session() as session:
+            self._experiment_row(session, exp_id)
+            trial_ids = select(Trial.id).where(Trial.experiment_id == exp_id).scalar_subquery()
+            for model in (Metric, Event):
+                session.execute(delete(model).where(model.trial_id.in_(trial_ids)))
+            session.execute(delete(Trial).where(Trial.experiment_id == exp_id))
+            session.execute(delete(Experiment).where(Experiment.id == exp_id))
 
     def _experiment_row(self, session: Session, exp_id: str) -> Experiment:
         rows = self._rows(session, select(Experiment).where(Experiment.id == exp_id))

@@ -18,13 +18,20 @@ for _target, _names in {
     "_hyperband:HyperbandTuner": ("Hyperband", "HyperbandTuner"),
     "_bohb:BOHBTuner": ("BOHB", "BOHBTuner"),
     "_pbt:PBTTuner": ("PBT", "PBTTuner"),
+    "_nsga2:NSGA2Tuner": ("NSGA2", "NSGA2Tuner", "NSGAII"),
 }.items():
     TUNERS.register_lazy(f"hpoqueue.tuners.{_target}", *_names)
 
 
 def create_tuner(config: AlgorithmConfigLike, space: SearchSpace, *, optimize_mode: OptimizeMode,
                  seed: int | None, source: str | None = None) -> BaseTuner:
-    """Build the tuner named by `config` (built-in `name` or user `className`) for `space`."""
+    """Build the tuner named by `config` (built-in `name` or user `className`, an NNI Tuner class too)."""
+    if config.class_name:
+        from hpoqueue.nni_tuner import nni_tuner
+
+        adapted = nni_tuner(config, space, optimize_mode=optimize_mode, seed=seed, source=source)
+        if adapted is not None:
+            return adapted
     return TUNERS.build(config, source=source, space=space, optimize_mode=optimize_mode, seed=seed)
 
 
