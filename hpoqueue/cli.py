@@ -143,7 +143,7 @@ def _print_outcome(storage: Storage, exp_id: str) -> None:
 
 def _trial_file(exp: ExperimentRecord, trial: TrialRecord, name: str) -> Path:
     """A file of the trial's current attempt: trial.stdout, trial.stderr or trial.log."""
-    return Path(exp.work_dir) / "trials" / str(trial.seq) / f"attempt-{trial.attempt}" / name
+    return locations.attempt_dir(exp.work_dir, trial.seq, trial.attempt) / name
 
 
 def _last_line(path: Path, limit: int = 200) -> str | None:

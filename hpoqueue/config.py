@@ -107,6 +107,10 @@ class ExperimentConfig:
     metric_pattern: str | None = None
     optimize_mode: str = DEFAULT_OPTIMIZE_MODE
     seed: int | None = None
+    #: Pack trialCodeDirectory and send it to the workers: None means yes with an external broker, no with
+    #: the embedded one (its workers run on this machine); sharedStorage makes it no.
+    ship_code: bool | None = None
+    shared_storage: dict[str, Any] | None = None  #: NNI's sharedStorage section, as written
 
     def to_dict(self) -> dict[str, Any]:
         """The v2 camelCase form (search space inline, absolute paths as strings); JSON-able, and
@@ -135,6 +139,8 @@ class ExperimentConfig:
             "heartbeatTimeout": format_duration(self.heartbeat_timeout),
             "metricName": self.metric_name,
             "metricPattern": self.metric_pattern,
+            "shipCode": self.ship_code,
+            "sharedStorage": self.shared_storage,
         }
 
     def with_overrides(self, **changes: Any) -> ExperimentConfig:
@@ -285,10 +291,11 @@ _V2_FIELDS = (
     "experimentName", "searchSpaceFile", "searchSpace", "trialCommand", "trialCodeDirectory",
     "trialConcurrency", "trialGpuNumber", "maxExperimentDuration", "maxTrialNumber", "maxTrialDuration",
     "experimentWorkingDirectory", "tuner", "assessor", "advisor", "trainingService", "useAnnotation",
+    "sharedStorage",
 )
-_OURS = ("broker", "storage", "maxTrialRetries", "heartbeatTimeout", "metricName", "metricPattern")
+_OURS = ("broker", "storage", "maxTrialRetries", "heartbeatTimeout", "metricName", "metricPattern", "shipCode")
 #: NNI fields accepted for compatibility and ignored (a warning says so when they are set).
-_IGNORED = ("nniManagerIp", "debug", "logLevel", "tunerGpuIndices", "experimentType", "sharedStorage")
+_IGNORED = ("nniManagerIp", "debug", "logLevel", "tunerGpuIndices", "experimentType")
 
 
 def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
@@ -331,7 +338,28 @@ def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
         metric_pattern=_metric_pattern(raw.get("metricPattern"), ctx),
         optimize_mode=_optimize_mode(tuner, assessor, ctx),
         seed=seed,
+        shared_storage=_shared_storage(raw.get("sharedStorage"), ctx),
+        ship_code=_ship_code(raw, ctx),
     )
+
+
+def _shared_storage(value: Any, ctx: _Ctx) -> dict[str, Any] | None:
+    """NNI's sharedStorage (NFS, AzureBlob): the boxes see the code where it is, so it is not shipped."""
+    if value is None:
+        return None
+    section = ctx.mapping(value, "sharedStorage")
+    kind = section.get("storageType")
+    if kind not in ("NFS", "AzureBlob"):
+        raise ctx.fail(f"storageType must be NFS or AzureBlob, not {kind!r}", "sharedStorage.storageType",
+                       "or remove sharedStorage and let hpoqueue ship the code (see shipCode in docs/config.md)")
+    for key in ("localMountPoint", "remoteMountPoint"):
+        ctx.str_(section.get(key), f"sharedStorage.{key}")
+    return dict(section)
+
+
+def _ship_code(raw: dict, ctx: _Ctx) -> bool | None:
+    ship = ctx.bool_(raw.get("shipCode"), "shipCode")
+    return False if ship is None and raw.get("sharedStorage") is not None else ship
 
 
 def _default(value: Any, default: Any) -> Any:
@@ -536,7 +564,7 @@ _V1_TOP: dict[str, str | None] = {
     "logCollection": None, "maxExecDuration": "maxExperimentDuration", "maxTrialNum": "maxTrialNumber",
     "searchSpacePath": "searchSpaceFile", "logDir": "experimentWorkingDirectory",
     **{k: k for k in ("experimentName", "trialConcurrency", "maxTrialDuration", "useAnnotation",
-                      "nniManagerIp", "debug", "logLevel")},
+                      "nniManagerIp", "debug", "logLevel", "sharedStorage")},
 }
 _V1_TRIAL = {"command": "trialCommand", "codeDir": "trialCodeDirectory", "gpuNum": "trialGpuNumber"}
 _V1_LOCAL = {"gpuIndices": "gpuIndices", "maxTrialNumPerGpu": "maxTrialNumberPerGpu",

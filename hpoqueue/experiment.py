@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from hpoqueue.broker import ping, redact, redis_client, resolve_broker_url
+from hpoqueue.code_bundle import pack, ship, ships
 from hpoqueue.config import ExperimentConfig, config_from_dict
 from hpoqueue.errors import BrokerError
 from hpoqueue.launch import is_embedded, notify_stderr, start_embedded, start_local_workers, trial_queues
@@ -68,11 +69,16 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
         if exp.state is not ExperimentState.RUNNING:
             storage.set_experiment_state(exp_id, ExperimentState.RUNNING)
         client = redis_client(broker_url)
+        code_hash = None
+        if ships(config.ship_code, embedded) and not stop:
+            bundle = pack(config.trial_code_directory, source=config.source)
+            ship(bundle, client)
+            code_hash = bundle.digest
         scheduler = Scheduler(exp_id=exp_id, config=config, storage=storage,
                               channel=Channel(client, exp_id),
                               dispatcher=RedisDispatcher(client), tuner=create_tuner(
                                   config.tuner, config.search_space, optimize_mode=config.optimize_mode,
                                   seed=config.seed, source=config.source),
-                              queues=queues, on_progress=on_progress)
+                              queues=queues, on_progress=on_progress, code_hash=code_hash)
         scheduler.stop_requested = stop
         return scheduler.run()

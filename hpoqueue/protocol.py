@@ -24,6 +24,7 @@ GROUP = "scheduler"
 CLAIM_TTL = 30 * 24 * 3600  #: a claim outlives any trial, so a redelivered message stays a no-op
 STOP_TTL = 7 * 24 * 3600
 EMIT_RETRY = 60.0  #: seconds a worker keeps trying to send an event while the broker is down
+CODE_TTL = 2 * 24 * 3600  #: a shipped code version stays this long after its last dispatch
 
 
 def trial_id(exp_id: str, seq: int) -> str:
@@ -38,6 +39,11 @@ def stop_key(attempt: str) -> str:
 def claim_key(attempt: str) -> str:
     """The key whose SET NX claims `attempt` for one worker."""
     return f"{PREFIX}:claim:{attempt}"
+
+
+def code_key(digest: str) -> str:
+    """The string holding a shipped code version (gzipped tar) by its SHA-256: see code_bundle."""
+    return f"{PREFIX}:code:{digest}"
 
 
 def attempt_id(trial: str, attempt: int) -> str:
@@ -71,6 +77,7 @@ class TrialSpec:
     grace: float = 5.0
     heartbeat_interval: float = 2.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    code_hash: str | None = None  #: the shipped code version to run in (None: run in code_dir)
 
     @property
     def attempt_id(self) -> str:

@@ -17,10 +17,14 @@ from typing import Any, Protocol
 
 import redis
 
-from hpoqueue.assessment import assessment_payload
+from hpoqueue.assessing import Assessing
+from hpoqueue.assessors import create_assessor
+from hpoqueue.code_bundle import worker_code_dir
 from hpoqueue.config import ExperimentConfig
 from hpoqueue.gpu_slots import gpu_indices_env
 from hpoqueue.interrupts import signals_handled
+from hpoqueue.locations import attempt_dir
+from hpoqueue.log_relay import store
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
 from hpoqueue.records import TrialResult
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
@@ -42,7 +46,6 @@ class Dispatcher(Protocol):
     """Sends work to workers (Celery in production)."""
 
     def dispatch(self, spec: TrialSpec, queue: str) -> None: ...
-    def assess(self, payload: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -59,7 +62,6 @@ class Flight:
     hb_seen: float = 0.0
     claimed: bool = False
     waiting_reason: str | None = None
-    needs_assessment: bool = False
 
     @property
     def attempt_id(self) -> str:
@@ -88,7 +90,7 @@ class Scheduler:
     def __init__(self, *, exp_id: str, config: ExperimentConfig, storage: Storage, channel: Channel,
                  dispatcher: Dispatcher, tuner: BaseTuner, queues: list[str],
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 on_progress: Callable[[Progress], None] | None = None) -> None:
+                 on_progress: Callable[[Progress], None] | None = None, code_hash: str | None = None) -> None:
         self.exp_id = exp_id
         self.config = config
         self.storage = storage
@@ -99,6 +101,7 @@ class Scheduler:
         self.clock = clock
         self.wall = wall
         self.on_progress = on_progress
+        self.code_hash = code_hash  #: the shipped code version trials run in (None: in place)
         exp = storage.get_experiment(exp_id)
         self.concurrency = exp.concurrency
         self.max_trials = exp.max_trial_number
@@ -118,6 +121,8 @@ class Scheduler:
         self._last_alive = -ALIVE_EVERY
         self._last_control = -CONTROL_EVERY
         self._unacked: list[bytes] = []  #: events persisted, acknowledged with the next read
+        self.assessing = None if config.assessor is None else Assessing(create_assessor(
+            config.assessor, optimize_mode=config.optimize_mode, source=config.source))
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def run(self) -> ExperimentState:
@@ -192,6 +197,7 @@ class Scheduler:
         if self._done():
             return
         self._persist(self.channel.read_events(block_ms=200, ack=self._take_unacked()))
+        self._assess()  # what the last batch's budget left
         if now - self._last_sweep >= HEARTBEAT_SWEEP:
             self.sweep(self.clock())
             self.refresh_capacity()
@@ -274,7 +280,8 @@ class Scheduler:
         service = cfg.training_service
         return TrialSpec(
             exp_id=self.exp_id, trial_id=flight.record.id, seq=flight.record.seq, attempt=flight.attempt,
-            params=flight.record.params, command=cfg.trial_command, code_dir=str(cfg.trial_code_directory),
+            params=flight.record.params, command=cfg.trial_command,
+            code_dir=worker_code_dir(cfg.trial_code_directory, cfg.shared_storage), code_hash=self.code_hash,
             work_dir=str(cfg.experiment_working_directory / self.exp_id),
             gpu_number=cfg.trial_gpu_number, gpu_cap=service.max_trial_number_per_gpu,
             use_active_gpu=service.use_active_gpu if service.use_active_gpu is not None else False,
@@ -318,13 +325,18 @@ class Scheduler:
             self._count(flight, TrialState.RUNNING)
             flight.waiting_reason = None
         self.storage.add_event(flight.record.id, flight.attempt, "started",
-                               {k: event.get(k) for k in ("host", "pid", "gpus", "queue", "log_dir")})
+                               {k: event.get(k) for k in ("host", "pid", "gpus", "queue", "log_dir", "machine")})
         return False
 
     def _on_waiting(self, flight: Flight, event: dict[str, Any]) -> bool:
         flight.claimed = True
         flight.waiting_reason = event.get("why")
         self.storage.add_event(flight.record.id, flight.attempt, "waiting", {"why": flight.waiting_reason})
+        return False
+
+    def _on_log(self, flight: Flight, event: dict[str, Any]) -> bool:
+        store(attempt_dir(self.config.experiment_working_directory / self.exp_id, flight.record.seq,
+                          flight.attempt), event)
         return False
 
     def _on_metric(self, flight: Flight, event: dict[str, Any]) -> bool:
@@ -334,17 +346,11 @@ class Scheduler:
             return False  # seen before (re-read after a crash)
         if event["kind"] == "intermediate":
             flight.intermediate.append(value)
-            flight.needs_assessment = True
+            if self.assessing is not None:
+                self.assessing.mark(flight.record.id)
         else:
             flight.final = value
             self.storage.update_trial(flight.record.id, final_value=value, final_data=event.get("data"))
-        return False
-
-    def _on_assess(self, flight: Flight, event: dict[str, Any]) -> bool:
-        if event.get("decision") == "STOP" and flight.state is TrialState.RUNNING:
-            self.storage.add_event(flight.record.id, flight.attempt, "assessor_stop",
-                                   {"step": event.get("step")})
-            self._cancel(flight, "early_stopped")
         return False
 
     def _on_finished(self, flight: Flight, event: dict[str, Any]) -> bool:
@@ -385,19 +391,19 @@ class Scheduler:
             self.best = (value, trial)
 
     def _assess(self) -> None:
-        """Send one assess task per trial that got new intermediate results in this batch."""
-        assessor = self.config.assessor
-        if assessor is None:
+        """Judge the running trials that got new intermediate results: a STOP is recorded EARLY_STOPPED and
+        the trial's process group killed, as `hpoqueue kill` does."""
+        if self.assessing is None or not self.assessing.pending:
             return
-        for flight in self.flights.values():
-            if not flight.needs_assessment or flight.state is not TrialState.RUNNING:
-                continue
-            flight.needs_assessment = False
-            others = [*self.history.values(),
-                      *(self._result(f) for f in self.flights.values() if f is not flight)]
-            payload = assessment_payload(self.exp_id, _algorithm_dict(assessor), self.config.optimize_mode,
-                                         self._result(flight), flight.attempt, others)
-            self.dispatcher.assess(payload)
+        in_flight = {trial: self._result(flight) for trial, flight in self.flights.items()}
+        stops = self.assessing.decide(in_flight, list(self.history.values()))
+        if not stops:
+            return
+        with self.storage.transaction():
+            for trial, step in stops:
+                flight = self.flights[trial]
+                self.storage.add_event(trial, flight.attempt, "assessor_stop", {"step": step})
+                self._cancel(flight, "early_stopped")
 
     @staticmethod
     def _result(flight: Flight) -> TrialResult:
@@ -528,8 +534,3 @@ def _utc(ts: float) -> Any:
 
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
-
-def _algorithm_dict(algo: Any) -> dict[str, Any]:
-    return {"name": algo.name, "class_name": algo.class_name,
-            "code_directory": str(algo.code_directory) if algo.code_directory else None,
-            "class_args": dict(algo.class_args or {})}
