@@ -98,10 +98,12 @@ def _drive(args: argparse.Namespace, storage: Storage, exp_id: str, queues: list
 def _detach(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
     """Run the scheduler in a background process of its own (`hpoqueue resume EXP`), refused here, not in
     its log, beside a live scheduler (a scheduler in the foreground is refused by the lock run() takes)."""
-    from hpoqueue.scheduler_lock import ensure_not_running
+    from hpoqueue.scheduler_lock import ensure_no_scheduler, ensure_not_running
 
     exp = storage.get_experiment(exp_id)
     ensure_not_running(Path(exp.work_dir), exp_id)
+    if (channel := _channel(storage, exp_id)) is not None:
+        ensure_no_scheduler(channel, exp_id)  # on another machine
     log = Path(exp.work_dir) / "scheduler.log"
     # the storage URL travels by environment, not argv, so a password in it does not show in `ps`
     env = {**os.environ, locations.ENV_STORAGE: storage.url}

@@ -17,8 +17,8 @@ from hpoqueue.launch import is_embedded, notify_stderr, start_embedded, start_lo
 from hpoqueue.local_workers import LocalWorkers
 from hpoqueue.locations import remember_broker, stored_broker
 from hpoqueue.protocol import Channel
-from hpoqueue.scheduler import Progress, Scheduler
-from hpoqueue.scheduler_lock import scheduler_lock
+from hpoqueue.scheduler import ALIVE_TTL, Progress, Scheduler
+from hpoqueue.scheduler_lock import broker_lock, scheduler_lock
 from hpoqueue.states import ExperimentState
 from hpoqueue.storage import Storage
 from hpoqueue.task_messages import RedisDispatcher
@@ -60,6 +60,9 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
             remember_broker(work_dir, broker_url)
         else:
             raise BrokerError(f"cannot reach the broker at {redact(broker_url)}")
+        client = redis_client(broker_url)
+        channel = Channel(client, exp_id)
+        stack.enter_context(broker_lock(channel, exp_id, min(ALIVE_TTL, config.heartbeat_timeout)))
         local = local_workers if local_workers is not None else embedded
         queues = queues or trial_queues(config, local=local, notify=notify_stderr)
         if local and stop:  # those still running stop at the end; their trials are stopped first
@@ -68,14 +71,13 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
             start_local_workers(config, work_dir, broker_url, queues, stack)
         if exp.state is not ExperimentState.RUNNING:
             storage.set_experiment_state(exp_id, ExperimentState.RUNNING)
-        client = redis_client(broker_url)
         code_hash = None
         if ships(config.ship_code, embedded) and not stop:
             bundle = pack(config.trial_code_directory, source=config.source)
             ship(bundle, client)
             code_hash = bundle.digest
         scheduler = Scheduler(exp_id=exp_id, config=config, storage=storage,
-                              channel=Channel(client, exp_id),
+                              channel=channel,
                               dispatcher=RedisDispatcher(client), tuner=create_tuner(
                                   config.tuner, config.search_space, optimize_mode=config.optimize_mode,
                                   seed=config.seed, source=config.source),

@@ -21,6 +21,7 @@ from hpoqueue.assessing import Assessing
 from hpoqueue.assessors import create_assessor
 from hpoqueue.code_bundle import worker_code_dir
 from hpoqueue.config import ExperimentConfig
+from hpoqueue.errors import AlreadyRunningError
 from hpoqueue.gpu_slots import gpu_indices_env
 from hpoqueue.interrupts import signals_handled
 from hpoqueue.locations import attempt_dir
@@ -37,7 +38,7 @@ log = logging.getLogger("hpoqueue.scheduler")
 STOP_STATES = {"early_stopped": TrialState.EARLY_STOPPED, "user_canceled": TrialState.USER_CANCELED,
                "timeout": TrialState.TIMEOUT, "lost": TrialState.LOST}
 HEARTBEAT_SWEEP = 1.0  #: seconds between two reads of the heartbeat hash
-ALIVE_EVERY = 5.0
+ALIVE_TTL = 15.0  #: seconds a scheduler's word lasts (at most heartbeatTimeout); renewed three times as often
 CONTROL_EVERY = 0.2  #: seconds between two reads of CLI commands (kill, stop, update)
 BROKER_RETRY = 1.0  #: seconds between two tries to reach a broker that went away
 
@@ -118,7 +119,8 @@ class Scheduler:
         self.capacity: dict[str, int] = {}
         self._warned_idle: list[str] = []
         self._last_sweep = 0.0
-        self._last_alive = -ALIVE_EVERY
+        self.alive_ttl = min(ALIVE_TTL, config.heartbeat_timeout)
+        self._last_alive = -self.alive_ttl
         self._last_control = -CONTROL_EVERY
         self._unacked: list[bytes] = []  #: events persisted, acknowledged with the next read
         self.assessing = None if config.assessor is None else Assessing(create_assessor(
@@ -187,8 +189,10 @@ class Scheduler:
         if self.stop_requested and not self.stopping:
             self.request_stop()
         now = self.clock()
-        if now - self._last_alive >= ALIVE_EVERY:
-            self.channel.mark_alive()
+        if now - self._last_alive >= self.alive_ttl / 3:
+            if not self.channel.mark_alive(self.alive_ttl):
+                raise AlreadyRunningError(f"experiment {self.exp_id} was taken over by another scheduler while "
+                                          "this one could not reach the broker; this one stops here")
             self._last_alive = now
         if now - self._last_control >= CONTROL_EVERY:
             self._handle_control(self.channel.read_control())

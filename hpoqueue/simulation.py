@@ -258,8 +258,9 @@ class SimulatedCluster:
         attempt = self.attempts.get(attempt_id)
         return attempt is not None and attempt.started is not None
 
-    def mark_alive(self) -> None:
+    def mark_alive(self, ttl: float = 15) -> bool:
         self.alive = True
+        return True
 
     def clear_alive(self) -> None:
         self.alive = False
