@@ -253,6 +253,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = _trial_file(exp, trial, name)
     if not path.exists() and not args.follow:
         raise NotFoundError(f"no {name} for trial {trial.id} yet ({path})")
+    box = _ran_elsewhere(storage, trial)
+    if box:
+        print(box, file=sys.stderr)
     offset = 0
     while True:
         if path.exists():
@@ -265,6 +268,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if not args.follow or storage.get_trial(trial.id).state not in ACTIVE_STATES:
             return 0
         time.sleep(0.5)
+
+
+def _ran_elsewhere(storage: Storage, trial: TrialRecord) -> str | None:
+    """Which other machine ran the trial's attempt and where its files stay there; None when this one did."""
+    import socket
+
+    started = [e.data for e in storage.events(trial.id) if e.kind == "started" and e.attempt == trial.attempt]
+    machine = started[-1].get("machine") if started else None
+    if not machine or machine == socket.gethostname():
+        return None
+    return (f"{trial.id} ran on {machine} (worker {started[-1].get('host')}); its output comes back here, the "
+            f"files it wrote (NNI_OUTPUT_DIR) stay there in {started[-1].get('log_dir')}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
