@@ -16,6 +16,7 @@ from hpoqueue.errors import BrokerError
 from hpoqueue.launch import is_embedded, notify_stderr, start_embedded, start_local_workers, trial_queues
 from hpoqueue.local_workers import LocalWorkers
 from hpoqueue.locations import remember_broker, stored_broker
+from hpoqueue.log_relay import scheduler_token
 from hpoqueue.protocol import Channel
 from hpoqueue.scheduler import ALIVE_TTL, Progress, Scheduler
 from hpoqueue.scheduler_lock import broker_lock, scheduler_lock
@@ -81,6 +82,7 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
                               dispatcher=RedisDispatcher(client), tuner=create_tuner(
                                   config.tuner, config.search_space, optimize_mode=config.optimize_mode,
                                   seed=config.seed, source=config.source),
-                              queues=queues, on_progress=on_progress, code_hash=code_hash)
+                              queues=queues, on_progress=on_progress, code_hash=code_hash,
+                              log_token=scheduler_token(work_dir))
         scheduler.stop_requested = stop
         return scheduler.run()

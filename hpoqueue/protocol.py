@@ -78,6 +78,7 @@ class TrialSpec:
     heartbeat_interval: float = 2.0
     extra_env: dict[str, str] = field(default_factory=dict)
     code_hash: str | None = None  #: the shipped code version to run in (None: run in code_dir)
+    log_token: str | None = None  #: found in work_dir by a worker that sees it: no logs to relay (log_relay)
 
     @property
     def attempt_id(self) -> str:

@@ -91,7 +91,8 @@ class Scheduler:
     def __init__(self, *, exp_id: str, config: ExperimentConfig, storage: Storage, channel: Channel,
                  dispatcher: Dispatcher, tuner: BaseTuner, queues: list[str],
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 on_progress: Callable[[Progress], None] | None = None, code_hash: str | None = None) -> None:
+                 on_progress: Callable[[Progress], None] | None = None, code_hash: str | None = None,
+                 log_token: str | None = None) -> None:
         self.exp_id = exp_id
         self.config = config
         self.storage = storage
@@ -103,6 +104,7 @@ class Scheduler:
         self.wall = wall
         self.on_progress = on_progress
         self.code_hash = code_hash  #: the shipped code version trials run in (None: in place)
+        self.log_token = log_token  #: see log_relay.scheduler_token
         exp = storage.get_experiment(exp_id)
         self.concurrency = exp.concurrency
         self.max_trials = exp.max_trial_number
@@ -286,6 +288,7 @@ class Scheduler:
             exp_id=self.exp_id, trial_id=flight.record.id, seq=flight.record.seq, attempt=flight.attempt,
             params=flight.record.params, command=cfg.trial_command,
             code_dir=worker_code_dir(cfg.trial_code_directory, cfg.shared_storage), code_hash=self.code_hash,
+            log_token=self.log_token,
             work_dir=str(cfg.experiment_working_directory / self.exp_id),
             gpu_number=cfg.trial_gpu_number, gpu_cap=service.max_trial_number_per_gpu,
             use_active_gpu=service.use_active_gpu if service.use_active_gpu is not None else False,

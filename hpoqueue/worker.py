@@ -21,7 +21,7 @@ from hpoqueue.code_bundle import CodeError, checkout
 from hpoqueue.gpu import trial_env
 from hpoqueue.gpu_slots import GpuSlots
 from hpoqueue.locations import attempt_dir
-from hpoqueue.log_relay import LogRelay
+from hpoqueue.log_relay import LogRelay, sees_scheduler_files
 from hpoqueue.metrics import Metric, stdout_pattern
 from hpoqueue.protocol import Channel, TrialSpec
 from hpoqueue.runner import PGID_FILE, Outcome, RunSpec, TrialRunner, kill_stale_groups
@@ -200,7 +200,9 @@ def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hos
         if reason:
             runner.stop(reason)
 
-    relay = LogRelay(directory, outbox.add, socket.gethostname())
+    relay = LogRelay(directory, outbox.add, socket.gethostname(), active=not (
+        directory == attempt_dir(spec.work_dir, spec.seq, spec.attempt)
+        and sees_scheduler_files(Path(spec.work_dir), spec.log_token)))
     try:
         cwd = checkout(outbox.channel.client, spec.code_hash) if spec.code_hash else Path(spec.code_dir)
     except (CodeError, OSError, tarfile.TarError, redis.RedisError) as exc:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hpoqueue import log_relay
-from hpoqueue.log_relay import LogRelay, store
+from hpoqueue.log_relay import LogRelay, scheduler_token, sees_scheduler_files, store
 
 
 class Sent:
@@ -74,13 +74,16 @@ def test_past_the_limit_only_the_tail_comes_back_after_a_note_of_the_cut(tmp_pat
     assert max(len(e["data"].encode("utf-8", "surrogateescape")) for e in sent.events) <= 256 + len(note)
 
 
-def test_no_copy_over_the_files_a_worker_wrote_itself(tmp_path: Path) -> None:
-    here = tmp_path / "attempt-1"
-    here.mkdir()
+def test_a_worker_that_sees_the_experiment_directory_relays_nothing(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    token = scheduler_token(exp)
+    assert scheduler_token(exp) == token and (exp / log_relay.TOKEN_FILE).stat().st_mode & 0o777 == 0o600
+    assert sees_scheduler_files(exp, token)  # same machine, or a shared filesystem
+    assert not sees_scheduler_files(exp, "another experiment's") and not sees_scheduler_files(exp, None)
+    assert not sees_scheduler_files(tmp_path / "hidden", token)  # a box without the submit machine's files
     sent = Sent()
-    relay = LogRelay(here, sent.add, "vm")
-    (here / "trial.stdout").write_bytes(b"x" * 10)
+    relay = LogRelay(exp, sent.add, "vm", active=False)
+    (exp / "trial.stdout").write_bytes(b"x" * 10)
     relay.pump(final=True)
-    (here / "trial.stdout").write_bytes(b"y" * 10)  # the worker's file is the record: left alone
-    replay(sent, here)
-    assert (here / "trial.stdout").read_bytes() == b"y" * 10
+    assert sent.events == []

@@ -116,3 +116,21 @@ def test_a_gpu_slot_is_free_before_the_trial_is_reported_finished(tmp_path: Path
     given_back = [i for i, c in enumerate(commands) if c.startswith("ZREM") and "wk5-1-a1" in c]
     assert taken and given_back, commands  # the slot was leased, and released before `finished` was sent
     assert commands[-1].startswith("XADD") and '"finished"' in commands[-1]
+
+
+@pytest.mark.parametrize("sees", [True, False])
+def test_output_is_relayed_only_when_the_submit_machine_cannot_see_it(tmp_path: Path, redis_url: str,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      sees: bool) -> None:
+    from dataclasses import replace
+
+    from hpoqueue.log_relay import scheduler_token
+
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    spec = _spec(tmp_path, f"wk-relay-{sees}")
+    (tmp_path / "exp").mkdir()
+    token = scheduler_token(tmp_path / "exp")
+    assert _run(replace(spec, log_token=token if sees else "the submit machine's"), redis_url) == "exited with 0"
+    relayed = "".join(e["data"] for e in _events(redis_url, spec.exp_id)
+                      if e["type"] == "log" and e["stream"] == "stdout")
+    assert relayed == ("" if sees else "loss=0.5\nloss=0.25\n")
