@@ -73,6 +73,8 @@ class LogRelay:
             except OSError:
                 continue
             if size <= self.read[stream]:
+                if final and not self.sent[stream]:
+                    self._emit(stream, b"")  # an empty file is there too
                 continue
             with open(path, "rb") as fh:
                 while self.read[stream] < size and self.sent[stream] < LIMIT:

@@ -87,3 +87,15 @@ def test_a_worker_that_sees_the_experiment_directory_relays_nothing(tmp_path: Pa
     (exp / "trial.stdout").write_bytes(b"x" * 10)
     relay.pump(final=True)
     assert sent.events == []
+
+
+def test_an_empty_output_arrives_as_an_empty_file(tmp_path: Path) -> None:
+    box, here = tmp_path / "box", tmp_path / "here"
+    box.mkdir()
+    sent = Sent()
+    relay = LogRelay(box, sent.add, "boxa")
+    (box / "trial.stdout").write_bytes(b"")
+    relay.pump()
+    relay.pump(final=True)
+    replay(sent, here)
+    assert (here / "trial.stdout").read_bytes() == b"" and not (here / "trial.stderr").exists()
