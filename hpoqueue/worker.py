@@ -24,7 +24,7 @@ from hpoqueue.locations import attempt_dir
 from hpoqueue.log_relay import LogRelay, sees_scheduler_files
 from hpoqueue.metrics import Metric, stdout_pattern
 from hpoqueue.protocol import Channel, TrialSpec
-from hpoqueue.runner import PGID_FILE, Outcome, RunSpec, TrialRunner, kill_stale_groups
+from hpoqueue.runner import PGID_FILE, Outcome, RunSpec, SpawnError, TrialRunner, kill_stale_groups
 
 GPU_WAIT_POLL = 0.5
 
@@ -222,10 +222,11 @@ def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hos
     runner = TrialRunner(run_spec, on_metrics=on_metrics, on_heartbeat=on_heartbeat, on_tick=on_tick)
     try:
         pid = runner.start()
-    except OSError as exc:
+    except (OSError, SpawnError) as exc:  # SpawnError says why in trial.log, which goes back with it
         relay.pump(final=True)
         return Outcome(reason="spawn_failed", exit_code=None, signal=None, stop_reason=None,
-                       message=f"could not start: {exc}", pid=None, metrics_rejected=0)
+                       message=str(exc) if isinstance(exc, SpawnError) else f"could not start: {exc}",
+                       pid=None, metrics_rejected=0)
     outbox.add("started", host=hostname, pid=pid, gpus=slots.gpus, queue=queue, log_dir=str(directory),
                machine=relay.machine)
     outcome = runner.wait()

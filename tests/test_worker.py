@@ -134,3 +134,18 @@ def test_output_is_relayed_only_when_the_submit_machine_cannot_see_it(tmp_path: 
     relayed = "".join(e["data"] for e in _events(redis_url, spec.exp_id)
                       if e["type"] == "log" and e["stream"] == "stdout")
     assert relayed == ("" if sees else "loss=0.5\nloss=0.25\n")
+
+
+def test_a_trial_that_cannot_start_ends_failed_and_its_log_says_why(tmp_path: Path, redis_url: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    spec = replace(_spec(tmp_path, "wk-nocode"), code_dir=str(tmp_path / "not-on-this-box"))
+    _run(spec, redis_url)
+    events = _events(redis_url, spec.exp_id)
+    [finished] = [e for e in events if e["type"] == "finished"]
+    assert finished["reason"] == "spawn_failed"
+    assert finished["message"] == f"could not start: working directory {tmp_path / 'not-on-this-box'} does not exist"
+    relayed = "".join(e["data"] for e in events if e["type"] == "log" and e["stream"] == "log")
+    assert "does not exist" in relayed
