@@ -223,6 +223,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
              json.dumps(t.params, separators=(",", ":"))] for t in trials]
     print(table(["trial", "state", "value", "attempt", "duration", "host", "parameters"], rows)
           if rows else "no trials")
+    elsewhere = sorted({s["machine"] for t in trials if t.host and (s := _started_elsewhere(storage, t))})
+    if elsewhere:
+        print(f"files the trials wrote (NNI_OUTPUT_DIR) stay on the machine that ran them ({', '.join(elsewhere)}); "
+              "`hpoqueue logs TRIAL` names the directory there", file=sys.stderr)
     return 0
 
 
@@ -270,16 +274,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
         time.sleep(0.5)
 
 
-def _ran_elsewhere(storage: Storage, trial: TrialRecord) -> str | None:
-    """Which other machine ran the trial's attempt and where its files stay there; None when this one did."""
+def _started_elsewhere(storage: Storage, trial: TrialRecord) -> dict[str, Any] | None:
+    """The `started` event of the trial's attempt when another machine ran it (its `machine`, worker `host`
+    and `log_dir` there); None when this machine did, or it has not started."""
     import socket
 
     started = [e.data for e in storage.events(trial.id) if e.kind == "started" and e.attempt == trial.attempt]
     machine = started[-1].get("machine") if started else None
-    if not machine or machine == socket.gethostname():
+    return started[-1] if machine and machine != socket.gethostname() else None
+
+
+def _ran_elsewhere(storage: Storage, trial: TrialRecord) -> str | None:
+    """Which other machine ran the trial's attempt and where its files stay there; None when this one did."""
+    started = _started_elsewhere(storage, trial)
+    if started is None:
         return None
-    return (f"{trial.id} ran on {machine} (worker {started[-1].get('host')}); its output comes back here, the "
-            f"files it wrote (NNI_OUTPUT_DIR) stay there in {started[-1].get('log_dir')}")
+    return (f"{trial.id} ran on {started['machine']} (worker {started.get('host')}); its output comes back here, "
+            f"the files it wrote (NNI_OUTPUT_DIR) stay there in {started.get('log_dir')}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

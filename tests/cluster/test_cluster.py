@@ -71,8 +71,9 @@ def test_trials_run_on_both_boxes_from_shipped_code(cluster: Cluster) -> None:
                                                                             / str(trial.seq) / "attempt-1")
         assert "pid=" in cluster.cli("logs", trial.id, "--stderr").stdout
     assert not (cluster.exps / exp_id / "trials" / "1" / "attempt-1" / "artefact.txt").exists()
-    table = cluster.cli("trials", exp_id).stdout
-    assert all(f"gpu0@{b}" in table for b in BOXES)
+    table = cluster.cli("trials", exp_id)
+    assert all(f"gpu0@{b}" in table.stdout for b in BOXES)
+    assert "stay on the machine that ran them (boxa, boxb)" in table.stderr
 
 
 def test_logs_follow_shows_a_remote_trial_live(cluster: Cluster) -> None:
