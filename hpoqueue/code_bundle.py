@@ -206,8 +206,7 @@ def checkout(client: Any, digest: str) -> Path:
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
                 tar.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-            tmp.chmod(0o755)
-            os.rename(tmp, final)
+            os.rename(tmp, final)  # the owner's alone, as mkdtemp made it: code may hold secrets
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -84,6 +84,7 @@ def test_workers_of_one_box_unpack_a_version_once_and_run_in_it(tmp_path: Path, 
         t.join()
     assert len(set(results)) == 1 and len(gets) == 1
     assert (results[0] / "pkg" / "mod.py").read_text() == "X = 1"
+    assert results[0].stat().st_mode & 0o777 == 0o700
     assert sorted(p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")) == [bundle.digest]
 
 
