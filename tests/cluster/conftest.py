@@ -108,6 +108,13 @@ class Cluster:
         proc.wait(10)
 
     def stop(self) -> None:
+        """End what the tests started: detached schedulers (a failed test leaves them running), background
+        CLI runs, then the boxes."""
+        for pid_file in self.exps.glob("*/scheduler.pid"):
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
         for proc in self.background:
             if proc.poll() is None:
                 proc.kill()
