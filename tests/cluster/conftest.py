@@ -112,8 +112,11 @@ class Cluster:
         CLI runs, then the boxes."""
         for pid_file in self.exps.glob("*/scheduler.pid"):
             try:
-                os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
+                pid = int(pid_file.read_text())
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if b"resume" in command and pid_file.parent.name.encode() in command:  # ours, not a reused pid
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
                 pass
         for proc in self.background:
             if proc.poll() is None:
