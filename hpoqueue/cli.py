@@ -262,6 +262,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
         print(box, file=sys.stderr)
     offset = 0
     while True:
+        # whether it ended, asked before reading: the last output written before the end is read too
+        ended = not args.follow or storage.get_trial(trial.id).state not in ACTIVE_STATES
         if path.exists():
             with open(path, "rb") as fh:
                 fh.seek(offset)
@@ -269,7 +271,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
             offset += len(chunk)
             sys.stdout.write(chunk.decode(errors="replace"))
             sys.stdout.flush()
-        if not args.follow or storage.get_trial(trial.id).state not in ACTIVE_STATES:
+        if ended:
             return 0
         time.sleep(0.5)
 
