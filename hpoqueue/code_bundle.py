@@ -18,6 +18,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ ALWAYS_IGNORED = (".git/", "__pycache__/")
 MAX_BYTES = 100 * 2**20  #: the most file bytes a shipped code directory may hold
 MAX_FILES = 2000  #: NNI's own limit on uploaded code
 ENV_CACHE = "HPOQUEUE_CODE_CACHE"
+CACHE_KEEP = 7 * 24 * 3600  #: an unpacked version no trial started in for this long is removed
 _MTIME = 1  #: every packed entry's modification time: the same code packs to the same bytes
 
 
@@ -190,6 +192,7 @@ def checkout(client: Any, digest: str) -> Path:
     root = cache_root()
     final = root / digest
     if final.is_dir():
+        os.utime(final)  # in use: kept CACHE_KEEP longer
         return final
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f".{digest}.lock", "w") as lock:
@@ -209,7 +212,26 @@ def checkout(client: Any, digest: str) -> Path:
             os.rename(tmp, final)  # the owner's alone, as mkdtemp made it: code may hold secrets
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    prune(root)
     return final
+
+
+def prune(root: Path, keep: float = CACHE_KEEP) -> list[str]:
+    """Remove the versions in the cache `root` that no trial started in for `keep` seconds (and leftovers of
+    unpackings that died, and old lock files); returns their names."""
+    removed = []
+    cutoff = time.time() - keep
+    for entry in root.iterdir():
+        try:
+            if entry.stat().st_mtime < cutoff:
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry.name)
+        except OSError:
+            continue  # another worker of the box removed it first
+    return removed
 
 
 def ships(ship_code: bool | None, embedded: bool) -> bool:

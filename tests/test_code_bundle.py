@@ -100,3 +100,17 @@ def test_shared_storage_maps_the_code_directory_to_the_boxes_mount_point() -> No
     assert worker_code_dir(Path("/mnt/local/exp/code"), shared) == "/mnt/remote/exp/code"
     assert worker_code_dir(Path("/home/me/code"), shared) == "/home/me/code"
     assert worker_code_dir(Path("/home/me/code"), None) == "/home/me/code"
+
+
+def test_versions_unused_for_a_week_leave_the_cache(tmp_path: Path) -> None:
+    import os
+    import time
+
+    root = tmp_path / "cache"
+    for name, age_days in (("old", 8), ("recent", 6), (".dead-unpacking", 9)):
+        (root / name / "sub").mkdir(parents=True)
+        os.utime(root / name, (time.time() - age_days * 86400,) * 2)
+    (root / ".old.lock").touch()
+    os.utime(root / ".old.lock", (time.time() - 8 * 86400,) * 2)
+    assert sorted(code_bundle.prune(root)) == [".dead-unpacking", ".old.lock", "old"]
+    assert sorted(p.name for p in root.iterdir()) == ["recent"]
