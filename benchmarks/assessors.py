@@ -47,8 +47,9 @@ def run_curves(curves: Sequence[Curve], assessor: dict[str, Any] | None, concurr
     result = simulate(config, lambda params: SimTrial(values=curves[params["curve"]]))
     finals = [(t.final_value, t.state is TrialState.SUCCEEDED) for t in result.trials
               if t.final_value is not None]
-    cluster = result.cluster
-    return Outcome(result.trial_epochs, finals, cluster.assess_seconds, cluster.assess_calls)
+    assessing = result.scheduler.assessing
+    return Outcome(result.trial_epochs, finals, assessing.seconds if assessing else 0.0,
+                   assessing.calls if assessing else 0)
 
 
 def synthetic_curves(rng: np.random.Generator, n: int, epochs: int) -> list[list[float]]:

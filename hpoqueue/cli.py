@@ -110,10 +110,12 @@ def _drive(args: argparse.Namespace, storage: Storage, exp_id: str, queues: list
 def _detach(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
     """Run the scheduler in a background process of its own (`hpoqueue resume EXP`), refused here, not in
     its log, beside a live scheduler (a scheduler in the foreground is refused by the lock run() takes)."""
-    from hpoqueue.scheduler_lock import ensure_not_running
+    from hpoqueue.scheduler_lock import ensure_no_scheduler, ensure_not_running
 
     exp = storage.get_experiment(exp_id)
     ensure_not_running(Path(exp.work_dir), exp_id)
+    if (channel := _channel(storage, exp_id)) is not None:
+        ensure_no_scheduler(channel, exp_id)  # on another machine
     log = Path(exp.work_dir) / "scheduler.log"
     # the storage URL travels by environment, not argv, so a password in it does not show in `ps`
     env = {**os.environ, locations.ENV_STORAGE: storage.url}
@@ -155,7 +157,7 @@ def _print_outcome(storage: Storage, exp_id: str) -> None:
 
 def _trial_file(exp: ExperimentRecord, trial: TrialRecord, name: str) -> Path:
     """A file of the trial's current attempt: trial.stdout, trial.stderr or trial.log."""
-    return Path(exp.work_dir) / "trials" / str(trial.seq) / f"attempt-{trial.attempt}" / name
+    return locations.attempt_dir(exp.work_dir, trial.seq, trial.attempt) / name
 
 
 def _last_line(path: Path, limit: int = 200) -> str | None:
@@ -234,6 +236,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
              _duration(t), t.host or "-", json.dumps(t.params, separators=(",", ":"))] for t in trials]
     print(table(["trial", "state", "value", *extra, "attempt", "duration", "host", "parameters"], rows)
           if rows else "no trials")
+    elsewhere = sorted({s["machine"] for t in trials if t.host and (s := _started_elsewhere(storage, t))})
+    if elsewhere:
+        print(f"files the trials wrote (NNI_OUTPUT_DIR) stay on the machine that ran them ({', '.join(elsewhere)}); "
+              "`hpoqueue logs TRIAL` names the directory there", file=sys.stderr)
     return 0
 
 
@@ -287,8 +293,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = _trial_file(exp, trial, name)
     if not path.exists() and not args.follow:
         raise NotFoundError(f"no {name} for trial {trial.id} yet ({path})")
+    box = _ran_elsewhere(storage, trial)
+    if box:
+        print(box, file=sys.stderr)
     offset = 0
     while True:
+        # whether it ended, asked before reading: the last output written before the end is read too
+        ended = not args.follow or storage.get_trial(trial.id).state not in ACTIVE_STATES
         if path.exists():
             with open(path, "rb") as fh:
                 fh.seek(offset)
@@ -296,9 +307,28 @@ def cmd_logs(args: argparse.Namespace) -> int:
             offset += len(chunk)
             sys.stdout.write(chunk.decode(errors="replace"))
             sys.stdout.flush()
-        if not args.follow or storage.get_trial(trial.id).state not in ACTIVE_STATES:
+        if ended:
             return 0
         time.sleep(0.5)
+
+
+def _started_elsewhere(storage: Storage, trial: TrialRecord) -> dict[str, Any] | None:
+    """The `started` event of the trial's attempt when another machine ran it (its `machine`, worker `host`
+    and `log_dir` there); None when this machine did, or it has not started."""
+    import socket
+
+    started = [e.data for e in storage.events(trial.id) if e.kind == "started" and e.attempt == trial.attempt]
+    machine = started[-1].get("machine") if started else None
+    return started[-1] if machine and machine != socket.gethostname() else None
+
+
+def _ran_elsewhere(storage: Storage, trial: TrialRecord) -> str | None:
+    """Which other machine ran the trial's attempt and where its files stay there; None when this one did."""
+    started = _started_elsewhere(storage, trial)
+    if started is None:
+        return None
+    return (f"{trial.id} ran on {started['machine']} (worker {started.get('host')}); its output comes back here, "
+            f"the files it wrote (NNI_OUTPUT_DIR) stay there in {started.get('log_dir')}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -110,6 +110,10 @@ class ExperimentConfig:
     seed: int | None = None
     #: two or more (metric key, mode) searched at once for their Pareto front; () for one objective
     objectives: tuple[tuple[str, str], ...] = ()
+    #: Pack trialCodeDirectory and send it to the workers: None means yes with an external broker, no with
+    #: the embedded one (its workers run on this machine); sharedStorage makes it no.
+    ship_code: bool | None = None
+    shared_storage: dict[str, Any] | None = None  #: NNI's sharedStorage section, as written
 
     def to_dict(self) -> dict[str, Any]:
         """The v2 camelCase form (search space inline, absolute paths as strings); JSON-able, and
@@ -139,6 +143,8 @@ class ExperimentConfig:
             "metricName": self.metric_name,
             "metricPattern": self.metric_pattern,
             "objectives": [{"metric": m, "mode": d} for m, d in self.objectives] or None,
+            "shipCode": self.ship_code,
+            "sharedStorage": self.shared_storage,
         }
 
     def with_overrides(self, **changes: Any) -> ExperimentConfig:
@@ -299,10 +305,12 @@ _V2_FIELDS = (
     "experimentName", "searchSpaceFile", "searchSpace", "trialCommand", "trialCodeDirectory",
     "trialConcurrency", "trialGpuNumber", "maxExperimentDuration", "maxTrialNumber", "maxTrialDuration",
     "experimentWorkingDirectory", "tuner", "assessor", "advisor", "trainingService", "useAnnotation",
+    "sharedStorage",
 )
-_OURS = ("broker", "storage", "maxTrialRetries", "heartbeatTimeout", "metricName", "metricPattern", "objectives")
+_OURS = ("broker", "storage", "maxTrialRetries", "heartbeatTimeout", "metricName", "metricPattern", "objectives",
+         "shipCode")
 #: NNI fields accepted for compatibility and ignored (a warning says so when they are set).
-_IGNORED = ("nniManagerIp", "debug", "logLevel", "tunerGpuIndices", "experimentType", "sharedStorage")
+_IGNORED = ("nniManagerIp", "debug", "logLevel", "tunerGpuIndices", "experimentType")
 _ALGORITHM_FIELDS = ("name", "className", "codeDirectory", "classArgs")
 _SERVICE_FIELDS = ("platform", "useActiveGpu", "maxTrialNumberPerGpu", "gpuIndices", "reuseMode", "machineList")
 
@@ -354,6 +362,8 @@ def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
         optimize_mode=_optimize_mode(tuner, assessor, ctx),
         seed=seed,
         objectives=objectives,
+        shared_storage=_shared_storage(raw.get("sharedStorage"), ctx),
+        ship_code=_ship_code(raw, ctx),
     )
 
 
@@ -383,6 +393,25 @@ def _objectives(value: Any, tuner: AlgorithmConfig, ctx: _Ctx) -> tuple[tuple[st
         raise ctx.fail(f"tuner {tuner.name or tuner.class_name} searches for one objective", "objectives",
                        "use tuner: {name: NSGA2}, which searches for the Pareto front, or give one metric")
     return tuple(out)
+
+
+def _shared_storage(value: Any, ctx: _Ctx) -> dict[str, Any] | None:
+    """NNI's sharedStorage (NFS, AzureBlob): the boxes see the code where it is, so it is not shipped."""
+    if value is None:
+        return None
+    section = ctx.mapping(value, "sharedStorage")
+    kind = section.get("storageType")
+    if kind not in ("NFS", "AzureBlob"):
+        raise ctx.fail(f"storageType must be NFS or AzureBlob, not {kind!r}", "sharedStorage.storageType",
+                       "or remove sharedStorage and let hpoqueue ship the code (see shipCode in docs/config.md)")
+    for key in ("localMountPoint", "remoteMountPoint"):
+        ctx.str_(section.get(key), f"sharedStorage.{key}")
+    return dict(section)
+
+
+def _ship_code(raw: dict, ctx: _Ctx) -> bool | None:
+    ship = ctx.bool_(raw.get("shipCode"), "shipCode")
+    return False if ship is None and raw.get("sharedStorage") is not None else ship
 
 
 def _default(value: Any, default: Any) -> Any:
@@ -594,7 +623,7 @@ _V1_TOP: dict[str, str | None] = {
     "logCollection": None, "maxExecDuration": "maxExperimentDuration", "maxTrialNum": "maxTrialNumber",
     "searchSpacePath": "searchSpaceFile", "logDir": "experimentWorkingDirectory",
     **{k: k for k in ("experimentName", "trialConcurrency", "maxTrialDuration", "useAnnotation",
-                      "nniManagerIp", "debug", "logLevel")},
+                      "nniManagerIp", "debug", "logLevel", "sharedStorage")},
 }
 _V1_TRIAL = {"command": "trialCommand", "codeDir": "trialCodeDirectory", "gpuNum": "trialGpuNumber"}
 _V1_LOCAL = {"gpuIndices": "gpuIndices", "maxTrialNumPerGpu": "maxTrialNumberPerGpu",

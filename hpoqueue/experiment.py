@@ -10,14 +10,16 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from hpoqueue.broker import ping, redact, redis_client, resolve_broker_url
+from hpoqueue.code_bundle import pack, ship, ships
 from hpoqueue.config import ExperimentConfig, config_from_dict
 from hpoqueue.errors import BrokerError
 from hpoqueue.launch import is_embedded, notify_stderr, start_embedded, start_local_workers, trial_queues
 from hpoqueue.local_workers import LocalWorkers
 from hpoqueue.locations import remember_broker, stored_broker
+from hpoqueue.log_relay import scheduler_token
 from hpoqueue.protocol import Channel
-from hpoqueue.scheduler import Progress, Scheduler
-from hpoqueue.scheduler_lock import scheduler_lock
+from hpoqueue.scheduler import ALIVE_TTL, Progress, Scheduler
+from hpoqueue.scheduler_lock import broker_lock, scheduler_lock
 from hpoqueue.states import ExperimentState
 from hpoqueue.storage import Storage
 from hpoqueue.task_messages import RedisDispatcher
@@ -59,6 +61,9 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
             remember_broker(work_dir, broker_url)
         else:
             raise BrokerError(f"cannot reach the broker at {redact(broker_url)}")
+        client = redis_client(broker_url)
+        channel = Channel(client, exp_id)
+        stack.enter_context(broker_lock(channel, exp_id, min(ALIVE_TTL, config.heartbeat_timeout)))
         local = local_workers if local_workers is not None else embedded
         queues = queues or trial_queues(config, local=local, notify=notify_stderr)
         if local and stop:  # those still running stop at the end; their trials are stopped first
@@ -67,12 +72,17 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
             start_local_workers(config, work_dir, broker_url, queues, stack)
         if exp.state is not ExperimentState.RUNNING:
             storage.set_experiment_state(exp_id, ExperimentState.RUNNING)
-        client = redis_client(broker_url)
+        code_hash = None
+        if ships(config.ship_code, embedded) and not stop:
+            bundle = pack(config.trial_code_directory, source=config.source)
+            ship(bundle, client)
+            code_hash = bundle.digest
         scheduler = Scheduler(exp_id=exp_id, config=config, storage=storage,
-                              channel=Channel(client, exp_id),
+                              channel=channel,
                               dispatcher=RedisDispatcher(client), tuner=create_tuner(
                                   config.tuner, config.search_space, optimize_mode=config.optimize_mode,
                                   seed=config.seed, source=config.source),
-                              queues=queues, on_progress=on_progress)
+                              queues=queues, on_progress=on_progress, code_hash=code_hash,
+                              log_token=scheduler_token(work_dir))
         scheduler.stop_requested = stop
         return scheduler.run()

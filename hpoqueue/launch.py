@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from hpoqueue.broker import EmbeddedRedis, free_port, ping, redact, resolve_broker_url, shut_down
+from hpoqueue.code_bundle import scan, ships
 from hpoqueue.config import ExperimentConfig
 from hpoqueue.errors import BrokerError, ConfigError, GpuError
 from hpoqueue.gpu import GpuInfo, check_request, discover_gpus, gpu_queue, trial_pids, usable_gpus
@@ -46,6 +47,8 @@ def check(config: ExperimentConfig, *, broker: str | None = None) -> str | None:
         from hpoqueue.assessors import create_assessor
 
         create_assessor(config.assessor, optimize_mode=config.optimize_mode, source=config.source)
+    if ships(config.ship_code, embedded=broker_url is None):
+        scan(config.trial_code_directory, source=config.source)
     check_working_directory(config)  # last: the only check that may create something (an empty directory)
     return broker_url
 
@@ -137,8 +140,6 @@ def local_worker_specs(config: ExperimentConfig, queues: list[str]) -> list[Work
     else:
         cap = config.training_service.max_trial_number_per_gpu
         specs = [WorkerSpec(q, (q,), cap) for q in queues]
-    if config.assessor is not None:
-        specs.append(WorkerSpec("assess", ("assess",), 1))
     return specs
 
 

@@ -24,6 +24,11 @@ def storage_url(cli_value: str | None = None, config_value: str | None = None) -
         f"sqlite:///{home_dir() / 'hpoqueue.db'}"
 
 
+def attempt_dir(work_dir: str | Path, seq: int, attempt: int) -> Path:
+    """An attempt's files (trial.stdout, trial.stderr, trial.log) in its experiment's directory."""
+    return Path(work_dir) / "trials" / str(seq) / f"attempt-{attempt}"
+
+
 def remember_broker(work_dir: Path, url: str) -> None:
     """Record the broker an experiment runs on, for `resume` and the CLI's kill/stop/update."""
     _write_private(work_dir / "broker.url", url)

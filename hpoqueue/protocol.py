@@ -24,6 +24,7 @@ GROUP = "scheduler"
 CLAIM_TTL = 30 * 24 * 3600  #: a claim outlives any trial, so a redelivered message stays a no-op
 STOP_TTL = 7 * 24 * 3600
 EMIT_RETRY = 60.0  #: seconds a worker keeps trying to send an event while the broker is down
+CODE_TTL = 2 * 24 * 3600  #: a shipped code version stays this long after its last dispatch
 
 
 def trial_id(exp_id: str, seq: int) -> str:
@@ -38,6 +39,11 @@ def stop_key(attempt: str) -> str:
 def claim_key(attempt: str) -> str:
     """The key whose SET NX claims `attempt` for one worker."""
     return f"{PREFIX}:claim:{attempt}"
+
+
+def code_key(digest: str) -> str:
+    """The string holding a shipped code version (gzipped tar) by its SHA-256: see code_bundle."""
+    return f"{PREFIX}:code:{digest}"
 
 
 def attempt_id(trial: str, attempt: int) -> str:
@@ -71,6 +77,8 @@ class TrialSpec:
     grace: float = 5.0
     heartbeat_interval: float = 2.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    code_hash: str | None = None  #: the shipped code version to run in (None: run in code_dir)
+    log_token: str | None = None  #: found in work_dir by a worker that sees it: no logs to relay (log_relay)
 
     @property
     def attempt_id(self) -> str:
@@ -207,10 +215,41 @@ class Channel:
     def is_claimed(self, attempt: str) -> bool:
         return bool(self.client.exists(claim_key(attempt)))
 
-    def mark_alive(self, ttl: int = 15) -> None:
-        """Say that this process schedules the experiment, for `ttl` seconds unless said again."""
-        said = {"host": socket.gethostname(), "pid": os.getpid(), "start": start_time(os.getpid())}
-        self.client.set(self.alive_key, json.dumps(said), ex=ttl)
+    #: the key still (or again) names this scheduler: keep it `ttl` more milliseconds; else leave it
+    _RENEW = ("local v = redis.call('GET', KEYS[1]) "
+              "if v and v ~= ARGV[1] then return 0 end "
+              "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1")
+    _SWAP = ("if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+             "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1")
+    _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1"
+
+    @staticmethod
+    def _me() -> str:
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "start": start_time(os.getpid())})
+
+    def take_scheduler(self, ttl: float) -> dict[str, Any] | None:
+        """Become the experiment's one scheduler, across machines, for `ttl` seconds unless renewed by
+        mark_alive: None when taken, else the live holder (host, pid, start). A holder on this machine whose
+        process is gone is replaced at once; one on another machine holds until its word expires."""
+        me, ms = self._me(), int(ttl * 1000)
+        while True:
+            if self.client.set(self.alive_key, me, nx=True, px=ms):
+                return None
+            said = self.client.get(self.alive_key)
+            if said is None:
+                continue  # expired in between
+            if said == me.encode():
+                return None
+            holder: dict[str, Any] = json.loads(said)
+            if self._alive(holder):
+                return holder
+            if self.client.eval(self._SWAP, 1, self.alive_key, said, me, ms):
+                return None
+
+    def mark_alive(self, ttl: float = 15) -> bool:
+        """Say again that this process schedules the experiment, for `ttl` seconds; False when another
+        scheduler holds it (this one's word expired while it could not reach the broker)."""
+        return bool(self.client.eval(self._RENEW, 1, self.alive_key, self._me(), int(ttl * 1000)))
 
     def scheduler_alive(self) -> bool:
         """Whether a scheduler said so in the last `ttl` seconds and, when it runs on this machine, still
@@ -219,11 +258,15 @@ class Channel:
         said = self.client.get(self.alive_key)
         if said is None:
             return False
-        holder = json.loads(said)
+        return self._alive(json.loads(said))
+
+    @staticmethod
+    def _alive(holder: dict[str, Any]) -> bool:
         return holder["host"] != socket.gethostname() or start_time(holder["pid"]) == holder["start"]
 
     def clear_alive(self) -> None:
-        self.client.delete(self.alive_key)
+        """Give the experiment up, if this process holds it."""
+        self.client.eval(self._RELEASE, 1, self.alive_key, self._me())
 
     # ---- control (CLI -> scheduler) ------------------------------------------------------------
     def send_control(self, command: str, **data: Any) -> None:

@@ -19,10 +19,15 @@ from typing import Any, Protocol
 import redis
 
 from hpoqueue import pareto, space_update, warm_start
-from hpoqueue.assessment import assessment_payload
+from hpoqueue.assessing import Assessing
+from hpoqueue.assessors import create_assessor
+from hpoqueue.code_bundle import worker_code_dir
 from hpoqueue.config import ExperimentConfig
+from hpoqueue.errors import AlreadyRunningError
 from hpoqueue.gpu_slots import gpu_indices_env
 from hpoqueue.interrupts import signals_handled
+from hpoqueue.locations import attempt_dir
+from hpoqueue.log_relay import store
 from hpoqueue.manual_trials import ManualQueue
 from hpoqueue.optimize_mode import better
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
@@ -37,7 +42,7 @@ log = logging.getLogger("hpoqueue.scheduler")
 STOP_STATES = {"early_stopped": TrialState.EARLY_STOPPED, "user_canceled": TrialState.USER_CANCELED,
                "timeout": TrialState.TIMEOUT, "lost": TrialState.LOST}
 HEARTBEAT_SWEEP = 1.0  #: seconds between two reads of the heartbeat hash
-ALIVE_EVERY = 5.0
+ALIVE_TTL = 15.0  #: seconds a scheduler's word lasts (at most heartbeatTimeout); renewed three times as often
 CONTROL_EVERY = 0.2  #: seconds between two reads of CLI commands (kill, stop, update)
 BROKER_RETRY = 1.0  #: seconds between two tries to reach a broker that went away
 
@@ -46,7 +51,6 @@ class Dispatcher(Protocol):
     """Sends work to workers (Celery in production)."""
 
     def dispatch(self, spec: TrialSpec, queue: str) -> None: ...
-    def assess(self, payload: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -64,7 +68,6 @@ class Flight:
     hb_seen: float = 0.0
     claimed: bool = False
     waiting_reason: str | None = None
-    needs_assessment: bool = False
 
     @property
     def attempt_id(self) -> str:
@@ -94,7 +97,8 @@ class Scheduler:
     def __init__(self, *, exp_id: str, config: ExperimentConfig, storage: Storage, channel: Channel,
                  dispatcher: Dispatcher, tuner: BaseTuner, queues: list[str],
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 on_progress: Callable[[Progress], None] | None = None) -> None:
+                 on_progress: Callable[[Progress], None] | None = None, code_hash: str | None = None,
+                 log_token: str | None = None) -> None:
         self.exp_id = exp_id
         self.config = config
         self.storage = storage
@@ -105,6 +109,8 @@ class Scheduler:
         self.clock = clock
         self.wall = wall
         self.on_progress = on_progress
+        self.code_hash = code_hash  #: the shipped code version trials run in (None: in place)
+        self.log_token = log_token  #: see log_relay.scheduler_token
         exp = storage.get_experiment(exp_id)
         self.concurrency = exp.concurrency
         self.max_trials = exp.max_trial_number
@@ -124,9 +130,12 @@ class Scheduler:
         self.capacity: dict[str, int] = {}
         self._warned_idle: list[str] = []
         self._last_sweep = 0.0
-        self._last_alive = -ALIVE_EVERY
+        self.alive_ttl = min(ALIVE_TTL, config.heartbeat_timeout)
+        self._last_alive = -self.alive_ttl
         self._last_control = -CONTROL_EVERY
         self._unacked: list[bytes] = []  #: events persisted, acknowledged with the next read
+        self.assessing = None if config.assessor is None else Assessing(create_assessor(
+            config.assessor, optimize_mode=config.optimize_mode, source=config.source))
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def run(self) -> ExperimentState:
@@ -191,8 +200,10 @@ class Scheduler:
         if self.stop_requested and not self.stopping:
             self.request_stop()
         now = self.clock()
-        if now - self._last_alive >= ALIVE_EVERY:
-            self.channel.mark_alive()
+        if now - self._last_alive >= self.alive_ttl / 3:
+            if not self.channel.mark_alive(self.alive_ttl):
+                raise AlreadyRunningError(f"experiment {self.exp_id} was taken over by another scheduler while "
+                                          "this one could not reach the broker; this one stops here")
             self._last_alive = now
         if now - self._last_control >= CONTROL_EVERY:
             self._handle_control(self.channel.read_control())
@@ -201,6 +212,7 @@ class Scheduler:
         if self._done():
             return
         self._persist(self.channel.read_events(block_ms=200, ack=self._take_unacked()))
+        self._assess()  # what the last batch's budget left
         if now - self._last_sweep >= HEARTBEAT_SWEEP:
             self.sweep(self.clock())
             self.refresh_capacity()
@@ -288,7 +300,9 @@ class Scheduler:
         service = cfg.training_service
         return TrialSpec(
             exp_id=self.exp_id, trial_id=flight.record.id, seq=flight.record.seq, attempt=flight.attempt,
-            params=flight.record.params, command=cfg.trial_command, code_dir=str(cfg.trial_code_directory),
+            params=flight.record.params, command=cfg.trial_command,
+            code_dir=worker_code_dir(cfg.trial_code_directory, cfg.shared_storage), code_hash=self.code_hash,
+            log_token=self.log_token,
             work_dir=str(cfg.experiment_working_directory / self.exp_id),
             gpu_number=cfg.trial_gpu_number, gpu_cap=service.max_trial_number_per_gpu,
             use_active_gpu=service.use_active_gpu if service.use_active_gpu is not None else False,
@@ -332,13 +346,18 @@ class Scheduler:
             self._count(flight, TrialState.RUNNING)
             flight.waiting_reason = None
         self.storage.add_event(flight.record.id, flight.attempt, "started",
-                               {k: event.get(k) for k in ("host", "pid", "gpus", "queue", "log_dir")})
+                               {k: event.get(k) for k in ("host", "pid", "gpus", "queue", "log_dir", "machine")})
         return False
 
     def _on_waiting(self, flight: Flight, event: dict[str, Any]) -> bool:
         flight.claimed = True
         flight.waiting_reason = event.get("why")
         self.storage.add_event(flight.record.id, flight.attempt, "waiting", {"why": flight.waiting_reason})
+        return False
+
+    def _on_log(self, flight: Flight, event: dict[str, Any]) -> bool:
+        store(attempt_dir(self.config.experiment_working_directory / self.exp_id, flight.record.seq,
+                          flight.attempt), event)
         return False
 
     def _on_metric(self, flight: Flight, event: dict[str, Any]) -> bool:
@@ -350,17 +369,11 @@ class Scheduler:
             return False  # report_loss's curve: recorded for display only
         if event["kind"] == "intermediate":
             flight.intermediate.append(value)
-            flight.needs_assessment = True
+            if self.assessing is not None:
+                self.assessing.mark(flight.record.id)
         else:
             flight.final, flight.final_data = value, event.get("data")
             self.storage.update_trial(flight.record.id, final_value=value, final_data=event.get("data"))
-        return False
-
-    def _on_assess(self, flight: Flight, event: dict[str, Any]) -> bool:
-        if event.get("decision") == "STOP" and flight.state is TrialState.RUNNING:
-            self.storage.add_event(flight.record.id, flight.attempt, "assessor_stop",
-                                   {"step": event.get("step")})
-            self._cancel(flight, "early_stopped")
         return False
 
     def _on_finished(self, flight: Flight, event: dict[str, Any]) -> bool:
@@ -400,19 +413,19 @@ class Scheduler:
             self.front = pareto.add_to_front(self.front, trial, self.config.objectives, value, data)
 
     def _assess(self) -> None:
-        """Send one assess task per trial that got new intermediate results in this batch."""
-        assessor = self.config.assessor
-        if assessor is None:
+        """Judge the running trials that got new intermediate results: a STOP is recorded EARLY_STOPPED and
+        the trial's process group killed, as `hpoqueue kill` does."""
+        if self.assessing is None or not self.assessing.pending:
             return
-        for flight in self.flights.values():
-            if not flight.needs_assessment or flight.state is not TrialState.RUNNING:
-                continue
-            flight.needs_assessment = False
-            others = [*self.history.values(),
-                      *(self._result(f) for f in self.flights.values() if f is not flight)]
-            payload = assessment_payload(self.exp_id, _algorithm_dict(assessor), self.config.optimize_mode,
-                                         self._result(flight), flight.attempt, others)
-            self.dispatcher.assess(payload)
+        in_flight = {trial: self._result(flight) for trial, flight in self.flights.items()}
+        stops = self.assessing.decide(in_flight, list(self.history.values()))
+        if not stops:
+            return
+        with self.storage.transaction():
+            for trial, step in stops:
+                flight = self.flights[trial]
+                self.storage.add_event(trial, flight.attempt, "assessor_stop", {"step": step})
+                self._cancel(flight, "early_stopped")
 
     @staticmethod
     def _result(flight: Flight) -> TrialResult:
@@ -551,8 +564,3 @@ def _utc(ts: float) -> Any:
 
     return datetime.fromtimestamp(ts, tz=timezone.utc)
 
-
-def _algorithm_dict(algo: Any) -> dict[str, Any]:
-    return {"name": algo.name, "class_name": algo.class_name,
-            "code_directory": str(algo.code_directory) if algo.code_directory else None,
-            "class_args": dict(algo.class_args or {})}

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hpoqueue.assessment import assess_and_report
 from hpoqueue.config import ExperimentConfig
 from hpoqueue.protocol import TrialSpec
 from hpoqueue.scheduler import Scheduler
@@ -101,8 +100,6 @@ class SimulatedCluster:
         self.running: set[str] = set()
         self.max_running = 0  #: the most attempts whose command ran at one moment
         self.epochs = 0  #: trial steps run, over all attempts
-        self.assess_calls = 0
-        self.assess_seconds = 0.0
         self.alive = False
 
     # ---- the simulated clock ---------------------------------------------------------------------
@@ -152,13 +149,6 @@ class SimulatedCluster:
             return  # a second copy of a task: the claim makes it a no-op
         attempt = self.attempts[spec.attempt_id] = _Attempt(spec=spec, queue=queue)
         self.at(self.now + self.start_delay, lambda: self._start(attempt))
-
-    def assess(self, payload: dict[str, Any]) -> None:
-        """Decide in-process, as the `hpoqueue.assess` task would, and send its STOP back as an event."""
-        started = time.perf_counter()
-        assess_and_report(payload, self.emit)
-        self.assess_seconds += time.perf_counter() - started
-        self.assess_calls += 1
 
     # ---- the simulated worker ------------------------------------------------------------------------
     def _start(self, attempt: _Attempt) -> None:
@@ -268,8 +258,9 @@ class SimulatedCluster:
         attempt = self.attempts.get(attempt_id)
         return attempt is not None and attempt.started is not None
 
-    def mark_alive(self) -> None:
+    def mark_alive(self, ttl: float = 15) -> bool:
         self.alive = True
+        return True
 
     def clear_alive(self) -> None:
         self.alive = False

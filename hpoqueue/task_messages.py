@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from hpoqueue.errors import BrokerError
-from hpoqueue.protocol import TrialSpec
+from hpoqueue.protocol import CODE_TTL, TrialSpec, code_key
 
 #: keep trying for about two minutes while the broker restarts: the trial row already exists, and a
 #: message never sent would leave it WAITING until `hpoqueue resume` sends it again
@@ -49,7 +49,7 @@ def task_message(name: str, args: list[Any], queue: str, task_id: str, argsrepr:
 
 
 class RedisDispatcher:
-    """Sends trial attempts (task id = attempt id) and assessor work as Celery tasks on the broker."""
+    """Sends trial attempts (task id = attempt id) as Celery tasks on the broker."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
@@ -57,16 +57,20 @@ class RedisDispatcher:
 
     def dispatch(self, spec: TrialSpec, queue: str) -> None:
         # argsrepr: Flower shows the parameters rather than the whole spec
-        self._send("hpoqueue.run_trial", [spec.to_dict()], queue, spec.attempt_id, json.dumps(spec.params))
+        self._send("hpoqueue.run_trial", [spec.to_dict()], queue, spec.attempt_id, json.dumps(spec.params),
+                   keep=code_key(spec.code_hash) if spec.code_hash else None)
 
-    def assess(self, payload: dict[str, Any]) -> None:
-        self._send("hpoqueue.assess", [payload], "assess", str(uuid.uuid4()), json.dumps([payload]))
-
-    def _send(self, name: str, args: list[Any], queue: str, task_id: str, argsrepr: str) -> None:
+    def _send(self, name: str, args: list[Any], queue: str, task_id: str, argsrepr: str,
+              keep: str | None = None) -> None:
+        """Push the message; `keep`: a key (the shipped code) whose expiry starts again with it."""
         message = task_message(name, args, queue, task_id, argsrepr[:ARGSREPR_MAX], self.origin)
         for attempt in range(1, SEND_TRIES + 1):
             try:
-                self.client.lpush(queue, message)
+                pipe = self.client.pipeline(transaction=False)
+                pipe.lpush(queue, message)
+                if keep is not None:
+                    pipe.expire(keep, CODE_TTL)
+                pipe.execute()
                 return
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if attempt == SEND_TRIES:

@@ -21,14 +21,6 @@ def run_trial(self: Any, spec: dict[str, Any]) -> str:
                            broker_url=app.conf.broker_url)
 
 
-@app.task(name="hpoqueue.assess", ignore_result=True)
-def assess(payload: dict[str, Any]) -> str:
-    """Run an assessor on a trial's curve and report STOP decisions to the scheduler."""
-    from hpoqueue.assessment import run_assessment
-
-    return run_assessment(payload, broker_url=app.conf.broker_url)
-
-
 @celeryd_after_setup.connect
 def _check_gpu_queues(sender: str, instance: Any, **_: Any) -> None:
     """Refuse to start a worker whose queue names a GPU this box does not have: one line, exit status 2.

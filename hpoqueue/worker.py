@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,19 +17,22 @@ from typing import Any
 import redis
 
 from hpoqueue.broker import redis_client
+from hpoqueue.code_bundle import CodeError, checkout
 from hpoqueue.gpu import trial_env
 from hpoqueue.gpu_slots import GpuSlots
+from hpoqueue.locations import attempt_dir
+from hpoqueue.log_relay import LogRelay, sees_scheduler_files
 from hpoqueue.metrics import Metric, stdout_pattern
 from hpoqueue.nni_compat import add_nni_shim
 from hpoqueue.protocol import Channel, TrialSpec
-from hpoqueue.runner import PGID_FILE, Outcome, RunSpec, TrialRunner, kill_stale_groups
+from hpoqueue.runner import PGID_FILE, Outcome, RunSpec, SpawnError, TrialRunner, kill_stale_groups
 
 GPU_WAIT_POLL = 0.5
 
 
 def trial_dir(spec: TrialSpec) -> Path:
     """Where this attempt's logs go: <experiment dir>/trials/<seq>/attempt-<n>, created here."""
-    path = Path(spec.work_dir) / "trials" / str(spec.seq) / f"attempt-{spec.attempt}"
+    path = attempt_dir(spec.work_dir, spec.seq, spec.attempt)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:  # a remote box without the scheduler's directory: keep logs under this box's home
@@ -192,12 +197,25 @@ def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hos
             pass
 
     def on_tick() -> None:
+        relay.pump()
         reason = outbox.send()
         if reason:
             runner.stop(reason)
 
+    relay = LogRelay(directory, outbox.add, socket.gethostname(), active=not (
+        directory == attempt_dir(spec.work_dir, spec.seq, spec.attempt)
+        and sees_scheduler_files(Path(spec.work_dir), spec.log_token)))
+    try:
+        cwd = checkout(outbox.channel.client, spec.code_hash) if spec.code_hash else Path(spec.code_dir)
+    except (CodeError, OSError, tarfile.TarError, redis.RedisError) as exc:
+        message = f"could not get the trial code: {exc}"
+        with open(directory / "trial.log", "a", encoding="utf-8") as fh:
+            fh.write(message + "\n")
+        relay.pump(final=True)
+        return Outcome(reason="spawn_failed", exit_code=None, signal=None, stop_reason=None,
+                       message=message, pid=None, metrics_rejected=0)
     run_spec = RunSpec(
-        command=spec.command, cwd=Path(spec.code_dir), env=trial_environment(spec, directory, slots.gpus),
+        command=spec.command, cwd=cwd, env=trial_environment(spec, directory, slots.gpus),
         stdout_path=directory / "trial.stdout", stderr_path=directory / "trial.stderr",
         metric_path=directory / "metrics.jsonl", log_path=directory / "trial.log",
         metric_regex=stdout_pattern(spec.metric_name, spec.metric_pattern),
@@ -206,8 +224,13 @@ def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hos
     runner = TrialRunner(run_spec, on_metrics=on_metrics, on_heartbeat=on_heartbeat, on_tick=on_tick)
     try:
         pid = runner.start()
-    except OSError as exc:
+    except (OSError, SpawnError) as exc:  # SpawnError says why in trial.log, which goes back with it
+        relay.pump(final=True)
         return Outcome(reason="spawn_failed", exit_code=None, signal=None, stop_reason=None,
-                       message=f"could not start: {exc}", pid=None, metrics_rejected=0)
-    outbox.add("started", host=hostname, pid=pid, gpus=slots.gpus, queue=queue, log_dir=str(directory))
-    return runner.wait()
+                       message=str(exc) if isinstance(exc, SpawnError) else f"could not start: {exc}",
+                       pid=None, metrics_rejected=0)
+    outbox.add("started", host=hostname, pid=pid, gpus=slots.gpus, queue=queue, log_dir=str(directory),
+               machine=relay.machine)
+    outcome = runner.wait()
+    relay.pump(final=True)
+    return outcome

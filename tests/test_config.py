@@ -390,3 +390,37 @@ def test_relative_paths_without_a_file_resolve_against_the_cwd(monkeypatch: pyte
     cfg = config_from_dict({**BASE, "trialCodeDirectory": "trial_code"})
     assert cfg.trial_code_directory == DATA / "trial_code"
     assert os.path.isabs(cfg.to_dict()["trialCodeDirectory"])
+
+
+# ---- shipping the trial code ------------------------------------------------------------------------------
+NFS = {"storageType": "NFS", "nfsServer": "10.0.0.1", "exportedDirectory": "/exp",
+       "localMountPoint": "/mnt/nfs", "remoteMountPoint": "/mnt/nfs", "localMounted": "usermount"}
+
+
+@pytest.mark.parametrize(("fields", "ship"), [
+    ({}, None),  # decided by the run: shipped with an external broker, in place with the embedded one
+    ({"shipCode": False}, False),
+    ({"shipCode": True}, True),
+    ({"sharedStorage": NFS}, False),  # NNI's shared storage: the boxes see the code where it is
+    ({"sharedStorage": NFS, "shipCode": True}, True),
+])
+def test_ship_code_and_shared_storage(fields: dict, ship: bool | None) -> None:
+    cfg = load({**BASE, **fields})
+    assert cfg.ship_code is ship
+    assert load(cfg.to_dict()) == cfg
+
+
+def test_v1_shared_storage_keeps_the_code_in_place() -> None:
+    cfg = load({**V1, "sharedStorage": NFS})
+    assert cfg.ship_code is False and cfg.shared_storage == NFS
+
+
+@pytest.mark.parametrize(("fields", "where"), [
+    ({"sharedStorage": {"storageType": "S3"}}, "sharedStorage.storageType"),
+    ({"sharedStorage": "nfs"}, "sharedStorage"),
+    ({"shipCode": "no"}, "shipCode"),
+])
+def test_bad_code_shipping_fields_name_the_field(fields: dict, where: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load({**BASE, **fields})
+    assert info.value.field == where

@@ -21,7 +21,6 @@ from hpoqueue.task_messages import RedisDispatcher
 
 SPEC = TrialSpec(exp_id="exp", trial_id="exp-3", seq=3, attempt=2, params={"lr": 0.1, "opt": "adam"},
                  command="python train.py", code_dir="/code", work_dir="/work/exp")
-PAYLOAD = {"exp_id": "exp", "trial": "exp-3", "attempt": 2, "values": [0.5, 0.4]}
 
 
 def read(client: redis.Redis, queue: str) -> dict[str, Any]:
@@ -34,14 +33,13 @@ def read(client: redis.Redis, queue: str) -> dict[str, Any]:
 CASES: dict[str, tuple[Callable[[RedisDispatcher, str], None], str, list[Any], dict[str, Any]]] = {
     "trial": (lambda d, q: d.dispatch(SPEC, q), "hpoqueue.run_trial", [SPEC.to_dict()],
               {"task_id": SPEC.attempt_id, "argsrepr": json.dumps(SPEC.params)}),
-    "assessment": (lambda d, q: d.assess(PAYLOAD), "hpoqueue.assess", [PAYLOAD], {"argsrepr": json.dumps([PAYLOAD])}),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_message_is_what_celery_send_task_writes(case: str, redis_url: str) -> None:
     send, name, args, options = CASES[case]
-    queue = "assess" if case == "assessment" else "gpu1"
+    queue = "gpu1"
     client = redis.Redis.from_url(redis_url)
     send(RedisDispatcher(client), queue)
     ours = read(client, queue)

@@ -41,7 +41,7 @@ def test_an_attempt_runs_once_and_reports_started_metrics_finished(tmp_path: Pat
     assert _run(spec, redis_url) == "exited with 0"
     assert _run(spec, redis_url) == "duplicate delivery ignored"
     events = _events(redis_url, "wk1")
-    assert [e["type"] for e in events] == ["started", "metric", "metric", "finished"]
+    assert [e["type"] for e in events if e["type"] != "log"] == ["started", "metric", "metric", "finished"]
     assert [e["value"] for e in events if e["type"] == "metric"] == [0.5, 0.25]
     assert [e["step"] for e in events if e["type"] == "metric"] == [0, 1]
     assert Channel(redis.Redis.from_url(redis_url), "wk1").heartbeats() == {}  # ended with the attempt
@@ -65,7 +65,7 @@ def test_events_sent_together_keep_the_time_they_happened(tmp_path: Path, redis_
     spec = TrialSpec(exp_id="wk3", trial_id="wk3-1", seq=1, attempt=1, params={}, command="sleep 0.05",
                      code_dir=str(tmp_path), work_dir=str(tmp_path / "exp"))
     assert _run(spec, redis_url) == "exited with 0"
-    started, finished = _events(redis_url, "wk3")
+    started, finished = [e for e in _events(redis_url, "wk3") if e["type"] != "log"]
     assert (started["type"], finished["type"]) == ("started", "finished")
     assert finished["ts"] - started["ts"] >= 0.05  # each stamped when it happened, not when sent
 
@@ -116,3 +116,36 @@ def test_a_gpu_slot_is_free_before_the_trial_is_reported_finished(tmp_path: Path
     given_back = [i for i, c in enumerate(commands) if c.startswith("ZREM") and "wk5-1-a1" in c]
     assert taken and given_back, commands  # the slot was leased, and released before `finished` was sent
     assert commands[-1].startswith("XADD") and '"finished"' in commands[-1]
+
+
+@pytest.mark.parametrize("sees", [True, False])
+def test_output_is_relayed_only_when_the_submit_machine_cannot_see_it(tmp_path: Path, redis_url: str,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      sees: bool) -> None:
+    from dataclasses import replace
+
+    from hpoqueue.log_relay import scheduler_token
+
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    spec = _spec(tmp_path, f"wk-relay-{sees}")
+    (tmp_path / "exp").mkdir()
+    token = scheduler_token(tmp_path / "exp")
+    assert _run(replace(spec, log_token=token if sees else "the submit machine's"), redis_url) == "exited with 0"
+    relayed = "".join(e["data"] for e in _events(redis_url, spec.exp_id)
+                      if e["type"] == "log" and e["stream"] == "stdout")
+    assert relayed == ("" if sees else "loss=0.5\nloss=0.25\n")
+
+
+def test_a_trial_that_cannot_start_ends_failed_and_its_log_says_why(tmp_path: Path, redis_url: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    spec = replace(_spec(tmp_path, "wk-nocode"), code_dir=str(tmp_path / "not-on-this-box"))
+    _run(spec, redis_url)
+    events = _events(redis_url, spec.exp_id)
+    [finished] = [e for e in events if e["type"] == "finished"]
+    assert finished["reason"] == "spawn_failed"
+    assert finished["message"] == f"could not start: working directory {tmp_path / 'not-on-this-box'} does not exist"
+    relayed = "".join(e["data"] for e in events if e["type"] == "log" and e["stream"] == "log")
+    assert "does not exist" in relayed
