@@ -29,10 +29,11 @@ if TYPE_CHECKING:
 
 
 def _storage(args: argparse.Namespace, config_value: str | None = None) -> Storage:
-    """The storage the command works on, closed when main() returns."""
+    """The storage the command works on, closed when main() returns; only `submit` creates it."""
     from hpoqueue.storage import Storage  # SQLAlchemy: a third of a second, loaded when first needed
 
-    return args.resources.enter_context(Storage(locations.storage_url(args.storage, config_value)))
+    url = locations.storage_url(args.storage, config_value)
+    return args.resources.enter_context(Storage(url, create=args.func is cmd_submit))
 
 
 # ---- running experiments ---------------------------------------------------------------------------
@@ -369,10 +370,12 @@ def cmd_update(args: argparse.Namespace) -> int:
                "max_duration": parse_duration(args.duration, field="--duration") if args.duration else None}
     if all(v is None for v in changes.values()):
         raise HpoQueueError("nothing to update: give --concurrency, --max-trials or --duration")
-    if args.concurrency is not None and args.concurrency < 1:
-        raise HpoQueueError(f"--concurrency must be at least 1, not {args.concurrency}")
-    if args.max_trials is not None and args.max_trials < 1:
-        raise HpoQueueError(f"--max-trials must be at least 1, not {args.max_trials}")
+    from hpoqueue.config import MAX_CONCURRENCY, MAX_INT
+
+    for flag, value, top in (("--concurrency", args.concurrency, MAX_CONCURRENCY),
+                             ("--max-trials", args.max_trials, MAX_INT)):
+        if value is not None and not 1 <= value <= top:
+            raise HpoQueueError(f"{flag} must be between 1 and {top}, not {value}")
     storage = _storage(args)
     channel = _live_channel(storage, args.experiment)
     if channel is not None:
@@ -479,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HpoQueueError as exc:
         print(f"hpoqueue: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `hpoqueue status EXP | head`: the reader has what it wanted
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:  # before an experiment is recorded, `submit` leaves nothing to resume
         hint = getattr(args, "interrupt_hint", None)
         print(f"hpoqueue: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)

@@ -19,6 +19,7 @@ import redis
 
 from hpoqueue.assessment import assessment_payload
 from hpoqueue.config import ExperimentConfig
+from hpoqueue.errors import StorageError, StorageUnavailableError
 from hpoqueue.gpu_slots import gpu_indices_env
 from hpoqueue.interrupts import signals_handled
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
@@ -301,14 +302,39 @@ class Scheduler:
                 flight = self.flights.get(event.get("trial", ""))
                 if flight is None or event.get("attempt") != flight.attempt:
                     continue  # a late event of an old attempt or a finished trial: harmless
-                handler = getattr(self, f"_on_{event['type']}", None)
-                if handler is not None and handler(flight, event):
+                if self._apply(flight, event):
                     self._observe(flight)  # before the new suggestions, which must see it
             new = [] if self.stop_requested else self._new_flights()
         self._unacked.extend(i for i, _ in events)
         for flight in new:
             self._dispatch(flight)
         self._assess()
+
+    def _apply(self, flight: Flight, event: dict[str, Any]) -> bool:
+        """Apply one event in a savepoint; True when the trial is over. An event the database refuses (one
+        trial's data: a NUL byte, a malformed field) is logged and dropped, never the end of the experiment;
+        a `finished` event is then recorded without its details."""
+        handler = getattr(self, f"_on_{event.get('type')}", None)
+        if handler is None:
+            return False
+        try:
+            with self.storage.transaction():
+                return bool(handler(flight, event))
+        except StorageUnavailableError:
+            raise  # the database went away: experiment.run waits for it
+        except (StorageError, ValueError, TypeError, KeyError) as exc:
+            log.warning("trial %s: dropped a %s event that could not be stored: %s", flight.record.id,
+                        event.get("type"), exc)
+            if event.get("type") != "finished":
+                return False
+        state = flight.state if flight.state.is_finished() else _end_state(event)
+        self.storage.transition(flight.record.id, state, expected=ACTIVE_STATES,
+                                exit_code=event.get("exit_code") if isinstance(event.get("exit_code"), int)
+                                else None, exit_reason="its end could not be stored as reported (see the "
+                                                       "scheduler's log)")
+        if not flight.state.is_finished():
+            self._count(flight, state)
+        return True
 
     def _on_started(self, flight: Flight, event: dict[str, Any]) -> bool:
         flight.claimed = True

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hpoqueue.errors import SearchSpaceError, read_text
+from hpoqueue.errors import SearchSpaceError
+from hpoqueue.yaml_loading import parse_json, parse_yaml, read_document
 
 __all__ = ["Dim", "SearchSpace", "TYPES"]
 
@@ -542,17 +543,9 @@ class SearchSpace:
     def from_file(cls, path: str | Path) -> SearchSpace:
         """Load a JSON (or YAML, by extension) search space file."""
         path = Path(path).expanduser()
-        text = read_text(path, SearchSpaceError, "search space file", "check searchSpaceFile")
-        if path.suffix.lower() in (".yaml", ".yml"):
-            from hpoqueue.config import read_yaml  # config imports this module
-
-            raw = read_yaml(text, source=str(path), error=SearchSpaceError)
-        else:
-            try:
-                raw = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise SearchSpaceError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
-                                       source=str(path)) from exc
+        text = read_document(path, SearchSpaceError, "search space file", "check searchSpaceFile")
+        parse = parse_yaml if path.suffix.lower() in (".yaml", ".yml") else parse_json
+        raw = parse(text, source=str(path), error=SearchSpaceError)
         return cls.from_dict(raw, source=str(path))
 
     def __repr__(self) -> str:

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, bindparam, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert, Update
 
-from hpoqueue.errors import NotFoundError, StorageError
+from hpoqueue.errors import NotFoundError, StorageError, StorageUnavailableError
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage._engine import one_line, open_engine, parse_url, redact
 from hpoqueue.storage._models import Base, Event, Experiment, Metric, Trial, utcnow
@@ -50,14 +50,16 @@ class Storage:
     transaction); other processes open their own ``Storage`` on the same URL.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        """Open the database at `url`; with `create` False (the CLI's reading commands) a missing SQLite
+        file is a StorageError naming it, and no table is created."""
         parsed = parse_url(url)
         self.url: str = parsed.render_as_string(hide_password=False)
         self.safe_url: str = redact(parsed)  #: the URL with the password masked, for messages
-        self._engine = open_engine(parsed)
+        self._engine = open_engine(parsed, create=create)
         self._local = threading.local()
         self._closed = False
-        for attempt in range(CREATE_TRIES):
+        for attempt in range(CREATE_TRIES if create else 0):
             try:
                 Base.metadata.create_all(self._engine)
                 break
@@ -140,6 +142,8 @@ class Storage:
         except StatementError as exc:
             if not isinstance(exc, DBAPIError) and isinstance(exc.orig, (TypeError, ValueError)):
                 raise exc.orig from None  # a value the caller passed cannot be stored (naive datetime, ...)
+            if _disconnected(exc):
+                raise StorageUnavailableError(f"storage {self.safe_url}: {one_line(exc)}") from exc
             raise StorageError(f"storage {self.safe_url}: {one_line(exc)}") from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"storage {self.safe_url}: {one_line(exc)}") from exc
@@ -393,6 +397,15 @@ class Storage:
             if not rows:
                 self._trial_row(session, trial_id)
             return [EventRecord.from_row(row) for row in rows]
+
+
+def _disconnected(exc: StatementError) -> bool:
+    """Whether the error is the connection going away, not a statement the database refused. (SQLite's
+    OperationalError is a locked or broken file, which waiting does not cure.)"""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or (isinstance(exc, OperationalError)
+                                          and not type(exc.orig).__module__.startswith("sqlite3"))
 
 
 def _trial_fields(method: str, fields: dict[str, Any]) -> dict[str, Any]:
