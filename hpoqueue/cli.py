@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hpoqueue import locations
+from hpoqueue.credentials import private_umask
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.interrupts import outlive_terminal, raise_interrupt, signals_handled
 from hpoqueue.quick_exit import exit_now
@@ -478,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM (and SIGHUP, until a run outlives its terminal) as Ctrl-C: what `submit` started (Redis,
         # workers, trials) is stopped and recorded, not left running; the scheduler makes the first a clean stop
         with ExitStack() as args.resources, signals_handled(raise_interrupt, signal.SIGTERM, signal.SIGHUP):
+            private_umask()  # the database, logs, parameters and Redis's files are the owner's alone
             return int(args.func(args) or 0)
     except HpoQueueError as exc:
         print(f"hpoqueue: error: {exc}", file=sys.stderr)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hpoqueue.broker import EmbeddedRedis, free_port, ping, redact, resolve_broker_url, shut_down
 from hpoqueue.config import ExperimentConfig
+from hpoqueue.credentials import unprotected_broker_warning
 from hpoqueue.errors import BrokerError, ConfigError, GpuError
 from hpoqueue.gpu import GpuInfo, check_request, discover_gpus, gpu_queue, trial_pids, usable_gpus
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
@@ -38,6 +39,9 @@ def check(config: ExperimentConfig, *, broker: str | None = None) -> str | None:
     if broker_url is not None and not ping(broker_url, timeout=3.0):
         raise BrokerError(f"cannot reach the broker at {redact(broker_url)} (start Redis there, fix --broker "
                           "or HPOQUEUE_BROKER_URL, or leave it unset to use the embedded Redis)")
+    warning = unprotected_broker_warning(broker_url) if broker_url else None
+    if warning is not None:
+        notify_stderr(f"warning: {warning}")
     check_gpus(config, local=broker_url is None)
     trial_queues(config)
     create_tuner(config.tuner, config.search_space, optimize_mode=config.optimize_mode, seed=config.seed,
