@@ -63,7 +63,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             redis_server = launch.spawn_embedded(work_dir, early)
             queues = launch.trial_queues(config, local=True, notify=launch.notify_stderr)
             # grace 0: by the time `early` unwinds, run() has drained the workers of any trial it dispatched
-            launch.start_local_workers(config, work_dir, redis_server.url, queues, early, grace=0)
+            launch.start_local_workers(config, work_dir, redis_server.url, queues, early, grace=0,
+                                       watch=False)  # run() watches them
             redis_server.wait_ready()  # while the workers boot
         storage = _storage(args, config.storage)
         from hpoqueue import experiment as experiments

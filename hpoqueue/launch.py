@@ -23,6 +23,7 @@ from hpoqueue.gpu import GpuInfo, check_request, discover_gpus, gpu_queue, trial
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
 from hpoqueue.locations import remember_broker, stored_broker
 from hpoqueue.tuners import create_tuner
+from hpoqueue.worker_watchdog import WorkerWatchdog
 
 LOCAL_CPU_THREADS = 32  #: threads of the local `cpu` worker (it only supervises trial processes)
 
@@ -125,12 +126,15 @@ def notify_stderr(message: str) -> None:
 
 
 def start_local_workers(config: ExperimentConfig, work_dir: Path, broker_url: str, queues: list[str],
-                        stack: ExitStack, *, grace: float = 20.0) -> None:
+                        stack: ExitStack, *, grace: float = 20.0, watch: bool = True) -> None:
     """The workers of a run on this box (found again if they still run), stopped by `stack`: SIGTERM, then
-    SIGKILL after `grace` seconds."""
+    SIGKILL after `grace` seconds. With `watch`, one that dies meanwhile is restarted."""
     workers = LocalWorkers(work_dir / "workers", broker_url)
-    workers.start(local_worker_specs(config, queues))
+    specs = local_worker_specs(config, queues)
+    workers.start(specs)
     stack.callback(workers.stop, grace)
+    if watch:  # entered after the callback above, so it stops first
+        stack.enter_context(WorkerWatchdog(workers, specs, notify_stderr))
 
 
 def local_worker_specs(config: ExperimentConfig, queues: list[str]) -> list[WorkerSpec]:

@@ -64,10 +64,12 @@ class LocalWorkers:
         """The pid of worker `name` if it is alive."""
         try:
             pid = int(self.pid_file(name).read_text())
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        try:
+            return pid if _alive(pid) else None  # reaps a worker this process started that died (a zombie)
+        except PermissionError:  # another user's process has the pid now
+            return None
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.state_dir.glob("*.pid"))

@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+from hpoqueue.cgroup import AttemptCgroup
 from hpoqueue.errors import HpoQueueError, MetricError
 from hpoqueue.metrics import Metric, match_stdout, parse_metric_line, stdout_value
 
@@ -235,6 +236,7 @@ class TrialRunner:
         self._regex = spec.metric_regex
         self._sources: list[tuple[_Tail, Callable[[str], Metric | None]]] = []
         self.pgid_path = spec.log_path.parent / PGID_FILE
+        self._cgroup: AttemptCgroup | None = None  #: where cgroups work: what setsid cannot leave
 
     def log(self, message: str) -> None:
         """Append a timestamped line to the trial's own log."""
@@ -256,6 +258,9 @@ class TrialRunner:
                 self._sources.append((_Tail(spec.stdout_path, "stdout"), self._parse_stdout))
             env = {**spec.env, METRIC_FILE_ENV: str(spec.metric_path)}
             argv = launch_argv(spec.command, env)
+            self._cgroup = AttemptCgroup.create()
+            if self._cgroup is not None:
+                argv = self._cgroup.wrap(argv)
             with open(spec.stdout_path, "ab") as out, open(spec.stderr_path, "ab") as err:
                 self._proc = subprocess.Popen(
                     argv, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL,
@@ -270,7 +275,8 @@ class TrialRunner:
         pid = self._proc.pid
         self.pgid_path.write_text(json.dumps({
             "pgid": pid, "leader_start": start_time(pid),
-            "runner_pid": os.getpid(), "runner_start": start_time(os.getpid())}) + "\n")
+            "runner_pid": os.getpid(), "runner_start": start_time(os.getpid()),
+            "cgroup": str(self._cgroup.path) if self._cgroup else None}) + "\n")
         self.log(f"started pid {pid} (process group {pid}) in {spec.cwd}: {shlex.join(argv)}")
         return pid
 
@@ -290,6 +296,8 @@ class TrialRunner:
             self._kill_at = self._clock() + self.spec.grace
             self._safe_log(f"stop requested ({reason}): SIGTERM to process group {proc.pid}")
             _killpg(proc.pid, signal.SIGTERM)
+            if self._cgroup is not None:  # and to what left the group
+                self._cgroup.signal(signal.SIGTERM)
 
     def wait(self) -> Outcome:
         """Supervise until the trial ends, then kill what is left of its group and return the outcome."""
@@ -302,11 +310,16 @@ class TrialRunner:
             self._supervise(proc)
         finally:
             leftovers = _killpg(proc.pid, signal.SIGKILL)
+            if self._cgroup is not None:  # also what left the group: setsid, double forks
+                leftovers = self._cgroup.kill() or leftovers
             if proc.returncode is None:
                 proc.wait()
+            if self._cgroup is not None:
+                self._cgroup.remove()
             self.pgid_path.unlink(missing_ok=True)
         if leftovers:
-            self.log(f"killed the processes left in group {proc.pid} after the trial ended (SIGKILL)")
+            where = f"group {proc.pid}" + (f" and cgroup {self._cgroup.path.name}" if self._cgroup else "")
+            self.log(f"killed the processes left in {where} after the trial ended (SIGKILL)")
         self._pump(final=True)
         outcome = self._finish(proc.returncode)
         self.log(f"{outcome.message}; {outcome.metrics_rejected} metric(s) rejected")
@@ -343,6 +356,8 @@ class TrialRunner:
                     self._sigkilled = proc.returncode is None
                     self.log(f"grace of {spec.grace} s over: SIGKILL to process group {proc.pid}")
                     _killpg(proc.pid, signal.SIGKILL)
+                    if self._cgroup is not None:
+                        self._cgroup.kill()
         finally:
             exit_signal.close()
 
@@ -429,8 +444,15 @@ def kill_stale_groups(pid_dir: Path) -> list[int]:
             continue
         if info.get("runner_start") is not None and start_time(runner) == info["runner_start"]:
             continue  # its runner is alive and supervising it
+        swept = False
+        if info.get("cgroup") and Path(info["cgroup"]).is_dir():  # everything the trial started, setsid too
+            cgroup = AttemptCgroup(Path(info["cgroup"]))
+            swept = cgroup.kill()
+            cgroup.remove()
         leader = start_time(pgid)
         if (leader is None or leader == info.get("leader_start")) and _killpg(pgid, signal.SIGKILL):
+            swept = True
+        if swept:
             killed.append(pgid)
         path.unlink(missing_ok=True)
     return killed
