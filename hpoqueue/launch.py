@@ -20,6 +20,7 @@ from hpoqueue.config import ExperimentConfig
 from hpoqueue.credentials import unprotected_broker_warning
 from hpoqueue.errors import BrokerError, ConfigError, GpuError
 from hpoqueue.gpu import GpuInfo, check_request, discover_gpus, gpu_queue, trial_pids, usable_gpus
+from hpoqueue.interrupts import interrupts_deferred
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
 from hpoqueue.locations import remember_broker, stored_broker
 from hpoqueue.tuners import create_tuner
@@ -131,8 +132,8 @@ def start_local_workers(config: ExperimentConfig, work_dir: Path, broker_url: st
     SIGKILL after `grace` seconds. With `watch`, one that dies meanwhile is restarted."""
     workers = LocalWorkers(work_dir / "workers", broker_url)
     specs = local_worker_specs(config, queues)
+    stack.callback(workers.stop, grace)  # first: it stops whichever of them have started
     workers.start(specs)
-    stack.callback(workers.stop, grace)
     if watch:  # entered after the callback above, so it stops first
         stack.enter_context(WorkerWatchdog(workers, specs, notify_stderr))
 
@@ -172,8 +173,9 @@ def spawn_embedded(work_dir: Path, stack: ExitStack) -> EmbeddedRedis:
     previous = stored_broker(work_dir)
     port = int(previous.rsplit(":", 1)[1].split("/")[0]) if previous else free_port()
     server = EmbeddedRedis(data_dir, port=port if _port_free(port) else None)
-    url = server.spawn()
-    stack.callback(server.stop)
+    with interrupts_deferred():  # a signal in between would leave the server running
+        url = server.spawn()
+        stack.callback(server.stop)
     (data_dir / "embedded").write_text(str(server.port))
     remember_broker(work_dir, url)
     return server

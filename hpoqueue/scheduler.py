@@ -141,6 +141,10 @@ class Scheduler:
                         break
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     self._wait_for_broker(exc)
+                except redis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    self._wait_for_broker(exc)  # Redis came back empty before a read failed
         self.channel.ack(self._take_unacked())
         state = ExperimentState.STOPPED if self.stopping else ExperimentState.DONE
         self.storage.set_experiment_state(self.exp_id, state)
@@ -171,6 +175,9 @@ class Scheduler:
         now = self.clock()
         for flight in self.flights.values():
             flight.hb_seen = now
+            if not flight.claimed and not flight.state.is_finished() and \
+                    not self.channel.is_claimed(flight.attempt_id):
+                self._dispatch(flight)  # a Redis back without its data lost the message; a copy is a no-op
         log.warning("broker reachable again")
 
     def request_stop(self) -> None:
