@@ -30,7 +30,7 @@ def parse_duration(text: str | int | float, *, field: str = "duration", source: 
             seconds = float(text)
         except OverflowError:  # an integer beyond a float's range
             seconds = math.inf
-    if not math.isfinite(seconds) or seconds <= 0:
+    if math.isnan(seconds) or seconds <= 0:
         raise ConfigError(f"{_short(text)} is not a positive duration", source=source, field=field, hint=_HINT)
     if seconds > MAX_SECONDS:
         raise ConfigError(f"{_short(text)} is longer than a hundred years", source=source, field=field,

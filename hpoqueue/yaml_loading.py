@@ -70,8 +70,7 @@ class Loader(yaml.SafeLoader):
                     continue
                 if duplicate:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (the first one would be silently ignored)",
-                        key_node.start_mark)
+                        None, None, f"duplicate key {key!r}", key_node.start_mark)
         return super().construct_mapping(node, deep)
 
 
@@ -99,7 +98,7 @@ def _check_expansion(root: Any) -> None:
             size[key] = 1 + sum(size[id(c)] for c in children)
             if size[key] > MAX_NODES:
                 raise yaml.composer.ComposerError(
-                    None, None, f"expands to more than {MAX_NODES:,} values (an alias bomb?)", node.start_mark)
+                    None, None, f"its aliases expand to more than {MAX_NODES:,} values", node.start_mark)
             continue
         if key in size:
             continue
@@ -127,8 +126,7 @@ def parse_yaml(text: str, *, source: str | None, error: type[ConfigError] = Conf
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise error(f"invalid YAML{where}: {problem}", source=source,
-                    hint="check the indentation and quoting around that line") from None
+        raise error(f"invalid YAML{where}: {problem}", source=source, hint=_hint(problem)) from None
     except RecursionError:  # defensive: compose_node bounds the depth first
         raise error(f"invalid YAML: nested more than {MAX_DEPTH} levels deep", source=source,
                     hint="flatten the structure") from None
@@ -140,7 +138,7 @@ def parse_json(text: str, *, source: str | None, error: type[ConfigError] = Conf
         result: dict[str, Any] = {}
         for key, value in items:
             if key in result:
-                raise ValueError(f"duplicate key {key!r} (the first one would be silently ignored)")
+                raise ValueError(f"duplicate key {key!r}")
             result[key] = value
         return result
 
@@ -149,7 +147,7 @@ def parse_json(text: str, *, source: str | None, error: type[ConfigError] = Conf
     except json.JSONDecodeError as exc:
         raise error(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=source) from None
     except ValueError as exc:
-        raise error(f"invalid JSON: {exc}", source=source) from None
+        raise error(f"invalid JSON: {exc}", source=source, hint=_hint(str(exc))) from None
     except RecursionError:
         raise error(f"invalid JSON: nested more than {MAX_DEPTH} levels deep", source=source,
                     hint="flatten the structure") from None
@@ -157,6 +155,17 @@ def parse_json(text: str, *, source: str | None, error: type[ConfigError] = Conf
         raise error(f"invalid JSON: nested more than {MAX_DEPTH} levels deep", source=source,
                     hint="flatten the structure")
     return value
+
+
+def _hint(problem: str) -> str:
+    """How to fix a document that broke one of the rules above, or a plain syntax error."""
+    if problem.startswith("duplicate key"):
+        return "keep one of them: the last one would silently win"
+    if problem.startswith("nested more than"):
+        return "flatten the structure"
+    if "aliases expand" in problem or "alias refers" in problem:
+        return "write the values out instead of repeating aliases of aliases"
+    return "check the indentation and quoting around that line"
 
 
 def _depth(value: Any) -> int:
