@@ -480,7 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM (and SIGHUP, until a run outlives its terminal) as Ctrl-C: what `submit` started (Redis,
         # workers, trials) is stopped and recorded, not left running; the scheduler makes the first a clean stop
         with ExitStack() as args.resources, signals_handled(raise_interrupt, signal.SIGTERM, signal.SIGHUP):
-            private_umask()  # the database, logs, parameters and Redis's files are the owner's alone
+            # the database, logs, parameters and Redis's files are the owner's alone (main() called from
+            # Python gives the caller its own umask back)
+            args.resources.callback(os.umask, private_umask())
             return int(args.func(args) or 0)
     except HpoQueueError as exc:
         print(f"hpoqueue: error: {exc}", file=sys.stderr)

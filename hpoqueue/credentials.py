@@ -57,7 +57,7 @@ def warn_if_unprotected(url: str) -> None:
 def private_umask() -> int:
     """Make files and directories created from now on (also by child processes: workers, Redis, trials)
     private to their owner, or follow $HPOQUEUE_UMASK (e.g. 027 to share with the group); returns the
-    umask set."""
+    umask that was in place before."""
     text = os.environ.get(ENV_UMASK)
     mask = DEFAULT_UMASK
     if text:
@@ -68,5 +68,4 @@ def private_umask() -> int:
         if not 0 <= mask <= 0o777:
             raise ConfigError(f"{text!r} is not an octal umask", field=f"${ENV_UMASK}",
                               hint="for example 077 (owner only) or 027 (the group may read)")
-    os.umask(mask)
-    return mask
+    return os.umask(mask)

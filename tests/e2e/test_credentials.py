@@ -102,9 +102,12 @@ def test_a_broker_without_password_is_named_and_an_ended_experiments_keys_expire
     try:
         url = f"redis://127.0.0.1:{port}/0"
         wait_for(lambda: ping(url), 10, "the Redis without a password")
-        chaos.worker(url, "open")
-        worker_log = (chaos.root / "worker-open.log").read_text()
-        assert "has no password" in worker_log, worker_log
+        chaos.env["HPOQUEUE_FAKE_GPUS"] = "0"
+        started = chaos.cli("workers", "start", "--cpu", "1", "--broker", url, timeout=60, check=True)
+        assert f"warning: the broker {url} has no password" in started.stderr, started.stderr
+        worker_log = chaos.home / "workers" / "cpu.log"
+        wait_for(lambda: worker_log.exists() and "ready." in worker_log.read_text(), 60, "the worker")
+        assert "has no password" in worker_log.read_text()
         run = chaos.cli("submit", str(chaos.chaos_config(maxTrialNumber=1, trialConcurrency=1)), "--broker", url,
                         "--quiet", timeout=120, check=True)
         assert f"warning: the broker {url} has no password" in run.stderr, run.stderr
@@ -113,6 +116,7 @@ def test_a_broker_without_password_is_named_and_an_ended_experiments_keys_expire
         keys = [k.decode() for k in client.keys(f"hpoqueue:{exp_id}:*")]
         assert keys, "the experiment left no keys to check"
         assert all(0 < client.ttl(k) <= ENDED_TTL for k in keys), {k: client.ttl(k) for k in keys}
+        chaos.cli("workers", "stop", timeout=60, check=True)
     finally:
         server.kill()
         server.wait()
