@@ -23,9 +23,9 @@ from hpoqueue.launch import check
 from hpoqueue.metrics import InvalidMetricError, match_stdout, parse_metric_line, stdout_pattern, stdout_value
 from hpoqueue.runner import RunSpec, TrialRunner
 
-pytestmark = [pytest.mark.chaos]
+pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**40), max_value=10**40),
@@ -110,7 +110,7 @@ def test_any_stdout_line_is_a_finite_number_that_ends_or_rejected(line: str) -> 
         f"{line!r} gave {value} from the start of a longer word"
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
+@settings(max_examples=12, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(lines=st.lists(json_lines, min_size=1, max_size=6))
 def test_a_trial_writing_any_metric_lines_never_stops_its_runner(tmp_path: Path, lines: list[str]) -> None:
