@@ -22,6 +22,7 @@ from hpoqueue.config import ExperimentConfig
 from hpoqueue.errors import StorageError, StorageUnavailableError
 from hpoqueue.gpu_slots import gpu_indices_env
 from hpoqueue.interrupts import signals_handled
+from hpoqueue.metrics import scalar
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
 from hpoqueue.records import TrialResult
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
@@ -361,7 +362,8 @@ class Scheduler:
         return False
 
     def _on_metric(self, flight: Flight, event: dict[str, Any]) -> bool:
-        value = float(event["value"])
+        data = event.get("data")
+        value = scalar(event["value"] if data is None else data)  # again: the broker is not the worker
         if not self.storage.add_metric(flight.record.id, flight.attempt, event["kind"], event["step"],
                                        value, event.get("data")):
             return False  # seen before (re-read after a crash)
