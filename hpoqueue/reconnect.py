@@ -4,6 +4,7 @@ then one clear message; the scheduler then starts again from storage, as `resume
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -12,14 +13,25 @@ from hpoqueue.storage import Storage
 
 log = logging.getLogger("hpoqueue.reconnect")
 
-STORAGE_WAIT = 120.0  #: seconds to wait for the database before giving up
+ENV_STORAGE_WAIT = "HPOQUEUE_STORAGE_WAIT"  #: seconds to wait for a database that went away (default 120)
+STORAGE_WAIT = 120.0
 STORAGE_RETRY = 1.0  #: seconds between two tries
 
 
+def storage_wait() -> float:
+    """How long to wait for the database: $HPOQUEUE_STORAGE_WAIT seconds, else STORAGE_WAIT."""
+    text = os.environ.get(ENV_STORAGE_WAIT)
+    try:
+        return float(text) if text else STORAGE_WAIT
+    except ValueError:
+        raise StorageError(f"${ENV_STORAGE_WAIT} must be a number of seconds, not {text!r}") from None
+
+
 def wait_for_storage(storage: Storage, exp_id: str, error: StorageUnavailableError, *,
-                     timeout: float = STORAGE_WAIT, clock: Callable[[], float] = time.monotonic) -> None:
-    """Return once the database answers again; after `timeout` seconds raise a StorageError saying what
-    to do. Running trials are not touched: their events wait in Redis until a scheduler stores them."""
+                     clock: Callable[[], float] = time.monotonic) -> None:
+    """Return once the database answers again; after storage_wait() seconds raise a StorageError saying
+    what to do. The trials' events wait in Redis until a scheduler stores them."""
+    timeout = storage_wait()
     log.warning("lost the database (%s); waiting up to %g s for it to come back", error, timeout)
     deadline = clock() + timeout
     while True:
@@ -28,9 +40,9 @@ def wait_for_storage(storage: Storage, exp_id: str, error: StorageUnavailableErr
             storage.get_experiment(exp_id)
         except StorageUnavailableError as exc:
             if clock() >= deadline:
-                raise StorageError(f"the database has been unreachable for {timeout:g} s ({exc}); running "
-                                   f"trials go on, and `hpoqueue resume {exp_id}` continues the experiment "
-                                   "once the database is back") from None
+                raise StorageError(f"the database has been unreachable for {timeout:g} s ({exc}); "
+                                   f"`hpoqueue resume {exp_id}` continues the experiment once it is back"
+                                   ) from None
             continue
         log.warning("the database is back; the scheduler goes on from what it had stored")
         return

@@ -49,6 +49,39 @@ def test_database_connections_terminated_mid_run_do_not_end_submit(chaos: ChaosP
         assert len(trials) == 8 and all(t.state is TrialState.SUCCEEDED for t in trials), trials
 
 
+@pytest.mark.postgres
+def test_a_database_away_longer_than_the_wait_is_one_line_and_resume_continues(chaos: ChaosProject,
+                                                                              postgres_url: str) -> None:
+    config = chaos.chaos_config(maxTrialNumber=3, trialConcurrency=1, storage=postgres_url,
+                                searchSpace={"sleep": {"_type": "choice", "_value": [0.5]},
+                                             "x": {"_type": "uniform", "_value": [0, 1]}})
+    submit = chaos.background("submit", str(config), "--quiet", env={"HPOQUEUE_STORAGE_WAIT": "2"})
+    wait_for(lambda: chaos.executions(), 60, "a trial to start")
+    database = postgres_url.rsplit("/", 1)[1]
+    admin = sqlalchemy.create_engine(postgres_url.rsplit("/", 1)[0] + "/test", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+            try:
+                conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                                     "AND pid <> pg_backend_pid()", (database,))
+                code = submit.wait(60)
+            finally:
+                conn.exec_driver_sql(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+    finally:
+        admin.dispose()
+    output = (chaos.root / "cli-0.log").read_text()
+    exp_id = output.split("experiment ", 1)[1].split()[0]
+    last = output.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("hpoqueue: error: the database has been unreachable for 2 s"), output
+    assert f"`hpoqueue resume {exp_id}` continues the experiment once it is back" in last
+    chaos.cli("--storage", postgres_url, "resume", exp_id, "--quiet", timeout=120, check=True)
+    with Storage(postgres_url) as storage:
+        assert storage.get_experiment(exp_id).state is ExperimentState.DONE
+        trials = storage.trials(exp_id)
+        assert len(trials) == 3 and all(t.state is TrialState.SUCCEEDED for t in trials), trials
+
+
 def test_a_redis_restarted_without_its_data_gets_unclaimed_attempts_again(chaos: ChaosProject) -> None:
     """The queued message of an attempt no worker had taken is lost with Redis's data; the scheduler
     sends it again once Redis is back, and a worker started after the restart runs it."""
