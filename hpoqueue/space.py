@@ -45,6 +45,9 @@ _LAWS: dict[str, _Law] = {
     "lognormal": _Law(2, True, False, False),
     "qlognormal": _Law(3, True, True, False),
 }
+#: The largest bound a numeric `_value` may have, and the most steps a q-type may take: beyond 2**53 a float
+#: no longer counts integers exactly, and sampling and grids overflow.
+MAX_MAGNITUDE = 2.0**53
 _FORMS = {"randint": "[lower, upper]", **{k: ("[low, high" if law.bounded else "[mu, sigma")
                                             + (", q]" if law.quantized else "]") for k, law in _LAWS.items()}}
 #: Every `_type` NNI defines.
@@ -121,7 +124,17 @@ def _close(a: float, b: float) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(float(v))
+    if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an integer beyond a float's range
+        return False
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 24 else text[:21] + "..."
 
 
 def _is_spec(v: Any) -> bool:
@@ -461,7 +474,10 @@ class _Builder:
             raise self.fail(f"{kind} takes {form}, got {len(value)} values", vwhere)
         for i, v in enumerate(value):
             if not _is_number(v):
-                raise self.fail(f"{v!r} is not a finite number", f"{vwhere}[{i}]")
+                raise self.fail(f"{_short(v)} is not a finite number", f"{vwhere}[{i}]")
+            if abs(v) > MAX_MAGNITUDE:
+                raise self.fail(f"{_short(v)} is beyond +-2**53", f"{vwhere}[{i}]",
+                                "a search space's bounds are numbers a float holds exactly")
         start, self.col = self.col, self.col + 1
         if kind == "randint":
             return self.randint(name, value, vwhere, path, start, pkw)
@@ -477,6 +493,12 @@ class _Builder:
             raise self.fail(f"sigma must be > 0, got {value[1]}", f"{vwhere}[1]")
         if q is not None and q <= 0:
             raise self.fail(f"q must be > 0, got {value[2]}", f"{vwhere}[2]")
+        if law.log and not law.bounded and abs(a) + 8 * b > 700:
+            raise self.fail(f"mu {value[0]} and sigma {value[1]} give values beyond a float (exp(700))", vwhere,
+                            "keep |mu| + 8 * sigma below 700")
+        if q is not None and (max(abs(a), abs(b)) + abs(b - a)) / q > MAX_MAGNITUDE:
+            raise self.fail(f"q {value[2]} is too small for this range: more than 2**53 steps", f"{vwhere}[2]",
+                            "make q larger, or use the unquantized type")
         bounds = {"low": a, "high": b} if law.bounded else {"mu": a, "sigma": b}
         dim = Dim(path, "continuous", law.log, kind, start, start + 1, q=q, **bounds, **pkw)
         return _Numeric(name, dim, law, a, b, q)
