@@ -54,7 +54,10 @@ def test_processes_that_leave_the_trials_process_group_die_with_it(chaos: ChaosP
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     base = cgroup_base()
-    assert base is not None and not list(base.glob(f"hpoqueue-{os.getpid()}*"))  # no cgroup left behind
+    logs = [p.read_text() for p in chaos.home.rglob("trial.log")]
+    used = {word.rstrip(")") for log in logs for word in log.split() if word.startswith("hpoqueue-")}
+    assert base is not None and len(used) == 2, logs  # each attempt had a cgroup of its own ...
+    assert not [name for name in used if (base / name).exists()]  # ... removed with it
 
 
 def test_a_local_run_restarts_a_dead_worker_whose_successor_kills_the_old_trial(chaos: ChaosProject) -> None:
