@@ -11,6 +11,7 @@ from types import TracebackType
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
 
 CHECK_EVERY = 1.0  #: seconds between two looks at the workers' pids
+MAX_RESTARTS = 10  #: restarts of one worker before the watchdog gives up on it (a worker that cannot start)
 
 
 class WorkerWatchdog:
@@ -23,6 +24,7 @@ class WorkerWatchdog:
         self.specs = specs
         self.notify = notify
         self.every = every
+        self._restarts = {spec.name: 0 for spec in specs}
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="hpoqueue-worker-watchdog", daemon=True)
 
@@ -42,7 +44,13 @@ class WorkerWatchdog:
     def check(self) -> None:
         """Restart the workers that died since the last look."""
         for spec in self.specs:
-            if self._stopped.is_set() or self.workers.pid(spec.name) is not None:
+            if self._stopped.is_set() or self._restarts[spec.name] >= MAX_RESTARTS or \
+                    self.workers.pid(spec.name) is not None:
+                continue
+            self._restarts[spec.name] += 1
+            if self._restarts[spec.name] == MAX_RESTARTS:
+                self.notify(f"local worker {spec.name} died {MAX_RESTARTS} times; not restarting it again "
+                            f"(see {self.workers.state_dir / spec.name}.log)")
                 continue
             try:
                 [pid] = self.workers.start([spec])
