@@ -36,6 +36,8 @@ _PR_SET_PDEATHSIG = 1
 #: a command made only of these characters has no shell syntax: it is exec'd without a shell in between
 _PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_@%+=:,./ -]+")
 _MAX_PARTIAL = 1 << 20  # a "line" longer than 1 MiB without a newline is cut and handled as a line
+MAX_METRICS = 100_000  #: metrics one attempt may report; more are rejected (a runaway loop, not a curve)
+MAX_LOGGED_REJECTIONS = 100  #: rejected lines named in trial.log; the rest are only counted
 
 
 class SpawnError(HpoQueueError):
@@ -232,6 +234,7 @@ class TrialRunner:
         self._escalated = False
         self._sigkilled = False
         self._rejected = 0
+        self._reported = 0
         self._started_at = 0.0
         self._regex = spec.metric_regex
         self._sources: list[tuple[_Tail, Callable[[str], Metric | None]]] = []
@@ -368,13 +371,19 @@ class TrialRunner:
             for number, line in tail.lines(final):
                 try:
                     metric = parse(line)
+                    if metric is not None and self._reported >= MAX_METRICS:
+                        raise MetricError(f"more than {MAX_METRICS} metrics from one attempt")
                 except MetricError as exc:
                     self._rejected += 1
-                    self.log(f"rejected metric from {tail.label} line {number}: {exc} "
-                             f"(line: {line.strip()[:200]!r})")
+                    if self._rejected <= MAX_LOGGED_REJECTIONS:
+                        self.log(f"rejected metric from {tail.label} line {number}: {exc} "
+                                 f"(line: {line.strip()[:200]!r})"
+                                 + ("; further rejections are counted, not logged"
+                                    if self._rejected == MAX_LOGGED_REJECTIONS else ""))
                     continue
                 if metric is not None:
                     metrics.append(metric)
+                    self._reported += 1
         if metrics:
             self._on_metrics(metrics)
 

@@ -166,3 +166,32 @@ def test_hostile_trial_output_is_dropped_for_that_trial_only(project: Project, r
         log = (Path(exp.work_dir) / "trials" / "2" / "attempt-1" / "trial.log").read_text()
         assert log.count("rejected metric") == 6, log
         assert json.dumps(second.params)  # the trial's record is intact
+
+
+FLOOD_TRIAL = '''
+import json, os
+with open(os.environ["HPOQUEUE_METRIC_FILE"], "a") as fh:
+    for step in range(60):
+        fh.write(json.dumps({"kind": "intermediate", "value": step}) + "\\n")
+    for _ in range(300):
+        fh.write("not a metric\\n")
+'''
+
+
+def test_a_flood_of_metric_lines_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metrics per attempt are capped (MAX_METRICS, lowered here) and trial.log names only the first
+    rejections: a trial in a runaway loop cannot fill the database or the disk through hpoqueue."""
+    from hpoqueue import runner
+
+    monkeypatch.setattr(runner, "MAX_METRICS", 50)
+    (tmp_path / "flood.py").write_text(FLOOD_TRIAL)
+    reported: list[Any] = []
+    spec = runner.RunSpec(command=f"{sys.executable} flood.py", cwd=tmp_path, env=dict(os.environ),
+                          stdout_path=tmp_path / "out", stderr_path=tmp_path / "err",
+                          metric_path=tmp_path / "metrics.jsonl", log_path=tmp_path / "trial.log")
+    outcome = runner.TrialRunner(spec, on_metrics=reported.extend).run()
+    assert outcome.exit_code == 0 and [m.value for m in reported] == list(range(50))
+    assert outcome.metrics_rejected == 10 + 300
+    log = (tmp_path / "trial.log").read_text()
+    assert log.count("rejected metric") == runner.MAX_LOGGED_REJECTIONS, log
+    assert "more than 50 metrics from one attempt" in log and "further rejections are counted, not logged" in log
