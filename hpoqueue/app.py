@@ -7,7 +7,7 @@ import ssl
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
 from hpoqueue.broker import ENV_BROKER, ENV_BROKER_CA
 
@@ -80,3 +80,12 @@ def make_app(broker_url: str | None = None) -> Celery:
 
 
 app = make_app()
+
+
+@signals.celeryd_after_setup.connect
+def _worker_setup(**_kwargs: Any) -> None:
+    """A worker's files (trial logs, parameters) are private, and a broker without a password is named."""
+    from hpoqueue.credentials import private_umask, warn_if_unprotected
+
+    private_umask()
+    warn_if_unprotected(app.conf.broker_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from hpoqueue.errors import BrokerError
 
 ENV_BROKER = "HPOQUEUE_BROKER_URL"
 ENV_BROKER_CA = "HPOQUEUE_BROKER_CA"  #: CA bundle for rediss:// brokers with a private CA
+PASSWORD_FILE = "redis.password"  #: the embedded Redis's password, in its data directory (0600)
 
 
 def resolve_broker_url(cli_value: str | None = None, config_value: str | None = None) -> str | None:
@@ -97,8 +99,31 @@ def ping(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def embedded_password(data_dir: Path) -> str:
+    """The password of the embedded Redis whose data directory is `data_dir`: made on first use and kept
+    in a file only its owner can read (PASSWORD_FILE), so a Redis restarted on the same directory, and
+    whatever else must reach it (an SSH tunnel's far end), use the same one."""
+    path = Path(data_dir) / PASSWORD_FILE
+    for _ in range(2):
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # made by another process meanwhile: read it
+            continue
+        password = secrets.token_hex(32)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
+        return password
+    raise BrokerError(f"cannot read the embedded Redis password in {path}")
+
+
 class EmbeddedRedis:
-    """A real Redis server bound to 127.0.0.1, with append-only persistence under `data_dir`.
+    """A real Redis server bound to 127.0.0.1 that requires a generated password (embedded_password), with
+    append-only persistence under `data_dir`; every file it writes is its owner's alone.
 
     Started with the same data directory again (after a crash or `resume`), it reloads what it had.
     """
@@ -106,12 +131,13 @@ class EmbeddedRedis:
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self.password = embedded_password(self.data_dir)
         self.process: subprocess.Popen[bytes] | None = None
         self.answered = False  #: it has answered a PING: the URL was ours
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> str:
         """Start the server and wait until it answers; returns its URL."""
@@ -121,15 +147,20 @@ class EmbeddedRedis:
     def spawn(self) -> str:
         """Start the server without waiting for it (it answers within milliseconds): a caller can start
         the workers, which take far longer to boot, meanwhile. Returns its URL."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # the password goes in a private config file, not on the command line, which `ps` shows to everyone
+        conf = self.data_dir / "redis.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"requirepass {self.password}\n")
         args = [
-            redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
+            redis_server_binary(), str(conf), "--bind", "127.0.0.1", "--port", str(self.port),
             "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--protected-mode", "yes", "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"), "--pidfile", str(self.data_dir / "redis.pid"),
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+                                        stderr=subprocess.DEVNULL, start_new_session=True, umask=0o077)
         return self.url
 
     def wait_ready(self, timeout: float = 10.0) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hpoqueue import db_cli, locations, metric_keys
+from hpoqueue.credentials import private_umask
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.interrupts import outlive_terminal, raise_interrupt, signals_handled
 from hpoqueue.optimize_mode import loss
@@ -30,13 +31,15 @@ if TYPE_CHECKING:
     from hpoqueue.storage import ExperimentRecord, Storage, TrialRecord
 
 
-def _storage(args: argparse.Namespace, config_value: str | None = None, *, upgrade: bool = False) -> Storage:
-    """The storage the command works on, closed when main() returns; an older schema is upgraded only by
-    the commands that run the scheduler (``upgrade``), refused by the others."""
+def _storage(args: argparse.Namespace, config_value: str | None = None, *, upgrade: bool = False,
+             create: bool = False) -> Storage:
+    """The storage the command works on, closed when main() returns. Only the commands that record an
+    experiment (``create``: submit, import) make a new database; an older schema is upgraded only by the
+    commands that run the scheduler (``upgrade``), refused by the others."""
     from hpoqueue.storage import Storage  # SQLAlchemy: a third of a second, loaded when first needed
 
     url = locations.storage_url(args.storage, config_value)
-    return args.resources.enter_context(Storage(url, upgrade=upgrade))
+    return args.resources.enter_context(Storage(url, upgrade=upgrade, create=create))
 
 
 # ---- running experiments ---------------------------------------------------------------------------
@@ -65,9 +68,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
             redis_server = launch.spawn_embedded(work_dir, early)
             queues = launch.trial_queues(config, local=True, notify=launch.notify_stderr)
             # grace 0: by the time `early` unwinds, run() has drained the workers of any trial it dispatched
-            launch.start_local_workers(config, work_dir, redis_server.url, queues, early, grace=0)
+            launch.start_local_workers(config, work_dir, redis_server.url, queues, early, grace=0,
+                                       watch=False)  # run() watches them
             redis_server.wait_ready()  # while the workers boot
-        storage = _storage(args, config.storage, upgrade=True)
+        storage = _storage(args, config.storage, upgrade=True, create=True)
         from hpoqueue import experiment as experiments
         from hpoqueue import warm_start
 
@@ -451,10 +455,12 @@ def cmd_update(args: argparse.Namespace) -> int:
                "max_duration": parse_duration(args.duration, field="--duration") if args.duration else None}
     if all(v is None for v in changes.values()):
         raise HpoQueueError("nothing to update: give --concurrency, --max-trials, --duration or --search-space")
-    if args.concurrency is not None and args.concurrency < 1:
-        raise HpoQueueError(f"--concurrency must be at least 1, not {args.concurrency}")
-    if args.max_trials is not None and args.max_trials < 1:
-        raise HpoQueueError(f"--max-trials must be at least 1, not {args.max_trials}")
+    from hpoqueue.config import MAX_CONCURRENCY, MAX_INT
+
+    for flag, value, top in (("--concurrency", args.concurrency, MAX_CONCURRENCY),
+                             ("--max-trials", args.max_trials, MAX_INT)):
+        if value is not None and not 1 <= value <= top:
+            raise HpoQueueError(f"{flag} must be between 1 and {top}, not {value}")
     storage = _storage(args)
     channel = _live_channel(storage, args.experiment)
     if channel is not None:
@@ -577,10 +583,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM (and SIGHUP, until a run outlives its terminal) as Ctrl-C: what `submit` started (Redis,
         # workers, trials) is stopped and recorded, not left running; the scheduler makes the first a clean stop
         with ExitStack() as args.resources, signals_handled(raise_interrupt, signal.SIGTERM, signal.SIGHUP):
+            # the database, logs, parameters and Redis's files are the owner's alone (main() called from
+            # Python gives the caller its own umask back)
+            args.resources.callback(os.umask, private_umask())
             return int(args.func(args) or 0)
     except HpoQueueError as exc:
         print(f"hpoqueue: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `hpoqueue status EXP | head`: the reader has what it wanted
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:  # before an experiment is recorded, `submit` leaves nothing to resume
         hint = getattr(args, "interrupt_hint", None)
         print(f"hpoqueue: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)

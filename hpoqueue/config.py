@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
-import yaml
-
 from hpoqueue import config_nni
 from hpoqueue.durations import format_duration, parse_duration
-from hpoqueue.errors import ConfigError, read_text
+from hpoqueue.errors import ConfigError
 from hpoqueue.locations import home_dir
 from hpoqueue.optimize_mode import MODES, OptimizeMode
 from hpoqueue.space import SearchSpace
+from hpoqueue.yaml_loading import parse_yaml as read_yaml
+from hpoqueue.yaml_loading import read_document
 
 __all__ = [
     "DEFAULT_OPTIMIZE_MODE", "AlgorithmConfig", "ExperimentConfig", "MachineConfig", "TrainingServiceConfig",
@@ -33,6 +33,9 @@ __all__ = [
 DEFAULT_OPTIMIZE_MODE: OptimizeMode = "minimize"
 #: The tuner used when the config names none (NNI requires one).
 DEFAULT_TUNER = "Random"
+#: The largest count a config may give (PostgreSQL's integer column), and the largest trialConcurrency.
+MAX_INT = 2**31 - 1
+MAX_CONCURRENCY = 10_000
 _BROKER_SCHEMES = ("redis", "rediss", "unix")
 _STORAGE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
@@ -165,33 +168,10 @@ def _camel(value: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------- reading
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-4`` as a float (YAML 1.2, as JSON does), not as a string."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d[\d_]*)?\.?\d+[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
-
-
-def read_yaml(text: str, *, source: str | None, error: type[ConfigError] = ConfigError) -> Any:
-    """Parse YAML (JSON too); a syntax error becomes `error` with the line number."""
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise error(f"invalid YAML{where}: {problem}", source=source,
-                    hint="check the indentation and quoting around that line") from None
-
-
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read an experiment YAML; relative paths in it are relative to its directory."""
     path = Path(os.path.abspath(os.path.expanduser(str(path))))
-    text = read_text(path, ConfigError, "config file", "check the path")
+    text = read_document(path, ConfigError, "config file", "check the path")
     return config_from_dict(read_yaml(text, source=str(path)), source=str(path), base_dir=path.parent)
 
 
@@ -245,11 +225,11 @@ class _Ctx:
                 raise self.fail(f"unknown field '{key}'", _join(where, str(key)), hint)
 
     @overload
-    def int_(self, value: Any, where: str, *, minimum: int, maximum: int | None = None, example: str) -> int: ...
+    def int_(self, value: Any, where: str, *, minimum: int, maximum: int = MAX_INT, example: str) -> int: ...
     @overload
-    def int_(self, value: Any, where: str, *, minimum: int, maximum: int | None = None,
+    def int_(self, value: Any, where: str, *, minimum: int, maximum: int = MAX_INT,
              example: None = None) -> int | None: ...
-    def int_(self, value: Any, where: str, *, minimum: int, maximum: int | None = None,
+    def int_(self, value: Any, where: str, *, minimum: int, maximum: int = MAX_INT,
              example: str | None = None) -> int | None:
         """An integer in [minimum, maximum], None when unset; `example` makes it required."""
         if value is None:
@@ -258,9 +238,11 @@ class _Ctx:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(f"must be an integer, not {value!r}", where)
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-            raise self.fail(f"must be {bound}, got {value}", where)
+        if value < minimum or value > maximum:
+            shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:17]}..."
+            bound = f">= {minimum}" if value < minimum else \
+                f"between {minimum} and {maximum}"
+            raise self.fail(f"must be {bound}, got {shown}", where)
         return value
 
     def bool_(self, value: Any, where: str) -> bool | None:
@@ -329,9 +311,7 @@ def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
     if objectives:  # the multi-objective tuner learns them through its classArgs
         tuner = dataclasses.replace(tuner, class_args={**tuner.class_args, "objectives": [
             {"metric": m, "mode": d} for m, d in objectives]})
-    seed = tuner.class_args.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ctx.fail(f"must be an integer, not {seed!r}", "tuner.classArgs.seed")
+    seed = ctx.int_(tuner.class_args.get("seed"), "tuner.classArgs.seed", minimum=0, maximum=2**32 - 1)
     return ExperimentConfig(
         source=ctx.source,
         experiment_name=ctx.str_(raw.get("experimentName"), "experimentName"),
@@ -342,7 +322,7 @@ def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
         trial_code_directory=ctx.path(raw.get("trialCodeDirectory") or ".", "trialCodeDirectory",  # type: ignore[arg-type]
                                       kind="dir"),
         trial_concurrency=ctx.int_(raw.get("trialConcurrency"), "trialConcurrency", minimum=1,
-                                   example="'trialConcurrency: 2'"),
+                                   maximum=MAX_CONCURRENCY, example="'trialConcurrency: 2'"),
         trial_gpu_number=gpus,
         max_experiment_duration=ctx.duration(raw.get("maxExperimentDuration"), "maxExperimentDuration"),
         max_trial_number=ctx.int_(raw.get("maxTrialNumber"), "maxTrialNumber", minimum=1),

@@ -56,6 +56,10 @@ class StorageError(HpoQueueError):
     """The database cannot be opened or written (bad URL, wrong password, unreachable server)."""
 
 
+class StorageUnavailableError(StorageError):
+    """The database connection was lost (server restarted, connection terminated): worth waiting for."""
+
+
 class AlreadyRunningError(HpoQueueError):
     """A second scheduler for an experiment whose scheduler is alive (`resume` beside a running one)."""
 

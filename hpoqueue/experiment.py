@@ -12,12 +12,13 @@ from pathlib import Path
 from hpoqueue.broker import ping, redact, redis_client, resolve_broker_url
 from hpoqueue.code_bundle import pack, ship, ships
 from hpoqueue.config import ExperimentConfig, config_from_dict
-from hpoqueue.errors import BrokerError
+from hpoqueue.errors import BrokerError, StorageUnavailableError
 from hpoqueue.launch import is_embedded, notify_stderr, start_embedded, start_local_workers, trial_queues
 from hpoqueue.local_workers import LocalWorkers
 from hpoqueue.locations import remember_broker, stored_broker
 from hpoqueue.log_relay import scheduler_token
 from hpoqueue.protocol import Channel
+from hpoqueue.reconnect import wait_for_storage
 from hpoqueue.scheduler import ALIVE_TTL, Progress, Scheduler
 from hpoqueue.scheduler_lock import broker_lock, scheduler_lock
 from hpoqueue.states import ExperimentState
@@ -72,17 +73,21 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
             start_local_workers(config, work_dir, broker_url, queues, stack)
         if exp.state is not ExperimentState.RUNNING:
             storage.set_experiment_state(exp_id, ExperimentState.RUNNING)
-        code_hash = None
+        bundle = None
         if ships(config.ship_code, embedded) and not stop:
             bundle = pack(config.trial_code_directory, source=config.source)
             ship(bundle, client)
-            code_hash = bundle.digest
-        scheduler = Scheduler(exp_id=exp_id, config=config, storage=storage,
-                              channel=channel,
-                              dispatcher=RedisDispatcher(client), tuner=create_tuner(
-                                  config.tuner, config.search_space, optimize_mode=config.optimize_mode,
-                                  seed=config.seed, source=config.source),
-                              queues=queues, on_progress=on_progress, code_hash=code_hash,
-                              log_token=scheduler_token(work_dir))
-        scheduler.stop_requested = stop
-        return scheduler.run()
+        while True:  # a database that goes away mid-run: wait for it, then go on from storage, as resume does
+            scheduler = None
+            try:
+                scheduler = Scheduler(exp_id=exp_id, config=config, storage=storage, channel=channel,
+                                      dispatcher=RedisDispatcher(client), tuner=create_tuner(
+                                          config.tuner, config.search_space, optimize_mode=config.optimize_mode,
+                                          seed=config.seed, source=config.source),
+                                      queues=queues, on_progress=on_progress, code=bundle,
+                                      log_token=scheduler_token(work_dir))
+                scheduler.stop_requested = stop
+                return scheduler.run()
+            except StorageUnavailableError as exc:
+                stop = stop or bool(scheduler and scheduler.stop_requested)
+                wait_for_storage(storage, exp_id, exc)

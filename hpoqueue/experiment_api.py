@@ -91,7 +91,7 @@ class Experiment:
         """A recorded experiment (one `hpoqueue list` shows), to read or to stop."""
         from hpoqueue.storage import Storage
 
-        with Storage(locations.storage_url(storage)) as store:
+        with Storage(locations.storage_url(storage), create=False) as store:
             record = store.get_experiment(exp_id)
         exp = cls.__new__(cls)
         exp.config = config_from_dict(record.config, source=f"experiment {exp_id}")
@@ -166,7 +166,7 @@ class Experiment:
     def _storage(self) -> Iterator[Any]:
         from hpoqueue.storage import Storage
 
-        with Storage(locations.storage_url(self.storage_url, self.config.storage)) as store:
+        with Storage(locations.storage_url(self.storage_url, self.config.storage), create=False) as store:
             yield store
 
     def _cli(self, command: Callable[[argparse.Namespace], int], **options: Any) -> argparse.Namespace:

@@ -30,6 +30,19 @@ def signals_handled(handler: Handler, *signums: int) -> Iterator[None]:
             signal.signal(signum, old)
 
 
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP for the length of the block, then deliver them to the handlers in
+    place before: a process started inside is recorded for cleanup before a signal can end `hpoqueue`
+    (a SIGTERM between starting Redis and registering its shutdown left it running)."""
+    caught: list[int] = []
+    with signals_handled(lambda signum, _frame: caught.append(signum),
+                         signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        yield
+    for signum in dict.fromkeys(caught):
+        signal.raise_signal(signum)
+
+
 def raise_interrupt(signum: int, frame: Any) -> None:
     """A handler that makes a signal end the command as Ctrl-C does."""
     raise KeyboardInterrupt

@@ -18,11 +18,14 @@ from pathlib import Path
 from hpoqueue.broker import EmbeddedRedis, free_port, ping, redact, resolve_broker_url, shut_down
 from hpoqueue.code_bundle import scan, ships
 from hpoqueue.config import ExperimentConfig
+from hpoqueue.credentials import unprotected_broker_warning
 from hpoqueue.errors import BrokerError, ConfigError, GpuError
 from hpoqueue.gpu import GpuInfo, check_request, discover_gpus, gpu_queue, trial_pids, usable_gpus
+from hpoqueue.interrupts import interrupts_deferred
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
 from hpoqueue.locations import remember_broker, stored_broker
 from hpoqueue.tuners import create_tuner
+from hpoqueue.worker_watchdog import WorkerWatchdog
 
 LOCAL_CPU_THREADS = 32  #: threads of the local `cpu` worker (it only supervises trial processes)
 
@@ -39,6 +42,9 @@ def check(config: ExperimentConfig, *, broker: str | None = None) -> str | None:
     if broker_url is not None and not ping(broker_url, timeout=3.0):
         raise BrokerError(f"cannot reach the broker at {redact(broker_url)} (start Redis there, fix --broker "
                           "or HPOQUEUE_BROKER_URL, or leave it unset to use the embedded Redis)")
+    warning = unprotected_broker_warning(broker_url) if broker_url else None
+    if warning is not None:
+        notify_stderr(f"warning: {warning}")
     check_gpus(config, local=broker_url is None)
     trial_queues(config)
     create_tuner(config.tuner, config.search_space, optimize_mode=config.optimize_mode, seed=config.seed,
@@ -124,12 +130,15 @@ def notify_stderr(message: str) -> None:
 
 
 def start_local_workers(config: ExperimentConfig, work_dir: Path, broker_url: str, queues: list[str],
-                        stack: ExitStack, *, grace: float = 20.0) -> None:
+                        stack: ExitStack, *, grace: float = 20.0, watch: bool = True) -> None:
     """The workers of a run on this box (found again if they still run), stopped by `stack`: SIGTERM, then
-    SIGKILL after `grace` seconds."""
+    SIGKILL after `grace` seconds. With `watch`, one that dies meanwhile is restarted."""
     workers = LocalWorkers(work_dir / "workers", broker_url)
-    workers.start(local_worker_specs(config, queues))
-    stack.callback(workers.stop, grace)
+    specs = local_worker_specs(config, queues)
+    stack.callback(workers.stop, grace)  # first: it stops whichever of them have started
+    workers.start(specs)
+    if watch:  # entered after the callback above, so it stops first
+        stack.enter_context(WorkerWatchdog(workers, specs, notify_stderr))
 
 
 def local_worker_specs(config: ExperimentConfig, queues: list[str]) -> list[WorkerSpec]:
@@ -165,8 +174,9 @@ def spawn_embedded(work_dir: Path, stack: ExitStack) -> EmbeddedRedis:
     previous = stored_broker(work_dir)
     port = int(previous.rsplit(":", 1)[1].split("/")[0]) if previous else free_port()
     server = EmbeddedRedis(data_dir, port=port if _port_free(port) else None)
-    url = server.spawn()
-    stack.callback(server.stop)
+    with interrupts_deferred():  # a signal in between would leave the server running
+        url = server.spawn()
+        stack.callback(server.stop)
     (data_dir / "embedded").write_text(str(server.port))
     remember_broker(work_dir, url)
     return server

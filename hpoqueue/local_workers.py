@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpoqueue.broker import ENV_BROKER
+from hpoqueue.interrupts import interrupts_deferred
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,11 @@ class LocalWorkers:
                 pids.append(running)
                 continue
             log_file = self.state_dir / f"{spec.name}.log"
-            proc = subprocess.Popen(worker_command(spec, log_file), env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=open(log_file, "ab"),  # noqa: SIM115
-                                    start_new_session=True)
-            self.pid_file(spec.name).write_text(str(proc.pid))
+            with interrupts_deferred():  # its pid file must exist before a signal can end hpoqueue
+                proc = subprocess.Popen(worker_command(spec, log_file), env=env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=open(log_file, "ab"),  # noqa: SIM115
+                                        start_new_session=True)
+                self.pid_file(spec.name).write_text(str(proc.pid))
             pids.append(proc.pid)
         return pids
 
@@ -64,10 +66,12 @@ class LocalWorkers:
         """The pid of worker `name` if it is alive."""
         try:
             pid = int(self.pid_file(name).read_text())
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        try:
+            return pid if _alive(pid) else None  # reaps a worker this process started that died (a zombie)
+        except PermissionError:  # another user's process has the pid now
+            return None
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.state_dir.glob("*.pid"))

@@ -39,7 +39,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from hpoqueue.launch import new_experiment_id
 
     exp_id = new_experiment_id()
-    count = import_experiment(_storage(args), Path(args.file).absolute(), exp_id, name=args.name,
+    count = import_experiment(_storage(args, create=True), Path(args.file).absolute(), exp_id, name=args.name,
                               optimize_mode=args.optimize_mode)
     print(exp_id)
     print(f"imported {count} trial(s) as finished experiment {exp_id}; `hpoqueue trials {exp_id}`, or "

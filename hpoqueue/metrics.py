@@ -22,6 +22,11 @@ KINDS: tuple[str, ...] = ("intermediate", "final", "loss")
 #: A number as a trial prints it: ``3``, ``-0.25``, ``.5``, ``1e-3``, and ``nan``/``inf`` so that those are
 #: reported as rejected instead of silently ignored.
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|inf(?:inity)?)\b"
+#: The value on stdout: a number that ends there (a sentence's full stop may follow), else the whole
+#: number-like word (``0x10``, ``1.5abc``), which stdout_value then rejects instead of reading its prefix.
+_STDOUT_VALUE = rf"(?:{_NUMBER})(?!\w|\.\w)|[-+.\d][^\s,;]*"
+#: The longest metric-file line accepted: a metric is a number and a few display keys, not a data dump.
+MAX_LINE = 64 * 1024
 
 
 class InvalidMetricError(MetricError, ValueError):
@@ -49,11 +54,38 @@ def scalar(value: Any) -> float:
         problem = f"the dict has no 'default' key (keys: {sorted(map(str, value))})"
     elif isinstance(number, bool) or not isinstance(number, numbers.Real):
         problem = f"got {_show(value)}"
-    elif not math.isfinite(float(number)):
+    elif not _finite(number):
         problem = f"got {_show(value)} (not finite)"
+    elif isinstance(value, dict) and not _finite_everywhere(value):
+        problem = f"got {_show(value)} (a dict needs finite numbers in every key)"
     else:
         return float(number)
     raise InvalidMetricError(f"metric must be a finite number or a dict with a numeric 'default'; {problem}")
+
+
+def _finite(number: numbers.Real) -> bool:
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:  # an integer beyond a float's range
+        return False
+
+
+def _finite_everywhere(value: Any) -> bool:
+    """True when every number in `value` (nested dicts and lists included) is finite (docs/trial-api.md)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, numbers.Real) and not isinstance(item, bool) and not _finite(item):
+            return False
+    return True
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -82,9 +114,11 @@ def parse_metric_line(line: str) -> Metric | None:
     """Parse one line of the metric file; None for a blank line, InvalidMetricError for anything invalid."""
     if not line.strip():
         return None
-    try:
-        record = json.loads(line)
-    except ValueError:
+    if len(line) > MAX_LINE:
+        raise InvalidMetricError(f"metric file line is {len(line)} characters long (at most {MAX_LINE})")
+    try:  # NaN and Infinity are not JSON; 1e999 (read as inf) is caught by scalar()
+        record = json.loads(line, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         raise InvalidMetricError(f"metric file line is not JSON: {_show(line.strip())}") from None
     if not isinstance(record, dict) or record.get("kind") not in KINDS or "value" not in record:
         raise InvalidMetricError(
@@ -100,7 +134,7 @@ def stdout_pattern(metric_name: str = "default", pattern: str | None = None) -> 
     must define a group named ``value``.
     """
     if pattern is None:
-        pattern = rf"(?<![\w.-]){re.escape(metric_name)}\s*[=:]\s*(?P<value>{_NUMBER})"
+        pattern = rf"(?<![\w.-]){re.escape(metric_name)}\s*[=:]\s*(?P<value>{_STDOUT_VALUE})"
     try:
         regex = re.compile(pattern)
     except re.error as exc:
@@ -117,9 +151,9 @@ def match_stdout(line: str, regex: re.Pattern[str]) -> str | None:
 
 
 def stdout_value(text: str) -> float:
-    """Convert the value text matched on stdout to a finite float, or raise InvalidMetricError."""
-    try:
+    """Convert the value text matched on stdout to a finite float, or raise InvalidMetricError: the whole
+    text must be one number (``0x10``, ``1.5abc`` and ``1_000`` are not)."""
+    number: Any = text
+    if re.fullmatch(_NUMBER, text.strip()):
         number = float(text)
-    except ValueError:
-        number = text  # type: ignore[assignment]
     return scalar(number)

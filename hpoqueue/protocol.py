@@ -23,6 +23,7 @@ PREFIX = "hpoqueue"
 GROUP = "scheduler"
 CLAIM_TTL = 30 * 24 * 3600  #: a claim outlives any trial, so a redelivered message stays a no-op
 STOP_TTL = 7 * 24 * 3600
+ENDED_TTL = 24 * 3600  #: an ended experiment's stream, heartbeats and control list go a day later
 EMIT_RETRY = 60.0  #: seconds a worker keeps trying to send an event while the broker is down
 CODE_TTL = 2 * 24 * 3600  #: a shipped code version stays this long after its last dispatch
 
@@ -161,6 +162,11 @@ class Channel:
 
     # ---- scheduler side ----------------------------------------------------------------------
     def ensure_group(self) -> None:
+        """Create the scheduler's consumer group (and the stream), and keep the experiment's keys: a
+        resumed experiment's keys must not expire (retire) under it."""
+        self.client.persist(self.events_key)
+        self.client.persist(self.heartbeats_key)
+        self.client.persist(self.control_key)
         try:
             self.client.xgroup_create(self.events_key, GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
@@ -264,9 +270,15 @@ class Channel:
     def _alive(holder: dict[str, Any]) -> bool:
         return holder["host"] != socket.gethostname() or start_time(holder["pid"]) == holder["start"]
 
-    def clear_alive(self) -> None:
-        """Give the experiment up, if this process holds it."""
-        self.client.eval(self._RELEASE, 1, self.alive_key, self._me())
+    def clear_alive(self, ttl: int = ENDED_TTL) -> None:
+        """The scheduler has ended the experiment: give it up (if this process holds it), and let the
+        experiment's keys expire in `ttl` seconds instead of staying in a shared Redis for ever (claims and
+        stop requests expire on their own; ensure_group keeps them again for a resume)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.eval(self._RELEASE, 1, self.alive_key, self._me())
+        for key in (self.events_key, self.heartbeats_key, self.control_key):
+            pipe.expire(key, ttl)
+        pipe.execute()
 
     # ---- control (CLI -> scheduler) ------------------------------------------------------------
     def send_control(self, command: str, **data: Any) -> None:

@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+from hpoqueue.cgroup import AttemptCgroup
 from hpoqueue.errors import HpoQueueError, MetricError
 from hpoqueue.metrics import Metric, match_stdout, parse_metric_line, stdout_value
 
@@ -36,6 +37,8 @@ _PR_SET_PDEATHSIG = 1
 #: a command made only of these characters has no shell syntax: it is exec'd without a shell in between
 _PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_@%+=:,./ -]+")
 _MAX_PARTIAL = 1 << 20  # a "line" longer than 1 MiB without a newline is cut and handled as a line
+MAX_METRICS = 100_000  #: metrics one attempt may report; more are rejected (a runaway loop, not a curve)
+MAX_LOGGED_REJECTIONS = 100  #: rejected lines named in trial.log; the rest are only counted
 
 
 class SpawnError(HpoQueueError):
@@ -232,10 +235,12 @@ class TrialRunner:
         self._escalated = False
         self._sigkilled = False
         self._rejected = 0
+        self._reported = 0
         self._started_at = 0.0
         self._regex = spec.metric_regex
         self._sources: list[tuple[_Tail, Callable[[str], Metric | None]]] = []
         self.pgid_path = spec.log_path.parent / PGID_FILE
+        self._cgroup: AttemptCgroup | None = None  #: where cgroups work: what setsid cannot leave
 
     def log(self, message: str) -> None:
         """Append a timestamped line to the trial's own log."""
@@ -257,6 +262,9 @@ class TrialRunner:
                 self._sources.append((_Tail(spec.stdout_path, "stdout"), self._parse_stdout))
             env = {**spec.env, METRIC_FILE_ENV: str(spec.metric_path)}
             argv = launch_argv(spec.command, env)
+            self._cgroup = AttemptCgroup.create()
+            if self._cgroup is not None:
+                argv = self._cgroup.wrap(argv)
             with open(spec.stdout_path, "ab") as out, open(spec.stderr_path, "ab") as err:
                 self._proc = subprocess.Popen(
                     argv, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL,
@@ -271,7 +279,8 @@ class TrialRunner:
         pid = self._proc.pid
         self.pgid_path.write_text(json.dumps({
             "pgid": pid, "leader_start": start_time(pid),
-            "runner_pid": os.getpid(), "runner_start": start_time(os.getpid())}) + "\n")
+            "runner_pid": os.getpid(), "runner_start": start_time(os.getpid()),
+            "cgroup": str(self._cgroup.path) if self._cgroup else None}) + "\n")
         self.log(f"started pid {pid} (process group {pid}) in {spec.cwd}: {shlex.join(argv)}")
         return pid
 
@@ -291,6 +300,8 @@ class TrialRunner:
             self._kill_at = self._clock() + self.spec.grace
             self._safe_log(f"stop requested ({reason}): SIGTERM to process group {proc.pid}")
             _killpg(proc.pid, signal.SIGTERM)
+            if self._cgroup is not None:  # and to what left the group
+                self._cgroup.signal(signal.SIGTERM)
 
     def wait(self) -> Outcome:
         """Supervise until the trial ends, then kill what is left of its group and return the outcome."""
@@ -303,11 +314,16 @@ class TrialRunner:
             self._supervise(proc)
         finally:
             leftovers = _killpg(proc.pid, signal.SIGKILL)
+            if self._cgroup is not None:  # also what left the group: setsid, double forks
+                leftovers = self._cgroup.kill() or leftovers
             if proc.returncode is None:
                 proc.wait()
+            if self._cgroup is not None:
+                self._cgroup.remove()
             self.pgid_path.unlink(missing_ok=True)
         if leftovers:
-            self.log(f"killed the processes left in group {proc.pid} after the trial ended (SIGKILL)")
+            where = f"group {proc.pid}" + (f" and cgroup {self._cgroup.path.name}" if self._cgroup else "")
+            self.log(f"killed the processes left in {where} after the trial ended (SIGKILL)")
         self._pump(final=True)
         outcome = self._finish(proc.returncode)
         self.log(f"{outcome.message}; {outcome.metrics_rejected} metric(s) rejected")
@@ -344,6 +360,8 @@ class TrialRunner:
                     self._sigkilled = proc.returncode is None
                     self.log(f"grace of {spec.grace} s over: SIGKILL to process group {proc.pid}")
                     _killpg(proc.pid, signal.SIGKILL)
+                    if self._cgroup is not None:
+                        self._cgroup.kill()
         finally:
             exit_signal.close()
 
@@ -354,13 +372,19 @@ class TrialRunner:
             for number, line in tail.lines(final):
                 try:
                     metric = parse(line)
+                    if metric is not None and self._reported >= MAX_METRICS:
+                        raise MetricError(f"more than {MAX_METRICS} metrics from one attempt")
                 except MetricError as exc:
                     self._rejected += 1
-                    self.log(f"rejected metric from {tail.label} line {number}: {exc} "
-                             f"(line: {line.strip()[:200]!r})")
+                    if self._rejected <= MAX_LOGGED_REJECTIONS:
+                        self.log(f"rejected metric from {tail.label} line {number}: {exc} "
+                                 f"(line: {line.strip()[:200]!r})"
+                                 + ("; further rejections are counted, not logged"
+                                    if self._rejected == MAX_LOGGED_REJECTIONS else ""))
                     continue
                 if metric is not None:
                     metrics.append(metric)
+                    self._reported += 1
         if metrics:
             self._on_metrics(metrics)
 
@@ -430,8 +454,15 @@ def kill_stale_groups(pid_dir: Path) -> list[int]:
             continue
         if info.get("runner_start") is not None and start_time(runner) == info["runner_start"]:
             continue  # its runner is alive and supervising it
+        swept = False
+        if info.get("cgroup") and Path(info["cgroup"]).is_dir():  # everything the trial started, setsid too
+            cgroup = AttemptCgroup(Path(info["cgroup"]))
+            swept = cgroup.kill()
+            cgroup.remove()
         leader = start_time(pgid)
         if (leader is None or leader == info.get("leader_start")) and _killpg(pgid, signal.SIGKILL):
+            swept = True
+        if swept:
             killed.append(pgid)
         path.unlink(missing_ok=True)
     return killed

@@ -21,14 +21,15 @@ import redis
 from hpoqueue import pareto, space_update, warm_start
 from hpoqueue.assessing import Assessing
 from hpoqueue.assessors import create_assessor
-from hpoqueue.code_bundle import worker_code_dir
+from hpoqueue.code_bundle import Bundle, ship, worker_code_dir
 from hpoqueue.config import ExperimentConfig
-from hpoqueue.errors import AlreadyRunningError
+from hpoqueue.errors import AlreadyRunningError, StorageError, StorageUnavailableError
 from hpoqueue.gpu_slots import gpu_indices_env
 from hpoqueue.interrupts import signals_handled
 from hpoqueue.locations import attempt_dir
 from hpoqueue.log_relay import store
 from hpoqueue.manual_trials import ManualQueue
+from hpoqueue.metrics import scalar
 from hpoqueue.optimize_mode import better
 from hpoqueue.protocol import Channel, TrialSpec, attempt_id
 from hpoqueue.records import Suggestion, TrialResult
@@ -97,7 +98,7 @@ class Scheduler:
     def __init__(self, *, exp_id: str, config: ExperimentConfig, storage: Storage, channel: Channel,
                  dispatcher: Dispatcher, tuner: BaseTuner, queues: list[str],
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 on_progress: Callable[[Progress], None] | None = None, code_hash: str | None = None,
+                 on_progress: Callable[[Progress], None] | None = None, code: Bundle | None = None,
                  log_token: str | None = None) -> None:
         self.exp_id = exp_id
         self.config = config
@@ -109,7 +110,7 @@ class Scheduler:
         self.clock = clock
         self.wall = wall
         self.on_progress = on_progress
-        self.code_hash = code_hash  #: the shipped code version trials run in (None: in place)
+        self.code = code  #: the shipped code version trials run in (None: in place)
         self.log_token = log_token  #: see log_relay.scheduler_token
         exp = storage.get_experiment(exp_id)
         self.concurrency = exp.concurrency
@@ -158,6 +159,10 @@ class Scheduler:
                         break
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     self._wait_for_broker(exc)
+                except redis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    self._wait_for_broker(exc)  # Redis came back empty before a read failed
         self.channel.ack(self._take_unacked())
         state = ExperimentState.STOPPED if self.stopping else ExperimentState.DONE
         self.storage.set_experiment_state(self.exp_id, state)
@@ -181,6 +186,8 @@ class Scheduler:
             try:
                 self.channel.client.ping()
                 self.channel.ensure_group()
+                if self.code is not None:
+                    ship(self.code, self.channel.client)  # a Redis back without its data lost the code too
                 self._persist(self.channel.read_events(0, pending=True, ack=self._take_unacked()))
                 break
             except (redis.ConnectionError, redis.TimeoutError):
@@ -188,6 +195,9 @@ class Scheduler:
         now = self.clock()
         for flight in self.flights.values():
             flight.hb_seen = now
+            if not flight.claimed and not flight.state.is_finished() and \
+                    not self.channel.is_claimed(flight.attempt_id):
+                self._dispatch(flight)  # a Redis back without its data lost the message; a copy is a no-op
         log.warning("broker reachable again")
 
     def request_stop(self) -> None:
@@ -301,7 +311,8 @@ class Scheduler:
         return TrialSpec(
             exp_id=self.exp_id, trial_id=flight.record.id, seq=flight.record.seq, attempt=flight.attempt,
             params=flight.record.params, command=cfg.trial_command,
-            code_dir=worker_code_dir(cfg.trial_code_directory, cfg.shared_storage), code_hash=self.code_hash,
+            code_dir=worker_code_dir(cfg.trial_code_directory, cfg.shared_storage),
+            code_hash=self.code.digest if self.code else None,
             log_token=self.log_token,
             work_dir=str(cfg.experiment_working_directory / self.exp_id),
             gpu_number=cfg.trial_gpu_number, gpu_cap=service.max_trial_number_per_gpu,
@@ -329,14 +340,39 @@ class Scheduler:
                 flight = self.flights.get(event.get("trial", ""))
                 if flight is None or event.get("attempt") != flight.attempt:
                     continue  # a late event of an old attempt or a finished trial: harmless
-                handler = getattr(self, f"_on_{event['type']}", None)
-                if handler is not None and handler(flight, event):
+                if self._apply(flight, event):
                     self._observe(flight)  # before the new suggestions, which must see it
             new = [] if self.stop_requested else self._new_flights()
         self._unacked.extend(i for i, _ in events)
         for flight in new:
             self._dispatch(flight)
         self._assess()
+
+    def _apply(self, flight: Flight, event: dict[str, Any]) -> bool:
+        """Apply one event in a savepoint; True when the trial is over. An event the database refuses (one
+        trial's data: a NUL byte, a malformed field) is logged and dropped, never the end of the experiment;
+        a `finished` event is then recorded without its details."""
+        handler = getattr(self, f"_on_{event.get('type')}", None)
+        if handler is None:
+            return False
+        try:
+            with self.storage.transaction():
+                return bool(handler(flight, event))
+        except StorageUnavailableError:
+            raise  # the database went away: experiment.run waits for it
+        except (StorageError, ValueError, TypeError, KeyError) as exc:
+            log.warning("trial %s: dropped a %s event that could not be stored: %s", flight.record.id,
+                        event.get("type"), exc)
+            if event.get("type") != "finished":
+                return False
+        state = flight.state if flight.state.is_finished() else _end_state(event)
+        self.storage.transition(flight.record.id, state, expected=ACTIVE_STATES,
+                                exit_code=event.get("exit_code") if isinstance(event.get("exit_code"), int)
+                                else None, exit_reason="its end could not be stored as reported (see the "
+                                                       "scheduler's log)")
+        if not flight.state.is_finished():
+            self._count(flight, state)
+        return True
 
     def _on_started(self, flight: Flight, event: dict[str, Any]) -> bool:
         flight.claimed = True
@@ -361,7 +397,8 @@ class Scheduler:
         return False
 
     def _on_metric(self, flight: Flight, event: dict[str, Any]) -> bool:
-        value = float(event["value"])
+        data = event.get("data")
+        value = scalar(event["value"] if data is None else data)  # again: the broker is not the worker
         if not self.storage.add_metric(flight.record.id, flight.attempt, event["kind"], event["step"],
                                        value, event.get("data")):
             return False  # seen before (re-read after a crash)

@@ -18,7 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hpoqueue.errors import SearchSpaceError, read_text
+from hpoqueue.errors import SearchSpaceError
+from hpoqueue.yaml_loading import parse_json, parse_yaml, read_document
 
 __all__ = ["Dim", "SearchSpace", "TYPES"]
 
@@ -45,6 +46,9 @@ _LAWS: dict[str, _Law] = {
     "lognormal": _Law(2, True, False, False),
     "qlognormal": _Law(3, True, True, False),
 }
+#: The largest bound a numeric `_value` may have, and the most steps a q-type may take: beyond 2**53 a float
+#: no longer counts integers exactly, and sampling and grids overflow.
+MAX_MAGNITUDE = 2.0**53
 _FORMS = {"randint": "[lower, upper]", **{k: ("[low, high" if law.bounded else "[mu, sigma")
                                             + (", q]" if law.quantized else "]") for k, law in _LAWS.items()}}
 #: Every `_type` NNI defines.
@@ -121,7 +125,17 @@ def _close(a: float, b: float) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(float(v))
+    if not isinstance(v, numbers.Real) or isinstance(v, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an integer beyond a float's range
+        return False
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 24 else text[:21] + "..."
 
 
 def _is_spec(v: Any) -> bool:
@@ -461,7 +475,10 @@ class _Builder:
             raise self.fail(f"{kind} takes {form}, got {len(value)} values", vwhere)
         for i, v in enumerate(value):
             if not _is_number(v):
-                raise self.fail(f"{v!r} is not a finite number", f"{vwhere}[{i}]")
+                raise self.fail(f"{_short(v)} is not a finite number", f"{vwhere}[{i}]")
+            if abs(v) > MAX_MAGNITUDE:
+                raise self.fail(f"{_short(v)} is beyond +-2**53", f"{vwhere}[{i}]",
+                                "a search space's bounds are numbers a float holds exactly")
         ranged = float(value[0]).is_integer() if kind == "randint" else _LAWS[kind].bounded
         if ranged and value[0] == value[1]:
             return self.constant(name, spec, vwhere, path, pkw)
@@ -480,6 +497,12 @@ class _Builder:
             raise self.fail(f"sigma must be > 0, got {value[1]}", f"{vwhere}[1]")
         if q is not None and q <= 0:
             raise self.fail(f"q must be > 0, got {value[2]}", f"{vwhere}[2]")
+        if law.log and not law.bounded and abs(a) + 8 * b > 700:
+            raise self.fail(f"mu {value[0]} and sigma {value[1]} give values beyond a float (exp(700))", vwhere,
+                            "keep |mu| + 8 * sigma below 700")
+        if q is not None and (max(abs(a), abs(b)) + abs(b - a)) / q > MAX_MAGNITUDE:
+            raise self.fail(f"q {value[2]} is too small for this range: more than 2**53 steps", f"{vwhere}[2]",
+                            "make q larger, or use the unquantized type")
         bounds: dict[str, Any] = {"low": a, "high": b} if law.bounded else {"mu": a, "sigma": b}
         dim = Dim(path, "continuous", law.log, kind, start, start + 1, q=q, **bounds, **pkw)
         return _Numeric(name, dim, law, a, b, q)
@@ -556,17 +579,9 @@ class SearchSpace:
     def from_file(cls, path: str | Path) -> SearchSpace:
         """Load a JSON (or YAML, by extension) search space file."""
         path = Path(path).expanduser()
-        text = read_text(path, SearchSpaceError, "search space file", "check searchSpaceFile")
-        if path.suffix.lower() in (".yaml", ".yml"):
-            from hpoqueue.config import read_yaml  # config imports this module
-
-            raw = read_yaml(text, source=str(path), error=SearchSpaceError)
-        else:
-            try:
-                raw = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise SearchSpaceError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
-                                       source=str(path)) from exc
+        text = read_document(path, SearchSpaceError, "search space file", "check searchSpaceFile")
+        parse = parse_yaml if path.suffix.lower() in (".yaml", ".yml") else parse_json
+        raw = parse(text, source=str(path), error=SearchSpaceError)
         return cls.from_dict(raw, source=str(path))
 
     def __repr__(self) -> str:

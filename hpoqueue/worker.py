@@ -18,6 +18,7 @@ import redis
 
 from hpoqueue.broker import redis_client
 from hpoqueue.code_bundle import CodeError, checkout
+from hpoqueue.credentials import trial_safe_environment
 from hpoqueue.gpu import trial_env
 from hpoqueue.gpu_slots import GpuSlots
 from hpoqueue.locations import attempt_dir
@@ -46,7 +47,7 @@ def trial_environment(spec: TrialSpec, directory: Path, gpus: list[int] | None) 
     """The child's environment: parameters by variable and file (never in the command line), NNI names."""
     param_file = directory / "parameter.json"
     param_file.write_text(json.dumps(spec.params))
-    env = trial_env(gpus, os.environ)
+    env = trial_env(gpus, trial_safe_environment(os.environ))  # no broker or database credentials
     # `python` in a trialCommand is the Python running this worker (NNI's pythonPath, by default)
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
     env.update(spec.extra_env)

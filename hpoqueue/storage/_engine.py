@@ -52,11 +52,12 @@ def one_line(exc: BaseException, secret: str | None = None) -> str:
     return text
 
 
-def open_engine(url: URL) -> Engine:
-    """Create the engine and connect once, so a bad path, host or password fails here and not later."""
+def open_engine(url: URL, *, create: bool = True) -> Engine:
+    """Create the engine and connect once, so a bad path, host or password fails here and not later;
+    without `create`, a SQLite file that does not exist is an error instead of a new database."""
     where = redact(url)
     try:
-        engine = _sqlite_engine(url) if url.get_backend_name() == "sqlite" else _postgres_engine(url)
+        engine = _sqlite_engine(url, create) if url.get_backend_name() == "sqlite" else _postgres_engine(url)
         with engine.connect():
             pass
     except StorageError:
@@ -70,7 +71,7 @@ def _postgres_engine(url: URL) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S})
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, create: bool) -> Engine:
     database = url.database or ""
     in_memory = database in ("", ":memory:")
     kwargs: dict[str, Any] = {}
@@ -79,6 +80,9 @@ def _sqlite_engine(url: URL) -> Engine:
         kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
     else:
         path = Path(database).expanduser().absolute()
+        if not create and not path.is_file():
+            raise StorageError(f"no database at {path}: nothing was submitted with this storage (check "
+                               "--storage and $HPOQUEUE_STORAGE_URL, or `hpoqueue submit` first)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -35,14 +35,18 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 CREATE_TRIES = 20  #: attempts when several processes create or upgrade the same database at once
 
 
-def ensure(engine: Engine, where: str, *, upgrade: bool, secret: str | None = None) -> None:
-    """Make a new database at HEAD; upgrade an older one when ``upgrade``, else refuse it; refuse a newer one.
+def ensure(engine: Engine, where: str, *, upgrade: bool, create: bool = True, secret: str | None = None) -> None:
+    """Make a new database at HEAD (only when ``create``, else refuse it); upgrade an older one when
+    ``upgrade``, else refuse it; refuse a newer one.
 
     ``where`` is the redacted URL for messages; ``secret`` (the password) never appears in them.
     """
     for attempt in range(CREATE_TRIES):
         try:
             found = revision(engine)
+            if found is None and not create:
+                raise StorageError(f"storage {where} holds no hpoqueue record: nothing was submitted with it "
+                                   "(check --storage and $HPOQUEUE_STORAGE_URL, or `hpoqueue submit` first)")
             if found != HEAD:
                 _change(engine, found, where, upgrade=upgrade)
             return

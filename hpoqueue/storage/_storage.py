@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table, bindparam, delete, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
-from hpoqueue.errors import NotFoundError, StorageError
+from hpoqueue.errors import NotFoundError, StorageError, StorageUnavailableError
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import _schema
 from hpoqueue.storage._engine import one_line, open_engine, parse_url, redact
@@ -51,17 +51,19 @@ class Storage:
     transaction); other processes open their own ``Storage`` on the same URL.
     """
 
-    def __init__(self, url: str, *, upgrade: bool = False) -> None:
-        """Open (a new database: create) the storage at ``url``; an older schema is upgraded when ``upgrade``
-        (the scheduler's commands), else refused with the command that upgrades it."""
+    def __init__(self, url: str, *, upgrade: bool = False, create: bool = True) -> None:
+        """Open the storage at ``url``. A new database is made only with ``create`` (without it, the CLI's
+        reading commands, a missing SQLite file or an empty database is a StorageError naming it); an older
+        schema is upgraded when ``upgrade`` (the scheduler's commands), else refused with the command that
+        upgrades it."""
         parsed = parse_url(url)
         self.url: str = parsed.render_as_string(hide_password=False)
         self.safe_url: str = redact(parsed)  #: the URL with the password masked, for messages
-        self._engine = open_engine(parsed)
+        self._engine = open_engine(parsed, create=create)
         self._local = threading.local()
         self._closed = False
         try:
-            _schema.ensure(self._engine, self.safe_url, upgrade=upgrade, secret=parsed.password)
+            _schema.ensure(self._engine, self.safe_url, upgrade=upgrade, create=create, secret=parsed.password)
         except StorageError:
             self._engine.dispose()
             raise
@@ -134,6 +136,8 @@ class Storage:
         except StatementError as exc:
             if not isinstance(exc, DBAPIError) and isinstance(exc.orig, (TypeError, ValueError)):
                 raise exc.orig from None  # a value the caller passed cannot be stored (naive datetime, ...)
+            if _disconnected(exc):
+                raise StorageUnavailableError(f"storage {self.safe_url}: {one_line(exc)}") from exc
             raise StorageError(f"storage {self.safe_url}: {one_line(exc)}") from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"storage {self.safe_url}: {one_line(exc)}") from exc
@@ -398,6 +402,15 @@ class Storage:
             if not rows:
                 self._trial_row(session, trial_id)
             return [EventRecord.from_row(row) for row in rows]
+
+
+def _disconnected(exc: StatementError) -> bool:
+    """Whether the error is the connection going away, not a statement the database refused. (SQLite's
+    OperationalError is a locked or broken file, which waiting does not cure.)"""
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or (isinstance(exc, OperationalError)
+                                          and not type(exc.orig).__module__.startswith("sqlite3"))
 
 
 def _trial_fields(method: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -37,8 +37,8 @@ class PBTTuner(BaseTuner):
                  population_size: int = 10, factor: float = 0.2, resample_probability: float = 0.25,
                  fraction: float = 0.2) -> None:
         super().__init__(space, optimize_mode=optimize_mode, seed=seed)
-        if population_size < 2:
-            raise ValueError(f"population_size must be >= 2, not {population_size!r}")
+        if not 2 <= population_size <= 100_000:  # it holds a list of this size
+            raise ValueError(f"population_size must be between 2 and 100000, not {population_size!r}")
         if not 0 < fraction <= 0.5:
             raise ValueError(f"fraction must be in (0, 0.5], not {fraction!r}")
         if not 0 <= resample_probability <= 1 or factor < 0:

@@ -152,6 +152,7 @@ OTHER_COMMANDS = [
 @pytest.mark.parametrize(("argv", "names"), OTHER_COMMANDS)
 def test_other_commands_refuse_bad_arguments_in_one_line(home: Project, capsys: pytest.CaptureFixture[str],
                                                          argv: list[str], names: str) -> None:
+    home.storage().close()  # a database with no experiment in it
     err = _assert_one_line_error(capsys, main(argv), names)
     assert "wrong" not in err  # the database password is masked
     _assert_nothing_written(home)

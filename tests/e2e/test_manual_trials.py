@@ -61,6 +61,8 @@ def _enqueue_and_update(project: Project, exp_id: str) -> None:
     running = project.cli("delete", exp_id, "--yes")
     assert running.code == 2 and "is running; stop it first" in running.stderr
     project.cli("update", exp_id, "--search-space", str(project.root / "space.json"), check=True)
+    # the scheduler reads control messages between batches: open the gate once the new space reached the tuner
+    wait_for(lambda: len(calls(project, "calls.jsonl", "space")) >= 2, 30, "the new space to reach the tuner")
     (project.root / "gate").touch()
     wait_for(lambda: storage.get_experiment(exp_id).state is ExperimentState.DONE, 60, "the experiment to end")
 
