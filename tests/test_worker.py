@@ -116,3 +116,53 @@ def test_a_gpu_slot_is_free_before_the_trial_is_reported_finished(tmp_path: Path
     given_back = [i for i, c in enumerate(commands) if c.startswith("ZREM") and "wk5-1-a1" in c]
     assert taken and given_back, commands  # the slot was leased, and released before `finished` was sent
     assert commands[-1].startswith("XADD") and '"finished"' in commands[-1]
+
+
+#: Writes what the trial reads from each channel: the variable, the file, the API (which reads the variable
+#: first), and the API again once the variable is gone (it then reads the file).
+CHANNELS_TRIAL = '''
+import json, os
+import hpoqueue.trial as nni
+
+seen = {"variable": json.loads(os.environ["HPOQUEUE_PARAMETERS"]), "api": nni.get_next_parameter()}
+with open(os.environ["HPOQUEUE_PARAMETER_FILE"], encoding="utf-8") as fh:
+    seen["file"] = json.load(fh)
+del os.environ["HPOQUEUE_PARAMETERS"]
+seen["api_from_file"] = nni.get_next_parameter()
+with open("seen.json", "w") as fh:
+    json.dump(seen, fh)
+'''
+
+
+def test_the_trial_reads_its_parameters_from_every_channel(tmp_path: Path, redis_url: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    (tmp_path / "trial.py").write_text(CHANNELS_TRIAL)
+    params = {"x": 0.25, "n": 3, "name": "a b'$(touch pwned)\"", "opt": {"_name": "adam", "beta": 0.9}}
+    spec = TrialSpec(exp_id="wk6", trial_id="wk6-1", seq=1, attempt=1, params=params,
+                     command=f"{sys.executable} trial.py", code_dir=str(tmp_path), work_dir=str(tmp_path / "exp"))
+    assert _run(spec, redis_url) == "exited with 0"
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen == {"variable": params, "api": params, "file": params, "api_from_file": params}
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_heartbeat_count_grows_all_through_a_long_attempt(tmp_path: Path, redis_url: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler takes an attempt whose heartbeat count stops changing for heartbeatTimeout as LOST:
+    the count must keep growing while the trial runs, not only at its start."""
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    spec = TrialSpec(exp_id="wk7", trial_id="wk7-1", seq=1, attempt=1, params={}, command="sleep 1.5",
+                     code_dir=str(tmp_path), work_dir=str(tmp_path / "exp"), heartbeat_interval=0.1)
+    channel = Channel(redis.Redis.from_url(redis_url), "wk7")
+    worker = threading.Thread(target=_run, args=(spec, redis_url))
+    worker.start()
+    counts: list[int] = []
+    while worker.is_alive():
+        count = channel.heartbeats().get(spec.attempt_id)
+        if count is not None and (not counts or count != counts[-1]):
+            counts.append(count)
+        time.sleep(0.05)
+    worker.join()
+    assert len(counts) >= 4, counts  # a beat every 0.1 s for 1.5 s, seen changing at least 4 times
+    assert counts == sorted(counts), counts
