@@ -282,6 +282,24 @@ def test_resume_after_a_crash_continues_seqs_and_rebuilds_the_tuner() -> None:
     assert result.state is ExperimentState.DONE
 
 
+def test_a_resumed_scheduler_keeps_counting_toward_max_trial_number() -> None:
+    """maxTrialNumber counts the trials created before the crash: the resumed run creates only the rest."""
+    cfg = config(maxTrialNumber=7, trialConcurrency=2,
+                 searchSpace={"a": {"_type": "choice", "_value": list(range(12))}})
+    sim = Simulation(cfg, lambda p: SimTrial(values=[float(p["a"])] * 3))
+    sim.cluster.crash_at = 4.0
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    created_before = len(sim.storage.trials("sim"))
+    assert 0 < created_before < 7
+    sim.cluster.crash_at = None
+    tuner = Recording(sim.tuner(), sim)
+    result = sim.run(tuner)
+    assert [t.seq for t in result.trials] == list(range(1, 8))
+    assert len(tuner.suggested) == 7 - created_before
+    assert result.state is ExperimentState.DONE
+
+
 def test_duplicate_and_late_events_change_nothing() -> None:
     cfg = config(maxTrialNumber=1, trialConcurrency=1, heartbeatTimeout="3s")
     trial_fn = hang_first(SimTrial(values=[float(k) for k in range(1, 9)]))

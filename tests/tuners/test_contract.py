@@ -23,6 +23,8 @@ from hpoqueue.states import TrialState
 from hpoqueue.tuners import TUNERS, BaseTuner, available_tuners, create_tuner
 
 NAMES = TUNERS.names()
+#: the members that learn from results (the rest are covered by the ranking test below)
+MODEL_BASED = [n for n in NAMES if getattr(TUNERS.resolve(n), "model_based", False)]
 
 CONTINUOUS = {
     "x": {"_type": "uniform", "_value": [0, 1]},
@@ -40,6 +42,7 @@ CLASS_ARGS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "TPE": lambda tmp: {"n_startup_jobs": 5},
     "GP": lambda tmp: {"cold_start_num": 5, "selection_num_warm_up": 200},
     "Evolution": lambda tmp: {"population_size": 6},
+    "Hyperband": lambda tmp: {"R": 9},  # a first bracket of 9, so a few rounds reach its promotions
     "PBT": lambda tmp: {"all_checkpoint_dir": str(tmp / "ckpt"), "population_size": 4},
 }
 
@@ -204,16 +207,14 @@ def test_rebuild_continues_without_repeating(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["minimize", "maximize"])
-def test_model_based_tuner_follows_optimize_mode(name: str, mode: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("model_based", MODEL_BASED)
+def test_model_based_tuner_follows_optimize_mode(model_based: str, mode: str, tmp_path: Path) -> None:
     """f(x) = (x - 0.3)^2 on [0, 1], reported as f (minimize) or -f (maximize), 60 evaluations one at a
     time. Over the last 30, the median f must beat random search's expected median (0.0625) and more
     x must fall near the optimum (|x - 0.3| < 0.1) than near the worst end (x > 0.8): a tuner that
     optimises the wrong way piles up at x = 1. (hyperopt's TPE, driven exactly as its fmin would,
     reaches a median of 0.023-0.035 over seeds 0-11 here.)"""
-    cls = TUNERS.resolve(name)
-    if not getattr(cls, "model_based", False):
-        pytest.skip(f"{name} is not model-based")
-    tuner = make(name, tmp_path, seed=3, optimize_mode=mode,
+    tuner = make(model_based, tmp_path, seed=3, optimize_mode=mode,
                  raw={"x": {"_type": "uniform", "_value": [0, 1]}})
     sign = 1.0 if mode == "minimize" else -1.0
     driver = Driver(tuner)
@@ -226,6 +227,33 @@ def test_model_based_tuner_follows_optimize_mode(name: str, mode: str, tmp_path:
     assert min((x - 0.3) ** 2 for x in xs) < 0.01
     assert (last[14] + last[15]) / 2 < 0.045, xs[-30:]
     assert sum(abs(x - 0.3) < 0.1 for x in xs[-30:]) > sum(x > 0.8 for x in xs[-30:]), xs[-30:]
+
+
+#: Tuners whose suggestions do not depend on results at all; every other member ranks trials.
+IGNORES_RESULTS = {"Random", "GridSearch", "BatchTuner"}
+
+
+def _trace(name: str, tmp_path: Path, mode: str, sign: float) -> list[dict]:
+    """What a tuner suggests over 12 rounds of two when each trial reports sign * score(params)."""
+    driver = Driver(make(name, tmp_path, seed=5, optimize_mode=mode))
+    for _ in range(12):
+        driver.ask(2)
+        driver.tell(value=lambda p: sign * score(p))
+    return driver.suggested
+
+
+def test_every_tuner_that_ranks_trials_follows_optimize_mode(name: str, tmp_path: Path) -> None:
+    """Maximizing v is minimizing -v: a tuner that honours optimize_mode suggests exactly the same
+    configurations in both runs (negation is exact), and different ones when the mode alone is flipped.
+    This covers tuners that rank without a model (Evolution's tournaments, PBT's exploit step, Hyperband's
+    promotions) as well as the model-based ones."""
+    minimized = _trace(name, tmp_path, "minimize", 1.0)
+    assert _trace(name, tmp_path, "maximize", -1.0) == minimized
+    flipped = _trace(name, tmp_path, "maximize", 1.0)
+    if name in IGNORES_RESULTS:
+        assert flipped == minimized
+    else:
+        assert flipped != minimized, f"{name} suggests the same whichever way results are ranked"
 
 
 def test_unknown_class_arg_names_the_field(name: str) -> None:
