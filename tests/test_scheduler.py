@@ -114,6 +114,19 @@ def test_each_trial_runs_exactly_the_params_the_tuner_suggested() -> None:
     assert sorted(r.seq for r in tuner.observed) == [1, 2, 3, 4, 5]
 
 
+def test_each_attempt_carries_the_limits_the_config_sets_for_its_worker() -> None:
+    """The worker enforces maxTrialNumberPerGpu, trialGpuNumber and maxTrialDuration from the spec alone."""
+    cfg = config(maxTrialNumber=3, trialGpuNumber=1, maxTrialDuration="7s", metricName="loss",
+                 trainingService={"platform": "local", "maxTrialNumberPerGpu": 2, "useActiveGpu": True})
+    sim = Simulation(cfg, curve, queues=["gpu0", "gpu1"])
+    sim.run()
+    specs = [spec for _, spec in sim.cluster.dispatched]
+    assert len(specs) == 3
+    for spec in specs:
+        assert (spec.gpu_cap, spec.gpu_number, spec.timeout, spec.use_active_gpu, spec.metric_name) == \
+            (2, 1, 7.0, True, "loss")
+
+
 def test_max_trial_number_counts_failed_trials() -> None:
     result, tuner = run(config(maxTrialNumber=6),
                         lambda p: SimTrial(values=[1.0], outcome=1 if p["x"] < 0.5 else 0))
