@@ -23,6 +23,8 @@ from hpoqueue.states import TrialState
 from hpoqueue.tuners import TUNERS, BaseTuner, available_tuners, create_tuner
 
 NAMES = TUNERS.names()
+#: the members that never repeat a configuration (the others document that they do: dedups = False)
+DEDUPS = [n for n in NAMES if getattr(TUNERS.resolve(n), "dedups", True)]
 #: the members that learn from results (the rest are covered by the ranking test below)
 MODEL_BASED = [n for n in NAMES if getattr(TUNERS.resolve(n), "model_based", False)]
 
@@ -161,10 +163,9 @@ def test_observe_accepts_every_finished_state(name: str, state: TrialState, tmp_
     assert driver.tuner.exhausted or driver.ask(2), "the tuner stopped suggesting"
 
 
-def test_finite_space_is_exhausted_without_repeats(name: str, tmp_path: Path) -> None:
-    tuner = make(name, tmp_path, finite=True)
-    if not getattr(tuner, "dedups", True):
-        pytest.skip(f"{name} documents that it repeats configurations (dedups = False)")
+@pytest.mark.parametrize("deduping", DEDUPS)
+def test_finite_space_is_exhausted_without_repeats(deduping: str, tmp_path: Path) -> None:
+    tuner = make(deduping, tmp_path, finite=True)
     driver = Driver(tuner)
     driver.run_until_exhausted()
     keys = [key(tuner, p) for p in driver.suggested]
