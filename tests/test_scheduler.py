@@ -313,6 +313,28 @@ def test_a_resumed_scheduler_keeps_counting_toward_max_trial_number() -> None:
     assert result.state is ExperimentState.DONE
 
 
+def test_events_read_again_after_a_crash_count_once_in_the_curves() -> None:
+    """A crash between persisting events and acknowledging them makes the resumed scheduler read them
+    again: the curves the tuner and the assessors get must hold each result once, as the record does."""
+    cfg = config(maxTrialNumber=6, trialConcurrency=3)
+    sim = Simulation(cfg, lambda p: SimTrial(values=[p["x"] + k for k in range(4)]))
+    sim.cluster.crash_at = 2.5
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    in_flight = [t.id for t in sim.storage.trials("sim") if not t.state.is_finished()]
+    assert in_flight
+    sim.cluster.crash_at = None
+    tuner = Recording(sim.tuner(), sim)
+    result = sim.run(tuner)
+    seqs = {t.seq: t for t in result.trials}
+    observed = [r for r in tuner.observed if seqs[r.seq].id in in_flight]
+    assert len(observed) == len(in_flight)
+    for seen in observed:
+        trial = seqs[seen.seq]
+        stored = [m.value for m in sim.storage.metrics(trial.id, kind="intermediate") if m.attempt == trial.attempt]
+        assert list(seen.intermediate) == stored == pytest.approx([trial.params["x"] + k for k in range(4)])
+
+
 def test_duplicate_and_late_events_change_nothing() -> None:
     cfg = config(maxTrialNumber=1, trialConcurrency=1, heartbeatTimeout="3s")
     trial_fn = hang_first(SimTrial(values=[float(k) for k in range(1, 9)]))
