@@ -313,6 +313,23 @@ def test_a_resumed_scheduler_keeps_counting_toward_max_trial_number() -> None:
     assert result.state is ExperimentState.DONE
 
 
+def test_a_resumed_scheduler_sends_again_the_trials_no_worker_claimed() -> None:
+    """A trial recorded WAITING whose message no worker took before the crash may have lost it (a broker
+    restarted without persistence): the resumed scheduler sends it again; a second copy is a no-op."""
+    cfg = config(maxTrialNumber=4, trialConcurrency=2)
+    sim = Simulation(cfg, lambda p: curve(p, steps=1), start_delay=5.0)
+    sim.cluster.crash_at = 5.5  # trials 1-2 ended at 6 s; 3-4 were just sent, to start at 11 s
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    unclaimed = {t.id for t in sim.storage.trials("sim") if t.state is TrialState.WAITING}
+    assert unclaimed
+    sent_before = len(sim.cluster.dispatched)
+    sim.cluster.crash_at = None
+    result = sim.run()
+    assert {spec.trial_id for _, spec in sim.cluster.dispatched[sent_before:]} >= unclaimed
+    assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 4
+
+
 def test_events_read_again_after_a_crash_count_once_in_the_curves() -> None:
     """A crash between persisting events and acknowledging them makes the resumed scheduler read them
     again: the curves the tuner and the assessors get must hold each result once, as the record does."""
