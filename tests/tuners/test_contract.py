@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hpoqueue.errors import ConfigError
@@ -255,6 +256,46 @@ def test_every_tuner_that_ranks_trials_follows_optimize_mode(name: str, tmp_path
         assert flipped == minimized
     else:
         assert flipped != minimized, f"{name} suggests the same whichever way results are ranked"
+
+
+#: model-based members that take the space's parameters only (BOHB adds TRIAL_BUDGET: Hyperband's schedule);
+#: GP is left to tests/tuners/test_gp.py::test_failed_trials_are_never_taken_as_good, stricter and 3x quicker
+PLAIN_MODEL_BASED = [n for n in MODEL_BASED
+                     if not getattr(TUNERS.resolve(n), "extra_params", frozenset()) and n != "GP"]
+
+
+@pytest.mark.parametrize("model_based", PLAIN_MODEL_BASED)
+def test_failed_trials_never_draw_a_model_based_tuner(model_based: str, tmp_path: Path) -> None:
+    """Ten trials failed in the quadrant x < -2, y > 2 of a quadratic whose optimum is far from it: the
+    tuner must not go there more than it would had they never run (a model that learnt them as good
+    results goes there: measured, Anneal 4 to 6 times more of 6, TPE once more, per history)."""
+    raw = {"x": {"_type": "uniform", "_value": [-5, 5]}, "y": {"_type": "uniform", "_value": [-5, 5]}}
+
+    def quad(p: dict) -> float:
+        return (p["x"] - 1.3) ** 2 + (p["y"] + 2.1) ** 2
+
+    def visits(history: list[TrialResult]) -> int:
+        tuner = make(model_based, tmp_path, seed=0, raw=raw)
+        tuner.rebuild(history)
+        count = 0
+        for seq in range(len(history) + 1, len(history) + 7):
+            params = tuner.suggest(1)[0].params
+            count += params["x"] < -2 and params["y"] > 2
+            tuner.observe(TrialResult(seq, params, TrialState.SUCCEEDED, quad(params)))
+        return count
+
+    without, with_failures = 0, 0
+    for history_seed in range(2):
+        rng = np.random.default_rng(history_seed)
+        succeeded = []
+        for seq in range(1, 13):
+            params = {"x": float(rng.uniform(-5, 5)), "y": float(rng.uniform(-5, 5))}
+            succeeded.append(TrialResult(seq, params, TrialState.SUCCEEDED, quad(params)))
+        failed = [TrialResult(seq, {"x": float(rng.uniform(-5, -2)), "y": float(rng.uniform(2, 5))},
+                              TrialState.FAILED, None) for seq in range(13, 23)]
+        without += visits(succeeded)
+        with_failures += visits(succeeded + failed)
+    assert with_failures <= without + 1, (with_failures, without)
 
 
 def test_unknown_class_arg_names_the_field(name: str) -> None:
