@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,17 +50,24 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hpoqueue.db'}"
 
 
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database on 127.0.0.1:5432, dropped afterwards; skipped where absent."""
+    """A fresh PostgreSQL database on 127.0.0.1:5432, dropped afterwards. Skipped where no server listens
+    (or psycopg is not installed); a server that listens but refuses us fails the test."""
     sqlalchemy = pytest.importorskip("sqlalchemy")
-    pytest.importorskip("psycopg")
-    try:
-        admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
-                                         connect_args={"connect_timeout": 2})
-        conn = admin.connect()
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server here"
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({type(exc).__name__})")
+    pytest.importorskip("psycopg", reason="psycopg is not installed (the `postgres` extra)")
+    url = sqlalchemy.engine.make_url(PG_ADMIN_URL)
+    if not _listening(url.host or "127.0.0.1", url.port or 5432):
+        pytest.skip(f"no PostgreSQL listening at {url.host}:{url.port or 5432}")
+    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
+                                     connect_args={"connect_timeout": 5})
+    conn = admin.connect()
     name = f"hpoq_{uuid.uuid4().hex[:10]}"
     conn.exec_driver_sql(f"CREATE DATABASE {name}")
     base = PG_ADMIN_URL.rsplit("/", 1)[0]

@@ -159,11 +159,15 @@ def test_invalid_metrics_are_logged_and_counted_not_reported(tmp_path: Path) -> 
     assert (tmp_path / "trial.stderr").read_text() == ""
 
 
-def test_heartbeats_are_sent_while_the_trial_runs(tmp_path: Path) -> None:
-    beats: list[int] = []
+def test_heartbeats_are_sent_all_through_the_trial(tmp_path: Path) -> None:
+    """Not only a first beat: a trial of ten intervals gets beats until it ends (a trial whose beats stop
+    while it runs is taken for LOST)."""
+    beats: list[float] = []
     spec = make_spec(tmp_path, "sleep 1", heartbeat_interval=0.1)
-    TrialRunner(spec, on_heartbeat=lambda: beats.append(1)).run()
-    assert beats
+    started = time.monotonic()
+    TrialRunner(spec, on_heartbeat=lambda: beats.append(time.monotonic())).run()
+    assert len(beats) >= 4, beats
+    assert beats[-1] - started >= 0.5, "no heartbeat in the second half of the trial"
 
 
 def test_timeout_kills_the_trial(tmp_path: Path) -> None:
@@ -185,6 +189,28 @@ def test_stop_kills_the_trial_and_its_children(tmp_path: Path) -> None:
     assert outcome.message == "stopped (early_stopped): SIGTERM"
     assert wait_for(lambda: not alive(leader) and not alive(child))
     assert not (tmp_path / PGID_FILE).exists()
+
+
+def test_stop_sends_sigterm_to_every_process_of_the_group(tmp_path: Path) -> None:
+    """A child of the trial gets the SIGTERM too (it may save a checkpoint): its handler writes a file. With
+    SIGTERM to the leader alone the child would only get the SIGKILL at the end, and write nothing."""
+    (tmp_path / "child.py").write_text(
+        "import os, signal, sys, time\n"
+        "def on_term(*_):\n"
+        "    open('child.term', 'w').write(str(os.getpid()))\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, on_term)\n"
+        "open('child.pid', 'w').write(str(os.getpid()))\n"
+        "time.sleep(300)\n")
+    runner = TrialRunner(make_spec(tmp_path, f"{sys.executable} child.py & wait", grace=1.0))
+    runner.start()
+    child = read_pid(tmp_path / "child.pid")
+    runner.stop("user_canceled")
+    outcome = runner.wait()
+    assert outcome.reason == "stopped"
+    assert (tmp_path / "child.term").exists(), "the trial's child never got SIGTERM"
+    assert int((tmp_path / "child.term").read_text()) == child
+    assert not alive(child)
 
 
 def test_a_trial_ignoring_sigterm_is_killed_after_grace(tmp_path: Path) -> None:

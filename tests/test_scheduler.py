@@ -114,6 +114,19 @@ def test_each_trial_runs_exactly_the_params_the_tuner_suggested() -> None:
     assert sorted(r.seq for r in tuner.observed) == [1, 2, 3, 4, 5]
 
 
+def test_each_attempt_carries_the_limits_the_config_sets_for_its_worker() -> None:
+    """The worker enforces maxTrialNumberPerGpu, trialGpuNumber and maxTrialDuration from the spec alone."""
+    cfg = config(maxTrialNumber=3, trialGpuNumber=1, maxTrialDuration="7s", metricName="loss",
+                 trainingService={"platform": "local", "maxTrialNumberPerGpu": 2, "useActiveGpu": True})
+    sim = Simulation(cfg, curve, queues=["gpu0", "gpu1"])
+    sim.run()
+    specs = [spec for _, spec in sim.cluster.dispatched]
+    assert len(specs) == 3
+    for spec in specs:
+        assert (spec.gpu_cap, spec.gpu_number, spec.timeout, spec.use_active_gpu, spec.metric_name) == \
+            (2, 1, 7.0, True, "loss")
+
+
 def test_max_trial_number_counts_failed_trials() -> None:
     result, tuner = run(config(maxTrialNumber=6),
                         lambda p: SimTrial(values=[1.0], outcome=1 if p["x"] < 0.5 else 0))
@@ -280,6 +293,63 @@ def test_resume_after_a_crash_continues_seqs_and_rebuilds_the_tuner() -> None:
     assert sorted(t.params["a"] for t in result.trials) == list(range(12))  # no config twice
     assert all(t.state is TrialState.SUCCEEDED and t.attempt == 1 for t in result.trials)
     assert result.state is ExperimentState.DONE
+
+
+def test_a_resumed_scheduler_keeps_counting_toward_max_trial_number() -> None:
+    """maxTrialNumber counts the trials created before the crash: the resumed run creates only the rest."""
+    cfg = config(maxTrialNumber=7, trialConcurrency=2,
+                 searchSpace={"a": {"_type": "choice", "_value": list(range(12))}})
+    sim = Simulation(cfg, lambda p: SimTrial(values=[float(p["a"])] * 3))
+    sim.cluster.crash_at = 4.0
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    created_before = len(sim.storage.trials("sim"))
+    assert 0 < created_before < 7
+    sim.cluster.crash_at = None
+    tuner = Recording(sim.tuner(), sim)
+    result = sim.run(tuner)
+    assert [t.seq for t in result.trials] == list(range(1, 8))
+    assert len(tuner.suggested) == 7 - created_before
+    assert result.state is ExperimentState.DONE
+
+
+def test_a_resumed_scheduler_sends_again_the_trials_no_worker_claimed() -> None:
+    """A trial recorded WAITING whose message no worker took before the crash may have lost it (a broker
+    restarted without persistence): the resumed scheduler sends it again; a second copy is a no-op."""
+    cfg = config(maxTrialNumber=4, trialConcurrency=2)
+    sim = Simulation(cfg, lambda p: curve(p, steps=1), start_delay=5.0)
+    sim.cluster.crash_at = 5.5  # trials 1-2 ended at 6 s; 3-4 were just sent, to start at 11 s
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    unclaimed = {t.id for t in sim.storage.trials("sim") if t.state is TrialState.WAITING}
+    assert unclaimed
+    sent_before = len(sim.cluster.dispatched)
+    sim.cluster.crash_at = None
+    result = sim.run()
+    assert {spec.trial_id for _, spec in sim.cluster.dispatched[sent_before:]} >= unclaimed
+    assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 4
+
+
+def test_events_read_again_after_a_crash_count_once_in_the_curves() -> None:
+    """A crash between persisting events and acknowledging them makes the resumed scheduler read them
+    again: the curves the tuner and the assessors get must hold each result once, as the record does."""
+    cfg = config(maxTrialNumber=6, trialConcurrency=3)
+    sim = Simulation(cfg, lambda p: SimTrial(values=[p["x"] + k for k in range(4)]))
+    sim.cluster.crash_at = 2.5
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    in_flight = [t.id for t in sim.storage.trials("sim") if not t.state.is_finished()]
+    assert in_flight
+    sim.cluster.crash_at = None
+    tuner = Recording(sim.tuner(), sim)
+    result = sim.run(tuner)
+    seqs = {t.seq: t for t in result.trials}
+    observed = [r for r in tuner.observed if seqs[r.seq].id in in_flight]
+    assert len(observed) == len(in_flight)
+    for seen in observed:
+        trial = seqs[seen.seq]
+        stored = [m.value for m in sim.storage.metrics(trial.id, kind="intermediate") if m.attempt == trial.attempt]
+        assert list(seen.intermediate) == stored == pytest.approx([trial.params["x"] + k for k in range(4)])
 
 
 def test_duplicate_and_late_events_change_nothing() -> None:

@@ -117,9 +117,13 @@ def test_kill_after_the_scheduler_is_killed_stops_the_trial(chaos: ChaosProject)
 
 
 def test_the_experiment_completes_across_a_broker_restart(chaos: ChaosProject) -> None:
-    config = chaos.chaos_config(maxTrialNumber=TRIALS, trialConcurrency=2,
-                                searchSpace={"x": {"_type": "uniform", "_value": [0, 1]},
-                                             "sleep": {"_type": "choice", "_value": [4]}})
+    """The broker is away for longer than heartbeatTimeout: once it is back, the running trials get a fresh
+    heartbeat window instead of being taken for lost (every trial runs once, as attempt 1)."""
+    # the first two trials run through the outage; the rest are quick
+    runs = [{"x": (i + 1) / 10, "sleep": 10 if i < 2 else 0.5} for i in range(TRIALS)]
+    config = chaos.chaos_config(maxTrialNumber=TRIALS, trialConcurrency=2, heartbeatTimeout="5s",
+                                tuner={"name": "BatchTuner"},
+                                searchSpace={"combine_params": {"_type": "choice", "_value": runs}})
     submit = chaos.background("submit", str(config), "--quiet")
     exp_id = chaos.wait_experiment(30)
     wait_for(lambda: len(chaos.executions()) >= 2, 60, "two trials to start")
@@ -128,7 +132,7 @@ def test_the_experiment_completes_across_a_broker_restart(chaos: ChaosProject) -
     port = int((exp_dir / "broker" / "embedded").read_text())
     os.kill(redis_pid, signal.SIGTERM)  # a clean stop: Redis flushes its append-only file
     wait_for(lambda: not alive(redis_pid), 20, "Redis to stop")
-    time.sleep(6)
+    time.sleep(6)  # longer than heartbeatTimeout
     server = EmbeddedRedis(exp_dir / "broker", port=port)  # the same command line, port and data
     server.start()
     assert server.process is not None

@@ -82,7 +82,9 @@ def test_assessor_stops_a_bad_trial_and_its_children_promptly(project: Project) 
     values = [m.value for m in storage.metrics(stopped.id, kind="intermediate")]
     assert 2 <= len(values) < 60 and stopped.final_value == pytest.approx(values[-1])
     (decision,) = [e for e in storage.events(stopped.id) if e.kind == "assessor_stop"]
-    assert ended - decision.created_at.timestamp() <= 2.5  # both processes gone within ~2 s
+    # both processes gone long before the trial would end by itself (60 steps of 0.3 s); that the stop
+    # reaches the child by SIGTERM, not by the SIGKILL after the grace, is checked without time in test_runner
+    assert ended - decision.created_at.timestamp() <= 10
 
 
 def test_kill_cancels_a_running_trial_and_its_children(project: Project) -> None:

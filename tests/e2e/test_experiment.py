@@ -125,8 +125,7 @@ def test_export_trials_best_and_status_read_the_record(project: Project) -> None
     assert "DONE" in status and "succeeded 3" in status
     table = project.cli("trials", exp_id, "--sort", "value", "--top", "2", check=True).stdout
     assert len(table.splitlines()) == 4 and best["trial"] in table.splitlines()[2]
-    logs = project.cli("logs", f"{exp_id}-1", check=True)
-    assert logs.code == 0
+    project.cli("logs", f"{exp_id}-1", check=True)  # what it prints: tests/e2e/test_long_trial.py
 
 
 @pytest.mark.postgres

@@ -304,7 +304,9 @@ def test_two_workers_share_the_cap_and_a_killed_workers_slot_frees(
     survivor = next(p for p in worker_pids if p != owner)
     assert all(survivor in r["ancestors"] for r in done.values() if r["start"] > killed_at)
     next_start = min(r["start"] for r in starts.values() if r["start"] > killed_at)
-    assert next_start - killed_at <= LEASE_TTL + 3.0  # the dead worker's slot freed itself
+    # the dead worker's slot freed itself after LEASE_TTL (4 s; measured 3.9 s to the next start with a core
+    # busy), not after the default 30 s; expiry itself is checked without time in test_gpu_lease
+    assert next_start - killed_at <= 3 * LEASE_TTL
     storage = project.storage()
     reasons = {e.data.get("why") for t in storage.trials(exp_id) for e in storage.events(t.id)
                if e.kind == "waiting"}

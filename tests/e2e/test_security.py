@@ -210,21 +210,27 @@ def _http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, byt
 
 @contextmanager
 def _flower(chaos: ChaosProject, redis_url: str, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`hpoqueue flower` on a free port: (its process, its base URL), once it answers; skips if it cannot."""
+    """`hpoqueue flower` on a free port: (its process, its base URL), once it answers. Skipped only where
+    Flower is not installed: an installed Flower that does not answer fails the test, with its output."""
+    pytest.importorskip("flower", reason="Flower is not installed")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "flower", "--broker", redis_url, "--port", str(port),
-                             *args], cwd=chaos.root, env=chaos.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log_path = chaos.root / "flower.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "flower", "--broker", redis_url, "--port",
+                                 str(port), *args], cwd=chaos.root, env=chaos.env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while _http_get(f"{base}/api/workers") is None:
             if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.skip("flower did not start within 20 s")
+                pytest.fail(f"`hpoqueue flower` did not answer on {base} (exit status {proc.poll()}):\n"
+                            f"{log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.3)
         yield proc, base
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
 
 

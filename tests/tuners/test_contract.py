@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hpoqueue.errors import ConfigError
@@ -23,6 +24,10 @@ from hpoqueue.states import TrialState
 from hpoqueue.tuners import TUNERS, BaseTuner, available_tuners, create_tuner
 
 NAMES = TUNERS.names()
+#: the members that never repeat a configuration (the others document that they do: dedups = False)
+DEDUPS = [n for n in NAMES if getattr(TUNERS.resolve(n), "dedups", True)]
+#: the members that learn from results (the rest are covered by the ranking test below)
+MODEL_BASED = [n for n in NAMES if getattr(TUNERS.resolve(n), "model_based", False)]
 
 CONTINUOUS = {
     "x": {"_type": "uniform", "_value": [0, 1]},
@@ -40,6 +45,7 @@ CLASS_ARGS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "TPE": lambda tmp: {"n_startup_jobs": 5},
     "GP": lambda tmp: {"cold_start_num": 5, "selection_num_warm_up": 200},
     "Evolution": lambda tmp: {"population_size": 6},
+    "Hyperband": lambda tmp: {"R": 9},  # a first bracket of 9, so a few rounds reach its promotions
     "PBT": lambda tmp: {"all_checkpoint_dir": str(tmp / "ckpt"), "population_size": 4},
 }
 
@@ -158,10 +164,9 @@ def test_observe_accepts_every_finished_state(name: str, state: TrialState, tmp_
     assert driver.tuner.exhausted or driver.ask(2), "the tuner stopped suggesting"
 
 
-def test_finite_space_is_exhausted_without_repeats(name: str, tmp_path: Path) -> None:
-    tuner = make(name, tmp_path, finite=True)
-    if not getattr(tuner, "dedups", True):
-        pytest.skip(f"{name} documents that it repeats configurations (dedups = False)")
+@pytest.mark.parametrize("deduping", DEDUPS)
+def test_finite_space_is_exhausted_without_repeats(deduping: str, tmp_path: Path) -> None:
+    tuner = make(deduping, tmp_path, finite=True)
     driver = Driver(tuner)
     driver.run_until_exhausted()
     keys = [key(tuner, p) for p in driver.suggested]
@@ -204,16 +209,14 @@ def test_rebuild_continues_without_repeating(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["minimize", "maximize"])
-def test_model_based_tuner_follows_optimize_mode(name: str, mode: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("model_based", MODEL_BASED)
+def test_model_based_tuner_follows_optimize_mode(model_based: str, mode: str, tmp_path: Path) -> None:
     """f(x) = (x - 0.3)^2 on [0, 1], reported as f (minimize) or -f (maximize), 60 evaluations one at a
     time. Over the last 30, the median f must beat random search's expected median (0.0625) and more
     x must fall near the optimum (|x - 0.3| < 0.1) than near the worst end (x > 0.8): a tuner that
     optimises the wrong way piles up at x = 1. (hyperopt's TPE, driven exactly as its fmin would,
     reaches a median of 0.023-0.035 over seeds 0-11 here.)"""
-    cls = TUNERS.resolve(name)
-    if not getattr(cls, "model_based", False):
-        pytest.skip(f"{name} is not model-based")
-    tuner = make(name, tmp_path, seed=3, optimize_mode=mode,
+    tuner = make(model_based, tmp_path, seed=3, optimize_mode=mode,
                  raw={"x": {"_type": "uniform", "_value": [0, 1]}})
     sign = 1.0 if mode == "minimize" else -1.0
     driver = Driver(tuner)
@@ -226,6 +229,73 @@ def test_model_based_tuner_follows_optimize_mode(name: str, mode: str, tmp_path:
     assert min((x - 0.3) ** 2 for x in xs) < 0.01
     assert (last[14] + last[15]) / 2 < 0.045, xs[-30:]
     assert sum(abs(x - 0.3) < 0.1 for x in xs[-30:]) > sum(x > 0.8 for x in xs[-30:]), xs[-30:]
+
+
+#: Tuners whose suggestions do not depend on results at all; every other member ranks trials.
+IGNORES_RESULTS = {"Random", "GridSearch", "BatchTuner"}
+
+
+def _trace(name: str, tmp_path: Path, mode: str, sign: float) -> list[dict]:
+    """What a tuner suggests over 12 rounds of two when each trial reports sign * score(params)."""
+    driver = Driver(make(name, tmp_path, seed=5, optimize_mode=mode))
+    for _ in range(12):
+        driver.ask(2)
+        driver.tell(value=lambda p: sign * score(p))
+    return driver.suggested
+
+
+def test_every_tuner_that_ranks_trials_follows_optimize_mode(name: str, tmp_path: Path) -> None:
+    """Maximizing v is minimizing -v: a tuner that honours optimize_mode suggests exactly the same
+    configurations in both runs (negation is exact), and different ones when the mode alone is flipped.
+    This covers tuners that rank without a model (Evolution's tournaments, PBT's exploit step, Hyperband's
+    promotions) as well as the model-based ones."""
+    minimized = _trace(name, tmp_path, "minimize", 1.0)
+    assert _trace(name, tmp_path, "maximize", -1.0) == minimized
+    flipped = _trace(name, tmp_path, "maximize", 1.0)
+    if name in IGNORES_RESULTS:
+        assert flipped == minimized
+    else:
+        assert flipped != minimized, f"{name} suggests the same whichever way results are ranked"
+
+
+#: model-based members that take the space's parameters only (BOHB adds TRIAL_BUDGET: Hyperband's schedule);
+#: GP is left to tests/tuners/test_gp.py::test_failed_trials_are_never_taken_as_good, stricter and 3x quicker
+PLAIN_MODEL_BASED = [n for n in MODEL_BASED
+                     if not getattr(TUNERS.resolve(n), "extra_params", frozenset()) and n != "GP"]
+
+
+@pytest.mark.parametrize("model_based", PLAIN_MODEL_BASED)
+def test_failed_trials_never_draw_a_model_based_tuner(model_based: str, tmp_path: Path) -> None:
+    """Ten trials failed in the quadrant x < -2, y > 2 of a quadratic whose optimum is far from it: the
+    tuner must not go there more than it would had they never run (a model that learnt them as good
+    results goes there: measured, Anneal 4 to 6 times more of 6, TPE once more, per history)."""
+    raw = {"x": {"_type": "uniform", "_value": [-5, 5]}, "y": {"_type": "uniform", "_value": [-5, 5]}}
+
+    def quad(p: dict) -> float:
+        return (p["x"] - 1.3) ** 2 + (p["y"] + 2.1) ** 2
+
+    def visits(history: list[TrialResult]) -> int:
+        tuner = make(model_based, tmp_path, seed=0, raw=raw)
+        tuner.rebuild(history)
+        count = 0
+        for seq in range(len(history) + 1, len(history) + 7):
+            params = tuner.suggest(1)[0].params
+            count += params["x"] < -2 and params["y"] > 2
+            tuner.observe(TrialResult(seq, params, TrialState.SUCCEEDED, quad(params)))
+        return count
+
+    without, with_failures = 0, 0
+    for history_seed in range(2):
+        rng = np.random.default_rng(history_seed)
+        succeeded = []
+        for seq in range(1, 13):
+            params = {"x": float(rng.uniform(-5, 5)), "y": float(rng.uniform(-5, 5))}
+            succeeded.append(TrialResult(seq, params, TrialState.SUCCEEDED, quad(params)))
+        failed = [TrialResult(seq, {"x": float(rng.uniform(-5, -2)), "y": float(rng.uniform(2, 5))},
+                              TrialState.FAILED, None) for seq in range(13, 23)]
+        without += visits(succeeded)
+        with_failures += visits(succeeded + failed)
+    assert with_failures <= without + 1, (with_failures, without)
 
 
 def test_unknown_class_arg_names_the_field(name: str) -> None:

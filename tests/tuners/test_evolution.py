@@ -46,3 +46,16 @@ def test_failed_trials_never_join_the_population() -> None:
     tuner.observe(TrialResult(2, good, TrialState.SUCCEEDED, 0.5))
     for s in tuner.suggest(10):  # no results yet: every child is a mutant of the only member
         assert differences(s.params, good) == 1
+
+
+def test_the_better_of_a_tournament_is_the_one_mutated() -> None:
+    """Two members, one better by the optimize_mode: the tournament drops the worse, so every child is a
+    mutant of the better one."""
+    for mode, values in (("minimize", (0.1, 0.9)), ("maximize", (0.9, 0.1))):
+        tuner = EvolutionTuner(SPACE, seed=6, population_size=2, optimize_mode=mode)
+        better, worse = (s.params for s in tuner.suggest(2))
+        assert differences(better, worse) == 3
+        tuner.observe(TrialResult(1, worse, TrialState.SUCCEEDED, values[1]))
+        tuner.observe(TrialResult(2, better, TrialState.SUCCEEDED, values[0]))
+        for s in tuner.suggest(5):
+            assert differences(s.params, better) == 1, (mode, s.params)

@@ -57,3 +57,20 @@ def test_rebuild_resumes_the_running_generation(tmp_path: Path) -> None:
     dirs = [(s.params[LOAD_KEY], s.params[SAVE_KEY]) for s in resumed.suggest(10)]
     assert dirs == [(s.params[LOAD_KEY], s.params[SAVE_KEY]) for s in live.suggest(10)]
     assert [d[1] for d in dirs] == [str(tmp_path / "2" / "1"), str(tmp_path / "3" / "1")]
+
+
+def test_a_failed_member_ranks_last_and_no_one_copies_it(tmp_path: Path) -> None:
+    """A member whose trial failed (no result) is in the bottom fraction: it loads a top member's checkpoint
+    in the next generation, and nobody loads its own."""
+    for mode in ("minimize", "maximize"):
+        tuner = PBTTuner(SPACE, seed=1, all_checkpoint_dir=str(tmp_path / mode), population_size=4,
+                         fraction=0.25, optimize_mode=mode)
+        gen0 = [s.params for s in tuner.suggest(4)]
+        for seq, p in enumerate(gen0, start=1):
+            failed = seq == 2
+            tuner.observe(TrialResult(seq, p, TrialState.FAILED if failed else TrialState.SUCCEEDED,
+                                      None if failed else float(seq)))
+        gen1 = [s.params for s in tuner.suggest(4)]
+        best = gen0[0 if mode == "minimize" else 3]
+        assert gen1[1][LOAD_KEY] == best[SAVE_KEY], mode
+        assert all(p[LOAD_KEY] != gen0[1][SAVE_KEY] for p in gen1), mode
