@@ -34,6 +34,10 @@ def new_experiment_id() -> str:
 def check(config: ExperimentConfig, *, broker: str | None = None) -> str | None:
     """Everything that can be checked before anything is written: the broker answers, the GPUs asked for
     exist, the tuner and assessor accept their arguments. Returns the broker URL (None: embedded)."""
+    if config.training_service.platform == "remote":  # never run a remote experiment on this box instead
+        raise ConfigError("platform remote is not wired to SSH yet", source=config.source,
+                          field="trainingService.platform",
+                          hint="use platform: local with workers started on your boxes by `hpoqueue workers start`")
     broker_url = resolve_broker_url(broker, config.broker)
     if broker_url is not None and not ping(broker_url, timeout=3.0):
         raise BrokerError(f"cannot reach the broker at {redact(broker_url)} (start Redis there, fix --broker "
