@@ -103,15 +103,17 @@ class EmbeddedRedis:
     Started with the same data directory again (after a crash or `resume`), it reloads what it had.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, password: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self.password = password  #: required of every client when set (written to a file, not in argv)
         self.process: subprocess.Popen[bytes] | None = None
         self.answered = False  #: it has answered a PING: the URL was ours
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> str:
         """Start the server and wait until it answers; returns its URL."""
@@ -122,8 +124,15 @@ class EmbeddedRedis:
         """Start the server without waiting for it (it answers within milliseconds): a caller can start
         the workers, which take far longer to boot, meanwhile. Returns its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = []
+        if self.password:
+            path = self.data_dir / "auth.conf"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"requirepass {self.password}\n")
+            config = [str(path)]
         args = [
-            redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
+            redis_server_binary(), *config, "--bind", "127.0.0.1", "--port", str(self.port),
             "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--protected-mode", "yes", "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"), "--pidfile", str(self.data_dir / "redis.pid"),

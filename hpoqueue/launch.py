@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hpoqueue.broker import EmbeddedRedis, free_port, ping, redact, resolve_broker_url, shut_down
 from hpoqueue.config import ExperimentConfig
@@ -167,7 +168,9 @@ def spawn_embedded(work_dir: Path, stack: ExitStack) -> EmbeddedRedis:
     data_dir = work_dir / "broker"
     previous = stored_broker(work_dir)
     port = int(previous.rsplit(":", 1)[1].split("/")[0]) if previous else free_port()
-    server = EmbeddedRedis(data_dir, port=port if _port_free(port) else None)
+    # a password, kept across restarts: a remote experiment carries this Redis to its boxes' loopback
+    password = (urlsplit(previous).password if previous else None) or secrets.token_urlsafe(24)
+    server = EmbeddedRedis(data_dir, port=port if _port_free(port) else None, password=password)
     url = server.spawn()
     stack.callback(server.stop)
     (data_dir / "embedded").write_text(str(server.port))

@@ -86,7 +86,12 @@ def stop() -> int:
 
 
 def workers_command(args: argparse.Namespace) -> int:
-    """Dispatch `hpoqueue workers ACTION`."""
+    """Dispatch `hpoqueue workers ACTION [HOSTS.yml]`: with a hosts file, on those boxes over SSH."""
+    if args.hosts or args.action in ("up", "down"):
+        from hpoqueue.remote.standing import check_args, hosts_command
+
+        check_args(args)
+        return hosts_command(args)
     if args.action == "start":
         return start(args)
     return status() if args.action == "status" else stop()
