@@ -53,7 +53,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             shutil.rmtree(work_dir, ignore_errors=True)
 
     with ExitStack() as early:
-        if broker_url is None and not args.detach:
+        if broker_url is None and not args.detach and config.training_service.platform == "local":
             # a local run: Redis and the workers boot while the storage and the scheduler load. run() takes
             # them over and stops them at the end; `early` stops them if anything (a SIGTERM, a failure to
             # record the experiment) ends `submit` before run() has, and a second stop does nothing

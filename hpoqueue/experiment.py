@@ -59,7 +59,12 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
             remember_broker(work_dir, broker_url)
         else:
             raise BrokerError(f"cannot reach the broker at {redact(broker_url)}")
-        local = local_workers if local_workers is not None else embedded
+        remote = config.training_service.platform == "remote"
+        local = local_workers if local_workers is not None else embedded and not remote
+        if remote:  # the workers on the machines of machineList, reaching the broker through SSH
+            from hpoqueue.remote.experiment import start_remote_workers
+
+            queues = start_remote_workers(config, exp_id, work_dir, broker_url, embedded, stack, up=not stop)
         queues = queues or trial_queues(config, local=local, notify=notify_stderr)
         if local and stop:  # those still running stop at the end; their trials are stopped first
             stack.callback(LocalWorkers(work_dir / "workers", broker_url).stop)

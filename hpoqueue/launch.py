@@ -35,16 +35,18 @@ def new_experiment_id() -> str:
 def check(config: ExperimentConfig, *, broker: str | None = None) -> str | None:
     """Everything that can be checked before anything is written: the broker answers, the GPUs asked for
     exist, the tuner and assessor accept their arguments. Returns the broker URL (None: embedded)."""
-    if config.training_service.platform == "remote":  # never run a remote experiment on this box instead
-        raise ConfigError("platform remote is not wired to SSH yet", source=config.source,
-                          field="trainingService.platform",
-                          hint="use platform: local with workers started on your boxes by `hpoqueue workers start`")
     broker_url = resolve_broker_url(broker, config.broker)
     if broker_url is not None and not ping(broker_url, timeout=3.0):
         raise BrokerError(f"cannot reach the broker at {redact(broker_url)} (start Redis there, fix --broker "
                           "or HPOQUEUE_BROKER_URL, or leave it unset to use the embedded Redis)")
-    check_gpus(config, local=broker_url is None)
-    trial_queues(config)
+    remote = config.training_service.platform == "remote"
+    check_gpus(config, local=broker_url is None and not remote)
+    if remote:  # each machine answers over SSH with this hpoqueue, before anything is recorded
+        from hpoqueue.remote.experiment import check_machines
+
+        check_machines(config)
+    else:
+        trial_queues(config)
     create_tuner(config.tuner, config.search_space, optimize_mode=config.optimize_mode, seed=config.seed,
                  source=config.source)
     if config.assessor is not None:
