@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import hpoqueue
-from hpoqueue.errors import HpoQueueError
+from hpoqueue.broker import ping, redact
+from hpoqueue.errors import BrokerError, HpoQueueError
 from hpoqueue.gpu import discover_gpus, trial_pids, usable_gpus
 from hpoqueue.local_workers import LocalWorkers, WorkerSpec
 from hpoqueue.locations import home_dir
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
             workers.broker_url = sys.stdin.readline().strip()  # never in argv, where `ps` shows it
             if not workers.broker_url:
                 raise HpoQueueError("no broker URL on standard input")
+            if not ping(workers.broker_url, timeout=5.0):
+                raise BrokerError(f"cannot reach the broker at {redact(workers.broker_url)} from this box "
+                                  "(let the box reach it, or leave the broker out of the experiment to use "
+                                  "the embedded one through SSH)")
             gpus, skipped = pick_gpus(args.gpus, args.use_active_gpu) if not args.cpu else ([], {})
             specs = worker_specs(gpus, args.cap, args.cpu) if gpus or args.cpu else []
             if not specs:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import select
 import socket
+import sys
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,8 +54,9 @@ class _Policy(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         if not self.keys.accept_new:
             raise RemoteError(f"{label(self.machine)}: unknown host key {key.get_name()} {key.fingerprint} "
-                              f"(not in {self.keys.path}; check it, then pass --accept-new-host-keys, or "
-                              f"connect once with ssh to record it)")
+                              f"(not in {self.keys.path}; check it, then record it: connect once with `ssh -p "
+                              f"{self.machine.port} {self.machine.user}@{self.machine.host}`, or pass "
+                              "--accept-new-host-keys to `hpoqueue workers`)")
         self.keys.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.keys.path, "a") as fh:
             fh.write(paramiko.hostkeys.HostKeyEntry([hostname], key).to_line())
@@ -154,8 +155,8 @@ def _password(machine: MachineConfig) -> str | None:
                               f"(export {machine.password_env}=... first)")
         return value
     if machine.password:
-        warnings.warn(f"{label(machine)}: the SSH password is written in the file; prefer passwordEnv or a key",
-                      stacklevel=3)
+        print(f"hpoqueue: warning: {label(machine)}: the SSH password is written in the config; prefer a key, "
+              "the SSH agent, or passwordEnv: NAME_OF_A_VARIABLE", file=sys.stderr)
     return machine.password
 
 

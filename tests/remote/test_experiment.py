@@ -148,16 +148,41 @@ def test_a_dropped_connection_is_made_again_and_the_experiment_finishes(project:
     project.nothing_left(exp)
 
 
-def test_after_a_crash_stop_ends_the_workers_on_the_machines(project: RemoteProject) -> None:
-    proc = project.submit(project.config(searchSpace={"x": {"_type": "uniform", "_value": [0, 1]},
-                                                      "sleep": {"_type": "choice", "_value": [30]}}))
+def crash(project: RemoteProject, sleep: float) -> str:
+    """Submit, SIGKILL the scheduler while trials run, and return the experiment id."""
+    proc = project.submit(project.config(trialConcurrency=2, maxTrialNumber=2,
+                                         searchSpace={"x": {"_type": "uniform", "_value": [0, 1]},
+                                                      "sleep": {"_type": "choice", "_value": [sleep]}}))
     exp = project.experiment()
     wait_for(lambda: list((project.root / "echo").glob("*.start")) if (project.root / "echo").exists() else [],
              60, "a trial running")
     proc.send_signal(signal.SIGKILL)  # the scheduler dies; its workers on the boxes do not
     proc.communicate()
     assert any(box.worker_pids(exp) for box in project.boxes)
+    return exp
+
+
+def test_after_a_crash_stop_ends_the_workers_on_the_machines(project: RemoteProject) -> None:
+    exp = crash(project, sleep=60)
     stop = project.cli("stop", exp)
     assert stop.returncode == 0, stop.stderr
     assert project.storage().get_experiment(exp).state is not ExperimentState.RUNNING
     project.nothing_left(exp)
+
+
+def test_after_a_crash_resume_finds_the_workers_again_and_finishes(project: RemoteProject) -> None:
+    exp = crash(project, sleep=4)
+    resume = project.cli("resume", exp, "--quiet")
+    assert resume.returncode == 0, resume.stderr
+    trials = project.storage().trials(exp)
+    assert [(t.state, t.attempt) for t in trials] == [(TrialState.SUCCEEDED, 1)] * 2  # not lost: same tunnel port
+    project.nothing_left(exp)
+
+
+def test_a_machine_that_refuses_is_one_line_and_nothing_is_recorded(project: RemoteProject, tmp_path: Path) -> None:
+    project.env["HPOQUEUE_KNOWN_HOSTS"] = str(tmp_path / "empty_known_hosts")
+    proc = project.submit(project.config())
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.count("\n") == 1 and "unknown host key" in err and "Traceback" not in err
+    assert not (project.home / "hpoqueue.db").exists() or project.storage().list_experiments() == []

@@ -110,3 +110,13 @@ def test_bad_hosts_file_is_one_line(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.strip() == (f"hpoqueue: error: {hosts}: hosts[0].gpuIndex: unknown field 'gpuIndex' "
                                   "(did you mean 'gpuIndices'?)")
+
+
+def test_a_broker_the_boxes_cannot_reach_is_named_per_box(
+        tmp_path: Path, boxes: tuple[Box, Box], user_key: Path, known_hosts: Path) -> None:
+    box1, box2 = boxes
+    hosts = hosts_file(tmp_path, f"redis://:pw@127.0.0.1:{free_port()}/0", [box1.machine(user_key)])
+    run = hpoqueue("workers", "up", str(hosts), "--known-hosts", str(known_hosts))
+    line = one_error(run, box1.port)
+    assert "cannot reach the broker at redis://:***@127.0.0.1:" in line and ":pw@" not in run.stderr
+    assert not box1.worker_pids()
