@@ -16,7 +16,7 @@ import hpoqueue
 from hpoqueue.config import MachineConfig
 from hpoqueue.remote.ssh import Connection, HostKeys, RemoteError
 
-REMOTE_VENV = ".hpoqueue/venv"  #: where `--install` puts hpoqueue on a box, relative to the login directory
+REMOTE_VENV = ".hpoqueue/venv"  #: where `--install` puts hpoqueue on a box, under its $HOME
 
 
 def agent_command(python_path: str | None, action: str, args: list[str]) -> str:
@@ -35,6 +35,7 @@ class Box:
         self.machine = machine
         self.keys = keys
         self.python_path = machine.python_path
+        self._venv_bin: str | None = None
         self.connection = Connection(machine, keys)
         self.name = self.connection.name
 
@@ -64,37 +65,55 @@ class Box:
             raise RemoteError(f"{self.name}: the agent answered {out.strip()[:200]!r}, not JSON") from None
 
     def probe(self, install: bool = False) -> dict[str, Any]:
-        """The box's facts, after checking it runs this machine's hpoqueue version (installed with `install`)."""
+        """The box's facts, after checking it runs this machine's hpoqueue version: with `pythonPath`, else in
+        the venv of an earlier `--install`, else (with `install`) installed there now."""
         try:
             facts = self.agent("probe")
-        except RemoteError:
-            if not install:
+            if facts.get("version") != hpoqueue.__version__:
+                raise RemoteError(f"{self.name}: has hpoqueue {facts.get('version')}, this machine "
+                                  f"{hpoqueue.__version__} (install the same version there, or pass --install)")
+            return facts
+        except RemoteError as exc:
+            if self.python_path == self.venv_bin():
                 raise
-            self.install()
+            error = exc
+        configured, self.python_path = self.python_path, self.venv_bin()
+        try:  # what an earlier `--install` put there
             facts = self.agent("probe")
-        if facts.get("version") != hpoqueue.__version__:
-            if install:
-                self.install()
-                return self.probe()
-            raise RemoteError(f"{self.name}: has hpoqueue {facts.get('version')}, this machine "
-                              f"{hpoqueue.__version__} (install the same version there, or pass --install)")
-        return facts
+            if facts.get("version") == hpoqueue.__version__:
+                return facts
+        except RemoteError:
+            pass
+        self.python_path = configured
+        if not install:
+            raise error
+        self.install()
+        return self.probe()
+
+    def venv_bin(self) -> str:
+        """The bin directory of the venv `--install` makes on the box: $HOME/.hpoqueue/venv/bin there."""
+        if self._venv_bin is None:
+            rc, out, _err = self.connection.run('printf %s "$HOME"')
+            self._venv_bin = f"{out.strip() if rc == 0 and out.strip() else '.'}/{REMOTE_VENV}/bin"
+        return self._venv_bin
 
     def install(self) -> None:
         """Upload this machine's hpoqueue as a wheel over SFTP and install it into a venv on the box."""
         wheel = local_wheel()
+        venv = self.venv_bin().removesuffix("/bin")
+        folder = venv.removesuffix("/venv")
+        self.connection.run(f"mkdir -p -m 700 {shlex.quote(folder)}")
+        self.connection.put(wheel, f"{folder}/{wheel.name}")
         base = shlex.quote(self.python_path or "python3")
-        self.connection.run("mkdir -p .hpoqueue && chmod 700 .hpoqueue")
-        self.connection.put(wheel, f".hpoqueue/{wheel.name}")
         python = f'p={base}; if [ -d "$p" ]; then p="$p/python3"; fi; '
         rc, _out, err = self.connection.run(
-            f'{python}"$p" -m venv {REMOTE_VENV} && {REMOTE_VENV}/bin/python -m pip install -q '
-            f'{shlex.quote(".hpoqueue/" + wheel.name)}', timeout=900)
+            f'{python}"$p" -m venv {shlex.quote(venv)} && {shlex.quote(venv)}/bin/python -m pip install -q '
+            f'{shlex.quote(f"{folder}/{wheel.name}")}', timeout=900)
         if rc != 0:
             lines = err.strip().splitlines()
             raise RemoteError(f"{self.name}: installing hpoqueue failed: {lines[-1] if lines else rc} (install it "
                               "there by hand and set pythonPath)")
-        self.python_path = f"{REMOTE_VENV}/bin"
+        self.python_path = self.venv_bin()
 
     def close(self) -> None:
         self.connection.close()
@@ -108,7 +127,7 @@ def local_wheel() -> Path:
         raise RemoteError("--install needs hpoqueue installed from a source checkout here (pip install -e .), "
                           "to build the wheel it uploads; or install hpoqueue on the boxes yourself")
     out = Path(tempfile.mkdtemp(prefix="hpoqueue-wheel-"))
-    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                           "-w", str(out), str(root)], capture_output=True, text=True)
     found = sorted(out.glob("hpoqueue-*.whl"))
     if run.returncode != 0 or not found:

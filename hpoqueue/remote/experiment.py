@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -20,6 +21,7 @@ from hpoqueue.remote.standing import agent_options
 
 FORWARDS_FILE = "remote-forwards.json"  #: box -> port on that box, forwarded again after a crash (`resume`)
 WATCH_EVERY = 1.0  #: seconds between two checks that each connection is alive
+FORWARD_RETRY = 15.0  #: seconds to wait for the box to free the port a dropped connection forwarded
 
 
 def say(message: str) -> None:
@@ -40,6 +42,7 @@ class RemoteWorkers:
         self.boxes: list[Box] = []
         self.ports: dict[str, int] = self._saved_ports()
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._watcher = threading.Thread(target=self._watch, name="hpoqueue-ssh-watch", daemon=True)
 
     def agent_options(self, machine: MachineConfig) -> list[str]:
@@ -57,33 +60,36 @@ class RemoteWorkers:
         """Connect to every machine, forward the broker, start the workers (`up`: False only finds those
         still running, for `hpoqueue stop`); returns the queues served. A machine that fails is one line
         and the others go on; with none left, RemoteError."""
-        queues: set[str] = set()
-        errors = []
-        for machine in self.config.training_service.machine_list:
-            try:
-                box = Box(machine, self.keys)
-            except RemoteError as exc:
-                errors.append(str(exc))
-                continue
-            self.boxes.append(box)
-            try:
-                box.probe()
-                self._forward(box)
-                if up:
-                    facts = box.agent("up", *self.agent_options(machine), stdin=f"{self.box_broker(box)}\n")
-                else:
-                    facts = box.agent("status", "--experiment", self.exp_id)
-            except RemoteError as exc:
-                errors.append(str(exc))
-                continue
-            queues.update(q for q in facts["workers"] if q != "assess")
+        with ThreadPoolExecutor(max_workers=min(16, len(self.config.training_service.machine_list))) as pool:
+            results = list(pool.map(lambda m: self._start_box(m, up), self.config.training_service.machine_list))
+        queues = {q for served, _error in results for q in served}
+        errors = [error for _served, error in results if error]
         for error in errors:
             say(f"error: {error}")
         if up and not queues:
             raise RemoteError(f"no machine of trainingService.machineList could start workers ({len(errors)} "
-                              "failed, see above); fix them and `hpoqueue resume " + self.exp_id + "`")
+                              f"failed, see above); fix them, then `hpoqueue resume {self.exp_id}`")
         self._watcher.start()
         return sorted(queues) or ["cpu"]
+
+    def _start_box(self, machine: MachineConfig, up: bool) -> tuple[list[str], str | None]:
+        """Connect, forward, start (or find) the workers on one machine: the queues served, or the error."""
+        try:
+            box = Box(machine, self.keys)
+        except RemoteError as exc:
+            return [], str(exc)
+        with self._lock:
+            self.boxes.append(box)
+        try:
+            box.probe()
+            self._forward(box)
+            if up:
+                facts = box.agent("up", *self.agent_options(machine), stdin=f"{self.box_broker(box)}\n")
+            else:
+                facts = box.agent("status", "--experiment", self.exp_id)
+        except RemoteError as exc:
+            return [], str(exc)
+        return [q for q in facts["workers"] if q != "assess"], None
 
     def box_broker(self, box: Box) -> str:
         """The broker URL the workers on `box` use: its forwarded port there, or the cluster's broker."""
@@ -99,8 +105,19 @@ class RemoteWorkers:
             return
         local = urlsplit(self.broker_url).port
         assert local is not None
-        self.ports[box.name] = box.connection.forward(local, self.ports.get(box.name, 0))
-        (self.work_dir / FORWARDS_FILE).write_text(json.dumps(self.ports))
+        wanted = self.ports.get(box.name, 0)
+        deadline = time.monotonic() + FORWARD_RETRY
+        while True:  # the port of a connection that just dropped is free once the box's sshd notices
+            try:
+                port = box.connection.forward(local, wanted)
+                break
+            except RemoteError:
+                if not wanted or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with self._lock:
+            self.ports[box.name] = port
+            (self.work_dir / FORWARDS_FILE).write_text(json.dumps(self.ports))
 
     def _saved_ports(self) -> dict[str, int]:
         try:
@@ -131,16 +148,19 @@ class RemoteWorkers:
         self._stop.set()
         if self._watcher.is_alive():
             self._watcher.join()
-        for box in self.boxes:
-            try:
-                if not box.connection.alive:
-                    box.reconnect()
-                box.agent("down", "--experiment", self.exp_id)
-            except RemoteError as exc:
-                say(f"warning: could not stop the workers on {box.name}: {exc} "
-                    f"(`hpoqueue stop {self.exp_id}` tries again)")
-            finally:
-                box.close()
+        with ThreadPoolExecutor(max_workers=min(16, len(self.boxes) or 1)) as pool:
+            list(pool.map(self._stop_box, self.boxes))
+
+    def _stop_box(self, box: Box) -> None:
+        try:
+            if not box.connection.alive:
+                box.reconnect()
+            box.agent("down", "--experiment", self.exp_id)
+        except RemoteError as exc:
+            say(f"warning: could not stop the workers on {box.name}: {exc} "
+                f"(`hpoqueue stop {self.exp_id}` tries again)")
+        finally:
+            box.close()
 
 
 def start_remote_workers(config: ExperimentConfig, exp_id: str, work_dir: Path, broker_url: str, embedded: bool,

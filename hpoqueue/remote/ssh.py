@@ -124,8 +124,12 @@ class Connection:
 
     def put(self, local: Path, remote: str) -> None:
         """Upload a file over SFTP (remote path relative to the login directory)."""
-        with self.client.open_sftp() as sftp:
-            sftp.put(str(local), remote)
+        try:
+            with self.client.open_sftp() as sftp:
+                sftp.put(str(local), remote)
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise RemoteError(f"{self.name}: uploading {local.name} over SFTP failed: {_reason(exc)} (the box's "
+                              "sshd needs an sftp Subsystem, as Debian's has)") from None
 
     def forward(self, local_port: int, remote_port: int = 0) -> int:
         """Listen on 127.0.0.1:`remote_port` of the box (0: any free port) and carry each connection made

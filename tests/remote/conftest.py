@@ -24,7 +24,8 @@ VENV_BIN = str(Path(sys.executable).parent)  #: the boxes run this checkout's hp
 
 @dataclass
 class Box:
-    """One sshd: `hostname` is what its sessions see; `home` is HPOQUEUE_HOME there; `gpus` fake GPUs."""
+    """One sshd: `name` is the host name its sessions see, `root / "login_home"` their $HOME, and `home`
+    their HPOQUEUE_HOME."""
 
     name: str
     port: int
@@ -99,7 +100,9 @@ def start_box(name: str, root: Path, user_key: Path, gpus: int) -> Box:
     shutil.copy(f"{user_key}.pub", root / "authorized_keys")
     os.chmod(root / "authorized_keys", 0o600)
     port = free_port()
-    env = f"HPOQUEUE_FAKE_GPUS={gpus} HPOQUEUE_HOME={home} HPOQUEUE_RUN_DIR={root / 'running'}"
+    login_home = root / "login_home"  # the box's own $HOME (its sessions still start in this machine's)
+    login_home.mkdir(exist_ok=True)
+    env = f"HOME={login_home} HPOQUEUE_FAKE_GPUS={gpus} HPOQUEUE_HOME={home} HPOQUEUE_RUN_DIR={root / 'running'}"
     (root / "sshd_config").write_text(f"""\
 Port {port}
 ListenAddress 127.0.0.1
@@ -113,6 +116,7 @@ PermitRootLogin prohibit-password
 StrictModes no
 UsePAM no
 AllowTcpForwarding yes
+Subsystem sftp internal-sftp
 SetEnv {env}
 LogLevel ERROR
 """)
