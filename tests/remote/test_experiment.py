@@ -188,3 +188,19 @@ def test_a_machine_that_refuses_is_one_line_and_nothing_is_recorded(project: Rem
     assert proc.returncode == 2
     assert err.count("\n") == 1 and "unknown host key" in err and "Traceback" not in err
     assert not (project.home / "hpoqueue.db").exists() or project.storage().list_experiments() == []
+
+
+def test_ctrl_c_stops_the_workers_of_a_cpu_experiment_on_every_machine(project: RemoteProject) -> None:
+    proc = project.submit(project.config(trialGpuNumber=0, trialConcurrency=2, maxTrialNumber=2,
+                                         searchSpace={"x": {"_type": "uniform", "_value": [0, 1]},
+                                                      "sleep": {"_type": "choice", "_value": [60]}}))
+    exp = project.experiment()
+    wait_for(lambda: list((project.root / "echo").glob("*.start")) if (project.root / "echo").exists() else [],
+             60, "a trial running")
+    assert all(box.worker_pids(exp) for box in project.boxes)  # one `cpu` worker on each machine
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert project.storage().get_experiment(exp).state is not ExperimentState.RUNNING
+    assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in project.storage().trials(exp))
+    project.nothing_left(exp)
