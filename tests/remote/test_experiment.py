@@ -171,7 +171,7 @@ def test_after_a_crash_stop_ends_the_workers_on_the_machines(project: RemoteProj
 
 
 def test_after_a_crash_resume_finds_the_workers_again_and_finishes(project: RemoteProject) -> None:
-    exp = crash(project, sleep=4)
+    exp = crash(project, sleep=8)  # the trials end after the tunnel is back
     resume = project.cli("resume", exp, "--quiet")
     assert resume.returncode == 0, resume.stderr
     trials = project.storage().trials(exp)
