@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -78,14 +84,14 @@ def test_failing_boxes_are_one_line_each_and_the_others_go_on(
     box1, box2 = boxes
     wrong_key = keygen(tmp_path / "wrong_key")
     bare = tmp_path / "bare"  # a Python without hpoqueue
-    import subprocess
-    import sys
-
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     cases = {
         "authentication failed": box1.machine(wrong_key),
         "cannot connect: connection refused": {**box1.machine(user_key), "port": free_port()},
         "has no hpoqueue": box1.machine(user_key, pythonPath=str(bare / "bin" / "python")),
+        "passwordEnv names $HPOQUEUE_TEST_UNSET, which is not set": {
+            **{k: v for k, v in box1.machine(user_key).items() if k != "sshKeyFile"},
+            "passwordEnv": "HPOQUEUE_TEST_UNSET"},
     }
     for expected, entry in cases.items():
         hosts = hosts_file(tmp_path, redis_url, [entry, box2.machine(user_key)])
@@ -120,3 +126,23 @@ def test_a_broker_the_boxes_cannot_reach_is_named_per_box(
     line = one_error(run, box1.port)
     assert "cannot reach the broker at redis://:***@127.0.0.1:" in line and ":pw@" not in run.stderr
     assert not box1.worker_pids()
+
+
+def test_the_ssh_agent_logs_in(tmp_path: Path, boxes: tuple[Box, Box], user_key: Path, known_hosts: Path,
+                               redis_url: str) -> None:
+    if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
+        pytest.skip("no ssh-agent (install openssh-client)")
+    box1, _box2 = boxes
+    agent = subprocess.run(["ssh-agent", "-s", "-a", str(tmp_path / "agent.sock")], capture_output=True, text=True,
+                           check=True)
+    pid = int(re.search(r"SSH_AGENT_PID=(\d+)", agent.stdout)[1])
+    try:
+        env = cli_env(SSH_AUTH_SOCK=str(tmp_path / "agent.sock"), HOME=str(tmp_path))  # no ~/.ssh keys either
+        subprocess.run(["ssh-add", "-q", str(user_key)], env=env, check=True, capture_output=True)
+        entry = {k: v for k, v in box1.machine(user_key).items() if k != "sshKeyFile"}
+        hosts = hosts_file(tmp_path, redis_url, [entry])
+        run = hpoqueue("workers", "status", str(hosts), "--known-hosts", str(known_hosts), env=env)
+        assert run.returncode == 0, run.stderr
+        assert "on box1" in run.stdout
+    finally:
+        os.kill(pid, signal.SIGTERM)
