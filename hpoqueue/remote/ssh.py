@@ -123,7 +123,7 @@ class Connection:
             raise RemoteError(f"{self.name}: the connection failed: {_reason(exc)}") from None
 
     def put(self, local: Path, remote: str) -> None:
-        """Upload a file over SFTP (remote path relative to the login directory)."""
+        """Upload a file over SFTP (a relative remote path is relative to the login directory)."""
         try:
             with self.client.open_sftp() as sftp:
                 sftp.put(str(local), remote)
@@ -180,7 +180,7 @@ def _drain(channel: paramiko.Channel) -> tuple[bytes, bytes]:
     """Read stdout and stderr together until the command closes both (neither can fill and block it)."""
     out, err = bytearray(), bytearray()
     while not (channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready()):
-        select.select([channel], [], [], 0.5)
+        select.select([channel], [], [], 0.1)
         while channel.recv_ready():
             out += channel.recv(65536)
         while channel.recv_stderr_ready():
