@@ -15,8 +15,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from hpoqueue.config import ExperimentConfig, MachineConfig
+from hpoqueue.errors import ConfigError
 from hpoqueue.remote.box import Box
-from hpoqueue.remote.ssh import HostKeys, RemoteError, known_hosts_path
+from hpoqueue.remote.ssh import HostKeys, RemoteError, known_hosts_path, label
 from hpoqueue.remote.standing import agent_options
 
 FORWARDS_FILE = "remote-forwards.json"  #: box -> port on that box, forwarded again after a crash (`resume`)
@@ -172,7 +173,7 @@ def start_remote_workers(config: ExperimentConfig, exp_id: str, work_dir: Path, 
 
 
 def check_machines(config: ExperimentConfig) -> None:
-    """Every machine of machineList can be reached and runs this hpoqueue: else RemoteError, one line."""
+    """Every machine of machineList is listed once, can be reached and runs this hpoqueue: else one line."""
 
     def probe(machine: MachineConfig) -> None:
         box = Box(machine, HostKeys(known_hosts_path()))
@@ -182,5 +183,12 @@ def check_machines(config: ExperimentConfig) -> None:
             box.close()
 
     machines = config.training_service.machine_list
+    seen: dict[str, int] = {}
+    for i, machine in enumerate(machines):
+        first = seen.setdefault(label(machine), i)
+        if first != i:
+            raise ConfigError(f"repeats {label(machine)} of machineList[{first}]", source=config.source,
+                              field=f"trainingService.machineList[{i}]",
+                              hint="one entry per box: list all its GPUs in that entry's gpuIndices")
     with ThreadPoolExecutor(max_workers=min(16, len(machines))) as pool:
         list(pool.map(probe, machines))  # the first failure is raised

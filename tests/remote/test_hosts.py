@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from hpoqueue.config import config_from_dict
 from hpoqueue.errors import ConfigError
 from hpoqueue.remote.box import agent_command
+from hpoqueue.remote.experiment import check_machines
 from hpoqueue.remote.hosts import load_hosts
 
 EXAMPLE = Path(__file__).parents[2] / "workers" / "hosts.example.yml"
@@ -53,3 +55,14 @@ def test_the_remote_command_quotes_every_argument(tmp_path: Path) -> None:
     assert run.stdout.splitlines() == ["-m", "hpoqueue.remote.agent", "up", "--experiment",
                                        "$(touch pwned) `touch pwned` 'x\""]
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_machine_listed_twice_is_refused_before_any_connection(tmp_path: Path) -> None:
+    machine = {"host": "10.9.9.9", "user": "u", "port": 1}  # nothing answers there: no connection is tried
+    config = config_from_dict({"trialCommand": "true", "trialConcurrency": 1, "searchSpace": {},
+                               "trainingService": {"platform": "remote", "machineList": [machine, machine]}},
+                              source="exp.yml")
+    with pytest.raises(ConfigError) as info:
+        check_machines(config)
+    assert str(info.value) == ("exp.yml: trainingService.machineList[1]: repeats u@10.9.9.9:1 of machineList[0] "
+                               "(one entry per box: list all its GPUs in that entry's gpuIndices)")
