@@ -63,8 +63,9 @@ class RemoteProject:
         path.write_text(yaml.safe_dump(raw))
         return path
 
-    def submit(self, config: Path) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"], cwd=self.root,
+    def submit(self, config: Path, *options: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet", *options],
+                                cwd=self.root,
                                 env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -203,4 +204,15 @@ def test_ctrl_c_stops_the_workers_of_a_cpu_experiment_on_every_machine(project: 
     assert "Traceback" not in err
     assert project.storage().get_experiment(exp).state is not ExperimentState.RUNNING
     assert not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in project.storage().trials(exp))
+    project.nothing_left(exp)
+
+
+def test_with_a_broker_of_its_own_the_boxes_use_it_directly(project: RemoteProject, redis_url: str) -> None:
+    proc = project.submit(project.config(trialConcurrency=2, maxTrialNumber=3), "--broker", redis_url)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    exp = project.experiment()
+    assert [t.state for t in project.storage().trials(exp)] == [TrialState.SUCCEEDED] * 3
+    work_dir = Path(project.storage().get_experiment(exp).work_dir)
+    assert not (work_dir / "remote-forwards.json").exists()  # no tunnel: the broker is reachable as it is
     project.nothing_left(exp)
