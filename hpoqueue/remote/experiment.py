@@ -138,7 +138,8 @@ class RemoteWorkers:
                     self._forward(box)
                 except RemoteError as exc:
                     if box.name not in down:
-                        say(f"lost the connection to {box.name}, retrying: {exc}")
+                        say(f"lost the connection to {box.name}, retrying every {WATCH_EVERY:g} s: "
+                            f"{str(exc).removeprefix(box.name + ': ')}")
                         down.add(box.name)
                     continue
                 down.discard(box.name)
@@ -158,8 +159,8 @@ class RemoteWorkers:
                 box.reconnect()
             box.agent("down", "--experiment", self.exp_id)
         except RemoteError as exc:
-            say(f"warning: could not stop the workers on {box.name}: {exc} "
-                f"(`hpoqueue stop {self.exp_id}` tries again)")
+            say(f"warning: could not stop the workers on {box.name}: {str(exc).removeprefix(box.name + ': ')}; "
+                f"stop them on the box with `python3 -m hpoqueue.remote.agent down --experiment {self.exp_id}`")
         finally:
             box.close()
 
