@@ -91,9 +91,10 @@ class Connection:
                               f"remove the old key: ssh-keygen -R {_known_name(machine)} -f {keys.path}") from None
         except paramiko.AuthenticationException:
             self.client.close()
-            how = "the password" if password else f"the key {key_file}" if key_file else "the SSH agent and ~/.ssh keys"
-            raise RemoteError(f"{self.name}: authentication failed with {how} (add your public key to the box's "
-                              "~/.ssh/authorized_keys, or fix sshKeyFile / passwordEnv)") from None
+            how, fix = ("the password", "check passwordEnv / password") if password else (
+                f"the key {key_file}" if key_file else "the SSH agent and ~/.ssh keys",
+                "add your public key to the box's ~/.ssh/authorized_keys, or fix sshKeyFile")
+            raise RemoteError(f"{self.name}: authentication failed with {how} ({fix})") from None
         except (OSError, paramiko.SSHException, EOFError) as exc:
             self.client.close()
             raise RemoteError(f"{self.name}: cannot connect: {_reason(exc)} (check host and port, and that "

@@ -19,6 +19,7 @@ import pytest
 from hpoqueue.broker import free_port
 
 SSHD = "/usr/sbin/sshd"
+BOX2_PASSWORD = "s3cret box2 'pw"  #: box2's password for this user (a quote and a space on purpose)
 VENV_BIN = str(Path(sys.executable).parent)  #: the boxes run this checkout's hpoqueue (pythonPath)
 
 
@@ -92,7 +93,9 @@ def user_key(ssh_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return keygen(tmp_path_factory.mktemp("keys") / "user_key")
 
 
-def start_box(name: str, root: Path, user_key: Path, gpus: int) -> Box:
+def start_box(name: str, root: Path, user_key: Path, gpus: int, password: str | None = None) -> Box:
+    """An sshd as a box; with `password`, it also takes that password for this user (a shadow file of its
+    own, bound over /etc/shadow in its mount namespace only)."""
     root.mkdir(parents=True, exist_ok=True)
     home = root / "home"
     home.mkdir(exist_ok=True)
@@ -110,9 +113,9 @@ HostKey {root / 'host_key'}
 PidFile {root / 'sshd.pid'}
 AuthorizedKeysFile {root / 'authorized_keys'}
 PubkeyAuthentication yes
-PasswordAuthentication no
+PasswordAuthentication {"yes" if password else "no"}
 KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
+PermitRootLogin {"yes" if password else "prohibit-password"}
 StrictModes no
 UsePAM no
 AllowTcpForwarding yes
@@ -121,8 +124,18 @@ SetEnv {env}
 LogLevel ERROR
 """)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation directory
-    proc = subprocess.Popen(["unshare", "--uts", "sh", "-c",
-                             f'hostname {name} && exec {SSHD} -D -e -f {root / "sshd_config"}'],
+    bind = ""
+    if password:
+        hashed = subprocess.run(["openssl", "passwd", "-6", password], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        user = getpass.getuser()
+        lines = [f"{user}:{hashed}:{line.split(':', 2)[2]}" if line.startswith(f"{user}:") else line
+                 for line in Path("/etc/shadow").read_text().splitlines()]
+        (root / "shadow").write_text("\n".join(lines) + "\n")
+        os.chmod(root / "shadow", 0o600)
+        bind = f"mount --bind {root / 'shadow'} /etc/shadow && "
+    proc = subprocess.Popen(["unshare", "--uts", "--mount", "sh", "-c",
+                             f'hostname {name} && {bind}exec {SSHD} -D -e -f {root / "sshd_config"}'],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=open(root / "sshd.log", "ab"))  # noqa: SIM115
     deadline = time.monotonic() + 10
@@ -158,9 +171,10 @@ def _pids_in(folder: Path) -> list[int]:
 
 @pytest.fixture(scope="session")
 def boxes(user_key: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Box, Box]]:
-    """Two boxes: box1 with two fake GPUs, box2 with one."""
+    """Two boxes: box1 with two fake GPUs, box2 with one, which also takes the password BOX2_PASSWORD."""
     root = tmp_path_factory.mktemp("boxes")
-    started = [start_box("box1", root / "box1", user_key, 2), start_box("box2", root / "box2", user_key, 1)]
+    started = [start_box("box1", root / "box1", user_key, 2),
+               start_box("box2", root / "box2", user_key, 1, password=BOX2_PASSWORD)]
     try:
         yield started[0], started[1]
     finally:

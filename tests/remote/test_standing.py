@@ -17,7 +17,7 @@ import yaml
 
 from hpoqueue.broker import free_port
 from hpoqueue.capacity import live_workers
-from tests.remote.conftest import Box, cli_env, hpoqueue, keygen
+from tests.remote.conftest import BOX2_PASSWORD, Box, cli_env, hpoqueue, keygen
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -146,3 +146,22 @@ def test_the_ssh_agent_logs_in(tmp_path: Path, boxes: tuple[Box, Box], user_key:
         assert "on box1" in run.stdout
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+def test_passwords_from_a_variable_or_written_in_the_file(tmp_path: Path, boxes: tuple[Box, Box], user_key: Path,
+                                                          known_hosts: Path, redis_url: str) -> None:
+    _box1, box2 = boxes
+    entry = {k: v for k, v in box2.machine(user_key).items() if k != "sshKeyFile"}
+    env = cli_env(BOX2_PW=BOX2_PASSWORD, HOME=str(tmp_path))  # no agent, no ~/.ssh keys: the password it is
+
+    def status(**fields: str) -> subprocess.CompletedProcess[str]:
+        hosts = hosts_file(tmp_path, redis_url, [{**entry, **fields}])
+        return hpoqueue("workers", "status", str(hosts), "--known-hosts", str(known_hosts), env=env)
+
+    from_env = status(passwordEnv="BOX2_PW")
+    assert from_env.returncode == 0, from_env.stderr
+    assert "on box2" in from_env.stdout and "warning" not in from_env.stderr
+    written = status(password=BOX2_PASSWORD)
+    assert written.returncode == 0, written.stderr
+    assert "on box2" in written.stdout and "the SSH password is written in the config" in written.stderr
+    assert "authentication failed with the password" in one_error(status(password="nope"), box2.port)
