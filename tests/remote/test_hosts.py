@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hpoqueue.cli import main
 from hpoqueue.config import config_from_dict
 from hpoqueue.errors import ConfigError
 from hpoqueue.remote.box import agent_command
@@ -66,3 +67,13 @@ def test_a_machine_listed_twice_is_refused_before_any_connection(tmp_path: Path)
         check_machines(config)
     assert str(info.value) == ("exp.yml: trainingService.machineList[1]: repeats u@10.9.9.9:1 of machineList[0] "
                                "(one entry per box: list all its GPUs in that entry's gpuIndices)")
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["workers", "up"], "`hpoqueue workers up` needs a hosts file"),
+    (["workers", "start", "hosts.yml"], "acts on this box and takes no hosts file (use up for the boxes of hosts.yml)"),
+])
+def test_workers_actions_and_hosts_files_go_together(argv: list[str], expected: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert expected in capsys.readouterr().err
