@@ -10,7 +10,7 @@ from typing import Any
 
 from hpoqueue.broker import redact, resolve_broker_url
 from hpoqueue.config import MachineConfig
-from hpoqueue.errors import BrokerError, HpoQueueError
+from hpoqueue.errors import BrokerError
 from hpoqueue.remote.box import Box
 from hpoqueue.remote.hosts import load_hosts
 from hpoqueue.remote.ssh import HostKeys, RemoteError, known_hosts_path, label
@@ -82,13 +82,3 @@ def hosts_command(args: argparse.Namespace) -> int:
     if broker and not failures:
         print(f"workers serve {redact(broker)}", file=sys.stderr)
     return 2 if failures else 0
-
-
-def check_args(args: argparse.Namespace) -> None:
-    """`up`/`down` need a hosts file; `start`/`stop` are this box's and take none."""
-    if args.action in ("up", "down") and not args.hosts:
-        raise HpoQueueError(f"`hpoqueue workers {args.action}` needs a hosts file: hpoqueue workers {args.action} "
-                            "hosts.yml (see workers/hosts.example.yml)")
-    if args.action in ("start", "stop") and args.hosts:
-        raise HpoQueueError(f"`hpoqueue workers {args.action}` acts on this box and takes no hosts file "
-                            f"(use {'up' if args.action == 'start' else 'down'} for the boxes of {args.hosts})")

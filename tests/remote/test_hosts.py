@@ -72,6 +72,10 @@ def test_a_machine_listed_twice_is_refused_before_any_connection(tmp_path: Path)
 @pytest.mark.parametrize(("argv", "expected"), [
     (["workers", "up"], "`hpoqueue workers up` needs a hosts file"),
     (["workers", "start", "hosts.yml"], "acts on this box and takes no hosts file (use up for the boxes of hosts.yml)"),
+    (["workers", "up", "hosts.yml", "--gpus", "0"], "--gpus does not go with `hpoqueue workers up HOSTS.yml`"),
+    (["workers", "start", "--accept-new-host-keys"], "--accept-new-host-keys does not go with `hpoqueue workers start`"
+     ),
+    (["workers", "status", "hosts.yml", "--install"], "--install goes with `hpoqueue workers up HOSTS.yml`"),
 ])
 def test_workers_actions_and_hosts_files_go_together(argv: list[str], expected: str,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
