@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ from hpoqueue.workers_cli import parse_gpus, state_dir, worker_specs
 
 def workers_dir(experiment: str | None) -> Path:
     """Standing workers share `hpoqueue workers start`'s directory; an experiment's have their own."""
+    if experiment is not None and not re.fullmatch(r"[a-z0-9]+", experiment):
+        raise HpoQueueError(f"--experiment {experiment!r} is not an experiment id (lower-case letters and digits)")
     return home_dir() / "remote-workers" / experiment if experiment else state_dir()
 
 
