@@ -14,6 +14,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from hpoqueue.broker import redis_client
+from hpoqueue.capacity import live_workers
 from hpoqueue.config import ExperimentConfig, MachineConfig
 from hpoqueue.errors import ConfigError
 from hpoqueue.remote.box import Box
@@ -22,6 +24,7 @@ from hpoqueue.remote.standing import agent_options
 
 FORWARDS_FILE = "remote-forwards.json"  #: box -> port on that box, forwarded again after a crash (`resume`)
 WATCH_EVERY = 1.0  #: seconds between two checks that each connection is alive
+BOOT_TIMEOUT = 60.0  #: seconds the workers on the boxes have to announce themselves
 FORWARD_RETRY = 15.0  #: seconds to wait for the box to free the port a dropped connection forwarded
 
 
@@ -63,8 +66,10 @@ class RemoteWorkers:
         and the others go on; with none left, RemoteError."""
         with ThreadPoolExecutor(max_workers=min(16, len(self.config.training_service.machine_list))) as pool:
             results = list(pool.map(lambda m: self._start_box(m, up), self.config.training_service.machine_list))
-        queues = {q for served, _error in results for q in served}
+        queues = {q.split("@")[0] for served, _error in results for q in served}
         errors = [error for _served, error in results if error]
+        if up:
+            self._wait_for_workers({q for served, _error in results for q in served})
         for error in errors:
             say(f"error: {error}")
         if up and not queues:
@@ -90,7 +95,19 @@ class RemoteWorkers:
                 facts = box.agent("status", "--experiment", self.exp_id)
         except RemoteError as exc:
             return [], str(exc)
-        return [q for q in facts["workers"] if q != "assess"], None
+        return [f"{q}@{facts['hostname']}" for q in facts["workers"] if q != "assess"], None
+
+    def _wait_for_workers(self, nodes: set[str]) -> None:
+        """Wait until the workers started (`queue@host` nodes) have announced themselves to the broker, which
+        takes them a second or two, so that the first trials spread over all of them; name the silent ones."""
+        client = redis_client(self.broker_url)
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while missing := nodes - {w.name for w in live_workers(client)}:
+            if time.monotonic() > deadline:
+                say(f"warning: worker(s) {', '.join(sorted(missing))} did not start within {BOOT_TIMEOUT:g} s; "
+                    f"their logs are in $HPOQUEUE_HOME/remote-workers/{self.exp_id}/ on their box")
+                return
+            time.sleep(0.1)
 
     def box_broker(self, box: Box) -> str:
         """The broker URL the workers on `box` use: its forwarded port there, or the cluster's broker."""
