@@ -60,7 +60,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             shutil.rmtree(work_dir, ignore_errors=True)
 
     with ExitStack() as early:
-        if broker_url is None and not args.detach:
+        if broker_url is None and not args.detach and config.training_service.platform == "local":
             # a local run: Redis and the workers boot while the storage and the scheduler load. run() takes
             # them over and stops them at the end; `early` stops them if anything (a SIGTERM, a failure to
             # record the experiment) ends `submit` before run() has, and a second stop does nothing
@@ -557,8 +557,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intermediate", action="store_true", help="include intermediate results")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     db_cli.add_parser(sub)
-    p = add("workers", cmd_workers, "start, stop or list Celery workers for this machine's GPUs")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p = add("workers", cmd_workers, "start, stop or list Celery workers for this machine's GPUs (start|stop|"
+            "status), or over SSH on the boxes of a hosts file (up|down|status HOSTS.yml)")
+    p.add_argument("action", choices=["start", "stop", "status", "up", "down"])
+    p.add_argument("hosts", nargs="?", help="hosts file for up/down/status (see workers/hosts.example.yml)")
+    p.add_argument("--known-hosts", help="known_hosts file checked and added to (default: $HPOQUEUE_KNOWN_HOSTS "
+                                         "or ~/.ssh/known_hosts)")
+    p.add_argument("--accept-new-host-keys", action="store_true",
+                   help="accept and record host keys not yet known (a changed key is always refused)")
+    p.add_argument("--install", action="store_true",
+                   help="up: install this machine's hpoqueue into a venv on boxes that lack it")
     p.add_argument("--gpus", help="comma-separated GPU indices (default: every GPU found)")
     p.add_argument("--cap", type=int, default=1, help="trials per GPU (maxTrialNumberPerGpu)")
     p.add_argument("--cpu", type=int, default=0, help="also start a `cpu` worker running this many trials")

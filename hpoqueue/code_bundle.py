@@ -237,7 +237,8 @@ def prune(root: Path, keep: float = CACHE_KEEP) -> list[str]:
     return removed
 
 
-def ships(ship_code: bool | None, embedded: bool) -> bool:
+def ships(ship_code: bool | None, local: bool) -> bool:
     """Whether a run ships its code: as `shipCode` says, else only when workers may run on other boxes (an
-    external broker); the embedded broker's workers run on this machine, in place."""
-    return ship_code if ship_code is not None else not embedded
+    external broker, or `platform: remote`); `local`: every worker runs on this machine (the embedded broker's
+    own workers), in place."""
+    return ship_code if ship_code is not None else not local

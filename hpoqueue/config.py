@@ -25,7 +25,8 @@ from hpoqueue.yaml_loading import read_document
 
 __all__ = [
     "DEFAULT_OPTIMIZE_MODE", "AlgorithmConfig", "ExperimentConfig", "MachineConfig", "TrainingServiceConfig",
-    "config_from_dict", "default_working_directory", "load_config", "parse_duration", "read_yaml",
+    "config_from_dict", "default_working_directory", "load_config", "machine_from_dict", "parse_duration",
+    "read_yaml",
 ]
 
 #: The one default for every tuner and assessor when neither sets ``classArgs.optimize_mode``
@@ -59,6 +60,7 @@ class MachineConfig:
     user: str
     port: int = 22
     password: str | None = None
+    password_env: str | None = None  #: the environment variable holding the password (hpoqueue's field)
     ssh_key_file: Path | None = None
     ssh_passphrase: str | None = None
     use_active_gpu: bool | None = None
@@ -240,7 +242,7 @@ class _Ctx:
             raise self.fail(f"must be an integer, not {value!r}", where)
         if value < minimum or value > maximum:
             shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:17]}..."
-            bound = f">= {minimum}" if value < minimum else \
+            bound = f">= {minimum}" if value < minimum and maximum == MAX_INT else \
                 f"between {minimum} and {maximum}"
             raise self.fail(f"must be {bound}, got {shown}", where)
         return value
@@ -500,7 +502,7 @@ def _per_gpu(raw: dict, where: str, gpus: int | None, ctx: _Ctx) -> int:
     return per_gpu
 
 
-_MACHINE_FIELDS = ("host", "port", "user", "password", "sshKeyFile", "sshPassphrase", "useActiveGpu",
+_MACHINE_FIELDS = ("host", "port", "user", "password", "passwordEnv", "sshKeyFile", "sshPassphrase", "useActiveGpu",
                    "maxTrialNumberPerGpu", "gpuIndices", "pythonPath")
 #: NNI matches field names ignoring case and underscores (search_space is searchSpace): the fields of
 #: each section, for config_nni.canonical_config
@@ -517,6 +519,7 @@ def _machine(value: Any, where: str, gpus: int | None, ctx: _Ctx) -> MachineConf
         user=ctx.str_(raw.get("user"), f"{where}.user", example="user: alice"),
         port=_default(ctx.int_(raw.get("port"), f"{where}.port", minimum=1, maximum=65535), 22),
         password=ctx.str_(raw.get("password"), f"{where}.password"),
+        password_env=ctx.str_(raw.get("passwordEnv"), f"{where}.passwordEnv"),
         ssh_key_file=ctx.path(raw.get("sshKeyFile"), f"{where}.sshKeyFile", kind="file"),
         ssh_passphrase=ctx.str_(raw.get("sshPassphrase"), f"{where}.sshPassphrase"),
         use_active_gpu=bool(ctx.bool_(raw.get("useActiveGpu"), f"{where}.useActiveGpu")),
@@ -524,6 +527,12 @@ def _machine(value: Any, where: str, gpus: int | None, ctx: _Ctx) -> MachineConf
         gpu_indices=_gpu_indices(raw.get("gpuIndices"), f"{where}.gpuIndices", ctx),
         python_path=ctx.str_(raw.get("pythonPath"), f"{where}.pythonPath"),
     )
+
+
+def machine_from_dict(raw: Any, where: str, *, source: str | None, base_dir: Path) -> MachineConfig:
+    """One machine entry outside an experiment (a hosts file of `hpoqueue workers up`), checked as in
+    machineList; maxTrialNumberPerGpu is allowed there without a trialGpuNumber."""
+    return _machine(raw, where, 1, _Ctx(source, base_dir))
 
 
 def _gpu_indices(value: Any, where: str, ctx: _Ctx) -> tuple[int, ...] | None:

@@ -65,7 +65,12 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
         client = redis_client(broker_url)
         channel = Channel(client, exp_id)
         stack.enter_context(broker_lock(channel, exp_id, min(ALIVE_TTL, config.heartbeat_timeout)))
-        local = local_workers if local_workers is not None else embedded
+        remote = config.training_service.platform == "remote"
+        local = local_workers if local_workers is not None else embedded and not remote
+        if remote:  # the workers on the machines of machineList, reaching the broker through SSH
+            from hpoqueue.remote.experiment import start_remote_workers
+
+            queues = start_remote_workers(config, exp_id, work_dir, broker_url, embedded, stack, up=not stop)
         queues = queues or trial_queues(config, local=local, notify=notify_stderr)
         if local and stop:  # those still running stop at the end; their trials are stopped first
             stack.callback(LocalWorkers(work_dir / "workers", broker_url).stop)
@@ -74,7 +79,7 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
         if exp.state is not ExperimentState.RUNNING:
             storage.set_experiment_state(exp_id, ExperimentState.RUNNING)
         bundle = None
-        if ships(config.ship_code, embedded) and not stop:
+        if ships(config.ship_code, local=embedded and not remote) and not stop:
             bundle = pack(config.trial_code_directory, source=config.source)
             ship(bundle, client)
         while True:  # a database that goes away mid-run: wait for it, then go on from storage, as resume does

@@ -45,15 +45,21 @@ def check(config: ExperimentConfig, *, broker: str | None = None) -> str | None:
     warning = unprotected_broker_warning(broker_url) if broker_url else None
     if warning is not None:
         notify_stderr(f"warning: {warning}")
-    check_gpus(config, local=broker_url is None)
-    trial_queues(config)
+    remote = config.training_service.platform == "remote"
+    check_gpus(config, local=broker_url is None and not remote)
+    if remote:  # each machine answers over SSH with this hpoqueue, before anything is recorded
+        from hpoqueue.remote.experiment import check_machines
+
+        check_machines(config)
+    else:
+        trial_queues(config)
     create_tuner(config.tuner, config.search_space, optimize_mode=config.optimize_mode, seed=config.seed,
                  source=config.source)
     if config.assessor is not None:
         from hpoqueue.assessors import create_assessor
 
         create_assessor(config.assessor, optimize_mode=config.optimize_mode, source=config.source)
-    if ships(config.ship_code, embedded=broker_url is None):
+    if ships(config.ship_code, local=broker_url is None and not remote):
         scan(config.trial_code_directory, source=config.source)
     check_working_directory(config)  # last: the only check that may create something (an empty directory)
     return broker_url

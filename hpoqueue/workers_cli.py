@@ -90,8 +90,35 @@ def stop() -> int:
     return 0
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """`up`/`down` take a hosts file and `start`/`stop` none; each option goes with its kind of action."""
+    if args.action in ("up", "down") and not args.hosts:
+        raise HpoQueueError(f"`hpoqueue workers {args.action}` needs a hosts file: hpoqueue workers {args.action} "
+                            "hosts.yml (see workers/hosts.example.yml)")
+    if args.action in ("start", "stop") and args.hosts:
+        raise HpoQueueError(f"`hpoqueue workers {args.action}` acts on this box and takes no hosts file "
+                            f"(use {'up' if args.action == 'start' else 'down'} for the boxes of {args.hosts})")
+    given = [o for o, set_ in (("--gpus", args.gpus is not None), ("--cap", args.cap != 1), ("--cpu", args.cpu != 0),
+                               ("--known-hosts", args.known_hosts is not None),
+                               ("--accept-new-host-keys", args.accept_new_host_keys), ("--install", args.install))
+             if set_]
+    wrong = [o for o in given if (o in ("--gpus", "--cap", "--cpu")) == bool(args.hosts)]
+    if wrong:
+        raise HpoQueueError(f"{wrong[0]} does not go with `hpoqueue workers {args.action}"
+                            f"{' HOSTS.yml' if args.hosts else ''}` (--gpus, --cap, --cpu: `workers start` on this "
+                            "box; --known-hosts, --accept-new-host-keys, --install: with a hosts file, where "
+                            "gpuIndices and maxTrialNumberPerGpu are set per box)")
+    if args.install and args.action != "up":
+        raise HpoQueueError("--install goes with `hpoqueue workers up HOSTS.yml`")
+
+
 def workers_command(args: argparse.Namespace) -> int:
-    """Dispatch `hpoqueue workers ACTION`."""
+    """Dispatch `hpoqueue workers ACTION [HOSTS.yml]`: with a hosts file, on those boxes over SSH."""
+    check_args(args)
+    if args.hosts:
+        from hpoqueue.remote.standing import hosts_command  # paramiko: loaded only when needed
+
+        return hosts_command(args)
     if args.action == "start":
         return start(args)
     return status() if args.action == "status" else stop()
