@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, bindparam, func, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert, Update
@@ -203,6 +203,11 @@ class Storage:
                 return True
             self._experiment_row(session, exp_id)
             return False
+
+    def select(self, stmt: Select[Any]) -> list[Row[Any]]:
+        """The rows of a read-only query on the models, for faces that sort, filter and page in SQL."""
+        with self._session() as session:
+            return list(session.execute(stmt))
 
     def update_experiment(self, exp_id: str, *, concurrency: int | None = None,
                           max_trial_number: int | None = None,
