@@ -139,7 +139,7 @@ class Trials(Handler):
         args = {"sort": self.get_argument("sort", "seq"), "descending": self.get_argument("desc", "0") == "1",
                 "states": self.get_arguments("state"), "filters": self.get_arguments("filter"),
                 "offset": _int(self.get_argument("offset", "0"), "offset"),
-                "limit": _int(self.get_argument("limit", "50"), "limit")}
+                "limit": min(_int(self.get_argument("limit", "50"), "limit"), trial_table.MAX_PAGE)}
         self.reply(await self.dash.run(lambda: trial_table.page(self.dash.storage, exp, **args)))
 
 
