@@ -4,6 +4,7 @@ record, and the token-guarded actions. Storage queries run on a small thread poo
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import ipaddress
 import json
 import secrets
@@ -32,9 +33,10 @@ TOKEN_HEADER = "X-Hpoqueue-Token"
 
 def plotly_js() -> Path:
     """plotly.min.js as shipped inside the installed `plotly` package: no CDN, works offline."""
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    spec = importlib.util.find_spec("plotly")  # found, not imported: importing plotly takes a second
+    if spec is None or spec.origin is None:
+        raise HpoQueueError("the dashboard needs the plotly package: pip install plotly")
+    return Path(spec.origin).parent / "package_data" / "plotly.min.js"
 
 
 class Dashboard:
