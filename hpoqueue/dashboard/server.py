@@ -53,11 +53,11 @@ class Dashboard:
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
 
-    async def cached(self, key: tuple[Any, ...], exp_id: str, func: Callable[..., Any], *args: Any) -> Any:
-        """func(*args), computed again only when the experiment's version changed."""
+    async def cached(self, key: tuple[Any, ...], exp_id: str, func: Callable[..., Any], *args: Any) -> bytes:
+        """func(*args) as JSON, computed again only when the experiment's version changed."""
         full = (*key, await self.run(views.version, self.storage, exp_id))
         if full not in self._cache:
-            self._cache[full] = await self.run(func, *args)
+            self._cache[full] = await self.run(lambda: encode(func(*args)))
             while len(self._cache) > 32:
                 self._cache.popitem(last=False)
         return self._cache[full]
@@ -110,7 +110,7 @@ class Handler(tornado.web.RequestHandler):
 
     def reply(self, data: Any) -> None:
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, allow_nan=False, default=str))
+        self.finish(data if isinstance(data, bytes) else encode(data))
 
 
 class Info(Handler):
@@ -208,6 +208,10 @@ class Page(Handler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish((STATIC / "index.html").read_bytes())
+
+
+def encode(data: Any) -> bytes:
+    return json.dumps(data, allow_nan=False, default=str, separators=(",", ":")).encode()
 
 
 def _int(text: str, name: str) -> int:

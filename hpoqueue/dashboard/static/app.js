@@ -280,24 +280,33 @@ const TAB_VIEWS = {
     const names = Object.keys(pts.params);
     if (!$("#chart-parcoords")) {
       $("#tab").innerHTML = `<div class="panel"><div id="chart-parcoords" class="chart tall"></div></div>
-        <div class="panel"><h2>Value against each parameter</h2><div class="small-multiples">${names.map((n, i) =>
-          `<div id="chart-param-${i}" class="chart"></div>`).join("")}</div></div>`;
+        <div class="panel"><div id="chart-params" class="chart"></div></div>`;
     }
     const done = pts.value.map((v) => v !== null);
     const dims = names.map((n) => dimension(n, pts.params[n].filter((_, i) => done[i])));
     const values = pts.value.filter((v) => v !== null);
+    const ids = pts.id.filter((_, j) => done[j]);
     dims.push({ label: "value", values });
-    plot("chart-parcoords", [{ type: "parcoords", dimensions: dims, line: { color: values, colorscale: "Viridis",
-      reversescale: pts.optimize_mode === "minimize", showscale: true, colorbar: { title: { text: "value" } } } }],
+    const colors = { color: values, colorscale: "Viridis", reversescale: pts.optimize_mode === "minimize" };
+    plot("chart-parcoords", [{ type: "parcoords", dimensions: dims, line: Object.assign({ showscale: true,
+      colorbar: { title: { text: "value" } } }, colors) }],
     { title: { text: "Parameters of the trials with a value, coloured by value" }, margin: { l: 70, r: 70, t: 80, b: 30 } });
-    names.forEach((n, i) => {
+    // value against each parameter: one figure, a subplot per parameter sharing the value axis
+    const cols = Math.min(4, names.length), rows = Math.ceil(names.length / cols);
+    const layout = { title: { text: "Value against each parameter" }, showlegend: false, margin: { l: 60, r: 20, t: 60, b: 40 },
+      grid: { rows, columns: cols, pattern: "independent", ygap: 0.35, xgap: 0.08 } };
+    $("#chart-params").style.height = `${120 + 240 * rows}px`;
+    const traces = names.map((n, i) => {
       const xs = pts.params[n].filter((_, j) => done[j]);
       const cat = xs.some((x) => typeof x !== "number");
-      plot(`chart-param-${i}`, [{ type: "scattergl", mode: "markers", x: cat ? xs.map((x) => JSON.stringify(x)) : xs, y: values,
-        text: pts.id.filter((_, j) => done[j]), marker: { color: values, colorscale: "Viridis", reversescale: pts.optimize_mode === "minimize", size: 6 },
-        hovertemplate: "%{text}<br>" + esc(n) + "=%{x}<br>value %{y}<extra></extra>" }],
-      { title: { text: n }, margin: { l: 50, r: 10, t: 30, b: 36 }, xaxis: { type: cat ? "category" : "-" } });
+      const axis = i ? String(i + 1) : "";
+      layout[`xaxis${axis}`] = { title: { text: n }, type: cat ? "category" : "-" };
+      layout[`yaxis${axis}`] = { title: { text: i % cols ? "" : "value" } };
+      return { type: "scattergl", mode: "markers", xaxis: `x${axis}`, yaxis: `y${axis}`, name: n,
+        x: cat ? xs.map((x) => JSON.stringify(x)) : xs, y: values, text: ids,
+        marker: Object.assign({ size: 5, opacity: 0.8 }, colors), hovertemplate: `%{text}<br>${esc(n)}=%{x}<br>value %{y}<extra></extra>` };
     });
+    plot("chart-params", traces, layout);
   },
 
   async gpus(expId) {
