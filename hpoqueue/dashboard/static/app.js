@@ -63,11 +63,13 @@ function notice(text, error = false) {
 function plot(id, traces, layout) {
   const el = document.getElementById(id);
   if (!el) return;
-  Plotly.react(el, traces, Object.assign({}, LAYOUT, layout), PLOT_CONFIG);
+  const full = Object.assign({}, LAYOUT, layout);
+  if (full.title) full.title = Object.assign({ x: 0.01, xanchor: "left", font: { size: 14 } }, full.title);
+  Plotly.react(el, traces, full, PLOT_CONFIG);
 }
 
 function progress(done, total, cls = "") {
-  if (!total) return `<span class="barlabel">${done} / no limit</span>`;
+  if (!total) return "";
   const pct = Math.min(100, (100 * done) / total);
   return `<div class="bar ${cls}"><span style="width:${pct.toFixed(1)}%"></span></div>`;
 }
