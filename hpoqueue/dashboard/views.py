@@ -16,6 +16,8 @@ from hpoqueue.storage import Event, Experiment, ExperimentRecord, Metric, Storag
 
 CURVE_LIMIT = 2000  #: trials whose intermediate results the curves chart draws (the best ones, chosen ones too)
 LOG_TAIL = 64 * 1024  #: bytes of a log shown when a trial page opens
+T = Trial.__table__  #: the tables themselves: Core rows, without the ORM's per-row cost on big reads
+M = Metric.__table__
 LOG_NAMES = {"stdout": "trial.stdout", "stderr": "trial.stderr", "hpoqueue": "trial.log"}
 
 
@@ -99,12 +101,11 @@ def version(storage: Storage, exp_id: str | None) -> str:
 def trial_points(storage: Storage, exp_id: str) -> dict[str, Any]:
     """Every trial as columns (seq, id, state, value, start, end, each parameter): the charts' data."""
     exp = storage.get_experiment(exp_id)
-    rows = storage.select(select(Trial.seq, Trial.id, Trial.state, Trial.final_value, Trial.started_at,
-                                 Trial.ended_at, Trial.params).where(Trial.experiment_id == exp.id)
-                          .order_by(Trial.seq))
+    rows = storage.select(select(T.c.seq, T.c.id, T.c.state, T.c.final_value, T.c.started_at, T.c.ended_at,
+                                 T.c.params).where(T.c.experiment_id == exp.id).order_by(T.c.seq))
     names = list(dict.fromkeys(k for r in rows for k in (r[6] or {})))
     return {"optimize_mode": exp.optimize_mode, "seq": [r[0] for r in rows], "id": [r[1] for r in rows],
-            "state": [TrialState(r[2]).value for r in rows], "value": [r[3] for r in rows],
+            "state": [r[2].value for r in rows], "value": [r[3] for r in rows],
             "started": [_ts(r[4]) for r in rows], "ended": [_ts(r[5]) for r in rows],
             "params": {n: [(r[6] or {}).get(n) for r in rows] for n in names}}
 
@@ -112,51 +113,55 @@ def trial_points(storage: Storage, exp_id: str) -> dict[str, Any]:
 def curves(storage: Storage, exp_id: str, chosen: list[str], limit: int = CURVE_LIMIT) -> dict[str, Any]:
     """Intermediate results of the current attempts: the `limit` best trials, the running and chosen ones.
 
-    Returned as one x/y line per group (curves separated by nulls), which a browser draws as one trace.
+    Returned as one x/y line per group (the chosen trials one each, the early-stopped ones, the others;
+    curves separated by nulls), which a browser draws as one trace per group.
     """
     exp = storage.get_experiment(exp_id)
-    total = storage.select(select(func.count()).select_from(Trial).where(Trial.experiment_id == exp.id))[0][0]
-    picked = select(Trial.id).where(Trial.experiment_id == exp.id)
+    trials = select(T.c.id, T.c.state).where(T.c.experiment_id == exp.id)
+    total = storage.select(select(func.count()).select_from(T).where(T.c.experiment_id == exp.id))[0][0]
     if total > limit:
-        best = picked.order_by(Trial.state != TrialState.RUNNING, _better(exp).nulls_last()).limit(limit)
-        ids = {r[0] for r in storage.select(best)} | set(chosen)
-        trial_filter = Trial.id.in_(ids)
+        order = T.c.final_value.asc() if exp.optimize_mode == "minimize" else T.c.final_value.desc()
+        picked = storage.select(trials.order_by(T.c.state != TrialState.RUNNING, order.nulls_last()).limit(limit))
+        picked += storage.select(trials.where(T.c.id.in_(chosen)))
+        trial_filter = T.c.id.in_([tid for tid, _ in picked])
     else:
-        trial_filter = Trial.experiment_id == exp.id
-    stmt = (select(Metric.trial_id, Metric.step, Metric.value, Trial.state, Trial.seq)
-            .join(Trial, Trial.id == Metric.trial_id)
-            .where(trial_filter, Metric.kind == "intermediate", Metric.attempt == Trial.attempt)
-            .order_by(Trial.seq, Metric.step))
+        picked = storage.select(trials)
+        trial_filter = T.c.experiment_id == exp.id
+    group_of = {tid: tid if tid in chosen else "EARLY_STOPPED" if state is TrialState.EARLY_STOPPED else "other"
+                for tid, state in picked}
+    rows = storage.select(select(M.c.trial_id, M.c.step, M.c.value).join(T, T.c.id == M.c.trial_id)
+                          .where(trial_filter, M.c.kind == "intermediate", M.c.attempt == T.c.attempt)
+                          .order_by(T.c.seq, M.c.step))
     lines: dict[str, dict[str, list[Any]]] = {}
-    stopped_ends: dict[str, list[Any]] = {"x": [], "y": [], "id": []}
-    last: tuple[str, int, float, str] | None = None
+    ends: dict[str, list[Any]] = {"x": [], "y": [], "id": []}
+    current, xs, ys, ids, last = None, [], [], [], (None, None)
+    for tid, step, value in rows:
+        if tid != current:
+            if current is not None:
+                _end_curve(xs, ys, ids, ends if group_of[current] == "EARLY_STOPPED" else None, current, last)
+            current = tid
+            group = lines.setdefault(group_of[tid], {"x": [], "y": [], "id": []})
+            xs, ys, ids = group["x"], group["y"], group["id"]
+        xs.append(step)
+        ys.append(value)
+        ids.append(tid)
+        last = (step, value)
+    if current is not None:
+        _end_curve(xs, ys, ids, ends if group_of[current] == "EARLY_STOPPED" else None, current, last)
+    return {"lines": lines, "early_stopped_ends": ends, "total": total, "shown": min(total, limit),
+            "chosen": chosen}
 
-    def close(entry: tuple[str, int, float, str] | None) -> None:
-        if entry is None:
-            return
-        tid, step, value, state = entry
-        group = lines[tid if tid in chosen else state if state == "EARLY_STOPPED" else "other"]
-        group["x"].append(None)
-        group["y"].append(None)
-        group["id"].append(None)
-        if state == "EARLY_STOPPED":
-            stopped_ends["x"].append(step)
-            stopped_ends["y"].append(value)
-            stopped_ends["id"].append(tid)
 
-    for tid, step, value, state, _seq in storage.select(stmt):
-        state = TrialState(state).value
-        if last is not None and last[0] != tid:
-            close(last)
-        key = tid if tid in chosen else state if state == "EARLY_STOPPED" else "other"
-        group = lines.setdefault(key, {"x": [], "y": [], "id": []})
-        group["x"].append(step)
-        group["y"].append(value)
-        group["id"].append(tid)
-        last = (tid, step, value, state)
-    close(last)
-    return {"lines": lines, "early_stopped_ends": stopped_ends, "total": total,
-            "shown": min(total, limit) if total > limit else total, "chosen": chosen}
+def _end_curve(xs: list[Any], ys: list[Any], ids: list[Any], ends: dict[str, list[Any]] | None, tid: str,
+               last: tuple[Any, Any]) -> None:
+    """A null between two curves of one line; an early-stopped curve's last point marked where it stopped."""
+    xs.append(None)
+    ys.append(None)
+    ids.append(None)
+    if ends is not None:
+        ends["x"].append(last[0])
+        ends["y"].append(last[1])
+        ends["id"].append(tid)
 
 
 def timeline(storage: Storage, exp_id: str) -> dict[str, Any]:

@@ -207,7 +207,7 @@ class Storage:
     def select(self, stmt: Select[Any]) -> list[Row[Any]]:
         """The rows of a read-only query on the models, for faces that sort, filter and page in SQL."""
         with self._session() as session:
-            return list(session.execute(stmt))
+            return list(session.execute(stmt).all())
 
     def update_experiment(self, exp_id: str, *, concurrency: int | None = None,
                           max_trial_number: int | None = None,
