@@ -68,6 +68,9 @@ function plot(id, traces, layout) {
   Plotly.react(el, traces, full, PLOT_CONFIG);
 }
 
+// SVG draws a few thousand markers faster than WebGL starts; past that, WebGL. Lines stay SVG: one path each.
+const markers = (n) => (n > 1500 ? "scattergl" : "scatter");
+
 function progress(done, total, cls = "") {
   if (!total) return "";
   const pct = Math.min(100, (100 * done) / total);
@@ -260,13 +263,13 @@ const TAB_VIEWS = {
     const data = await api(`/api/experiments/${expId}/curves?chosen=${encodeURIComponent(ids.join(","))}`);
     const traces = [];
     const groups = data.lines;
-    if (groups.other) traces.push({ type: "scattergl", mode: "lines", name: "trials", x: groups.other.x, y: groups.other.y,
+    if (groups.other) traces.push({ type: "scatter", mode: "lines", name: "trials", x: groups.other.x, y: groups.other.y,
       text: groups.other.id, line: { color: "rgba(37,99,235,0.28)", width: 1 }, hovertemplate: "%{text}<br>step %{x}: %{y}<extra></extra>" });
-    if (groups.EARLY_STOPPED) traces.push({ type: "scattergl", mode: "lines", name: "early stopped", x: groups.EARLY_STOPPED.x,
+    if (groups.EARLY_STOPPED) traces.push({ type: "scatter", mode: "lines", name: "early stopped", x: groups.EARLY_STOPPED.x,
       y: groups.EARLY_STOPPED.y, text: groups.EARLY_STOPPED.id, line: { color: "rgba(217,119,6,0.45)", width: 1, dash: "dot" },
       hovertemplate: "%{text} (early stopped)<br>step %{x}: %{y}<extra></extra>" });
     const ends = data.early_stopped_ends;
-    if (ends.x.length) traces.push({ type: "scattergl", mode: "markers", name: "stopped here", x: ends.x, y: ends.y, text: ends.id,
+    if (ends.x.length) traces.push({ type: markers(ends.x.length), mode: "markers", name: "stopped here", x: ends.x, y: ends.y, text: ends.id,
       marker: { symbol: "x", color: "#d97706", size: 8 }, hovertemplate: "%{text} stopped at step %{x}<extra></extra>" });
     const palette = ["#dc2626", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#ea580c"];
     ids.filter((id) => groups[id]).forEach((id, i) => traces.push({ type: "scatter", mode: "lines+markers", name: id,
@@ -304,7 +307,7 @@ const TAB_VIEWS = {
       const axis = i ? String(i + 1) : "";
       layout[`xaxis${axis}`] = { title: { text: n }, type: cat ? "category" : "-" };
       layout[`yaxis${axis}`] = { title: { text: i % cols ? "" : "value" } };
-      return { type: "scattergl", mode: "markers", xaxis: `x${axis}`, yaxis: `y${axis}`, name: n,
+      return { type: markers(values.length), mode: "markers", xaxis: `x${axis}`, yaxis: `y${axis}`, name: n,
         x: cat ? xs.map((x) => JSON.stringify(x)) : xs, y: values, text: ids,
         marker: Object.assign({ size: 5, opacity: 0.8 }, colors), hovertemplate: `%{text}<br>${esc(n)}=%{x}<br>value %{y}<extra></extra>` };
     });
@@ -318,20 +321,29 @@ const TAB_VIEWS = {
     }
     const [tl, pts] = await Promise.all([api(`/api/experiments/${expId}/timeline`), api(`/api/experiments/${expId}/points`)]);
     const byState = {};
-    for (const b of tl.bars) (byState[b.state] = byState[b.state] || []).push(b);
-    const traces = Object.entries(byState).map(([state, bars]) => ({ type: "bar", orientation: "h", name: state,
-      y: bars.map((b) => b.lane), base: bars.map((b) => date(b.start)), x: bars.map((b) => ((b.end ?? tl.now) - b.start) * 1000),
-      text: bars.map((b) => `${b.trial}${b.attempt > 1 ? " (attempt " + b.attempt + ")" : ""}`), textposition: "none",
-      marker: { color: STATE_COLORS[state] || "#6b7280", line: { color: "#fff", width: 1 } },
+    for (const b of tl.bars) {
+      const g = (byState[b.state] = byState[b.state] || { x: [], y: [], text: [] });
+      const label = `${b.trial}${b.attempt > 1 ? " (attempt " + b.attempt + ")" : ""}`;
+      g.x.push(date(b.start), date(b.end ?? tl.now), null);
+      g.y.push(b.lane, b.lane, null);
+      g.text.push(label, label, null);
+    }
+    const lanes = tl.lanes.length;
+    const width = Math.max(3, Math.min(28, 300 / Math.max(1, lanes)));
+    // a bar per attempt: a thick line from start to end, one SVG path per state however many trials
+    const traces = Object.entries(byState).map(([state, g]) => ({ type: "scatter", mode: "lines", name: state,
+      x: g.x, y: g.y, text: g.text, line: { color: STATE_COLORS[state] || "#6b7280", width },
       hovertemplate: "%{text}<br>%{y}<extra>" + state + "</extra>" }));
-    plot("chart-timeline", traces, { title: { text: "GPU slots: which box and GPU ran which trial when" }, barmode: "overlay",
+    $("#chart-timeline").style.height = `${Math.max(300, 120 + lanes * (width + 10))}px`;
+    plot("chart-timeline", traces, { title: { text: "GPU slots: which box and GPU ran which trial when" },
       xaxis: { type: "date" }, yaxis: { type: "category", automargin: true, categoryorder: "category descending" },
       margin: { l: 140, r: 20, t: 40, b: 40 } });
     const xs = [], ys = [], cs = [], ts = [];
     pts.seq.forEach((s, i) => { if (pts.started[i]) { xs.push(s); ys.push((pts.ended[i] ?? tl.now) - pts.started[i]);
       cs.push(STATE_COLORS[pts.state[i]] || "#6b7280"); ts.push(`${pts.id[i]} ${pts.state[i]}`); } });
-    plot("chart-durations", [{ type: "bar", x: xs, y: ys, text: ts, textposition: "none", marker: { color: cs },
-      hovertemplate: "%{text}<br>%{y:.1f} s<extra></extra>" }],
+    const few = xs.length <= 300;
+    plot("chart-durations", [{ type: few ? "bar" : markers(xs.length), mode: few ? undefined : "markers", x: xs, y: ys, text: ts,
+      textposition: "none", marker: { color: cs, size: 4 }, hovertemplate: "%{text}<br>%{y:.1f} s<extra></extra>" }],
     { title: { text: "Trial durations" }, xaxis: { title: { text: "trial #" } }, yaxis: { title: { text: "seconds" } } });
   },
 };
@@ -354,7 +366,7 @@ function bestCharts(pts) {
     if (best === null || better(v, best)) best = v;
     bySeq.x.push(s); bySeq.y.push(best);
   });
-  plot("chart-best-seq", [{ type: "scattergl", mode: "markers", name: "trial value", x: all.x, y: all.y, text: all.text,
+  plot("chart-best-seq", [{ type: markers(all.x.length), mode: "markers", name: "trial value", x: all.x, y: all.y, text: all.text,
     marker: { color: "rgba(37,99,235,0.35)", size: 6 }, hovertemplate: "%{text}: %{y}<extra></extra>" },
   { type: "scatter", mode: "lines", name: "best so far", x: bySeq.x, y: bySeq.y, line: { shape: "hv", color: "#dc2626", width: 2 } }],
   { title: { text: "Best value so far, by trial number" }, xaxis: { title: { text: "trial #" } } });
