@@ -4,6 +4,7 @@
 
 const REPORT = window.HPOQ_REPORT || null;
 const POLL_MS = 1500;
+const PARCOORDS_MAX = 1000;
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const STATE_COLORS = { SUCCEEDED: "#16a34a", FAILED: "#dc2626", RUNNING: "#2563eb", WAITING: "#9ca3af",
   EARLY_STOPPED: "#d97706", USER_CANCELED: "#6b7280", TIMEOUT: "#6b7280", LOST: "#dc2626", RETRIED: "#f59e0b" };
@@ -288,14 +289,20 @@ const TAB_VIEWS = {
         <div class="panel"><div id="chart-params" class="chart"></div></div>`;
     }
     const done = pts.value.map((v) => v !== null);
-    const dims = names.map((n) => dimension(n, pts.params[n].filter((_, i) => done[i])));
     const values = pts.value.filter((v) => v !== null);
     const ids = pts.id.filter((_, j) => done[j]);
-    dims.push({ label: "value", values });
     const colors = { color: values, colorscale: "Viridis", reversescale: pts.optimize_mode === "minimize" };
+    // parallel coordinates of the PARCOORDS_MAX best trials: more lines only hide each other
+    const sign = pts.optimize_mode === "minimize" ? 1 : -1;
+    const best = pts.value.map((v, i) => i).filter((i) => done[i]).sort((a, b) => sign * (pts.value[a] - pts.value[b]))
+      .slice(0, PARCOORDS_MAX).sort((a, b) => a - b);
+    const dims = names.map((n) => dimension(n, best.map((i) => pts.params[n][i])));
+    const bestValues = best.map((i) => pts.value[i]);
+    dims.push({ label: "value", values: bestValues });
     plot("chart-parcoords", [{ type: "parcoords", dimensions: dims, line: Object.assign({ showscale: true,
-      colorbar: { title: { text: "value" } } }, colors) }],
-    { title: { text: "Parameters of the trials with a value, coloured by value" }, margin: { l: 70, r: 70, t: 80, b: 30 } });
+      colorbar: { title: { text: "value" } } }, colors, { color: bestValues }) }],
+    { title: { text: best.length < values.length ? `Parameters of the ${best.length} best of ${values.length} trials with a value, coloured by value`
+      : "Parameters of the trials with a value, coloured by value" }, margin: { l: 70, r: 70, t: 80, b: 30 } });
     // value against each parameter: one figure, a subplot per parameter sharing the value axis
     const cols = Math.min(4, names.length), rows = Math.ceil(names.length / cols);
     const layout = { title: { text: "Value against each parameter" }, showlegend: false, margin: { l: 60, r: 20, t: 60, b: 40 },
@@ -305,7 +312,9 @@ const TAB_VIEWS = {
       const xs = pts.params[n].filter((_, j) => done[j]);
       const cat = xs.some((x) => typeof x !== "number");
       const axis = i ? String(i + 1) : "";
-      layout[`xaxis${axis}`] = { title: { text: n }, type: cat ? "category" : "-" };
+      const positive = !cat && xs.length && xs.every((x) => x > 0);
+      const wide = positive && Math.max(...xs) / Math.min(...xs) >= 100;  // e.g. a loguniform learning rate
+      layout[`xaxis${axis}`] = { title: { text: n }, type: cat ? "category" : wide ? "log" : "-" };
       layout[`yaxis${axis}`] = { title: { text: i % cols ? "" : "value" } };
       return { type: markers(values.length), mode: "markers", xaxis: `x${axis}`, yaxis: `y${axis}`, name: n,
         x: cat ? xs.map((x) => JSON.stringify(x)) : xs, y: values, text: ids,
