@@ -182,9 +182,6 @@ class Action(Handler):
     """POST only, with the token in the X-Hpoqueue-Token header: a header no other site's page can send
     without the browser asking us first (CORS), so the token never sits in a cookie a form could ride on."""
 
-    def check_xsrf_cookie(self) -> None:
-        """The token header does what an XSRF cookie would."""
-
     async def post(self, kind: str, target: str) -> None:
         actions = self.dash.actions
         actions.check(self.request.headers.get(TOKEN_HEADER))

@@ -19,6 +19,8 @@ from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Storage
 from tests.dashboard.conftest import Dashboard
 
+pytestmark = pytest.mark.slow  # each test talks to a dashboard process of its own or the module's
+
 EXP = "dashexp1"
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
