@@ -39,7 +39,8 @@ def render(data: dict[str, Any], exp_id: str) -> str:
     html = (STATIC / "index.html").read_text()
     inlined = {
         '<link rel="stylesheet" href="/static/style.css">': f"<style>\n{(STATIC / 'style.css').read_text()}</style>",
-        '<script src="/static/plotly.min.js"></script>': f"<script>{plotly_js().read_text()}</script>",
+        '<script id="plotly-js" src="/static/plotly.min.js" async></script>':
+            f"<script>{plotly_js().read_text()}</script>",
         '<script src="/static/app.js"></script>':
             f"<script>window.HPOQ_REPORT = {payload};</script>\n<script>{(STATIC / 'app.js').read_text()}</script>",
         "<title>hpoqueue dashboard</title>": f"<title>hpoqueue report {exp_id}</title>"}

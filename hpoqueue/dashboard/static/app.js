@@ -61,7 +61,15 @@ function notice(text, error = false) {
   box.textContent = text || "";
 }
 
-function plot(id, traces, layout) {
+// Plotly (4.8 MB) loads while the first page's tables render; charts wait for it (a report has it inline)
+const plotlyReady = window.Plotly ? Promise.resolve() : new Promise((resolve, reject) => {
+  const tag = document.getElementById("plotly-js");
+  tag.addEventListener("load", resolve);
+  tag.addEventListener("error", () => reject(new Error("cannot load /static/plotly.min.js")));
+});
+
+async function plot(id, traces, layout) {
+  await plotlyReady;
   const el = document.getElementById(id);
   if (!el) return;
   const full = Object.assign({}, LAYOUT, layout);
