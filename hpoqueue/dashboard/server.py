@@ -298,6 +298,8 @@ def serve(storage_url: str, experiment: str | None, *, address: str, port: int, 
 
     try:
         asyncio.run(run_server())
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) is how a dashboard ends: no error
+        print("dashboard stopped", file=sys.stderr)
     finally:
         dash.pool.shutdown(wait=False, cancel_futures=True)
         storage.close()
