@@ -576,6 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default="127.0.0.1", help="listen address (default 127.0.0.1 only)")
     p.add_argument("--port", type=int, default=5555)
     p.add_argument("--basic-auth", help="user:password required to view it")
+    from hpoqueue.dashboard.commands import add_commands
+
+    add_commands(add)
     return parser
 
 

@@ -1,17 +1,23 @@
-"""Storage: SQLAlchemy models and the repository (`Storage`) the scheduler writes and the CLI reads."""
+"""Storage: SQLAlchemy models and the repository (`Storage`) the scheduler writes and the CLI reads; the
+models are exported for read-only queries built elsewhere (the dashboard's paged tables)."""
 
 from __future__ import annotations
 
+from hpoqueue.storage._models import Event, Experiment, Metric, Trial
 from hpoqueue.storage._records import EventRecord, ExperimentRecord, MetricRecord, TrialRecord
 from hpoqueue.storage._schema import upgrade as upgrade_schema
 from hpoqueue.storage._storage import TRIAL_FIELDS, Storage, default_storage_url, make_trial_id
 
 __all__ = [
     "TRIAL_FIELDS",
+    "Event",
     "EventRecord",
+    "Experiment",
     "ExperimentRecord",
+    "Metric",
     "MetricRecord",
     "Storage",
+    "Trial",
     "TrialRecord",
     "default_storage_url",
     "make_trial_id",

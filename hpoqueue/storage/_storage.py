@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Select, Table, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Row, Select, Table, bindparam, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
+from typing_extensions import TypeVarTuple, Unpack
 
 from hpoqueue.errors import NotFoundError, StorageError, StorageUnavailableError
 from hpoqueue.states import ExperimentState, TrialState
@@ -30,6 +31,7 @@ TRIAL_FIELDS = frozenset({"attempt", "queue", "host", "gpus", "pid", "exit_code"
                           "final_value", "final_data", "started_at", "ended_at"})
 METRIC_KINDS = ("intermediate", "final", "loss")
 
+_Ts = TypeVarTuple("_Ts")
 _Row = TypeVar("_Row", Experiment, Trial, Metric, Event)
 
 
@@ -201,6 +203,11 @@ class Storage:
                 return True
             self._experiment_row(session, exp_id)
             return False
+
+    def select(self, stmt: Select[Unpack[_Ts]]) -> list[Row[Unpack[_Ts]]]:
+        """The rows of a read-only query on the models, for faces that sort, filter and page in SQL."""
+        with self._session() as session:
+            return list(session.execute(stmt).all())
 
     def update_experiment(self, exp_id: str, *, concurrency: int | None = None,
                           max_trial_number: int | None = None,

@@ -1,0 +1,554 @@
+// hpoqueue dashboard: a few hash-routed pages on the JSON API, refreshed every 1.5 s when the record changed.
+// In a report (window.HPOQ_REPORT set) the same pages read the data embedded in the file instead.
+"use strict";
+
+const REPORT = window.HPOQ_REPORT || null;
+const POLL_MS = 1500;
+const PARCOORDS_MAX = 1000;
+const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const STATE_COLORS = { SUCCEEDED: "#16a34a", FAILED: "#dc2626", RUNNING: "#2563eb", WAITING: "#9ca3af",
+  EARLY_STOPPED: "#d97706", USER_CANCELED: "#6b7280", TIMEOUT: "#6b7280", LOST: "#dc2626", RETRIED: "#f59e0b" };
+const LAYOUT = { margin: { l: 60, r: 20, t: 36, b: 46 }, font: { size: 12 }, paper_bgcolor: "rgba(0,0,0,0)",
+  plot_bgcolor: "#fff", hovermode: "closest", legend: { orientation: "h", y: -0.2 } };
+
+let token = null;
+let info = { read_only: true, flower: null };
+let current = null;     // the page on show: { refresh(force) }
+let lastVersion = null;
+
+// ---- helpers --------------------------------------------------------------------------------------
+const $ = (sel, root = document) => root.querySelector(sel);
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
+  '"': "&quot;", "'": "&#39;" }[c]));
+const num = (v) => (v === null || v === undefined ? "–" : typeof v === "number" ? Number(v.toPrecision(6)) : esc(v));
+const badge = (s) => `<span class="badge s-${esc(s)}">${esc(s)}</span>`;
+const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "–");
+const date = (t) => new Date(t * 1000);
+function dur(s) {
+  if (s === null || s === undefined) return "–";
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  s = Math.round(s);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h ? `${h}:${String(m).padStart(2, "0")}:${String(r).padStart(2, "0")}` : `${m}:${String(r).padStart(2, "0")}`;
+}
+const fmtParams = (p) => esc(Object.entries(p || {}).map(([k, v]) => `${k}=${typeof v === "number" ?
+  Number(v.toPrecision(4)) : JSON.stringify(v)}`).join("  "));
+
+async function api(path) {
+  if (REPORT) {
+    const key = path.split("?")[0];
+    if (!(key in REPORT.data)) throw new Error(`not in this report: ${key}`);
+    return REPORT.data[key];
+  }
+  const resp = await fetch(path, { cache: "no-store" });
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(body.error || `${resp.status} ${resp.statusText}`);
+  return body;
+}
+
+async function act(path, body) {
+  const resp = await fetch(path, { method: "POST", headers: { "X-Hpoqueue-Token": token || "",
+    "Content-Type": "application/json" }, body: JSON.stringify(body || {}) });
+  const data = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(data.error || `${resp.status} ${resp.statusText}`);
+  return data.message;
+}
+
+function notice(text, error = false) {
+  const box = $("#notice");
+  box.hidden = !text;
+  box.className = error ? "error" : "";
+  box.textContent = text || "";
+}
+
+// Plotly (4.8 MB) loads while the first page's tables render; charts wait for it (a report has it inline)
+const plotlyReady = window.Plotly ? Promise.resolve() : new Promise((resolve, reject) => {
+  const tag = document.getElementById("plotly-js");
+  tag.addEventListener("load", resolve);
+  tag.addEventListener("error", () => reject(new Error("cannot load /static/plotly.min.js")));
+});
+
+async function plot(id, traces, layout) {
+  await plotlyReady;
+  const el = document.getElementById(id);
+  if (!el) return;
+  const full = Object.assign({}, LAYOUT, layout);
+  if (full.title) full.title = Object.assign({ x: 0.01, xanchor: "left", font: { size: 14 } }, full.title);
+  Plotly.react(el, traces, full, PLOT_CONFIG);
+}
+
+// SVG draws a few thousand markers faster than WebGL starts; past that, WebGL. Lines stay SVG: one path each.
+const markers = (n) => (n > 1500 ? "scattergl" : "scatter");
+
+function progress(done, total, cls = "") {
+  if (!total) return "";
+  const pct = Math.min(100, (100 * done) / total);
+  return `<div class="bar ${cls}"><span style="width:${pct.toFixed(1)}%"></span></div>`;
+}
+
+function crumbs(parts) {
+  $("#crumbs").innerHTML = parts.map(([text, href]) => href ? `<a href="${href}">${esc(text)}</a>` : esc(text))
+    .join(" / ");
+}
+
+// ---- experiments ------------------------------------------------------------------------------------
+function experimentsPage() {
+  crumbs([["experiments"]]);
+  return {
+    version: "",
+    async refresh() {
+      const exps = await api("/api/experiments");
+      const rows = exps.map((e) => `<tr class="link" data-href="#/experiment/${esc(e.id)}">
+        <td><a href="#/experiment/${esc(e.id)}">${esc(e.name || e.id)}</a><div class="muted">${esc(e.id)}</div></td>
+        <td>${badge(e.state)}</td>
+        <td>${progress(e.finished, e.max_trials)}<span class="barlabel">${e.finished} done of
+          ${e.max_trials ?? "∞"} · ${e.counts.RUNNING} running</span></td>
+        <td>${progress(e.elapsed, e.max_duration, "time")}<span class="barlabel">${dur(e.elapsed)}
+          ${e.max_duration ? "of " + dur(e.max_duration) : ""}</span></td>
+        <td class="num">${e.best ? num(e.best.value) : "–"}</td>
+        <td>${when(e.created)}</td><td>${dur(e.elapsed)}</td></tr>`).join("");
+      $("#view").innerHTML = `<h1>Experiments</h1><div class="sub">${exps.length} in the record</div>
+        <div class="panel scroll"><table class="data" id="experiments"><thead><tr><th>experiment</th><th>state</th>
+        <th>trials</th><th>time budget</th><th>best</th><th>created</th><th>duration</th></tr></thead>
+        <tbody>${rows || '<tr><td colspan="7" class="muted">no experiments yet</td></tr>'}</tbody></table></div>`;
+      for (const tr of document.querySelectorAll("tr[data-href]")) tr.onclick = () => { location.hash = tr.dataset.href; };
+    },
+  };
+}
+
+// ---- one experiment -------------------------------------------------------------------------------
+const TABS = [["overview", "Overview"], ["trials", "Trials"], ["curves", "Intermediate results"],
+  ["params", "Parameters"], ["gpus", "Durations & GPUs"]];
+
+function chosenKey(exp) { return `hpoq-chosen-${exp}`; }
+function chosen(exp) { return new Set(JSON.parse(sessionStorage.getItem(chosenKey(exp)) || "[]")); }
+function setChosen(exp, set) { sessionStorage.setItem(chosenKey(exp), JSON.stringify([...set])); }
+
+function experimentPage(expId, tab) {
+  tab = tab || "overview";
+  const table = { sort: "seq", desc: false, state: "", filter: "", offset: 0, limit: 50 };
+  let shell = false;
+  crumbs([["experiments", "#/"], [expId]]);
+
+  async function header(ov) {
+    const acts = info.read_only || REPORT ? "" : `<div class="actions">
+      <label>concurrency <input id="u-concurrency" type="number" min="1" placeholder="${ov.concurrency}"></label>
+      <label>max trials <input id="u-max-trials" type="number" min="1" placeholder="${ov.max_trials ?? "∞"}"></label>
+      <label>duration <input id="u-duration" type="text" placeholder="${ov.max_duration ? dur(ov.max_duration) : "e.g. 2h"}"></label>
+      <button id="update">Update</button>
+      <button class="danger" id="stop" ${ov.state === "RUNNING" ? "" : "disabled"}>Stop experiment</button></div>`;
+    $("#view").innerHTML = `<div class="titlebar"><h1>${esc(ov.name || ov.id)} <span id="exp-state">${badge(ov.state)}</span></h1>${acts}</div>
+      <div class="sub">${esc(ov.id)} · ${esc(ov.tuner || "")}${ov.assessor ? " + " + esc(ov.assessor) : ""}
+        · optimize: ${esc(ov.optimize_mode)} · <code>${esc(ov.trial_command || "")}</code></div>
+      <nav class="tabs">${TABS.map(([k, t]) => `<a href="#/experiment/${esc(expId)}/${k}" id="tab-${k}"
+        class="${k === tab ? "active" : ""}">${t}</a>`).join("")}</nav><div id="tab"></div>`;
+    if (!acts) return;
+    $("#stop").onclick = () => run(`/api/stop/${expId}`, null, `Stop ${expId} and its running trials?`);
+    $("#update").onclick = () => run(`/api/update/${expId}`, { concurrency: $("#u-concurrency").value,
+      max_trials: $("#u-max-trials").value, duration: $("#u-duration").value });
+  }
+
+  async function run(path, body, question) {
+    if (question && !confirm(question)) return;
+    try { notice(await act(path, body)); } catch (e) { notice(e.message, true); }
+    page.refresh(true);
+  }
+
+  const page = {
+    async refresh() {
+      const ov = await api(`/api/experiments/${expId}`);
+      if (!shell) { await header(ov); shell = true; }
+      $("#exp-state").innerHTML = badge(ov.state);
+      const stop = $("#stop");
+      if (stop) stop.disabled = ov.state !== "RUNNING";
+      await TAB_VIEWS[tab](expId, ov, table, page);
+    },
+  };
+  return page;
+}
+
+const TAB_VIEWS = {
+  async overview(expId, ov) {
+    const tab = $("#tab");
+    if (!$("#ov-cards")) {
+      tab.innerHTML = `<div class="cards" id="ov-cards"></div><div class="grid2">
+        <div class="panel"><div id="chart-best-seq" class="chart"></div></div>
+        <div class="panel"><div id="chart-best-time" class="chart"></div></div></div>`;
+    }
+    const c = ov.counts;
+    const states = Object.entries(c).filter(([, n]) => n).map(([s, n]) => `${badge(s)} ${n}`).join(" ");
+    const hosts = ov.hosts.length ? `<ul class="hosts">${ov.hosts.map((h) => `<li><b>${esc(h.host)}</b>: ${h.trials.map((t) =>
+      `<a href="#/trial/${esc(t.trial)}">${esc(t.trial.split("-").pop())}</a> on ${t.gpus.length ? "GPU " + t.gpus.join(",") : "cpu"}`)
+      .join(", ")}</li>`).join("")}</ul>` : '<span class="muted">no trial running</span>';
+    $("#ov-cards").innerHTML = `
+      <div class="card"><div class="label">best ${esc(ov.optimize_mode === "minimize" ? "(lowest)" : "(highest)")}</div>
+        <div class="big" id="best-value">${ov.best ? num(ov.best.value) : "–"}</div>
+        ${ov.best ? `<a href="#/trial/${esc(ov.best.id)}">${esc(ov.best.id)}</a><div class="muted">${fmtParams(ov.best.params)}</div>` : ""}</div>
+      <div class="card"><div class="label">trials</div><div class="big" id="trial-count">${ov.trials}</div>
+        ${progress(ov.finished, ov.max_trials)}<div class="barlabel">${ov.finished} finished of ${ov.max_trials ?? "∞"}</div>
+        <div style="margin-top:6px">${states || '<span class="muted">none yet</span>'}</div></div>
+      <div class="card"><div class="label">time</div><div class="big">${dur(ov.elapsed)}</div>
+        ${progress(ov.elapsed, ov.max_duration, "time")}<div class="barlabel">${ov.max_duration ? "of " + dur(ov.max_duration) : "no time limit"}
+        · created ${when(ov.created)}</div></div>
+      <div class="card"><div class="label">concurrency</div><div class="big">${c.RUNNING} / ${ov.concurrency}</div>
+        <div class="label" style="margin-top:4px">boxes and GPUs in use</div>${hosts}</div>
+      ${ov.message ? `<div class="card"><div class="label">message</div>${esc(ov.message)}</div>` : ""}`;
+    const pts = await api(`/api/experiments/${expId}/points`);
+    bestCharts(pts);
+  },
+
+  async trials(expId, ov, table, page) {
+    const tab = $("#tab");
+    if (!$("#trial-table")) {
+      tab.innerHTML = `<div class="panel"><div class="toolbar">
+        <select id="f-state"><option value="">every state</option>${Object.keys(STATE_COLORS).filter((s) => s !== "RETRIED")
+          .map((s) => `<option>${s}</option>`).join("")}</select>
+        ${REPORT ? "" : `<input type="text" id="f-filter" placeholder="filter, e.g.  lr < 0.01, optimizer = adam, metric:acc > 0.9">
+        <button id="f-apply">Filter</button>`}
+        <span class="muted" id="t-total"></span>
+        <span class="actions"><button id="compare">Compare chosen</button><button id="highlight">Show chosen curves</button>
+        <button id="clear">Clear choice</button></span></div>
+        <div class="scroll"><table class="data" id="trial-table"></table></div>
+        <div class="pager"><button id="prev">‹ prev</button><span id="t-page"></span><button id="next">next ›</button>
+        <select id="t-limit">${[25, 50, 100, 200].map((n) => `<option ${n === table.limit ? "selected" : ""}>${n}</option>`).join("")}</select> per page</div></div>`;
+      $("#f-state").onchange = () => { table.state = $("#f-state").value; table.offset = 0; page.refresh(); };
+      if (!REPORT) {
+        const apply = () => { table.filter = $("#f-filter").value; table.offset = 0; page.refresh(); };
+        $("#f-apply").onclick = apply;
+        $("#f-filter").onkeydown = (e) => { if (e.key === "Enter") apply(); };
+      }
+      $("#prev").onclick = () => { table.offset = Math.max(0, table.offset - table.limit); page.refresh(); };
+      $("#next").onclick = () => { table.offset += table.limit; page.refresh(); };
+      $("#t-limit").onchange = () => { table.limit = Number($("#t-limit").value); table.offset = 0; page.refresh(); };
+      $("#compare").onclick = () => { const ids = [...chosen(expId)]; if (ids.length >= 2) location.hash = `#/compare/${ids.join(",")}`;
+        else notice("choose two or more trials (the boxes on the left) to compare them"); };
+      $("#highlight").onclick = () => { location.hash = `#/experiment/${expId}/curves`; };
+      $("#clear").onclick = () => { setChosen(expId, new Set()); page.refresh(); };
+    }
+    let data;
+    try {
+      data = await tablePage(expId, table, ov);
+      notice("");
+    } catch (e) { notice(e.message, true); return; }
+    const pick = chosen(expId);
+    const cols = [["seq", "#"], ["state", "state"], ["value", "value"], ...data.metrics.map((m) => [`metric:${m}`, m]),
+      ...data.params.map((p) => [`param:${p}`, p]), ["duration", "duration"], ["host", "box / GPU"], ["started", "started"]];
+    const head = `<tr><th></th>${cols.map(([k, t]) => `<th class="sortable ${table.sort === k ? "sorted" : ""} ${table.sort === k && table.desc ? "desc" : ""}"
+      data-sort="${esc(k)}">${esc(t)}</th>`).join("")}<th>exit</th></tr>`;
+    const body = data.rows.map((r) => `<tr class="link" data-id="${esc(r.id)}">
+      <td><input type="checkbox" class="choose" data-id="${esc(r.id)}" ${pick.has(r.id) ? "checked" : ""}></td>
+      <td><a href="#/trial/${esc(r.id)}">${r.seq}</a></td><td>${badge(r.state)}</td><td class="num">${num(r.value)}</td>
+      ${data.metrics.map((m) => `<td class="num">${num(r.metrics[m])}</td>`).join("")}
+      ${data.params.map((p) => `<td class="num">${num(r.params[p])}</td>`).join("")}
+      <td>${dur(r.duration)}</td><td>${esc(r.host || "–")}${r.gpus && r.gpus.length ? " / GPU " + r.gpus.join(",") : ""}</td>
+      <td>${when(r.started)}</td><td class="muted">${esc(r.exit_reason || "")}</td></tr>`).join("");
+    $("#trial-table").innerHTML = `<thead>${head}</thead><tbody>${body || `<tr><td colspan="${cols.length + 2}" class="muted">no trials match</td></tr>`}</tbody>`;
+    $("#t-total").textContent = `${data.total} trial${data.total === 1 ? "" : "s"}`;
+    $("#t-page").textContent = data.total ? `${table.offset + 1}–${Math.min(data.total, table.offset + data.rows.length)} of ${data.total}` : "";
+    $("#prev").disabled = table.offset === 0;
+    $("#next").disabled = table.offset + table.limit >= data.total;
+    for (const th of document.querySelectorAll("#trial-table th[data-sort]")) {
+      th.onclick = () => {
+        const k = th.dataset.sort;
+        table.desc = table.sort === k ? !table.desc : (k === "value" && ov.optimize_mode === "maximize");
+        table.sort = k; table.offset = 0; page.refresh();
+      };
+    }
+    for (const box of document.querySelectorAll("#trial-table input.choose")) {
+      box.onclick = (e) => { e.stopPropagation(); const s = chosen(expId);
+        if (box.checked) s.add(box.dataset.id); else s.delete(box.dataset.id); setChosen(expId, s); };
+    }
+    for (const tr of document.querySelectorAll("#trial-table tr[data-id]")) {
+      tr.onclick = (e) => { if (e.target.tagName !== "INPUT") location.hash = `#/trial/${tr.dataset.id}`; };
+    }
+  },
+
+  async curves(expId) {
+    if (!$("#chart-curves")) {
+      $("#tab").innerHTML = `<div class="panel"><div class="muted" id="curves-note"></div>
+        <div id="chart-curves" class="chart tall"></div></div>`;
+    }
+    const ids = [...chosen(expId)];
+    const data = await api(`/api/experiments/${expId}/curves?chosen=${encodeURIComponent(ids.join(","))}`);
+    const traces = [];
+    const groups = data.lines;
+    if (groups.other) traces.push({ type: "scatter", mode: "lines", name: "trials", x: groups.other.x, y: groups.other.y,
+      text: groups.other.id, line: { color: "rgba(37,99,235,0.28)", width: 1 }, hovertemplate: "%{text}<br>step %{x}: %{y}<extra></extra>" });
+    if (groups.EARLY_STOPPED) traces.push({ type: "scatter", mode: "lines", name: "early stopped", x: groups.EARLY_STOPPED.x,
+      y: groups.EARLY_STOPPED.y, text: groups.EARLY_STOPPED.id, line: { color: "rgba(217,119,6,0.45)", width: 1, dash: "dot" },
+      hovertemplate: "%{text} (early stopped)<br>step %{x}: %{y}<extra></extra>" });
+    const ends = data.early_stopped_ends;
+    if (ends.x.length) traces.push({ type: markers(ends.x.length), mode: "markers", name: "stopped here", x: ends.x, y: ends.y, text: ends.id,
+      marker: { symbol: "x", color: "#d97706", size: 8 }, hovertemplate: "%{text} stopped at step %{x}<extra></extra>" });
+    const palette = ["#dc2626", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#ea580c"];
+    ids.filter((id) => groups[id]).forEach((id, i) => traces.push({ type: "scatter", mode: "lines+markers", name: id,
+      x: groups[id].x, y: groups[id].y, line: { color: palette[i % palette.length], width: 3 } }));
+    plot("chart-curves", traces, { title: { text: "Intermediate results of every trial" },
+      xaxis: { title: { text: "step" } }, yaxis: { title: { text: "intermediate result" } } });
+    $("#curves-note").textContent = (data.shown < data.total ? `showing the ${data.shown} best and running trials of ${data.total}; ` : "")
+      + (ids.length ? `highlighted: ${ids.join(", ")}` : "choose trials in the Trials tab to highlight them");
+  },
+
+  async params(expId) {
+    const pts = await api(`/api/experiments/${expId}/points`);
+    const names = Object.keys(pts.params);
+    if (!$("#chart-parcoords")) {
+      $("#tab").innerHTML = `<div class="panel"><div id="chart-parcoords" class="chart tall"></div></div>
+        <div class="panel"><div id="chart-params" class="chart"></div></div>`;
+    }
+    const done = pts.value.map((v) => v !== null);
+    const values = pts.value.filter((v) => v !== null);
+    const ids = pts.id.filter((_, j) => done[j]);
+    const colors = { color: values, colorscale: "Viridis", reversescale: pts.optimize_mode === "minimize" };
+    // parallel coordinates of the PARCOORDS_MAX best trials: more lines only hide each other
+    const sign = pts.optimize_mode === "minimize" ? 1 : -1;
+    const best = pts.value.map((v, i) => i).filter((i) => done[i]).sort((a, b) => sign * (pts.value[a] - pts.value[b]))
+      .slice(0, PARCOORDS_MAX).sort((a, b) => a - b);
+    const dims = names.map((n) => dimension(n, best.map((i) => pts.params[n][i])));
+    const bestValues = best.map((i) => pts.value[i]);
+    dims.push({ label: "value", values: bestValues });
+    plot("chart-parcoords", [{ type: "parcoords", dimensions: dims, line: Object.assign({ showscale: true,
+      colorbar: { title: { text: "value" } } }, colors, { color: bestValues }) }],
+    { title: { text: best.length < values.length ? `Parameters of the ${best.length} best of ${values.length} trials with a value, coloured by value`
+      : "Parameters of the trials with a value, coloured by value" }, margin: { l: 70, r: 70, t: 80, b: 30 } });
+    // value against each parameter: one figure, a subplot per parameter sharing the value axis
+    const cols = Math.min(4, names.length), rows = Math.ceil(names.length / cols);
+    const layout = { title: { text: "Value against each parameter" }, showlegend: false, margin: { l: 60, r: 20, t: 60, b: 40 },
+      grid: { rows, columns: cols, pattern: "independent", ygap: 0.35, xgap: 0.08 } };
+    $("#chart-params").style.height = `${120 + 240 * rows}px`;
+    const traces = names.map((n, i) => {
+      const xs = pts.params[n].filter((_, j) => done[j]);
+      const cat = xs.some((x) => typeof x !== "number");
+      const axis = i ? String(i + 1) : "";
+      const positive = !cat && xs.length && xs.every((x) => x > 0);
+      const wide = positive && Math.max(...xs) / Math.min(...xs) >= 100;  // e.g. a loguniform learning rate
+      layout[`xaxis${axis}`] = { title: { text: n }, type: cat ? "category" : wide ? "log" : "-" };
+      layout[`yaxis${axis}`] = { title: { text: i % cols ? "" : "value" } };
+      return { type: markers(values.length), mode: "markers", xaxis: `x${axis}`, yaxis: `y${axis}`, name: n,
+        x: cat ? xs.map((x) => JSON.stringify(x)) : xs, y: values, text: ids,
+        marker: Object.assign({ size: 5, opacity: 0.8 }, colors), hovertemplate: `%{text}<br>${esc(n)}=%{x}<br>value %{y}<extra></extra>` };
+    });
+    plot("chart-params", traces, layout);
+  },
+
+  async gpus(expId) {
+    if (!$("#chart-timeline")) {
+      $("#tab").innerHTML = `<div class="panel"><div id="chart-timeline" class="chart tall"></div></div>
+        <div class="panel"><div id="chart-durations" class="chart"></div></div>`;
+    }
+    const [tl, pts] = await Promise.all([api(`/api/experiments/${expId}/timeline`), api(`/api/experiments/${expId}/points`)]);
+    const byState = {};
+    for (const b of tl.bars) {
+      const g = (byState[b.state] = byState[b.state] || { x: [], y: [], text: [] });
+      const label = `${b.trial}${b.attempt > 1 ? " (attempt " + b.attempt + ")" : ""}`;
+      g.x.push(date(b.start), date(b.end ?? tl.now), null);
+      g.y.push(b.lane, b.lane, null);
+      g.text.push(label, label, null);
+    }
+    const lanes = tl.lanes.length;
+    const width = Math.max(3, Math.min(28, 300 / Math.max(1, lanes)));
+    // a bar per attempt: a thick line from start to end, one SVG path per state however many trials
+    const traces = Object.entries(byState).map(([state, g]) => ({ type: "scatter", mode: "lines", name: state,
+      x: g.x, y: g.y, text: g.text, line: { color: STATE_COLORS[state] || "#6b7280", width },
+      hovertemplate: "%{text}<br>%{y}<extra>" + state + "</extra>" }));
+    $("#chart-timeline").style.height = `${Math.max(300, 120 + lanes * (width + 10))}px`;
+    plot("chart-timeline", traces, { title: { text: "GPU slots: which box and GPU ran which trial when" },
+      xaxis: { type: "date" }, yaxis: { type: "category", automargin: true, categoryorder: "category descending" },
+      margin: { l: 140, r: 20, t: 40, b: 40 } });
+    const xs = [], ys = [], cs = [], ts = [];
+    pts.seq.forEach((s, i) => { if (pts.started[i]) { xs.push(s); ys.push((pts.ended[i] ?? tl.now) - pts.started[i]);
+      cs.push(STATE_COLORS[pts.state[i]] || "#6b7280"); ts.push(`${pts.id[i]} ${pts.state[i]}`); } });
+    const few = xs.length <= 300;
+    plot("chart-durations", [{ type: few ? "bar" : markers(xs.length), mode: few ? undefined : "markers", x: xs, y: ys, text: ts,
+      textposition: "none", marker: { color: cs, size: 4 }, hovertemplate: "%{text}<br>%{y:.1f} s<extra></extra>" }],
+    { title: { text: "Trial durations" }, xaxis: { title: { text: "trial #" } }, yaxis: { title: { text: "seconds" } } });
+  },
+};
+
+function dimension(name, values) {
+  if (values.every((v) => typeof v === "number")) return { label: name, values };
+  const labels = [...new Set(values.map((v) => JSON.stringify(v)))];
+  return { label: name, values: values.map((v) => labels.indexOf(JSON.stringify(v))),
+    tickvals: labels.map((_, i) => i), ticktext: labels };
+}
+
+function bestCharts(pts) {
+  const better = pts.optimize_mode === "minimize" ? (a, b) => a < b : (a, b) => a > b;
+  const bySeq = { x: [], y: [] }, all = { x: [], y: [], text: [] };
+  let best = null;
+  pts.seq.forEach((s, i) => {
+    const v = pts.value[i];
+    if (v === null || pts.state[i] !== "SUCCEEDED") return;
+    all.x.push(s); all.y.push(v); all.text.push(pts.id[i]);
+    if (best === null || better(v, best)) best = v;
+    bySeq.x.push(s); bySeq.y.push(best);
+  });
+  plot("chart-best-seq", [{ type: markers(all.x.length), mode: "markers", name: "trial value", x: all.x, y: all.y, text: all.text,
+    marker: { color: "rgba(37,99,235,0.35)", size: 6 }, hovertemplate: "%{text}: %{y}<extra></extra>" },
+  { type: "scatter", mode: "lines", name: "best so far", x: bySeq.x, y: bySeq.y, line: { shape: "hv", color: "#dc2626", width: 2 } }],
+  { title: { text: "Best value so far, by trial number" }, xaxis: { title: { text: "trial #" } } });
+  const order = pts.seq.map((_, i) => i).filter((i) => pts.value[i] !== null && pts.ended[i] && pts.state[i] === "SUCCEEDED")
+    .sort((a, b) => pts.ended[a] - pts.ended[b]);
+  const byTime = { x: [], y: [] };
+  best = null;
+  for (const i of order) { if (best === null || better(pts.value[i], best)) best = pts.value[i]; byTime.x.push(date(pts.ended[i])); byTime.y.push(best); }
+  plot("chart-best-time", [{ type: "scatter", mode: "lines+markers", name: "best so far", x: byTime.x, y: byTime.y,
+    line: { shape: "hv", color: "#dc2626", width: 2 }, marker: { size: 4 } }],
+  { title: { text: "Best value so far, over time" }, xaxis: { type: "date" } });
+}
+
+async function tablePage(expId, t, ov) {
+  if (!REPORT) {
+    const q = new URLSearchParams({ sort: t.sort, desc: t.desc ? "1" : "0", offset: t.offset, limit: t.limit });
+    if (t.state) q.append("state", t.state);
+    for (const f of t.filter.split(",")) if (f.trim()) q.append("filter", f.trim());
+    return api(`/api/experiments/${expId}/trials?${q}`);
+  }
+  // a report holds every trial: sort and page here
+  const all = REPORT.data[`/api/experiments/${expId}/trials`];
+  const key = (r) => { const [kind, name] = t.sort.split(":"); return kind === "param" ? r.params[name] :
+    kind === "metric" ? r.metrics[name] : r[t.sort]; };
+  const rows = all.rows.filter((r) => !t.state || r.state === t.state).slice().sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x === y) return a.seq - b.seq;
+    if (x === null || x === undefined) return 1;
+    if (y === null || y === undefined) return -1;
+    return (x < y ? -1 : 1) * (t.desc ? -1 : 1);
+  });
+  return { total: rows.length, rows: rows.slice(t.offset, t.offset + t.limit), params: all.params, metrics: all.metrics };
+}
+
+// ---- one trial --------------------------------------------------------------------------------------
+function trialPage(trialId) {
+  let shell = false, logName = "stdout", logOffset = -1;
+  return {
+    async refresh() {
+      const t = await api(`/api/trials/${trialId}`);
+      crumbs([["experiments", "#/"], [t.experiment, `#/experiment/${t.experiment}`], [`trial ${t.seq}`]]);
+      if (!shell) {
+        $("#view").innerHTML = `<div class="titlebar"><h1>Trial ${esc(t.id)} <span id="t-state"></span></h1><span class="actions">
+          ${info.read_only || REPORT ? "" : '<button class="danger" id="kill">Kill trial</button>'}</span></div>
+          <div class="sub" id="t-sub"></div>
+          <div class="grid2"><div class="panel"><h2>Parameters</h2><div class="kv" id="t-params"></div></div>
+          <div class="panel"><h2>Final result</h2><div class="kv" id="t-final"></div></div></div>
+          <div class="panel"><h2>Attempts</h2><div class="scroll"><table class="data" id="t-attempts"></table></div></div>
+          <div class="panel"><div id="chart-trial" class="chart"></div></div>
+          <div class="panel"><h2>Log <select id="log-name"><option>stdout</option><option>stderr</option><option>hpoqueue</option></select>
+          <span class="muted" id="log-path"></span></h2><pre class="log" id="log"></pre></div>`;
+        $("#log-name").onchange = () => { logName = $("#log-name").value; logOffset = -1; $("#log").textContent = ""; this.refresh(); };
+        const kill = $("#kill");
+        if (kill) kill.onclick = async () => {
+          if (!confirm(`Kill trial ${trialId}?`)) return;
+          try { notice(await act(`/api/kill/${trialId}`)); } catch (e) { notice(e.message, true); }
+          this.refresh();
+        };
+        shell = true;
+      }
+      $("#t-state").innerHTML = badge(t.state);
+      const kill = $("#kill");
+      if (kill) kill.disabled = !["RUNNING", "WAITING"].includes(t.state);
+      $("#t-sub").innerHTML = `value <b id="t-value">${num(t.value)}</b> · attempt ${t.attempt} · created ${when(t.created)}
+        · ran ${dur(t.started ? (t.ended || Date.now() / 1000) - t.started : null)}`;
+      $("#t-params").innerHTML = Object.entries(t.params).map(([k, v]) => `<div class="k">${esc(k)}</div><div>${esc(JSON.stringify(v))}</div>`).join("");
+      const final = t.final_data && typeof t.final_data === "object" ? t.final_data : { default: t.value };
+      $("#t-final").innerHTML = Object.entries(final).map(([k, v]) => `<div class="k">${esc(k)}</div><div>${num(v)}</div>`).join("");
+      $("#t-attempts").innerHTML = `<thead><tr><th>attempt</th><th>box</th><th>GPU</th><th>pid</th><th>started</th><th>ended</th>
+        <th>exit code</th><th>exit reason</th></tr></thead><tbody>${t.attempts.map((a) => `<tr><td>${a.attempt}</td>
+        <td>${esc(a.host || "–")}</td><td>${a.gpus && a.gpus.length ? a.gpus.join(",") : "cpu"}</td><td>${esc(a.pid ?? "–")}</td>
+        <td>${when(a.started)}</td><td>${when(a.ended)}</td><td>${esc(a.exit_code ?? "–")}</td><td>${esc(a.exit_reason || "")}</td></tr>`).join("")}</tbody>`;
+      const inter = t.metrics.filter((m) => m.kind === "intermediate");
+      const attempts = [...new Set(inter.map((m) => m.attempt))];
+      plot("chart-trial", attempts.map((a) => ({ type: "scatter", mode: "lines+markers", name: `attempt ${a}`,
+        x: inter.filter((m) => m.attempt === a).map((m) => m.step), y: inter.filter((m) => m.attempt === a).map((m) => m.value) })),
+      { title: { text: `Intermediate results (${inter.length})` }, xaxis: { title: { text: "step" } } });
+      if (REPORT) return;
+      const log = await api(`/api/trials/${trialId}/log?name=${logName}&offset=${logOffset}`);
+      const pre = $("#log");
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      if (logOffset < 0) pre.textContent = log.text; else if (log.text) pre.textContent += log.text;
+      if (!log.exists) pre.textContent = "(no output yet)";
+      logOffset = log.exists ? log.offset : -1;
+      $("#log-path").textContent = log.path + (log.active ? " · following" : "");
+      if (atEnd || logOffset >= 0) pre.scrollTop = pre.scrollHeight;
+    },
+    live: true,
+  };
+}
+
+// ---- compare ----------------------------------------------------------------------------------------
+function comparePage(ids) {
+  return {
+    async refresh() {
+      const trials = await Promise.all(ids.map((id) => api(`/api/trials/${id}`)));
+      const exp = trials[0].experiment;
+      crumbs([["experiments", "#/"], [exp, `#/experiment/${exp}/trials`], ["compare"]]);
+      const params = [...new Set(trials.flatMap((t) => Object.keys(t.params)))];
+      const metrics = [...new Set(trials.flatMap((t) => (t.final_data && typeof t.final_data === "object" ? Object.keys(t.final_data) : [])))];
+      const row = (label, f) => `<tr><th>${esc(label)}</th>${trials.map((t) => `<td>${f(t)}</td>`).join("")}</tr>`;
+      $("#view").innerHTML = `<h1>Compare ${trials.length} trials</h1><div class="panel scroll"><table class="data" id="compare-table">
+        <thead><tr><th></th>${trials.map((t) => `<th><a href="#/trial/${esc(t.id)}">${esc(t.id)}</a></th>`).join("")}</tr></thead><tbody>
+        ${row("state", (t) => badge(t.state))}${row("value", (t) => num(t.value))}
+        ${row("duration", (t) => dur(t.started ? (t.ended || Date.now() / 1000) - t.started : null))}
+        ${row("attempts", (t) => t.attempt)}
+        ${params.map((p) => row(p, (t) => esc(JSON.stringify(t.params[p])))).join("")}
+        ${metrics.map((m) => row(`metric ${m}`, (t) => num((t.final_data || {})[m]))).join("")}</tbody></table></div>
+        <div class="panel"><div id="chart-compare" class="chart"></div></div>`;
+      plot("chart-compare", trials.map((t) => {
+        const inter = t.metrics.filter((m) => m.kind === "intermediate" && m.attempt === t.attempt);
+        return { type: "scatter", mode: "lines+markers", name: t.id, x: inter.map((m) => m.step), y: inter.map((m) => m.value) };
+      }), { title: { text: "Intermediate results" }, xaxis: { title: { text: "step" } } });
+    },
+  };
+}
+
+// ---- routing and polling ------------------------------------------------------------------------------
+function route() {
+  const parts = (location.hash.replace(/^#\/?/, "") || (info.default_experiment ? `experiment/${info.default_experiment}` : ""))
+    .split("/").map(decodeURIComponent);
+  notice("");
+  lastVersion = null;
+  $("#view").innerHTML = '<div class="muted">loading…</div>';
+  if (parts[0] === "experiment" && parts[1]) current = experimentPage(parts[1], parts[2]);
+  else if (parts[0] === "trial" && parts[1]) current = trialPage(parts[1]);
+  else if (parts[0] === "compare" && parts[1]) current = comparePage(parts[1].split(",").filter(Boolean));
+  else current = experimentsPage();
+  current.expId = parts[0] === "experiment" ? parts[1] : "";
+  tick(true);
+}
+
+let busy = false;
+async function tick(force = false) {
+  if (busy || !current) return;
+  busy = true;
+  const page = current;
+  try {
+    let changed = force || REPORT;
+    if (!REPORT) {
+      const v = (await api(`/api/version/${page.expId || ""}`)).version;
+      changed = changed || v !== lastVersion || page.live;
+      lastVersion = v;
+    }
+    if (changed && page === current) await page.refresh();
+    $("#live").className = REPORT ? "" : "on";
+    $("#live").textContent = REPORT ? "report" : "live";
+  } catch (e) {
+    notice(e.message, true);
+    $("#live").className = ""; $("#live").textContent = "offline?";
+  } finally { busy = false; }
+}
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  if (params.get("token")) {
+    sessionStorage.setItem("hpoq-token", params.get("token"));
+    history.replaceState(null, "", location.pathname + location.hash);  // out of the address bar and history
+  }
+  token = sessionStorage.getItem("hpoq-token");
+  info = REPORT ? { read_only: true, flower: null, default_experiment: REPORT.experiment } : await api("/api/info");
+  if (info.flower) { const f = $("#flower"); f.href = info.flower; f.hidden = false; }
+  window.addEventListener("hashchange", route);
+  route();
+  if (!REPORT) setInterval(tick, POLL_MS);
+}
+
+start().catch((e) => notice(e.message, true));

@@ -1,0 +1,130 @@
+"""The dashboard in a real headless Chromium, on a real experiment (embedded Redis, real workers and trials)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpoqueue.states import ExperimentState, TrialState
+from tests.dashboard.conftest import wait_js
+from tests.e2e.conftest import Project, alive, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+#: trials of ~20 s, an intermediate result every 0.2 s: still running when killed, on a loaded machine too
+SPACE = {"x": {"_type": "uniform", "_value": [0, 1]}, "sleep": {"_type": "choice", "_value": [0.2]},
+         "steps": {"_type": "choice", "_value": [100]}, "opt": {"_type": "choice", "_value": ["adam", "sgd"]}}
+
+CHARTS = {"overview": ["chart-best-seq", "chart-best-time"], "curves": ["chart-curves"],
+          "params": ["chart-parcoords", "chart-params"],
+          "gpus": ["chart-timeline", "chart-durations"]}
+
+DRAWN = """const el = document.getElementById(arguments[0]);
+return !!(el && el._fullLayout && el.querySelector('.main-svg') && el.data && el.data.length &&
+          el.data.some(t => (t.y && t.y.some(v => v !== null)) || (t.dimensions && t.dimensions[0].values.length)));"""
+
+
+#: how many intermediate results the trial page's chart says it shows
+SHOWN = "const t = document.querySelector('#chart-trial .gtitle'); return t && Number(t.textContent.match(/\\d+/)[0])"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+def trials_in(project: Project, exp_id: str, state: TrialState | None = None) -> list[Any]:
+    return project.storage().trials(exp_id, states=[state] if state else None)
+
+
+def shot(driver: Any, directory: Path, name: str) -> None:
+    directory.mkdir(exist_ok=True)
+    driver.save_screenshot(str(directory / f"{name}.png"))
+
+
+def test_dashboard_in_chromium_on_a_real_experiment(project: Project, browser: Any, start_dashboard: Any,
+                                                     tmp_path: Path) -> None:
+    shots = tmp_path / "screenshots"
+    config = project.config(maxTrialNumber=8, trialConcurrency=2, searchSpace=SPACE)
+    exp_id = project.cli("submit", str(config), "--detach", check=True).stdout.strip()
+    try:
+        dash = start_dashboard(project.storage_url, env=project.env)
+        running = wait_for(lambda: trials_in(project, exp_id, TrialState.RUNNING), 60, "a running trial")[0]
+        wait_for(lambda: project.storage().metrics(running.id), 30, "its first intermediate result")
+        browser.get(f"{dash.base}/?token={dash.token}#/experiment/{exp_id}/trials")
+        assert "token" not in browser.current_url  # kept for the session, out of the address bar
+
+        # the table shows the trials the record has
+        wait_js(browser, f"return document.querySelectorAll('#trial-table tr[data-id]').length == "
+                         f"{len(trials_in(project, exp_id))}", 15, "a table row per trial")
+        assert browser.find_element("css selector", f"tr[data-id='{running.id}']").text.split()[:2] == [
+            str(running.seq), "RUNNING"]
+        shot(browser, shots, "trials")
+
+        # the trial page picks up new results without a reload
+        browser.execute_script(f"location.hash = '#/trial/{running.id}'; window.stillHere = true")
+        seen = wait_js(browser, SHOWN, 15, "the trial's intermediate results")
+        wait_js(browser, SHOWN + f" > {seen}", 15, "a newer intermediate result on the open page")
+        wait_js(browser, "return document.getElementById('log-path').textContent.includes('trial.stdout')", 10,
+                "the log panel")
+        assert browser.execute_script("return window.stillHere === true")  # no reload happened
+        shot(browser, shots, "trial")
+
+        # an action without the token is refused and changes nothing
+        status = browser.execute_async_script(
+            "const done = arguments[1]; fetch('/api/update/' + arguments[0], {method: 'POST', headers: "
+            "{'Content-Type': 'application/json'}, body: JSON.stringify({concurrency: 9})}).then(r => done(r.status))",
+            exp_id)
+        assert status == 403
+        assert project.storage().get_experiment(exp_id).concurrency == 2
+
+        # kill from the trial page: recorded USER_CANCELED, its process ends
+        pid = project.storage().get_trial(running.id).pid
+        assert pid and alive(pid)
+        browser.execute_script("window.confirm = () => true")
+        browser.find_element("id", "kill").click()
+        wait_for(lambda: project.storage().get_trial(running.id).state is TrialState.USER_CANCELED, 30,
+                 "the trial to be recorded USER_CANCELED")
+        wait_for(lambda: not alive(pid), 30, f"trial process {pid} to end")
+        wait_js(browser, "return document.getElementById('t-state').textContent == 'USER_CANCELED'", 10,
+                "the page to show USER_CANCELED")
+        shot(browser, shots, "killed")
+
+        # each chart draws
+        for tab, charts in CHARTS.items():
+            browser.execute_script(f"location.hash = '#/experiment/{exp_id}/{tab}'")
+            for chart in charts:
+                wait_js(browser, DRAWN.replace("arguments[0]", repr(chart)), 20, f"{chart} to draw")
+            shot(browser, shots, tab)
+
+        # stop from the experiment page
+        browser.execute_script(f"location.hash = '#/experiment/{exp_id}'")
+        wait_js(browser, "const b = document.getElementById('stop'); return b && !b.disabled", 10, "Stop")
+        browser.execute_script("window.confirm = () => true")
+        browser.find_element("id", "stop").click()
+        wait_for(lambda: project.storage().get_experiment(exp_id).state is ExperimentState.STOPPED, 60,
+                 "the experiment to stop")
+        wait_js(browser, "return document.getElementById('exp-state').textContent == 'STOPPED'", 10,
+                "the page to show STOPPED")
+        shot(browser, shots, "overview-stopped")
+    finally:
+        if project.storage().get_experiment(exp_id).state is ExperimentState.RUNNING:
+            project.cli("stop", exp_id)
+
+    # the report opens offline: every script inlined, nothing fetched
+    report = tmp_path / "report.html"
+    project.cli("report", exp_id, "-o", str(report), check=True)
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": True, "latency": 0,
+                                                                 "downloadThroughput": -1, "uploadThroughput": -1})
+    browser.get(report.as_uri())
+    for tab in ("overview", "curves", "gpus"):  # the same page code as above; parameters cost most to draw
+        browser.execute_script(f"location.hash = '#/experiment/{exp_id}/{tab}'")
+        for chart in CHARTS[tab]:
+            wait_js(browser, DRAWN.replace("arguments[0]", repr(chart)), 20, f"{chart} to draw in the report")
+    browser.execute_script(f"location.hash = '#/experiment/{exp_id}/trials'")
+    wait_js(browser, f"return document.querySelectorAll('#trial-table tr[data-id]').length == "
+                     f"{len(trials_in(project, exp_id))}", 10, "the report's table")
+    shot(browser, shots, "report")
