@@ -113,7 +113,8 @@ class GPTuner(SequentialTuner):
         post, best = self._posterior()
         acq = Acquisition(self.utility, best, self.kappa, self.xi)
         n_random = min(self.n_candidates, max(MIN_CANDIDATES, CANDIDATE_BUDGET // len(post.y)))
-        cand = np.vstack([self.columns.random(self.rng, n_random), self._local_candidates()])
+        cand = self.columns.canonical(np.vstack([self.columns.random(self.rng, n_random),
+                                                 self._local_candidates()]))
         scores = acq.value(*post.predict(cand))
         order = np.argsort(-scores)
         if self.n_starts:  # L-BFGS from the best candidates and from the incumbent (Optuna's warm start)
@@ -134,23 +135,33 @@ class GPTuner(SequentialTuner):
         return self._seen.random_unseen(self.rng)
 
     def _local_candidates(self) -> np.ndarray:
-        """Gaussian perturbations (numeric columns only) of the best observed points."""
-        best = np.argsort(self._y)[:LOCAL_CENTRES]
-        centres = np.repeat(np.array(self._x)[best], LOCAL_CANDIDATES, axis=0)
+        """Gaussian perturbations (numeric columns only) of the best observed points, and of the best
+        point of every option of every choice: each branch of a nested space is refined where it is
+        best, not only the branch the overall best points happen to share."""
+        x, y = np.array(self._x), np.array(self._y)
+        best = list(np.argsort(y)[:LOCAL_CENTRES])
+        for s, c in zip(self.columns.starts, self.columns.n_categories, strict=True):
+            for option in range(c):
+                rows = np.flatnonzero(x[:, s + option] == 1.0)
+                if len(rows):
+                    best.append(int(rows[np.argmin(y[rows])]))
+        centres = np.repeat(x[sorted(set(best))], LOCAL_CANDIDATES, axis=0)
         scale = self.rng.choice([0.01, 0.05, 0.2], size=(len(centres), 1))
         noise = self.rng.normal(size=centres.shape) * scale * self.columns.numeric_mask
         return np.clip(centres + noise, 0.0, 1.0)
 
     def _refine(self, post: Posterior, acq: Acquisition, x0: np.ndarray) -> list[np.ndarray]:
         """L-BFGS-B on the numeric columns of the rows of `x0` at once (their acquisitions summed, so
-        one vectorised gradient serves every start); best first. One-hot columns stay fixed."""
+        one vectorised gradient serves every start); best first. One-hot columns stay fixed, and so do
+        those of parameters a row does not use (a nested branch it did not take)."""
         mask = self.columns.numeric_mask
         x = x0.copy()
+        used = np.repeat(self.columns.active(x0), self.columns.widths, axis=1)[:, mask]
         if mask.any():
             def negacq(z: np.ndarray) -> tuple[float, np.ndarray]:
                 x[:, mask] = z.reshape(len(x), -1)
                 value, grad = acq.value_grad(*post.predict_grad(x))
-                return -float(value.sum()), -grad[:, mask].ravel()
+                return -float(value.sum()), -(grad[:, mask] * used).ravel()
 
             res = minimize(negacq, x0[:, mask].ravel(), jac=True, method="L-BFGS-B",
                            bounds=[(0.0, 1.0)] * (len(x) * int(mask.sum())),

@@ -11,7 +11,7 @@ for _target, _names in {
     "_random:RandomTuner": ("Random", "RandomSearch"),
     "_gridsearch:GridSearchTuner": ("GridSearch", "Grid", "GridSearchTuner"),
     "_batch:BatchTuner": ("BatchTuner", "Batch"),
-    "_hyperopt:TPETuner": ("TPE", "TPETuner"),
+    "_tpe:TPETuner": ("TPE", "TPETuner"),
     "_hyperopt:AnnealTuner": ("Anneal", "AnnealTuner"),
     "_evolution:EvolutionTuner": ("Evolution", "EvolutionTuner", "NaiveEvolution"),
     "_gp:GPTuner": ("GP", "GPTuner"),
