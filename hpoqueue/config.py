@@ -29,8 +29,8 @@ __all__ = [
 #: The one default for every tuner and assessor when neither sets ``classArgs.optimize_mode``
 #: (NNI's own defaults disagree: TPE minimizes, Evolution/GP/Medianstop maximize).
 DEFAULT_OPTIMIZE_MODE = "minimize"
-#: The tuner used when the config names none (NNI requires one).
-DEFAULT_TUNER = "Random"
+#: The tuner used when the config names none (NNI requires one): GP or TPE by space and budget.
+DEFAULT_TUNER = "Auto"
 _MODES = ("minimize", "maximize")
 _BROKER_SCHEMES = ("redis", "rediss", "unix")
 _STORAGE_SCHEMES = ("sqlite", "postgresql", "postgres")

@@ -97,7 +97,7 @@ def test_v2_remote_file_with_inline_space_and_advisor() -> None:
 
 def test_defaults(_home: Path) -> None:
     cfg = load(BASE)
-    assert cfg.tuner == AlgorithmConfig(name="Random") and cfg.assessor is None
+    assert cfg.tuner == AlgorithmConfig(name="Auto") and cfg.assessor is None
     assert cfg.trial_code_directory == DATA
     assert cfg.training_service.platform == "local" and cfg.training_service.gpu_indices is None
     assert cfg.trial_gpu_number is None and cfg.training_service.use_active_gpu is None

@@ -15,7 +15,7 @@ from hpoqueue.tuners._registry import TUNERS, available_tuners, create_tuner
 _CLASSES = {
     "RandomTuner": "_random", "GridSearchTuner": "_gridsearch", "BatchTuner": "_batch", "TPETuner": "_tpe",
     "AnnealTuner": "_hyperopt", "EvolutionTuner": "_evolution", "GPTuner": "_gp", "HyperbandTuner": "_hyperband",
-    "BOHBTuner": "_bohb", "PBTTuner": "_pbt",
+    "BOHBTuner": "_bohb", "PBTTuner": "_pbt", "AutoTuner": "_auto",
 }
 
 __all__ = ["TUNERS", "BaseTuner", "SequentialTuner", "available_tuners", "create_tuner", *_CLASSES]

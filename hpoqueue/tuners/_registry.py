@@ -18,6 +18,7 @@ for _target, _names in {
     "_hyperband:HyperbandTuner": ("Hyperband", "HyperbandTuner"),
     "_bohb:BOHBTuner": ("BOHB", "BOHBTuner"),
     "_pbt:PBTTuner": ("PBT", "PBTTuner"),
+    "_auto:AutoTuner": ("Auto", "AutoTuner"),
 }.items():
     TUNERS.register_lazy(f"hpoqueue.tuners.{_target}", *_names)
 
