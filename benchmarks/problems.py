@@ -18,12 +18,15 @@ Params = dict[str, Any]
 
 @dataclass(frozen=True)
 class Problem:
-    """A search space (NNI JSON form), the objective to minimise, and its optimum (None: unknown)."""
+    """A search space (NNI JSON form), the objective to minimise, and its optimum (None: unknown); a
+    nested-choice problem also names the branch of a configuration and the best branch."""
 
     name: str
     space: dict[str, Any]
     fn: Callable[[Params], float]
     optimum: float | None
+    branch: Callable[[Params], str] | None = None
+    best_branch: str | None = None
 
 
 def _uniform(names: list[str], low: float, high: float) -> dict[str, Any]:
@@ -171,6 +174,6 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("mixed", MIXED_SPACE, mixed, 0.0),
     Problem("levy6", _uniform([f"x{i}" for i in range(6)], -10, 10), levy6, 0.0),
     Problem("styblinski5", _uniform([f"x{i}" for i in range(5)], -5, 5), styblinski5, 0.0),
-    Problem("nested", NESTED_SPACE, nested, 0.02),
+    Problem("nested", NESTED_SPACE, nested, 0.02, lambda p: p["model"]["_name"], "svm"),
     Problem("hgb_diabetes", HGB_SPACE, hgb_diabetes, None),
 ]}

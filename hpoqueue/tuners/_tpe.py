@@ -15,7 +15,7 @@ the default) or count at the best / mean loss, so concurrent suggestions spread 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -123,17 +123,14 @@ class ParzenTPE(SequentialTuner):
         lie = {"best": done.min(), "worst": np.inf, "mean": done.mean()}[self.constant_liar_type]
         return np.where(np.isnan(losses), lie, losses)
 
-    def _sample_tree(self, rows: np.ndarray, losses: np.ndarray) -> list[np.ndarray]:
+    def _sample_tree(self, rows: np.ndarray, losses: np.ndarray) -> Iterator[np.ndarray]:
         """Candidate configurations (one value per dim), best first: the top level's candidates in order
-        of their score, each completed by the best choice within every branch it enters."""
-        out = []
-        top = self._sample_group(None, rows, losses)
-        for v in top:
+        of their score, each completed (when asked for) by the best choice within every branch it enters."""
+        for v in self._sample_group(None, rows, losses):
             full = np.full(len(self._kinds), 0.5)
             full[self._groups[None]] = v
             self._fill_children(None, full, rows, losses)
-            out.append(full)
-        return out
+            yield full
 
     def _fill_children(self, group: _Group, full: np.ndarray, rows: np.ndarray, losses: np.ndarray) -> None:
         for i in self._groups[group]:
