@@ -7,7 +7,7 @@ with ``--seed-cap optuna-GP=3``; ``--timing-only`` / ``--no-timing``. Prints med
 reached in this run when the optimum is unknown), the share of trials on the best branch of a nested
 choice, a summary line per problem, then milliseconds per suggestion at N observed trials.
 ``--concurrency 1 4 16`` runs each k with every suggestion made while the k - 1 before it are still
-pending (the scheduler's situation with k trials in flight). Two worker processes.
+pending (the scheduler's situation with k trials in flight). Two worker processes (``--workers``).
 """
 
 from __future__ import annotations
@@ -160,13 +160,13 @@ def _cell(reg: np.ndarray) -> str:
 
 
 def quality(methods: list[str], problems: list[str], evals: int, seeds: int, ks: list[int],
-            seed_caps: dict[str, int]) -> None:
+            seed_caps: dict[str, int], workers: int = 2) -> None:
     """Median [IQR] regret per problem and method (at 25/50/100 evaluations, or at each k)."""
     picks = {p: _auto_pick(p, evals) for p in problems} if "Auto" in methods else {}
     jobs = [(m, p, evals, s, k) for p in problems for m in methods for k in ks
             if (k == 1 or m in CONCURRENT) and not (m == "Auto" and picks[p] in methods)
             for s in range(min(seeds, seed_caps.get(m, seeds)))]
-    with Pool(2, initializer=_one_thread) as pool:
+    with Pool(workers, initializer=_one_thread) as pool:
         results = pool.map(_job, jobs, chunksize=1)
     # Auto's run is its pick's run, seed for seed (the same tuner with the same seed; a test checks it)
     results += [("Auto", p, s, k, v, sh) for m, p, s, k, v, sh in results if picks.get(p) == m]
@@ -281,6 +281,7 @@ def main() -> None:
                         help="run each k: every suggestion made with the k - 1 before it pending, e.g. 1 4 16")
     parser.add_argument("--seed-cap", action="append", default=[], metavar="METHOD=N",
                         help="run METHOD on at most N seeds (optuna-GP=3: it is slow)")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the quality runs (default 2)")
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
@@ -293,7 +294,7 @@ def main() -> None:
     except ValueError:
         parser.error("--seed-cap takes METHOD=N, e.g. optuna-GP=3")
     if not args.timing_only:
-        quality(methods, args.problems.split(","), args.evals, args.seeds, args.concurrency, caps)
+        quality(methods, args.problems.split(","), args.evals, args.seeds, args.concurrency, caps, args.workers)
     if not args.no_timing:
         timing(methods)
 
