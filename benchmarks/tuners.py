@@ -161,26 +161,27 @@ def _cell(reg: np.ndarray) -> str:
 
 def quality(methods: list[str], problems: list[str], evals: int, seeds: int, ks: list[int],
             seed_caps: dict[str, int], workers: int = 2) -> None:
-    """Median [IQR] regret per problem and method (at 25/50/100 evaluations, or at each k)."""
+    """Median [IQR] regret per problem and method at 25/50/100 evaluations (and each k), printed problem by
+    problem as each finishes."""
     picks = {p: _auto_pick(p, evals) for p in problems} if "Auto" in methods else {}
-    jobs = [(m, p, evals, s, k) for p in problems for m in methods for k in ks
-            if (k == 1 or m in CONCURRENT) and not (m == "Auto" and picks[p] in methods)
-            for s in range(min(seeds, seed_caps.get(m, seeds)))]
-    with Pool(workers, initializer=_one_thread) as pool:
-        results = pool.map(_job, jobs, chunksize=1)
-    # Auto's run is its pick's run, seed for seed (the same tuner with the same seed; a test checks it)
-    results += [("Auto", p, s, k, v, sh) for m, p, s, k, v, sh in results if picks.get(p) == m]
     checkpoints = [c for c in (25, 50, 100) if c <= evals] or [evals]
     summary: dict[tuple[str, str, int], float] = {}
+    pool = Pool(workers, initializer=_one_thread)
     for problem in problems:
-        runs = {(m, s, k): (v, sh) for m, p, s, k, v, sh in results if p == problem}
+        jobs = [(m, problem, evals, s, k) for m in methods for k in ks
+                if (k == 1 or m in CONCURRENT) and not (m == "Auto" and picks[problem] in methods)
+                for s in range(min(seeds, seed_caps.get(m, seeds)))]
+        results = pool.map(_job, jobs, chunksize=1)
+        # Auto's run is its pick's run, seed for seed (the same tuner with the same seed; a test checks it)
+        results += [("Auto", p, s, k, v, sh) for m, p, s, k, v, sh in results if picks.get(p) == m]
+        runs = {(m, s, k): (v, sh) for m, p, s, k, v, sh in results}
         curves = {key: np.minimum.accumulate(v) for key, (v, _) in runs.items() if not isinstance(v, str)}
         optimum = PROBLEMS[problem].optimum
         if optimum is None:
             optimum = min(float(c[-1]) for c in curves.values())
         nested = PROBLEMS[problem].branch is not None
         for k in ks:
-            head = f"after {'/'.join(map(str, checkpoints))} evals" if len(ks) == 1 else f"after {evals} evals"
+            head = f"after {'/'.join(map(str, checkpoints))} evals"
             print(f"\n{problem}" + (f", concurrency {k}" if len(ks) > 1 else "") + f": median [IQR] regret {head}"
                   + (f"; share of trials on the best branch ({PROBLEMS[problem].best_branch})" if nested else ""))
             for m in methods:
@@ -195,7 +196,8 @@ def quality(methods: list[str], problems: list[str], evals: int, seeds: int, ks:
                 shares = [runs[key][1] for key in mine]
                 label = f"Auto (={picks[problem]})" if m == "Auto" else m
                 print(f"  {label:14s} " + "  ".join(cells) + (f"   seeds {len(mine)}" if len(mine) < seeds else "")
-                      + (f"   best branch {np.median(shares):.0%}" if nested else ""))
+                      + (f"   best branch {np.median(shares):.0%}" if nested else ""), flush=True)
+    pool.close()
     _summary(summary, methods, problems, ks)
 
 
