@@ -15,7 +15,11 @@ SMALL = SearchSpace.from_dict({"x": {"_type": "uniform", "_value": [0, 1]},
                                "lr": {"_type": "loguniform", "_value": [1e-4, 1e-1]},
                                "opt": {"_type": "choice", "_value": ["sgd", "adam"]}})
 NESTED = SearchSpace.from_dict({"opt": {"_type": "choice", "_value": [
-    {"_name": "sgd", "m": {"_type": "uniform", "_value": [0, 1]}}, "adam"]}})
+    {"_name": "sgd", "m": {"_type": "uniform", "_value": [0, 1]}}, "adam"]},
+    "x": {"_type": "uniform", "_value": [0, 1]}})
+CATEGORICAL = SearchSpace.from_dict({"act": {"_type": "choice", "_value": ["relu", "tanh"]},
+                                     "opt": {"_type": "choice", "_value": ["sgd", "adam"]},
+                                     "x": {"_type": "uniform", "_value": [0, 1]}})
 
 
 def _drive(tuner, n: int, start: int = 1) -> list[dict]:  # noqa: ANN001 - any tuner
@@ -27,7 +31,7 @@ def _drive(tuner, n: int, start: int = 1) -> list[dict]:  # noqa: ANN001 - any t
     return out
 
 
-@pytest.mark.parametrize(("space", "pick"), [(SMALL, "GP"), (NESTED, "TPE")])
+@pytest.mark.parametrize(("space", "pick"), [(SMALL, "GP"), (NESTED, "GP"), (CATEGORICAL, "TPE")])
 def test_auto_runs_its_pick_seed_for_seed(space: SearchSpace, pick: str) -> None:
     auto = AutoTuner(space, seed=5)
     assert auto.current == pick
@@ -48,7 +52,7 @@ def test_auto_hands_over_to_tpe_after_the_gp_budget(monkeypatch: pytest.MonkeyPa
 def test_status_and_submit_say_what_auto_runs() -> None:
     assert tuner_summary("Auto", None, SMALL).startswith("Auto: GP")
     assert tuner_summary("auto", None, SMALL, trials=500).startswith("Auto: TPE")
-    assert tuner_summary("Auto", None, NESTED).startswith("Auto: TPE")
+    assert tuner_summary("Auto", None, CATEGORICAL).startswith("Auto: TPE")
     assert tuner_summary("GP", None, SMALL) == "GP"
 
 
