@@ -18,12 +18,15 @@ Params = dict[str, Any]
 
 @dataclass(frozen=True)
 class Problem:
-    """A search space (NNI JSON form), the objective to minimise, and its optimum (None: unknown)."""
+    """A search space (NNI JSON form), the objective to minimise, and its optimum (None: unknown); a
+    nested-choice problem also names the branch of a configuration and the best branch."""
 
     name: str
     space: dict[str, Any]
     fn: Callable[[Params], float]
     optimum: float | None
+    branch: Callable[[Params], str] | None = None
+    best_branch: str | None = None
 
 
 def _uniform(names: list[str], low: float, high: float) -> dict[str, Any]:
@@ -113,6 +116,55 @@ def hgb_diabetes(p: Params) -> float:
     return float(-scores.mean() / 1000)
 
 
+_LEVY_SHIFT = _SHIFT.uniform(-5, 5, size=6)  # optimum at 1 + shift, inside [-10, 10]^6
+
+
+def levy6(p: Params) -> float:
+    """Levy function in 6-D, shifted; minimum 0 (held out: not used while tuning our tuners)."""
+    w = 1 + (_vec(p, 6) - _LEVY_SHIFT - 1) / 4
+    return float(np.sin(np.pi * w[0]) ** 2 + np.sum((w[:-1] - 1) ** 2 * (1 + 10 * np.sin(np.pi * w[:-1] + 1) ** 2))
+                 + (w[-1] - 1) ** 2 * (1 + np.sin(2 * np.pi * w[-1]) ** 2))
+
+
+_ST_MIN = -39.16616570377142  # per dimension, at x = -2.903534
+
+
+def styblinski5(p: Params) -> float:
+    """Styblinski-Tang in 5-D on [-5, 5]^5 (optimum off-centre by construction); held out as levy6."""
+    x = _vec(p, 5)
+    return float(0.5 * np.sum(x**4 - 16 * x**2 + 5 * x) - 5 * _ST_MIN)
+
+
+NESTED_SPACE = {
+    "scaler": {"_type": "choice", "_value": ["none", "standard", "minmax"]},
+    "model": {"_type": "choice", "_value": [
+        {"_name": "svm", "C": {"_type": "loguniform", "_value": [1e-3, 1e3]},
+         "gamma": {"_type": "loguniform", "_value": [1e-4, 10.0]}},
+        {"_name": "knn", "n_neighbors": {"_type": "randint", "_value": [1, 51]},
+         "weights": {"_type": "choice", "_value": ["uniform", "distance"]}},
+        {"_name": "rf", "n_estimators": {"_type": "randint", "_value": [10, 301]},
+         "max_depth": {"_type": "randint", "_value": [2, 21]},
+         "max_features": {"_type": "uniform", "_value": [0.1, 1.0]}},
+    ]},
+}
+
+
+def nested(p: Params) -> float:
+    """A model-selection surrogate shaped like an SVM / kNN / random-forest choice on a small tabular data
+    set: the forest is good almost everywhere (error 0.035 at best), the SVM is best (0.02) but only in a
+    narrow C/gamma region and only with a scaler, kNN in between. A tuner that judges branches by their
+    average trial lands on the forest; the best-branch share in the benchmark says which it learned."""
+    m, scaled = p["model"], p["scaler"] != "none"
+    if m["_name"] == "svm":
+        d2 = ((math.log10(m["C"]) - 1.3) / 2.0) ** 2 + ((math.log10(m["gamma"]) + 2.1) / 1.5) ** 2
+        return 0.02 + (0.0 if scaled else 0.25) + 0.12 * (1 - math.exp(-d2 / 2)) + 0.005 * (p["scaler"] == "minmax")
+    if m["_name"] == "knn":
+        k = m["n_neighbors"]
+        return (0.045 + (0.0 if scaled else 0.2) + 0.002 * abs(k - 13) + 0.01 * (m["weights"] == "uniform"))
+    depth_pen = 0.004 * max(0, 8 - m["max_depth"]) ** 1.5
+    return 0.035 + 0.03 * math.exp(-m["n_estimators"] / 60) + depth_pen + 0.02 * (m["max_features"] - 0.35) ** 2
+
+
 PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("branin", {"x0": {"_type": "uniform", "_value": [-5, 10]},
                        "x1": {"_type": "uniform", "_value": [0, 15]}}, branin, 0.397887357729738),
@@ -120,5 +172,8 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in [
     Problem("rosenbrock4", _uniform([f"x{i}" for i in range(4)], -2, 2), rosenbrock4, 0.0),
     Problem("ackley5", _uniform([f"x{i}" for i in range(5)], -10, 10), ackley5, 0.0),
     Problem("mixed", MIXED_SPACE, mixed, 0.0),
+    Problem("levy6", _uniform([f"x{i}" for i in range(6)], -10, 10), levy6, 0.0),
+    Problem("styblinski5", _uniform([f"x{i}" for i in range(5)], -5, 5), styblinski5, 0.0),
+    Problem("nested", NESTED_SPACE, nested, 0.02, lambda p: p["model"]["_name"], "svm"),
     Problem("hgb_diabetes", HGB_SPACE, hgb_diabetes, None),
 ]}

@@ -81,6 +81,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         args.created_experiment = exp_id  # for the Python API, which runs this command in its process
         print(f"experiment {exp_id} created ({config.experiment_name or Path(args.config).name}); "
               f"follow it with `hpoqueue status {exp_id}`", file=sys.stderr)
+        from hpoqueue.tuners._auto import tuner_summary
+
+        print(f"tuner: {tuner_summary(config.tuner.name, config.tuner.class_name, config.search_space)}",
+              file=sys.stderr)
         if warm is not None:
             warm_start.save(work_dir, args.warm_start, warm[0])
             print(f"warm start: the tuner observes {len(warm[0])} finished trial(s) of {args.warm_start}"
@@ -209,6 +213,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             counts.values()) else "            none yet",
         f"best        {best.final_value:.6g} (trial {best.id})" if best else "best        -",
         f"optimize    {exp.optimize_mode}",
+        f"tuner       {_tuner_summary(exp.config, sum(counts.values()))}",
         f"directory   {exp.work_dir}",
     ]
     if exp.state is ExperimentState.RUNNING:
@@ -220,6 +225,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         lines.append(f"waiting     {trial.id}: {why or 'queued, no worker has taken it yet'}")
     print("\n".join(lines))
     return 0
+
+
+def _tuner_summary(config: dict, trials: int) -> str:
+    """The recorded config's tuner (for Auto: which tuner it runs now)."""
+    from hpoqueue.space import SearchSpace
+    from hpoqueue.tuners._auto import tuner_summary
+
+    tuner = config.get("tuner") or {}
+    return tuner_summary(tuner.get("name"), tuner.get("className"),
+                         SearchSpace.from_dict(config.get("searchSpace") or {}), trials)
 
 
 def cmd_trials(args: argparse.Namespace) -> int:

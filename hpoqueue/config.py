@@ -32,8 +32,8 @@ __all__ = [
 #: The one default for every tuner and assessor when neither sets ``classArgs.optimize_mode``
 #: (NNI's own defaults disagree: TPE minimizes, Evolution/GP/Medianstop maximize).
 DEFAULT_OPTIMIZE_MODE: OptimizeMode = "minimize"
-#: The tuner used when the config names none (NNI requires one).
-DEFAULT_TUNER = "Random"
+#: The tuner used when the config names none (NNI requires one): GP or TPE by space and budget.
+DEFAULT_TUNER = "Auto"
 #: The largest count a config may give (PostgreSQL's integer column), and the largest trialConcurrency.
 MAX_INT = 2**31 - 1
 MAX_CONCURRENCY = 10_000

@@ -15,7 +15,7 @@ UNSUPPORTED_TUNERS: dict[str, tuple[str, str]] = {
     "smac": ("SMAC", "TPE, also a sequential model-based search"),
     "metis": ("Metis", "GP, also a Gaussian-process search"),
     "dngo": ("DNGO", "GP, a Bayesian search with a Gaussian process in place of DNGO's network"),
-    "tpe_legacy": ("TPE_legacy", "TPE, which is hyperopt's TPE as TPE_legacy was"),
+    "tpe_legacy": ("TPE_legacy", "TPE with classArgs {implementation: hyperopt}: hyperopt's TPE, as TPE_legacy was"),
     "networkmorphism": ("NetworkMorphism", "Evolution (hpoqueue searches hyperparameters, not network "
                                            "architectures)"),
     "ppotuner": ("PPOTuner", "Evolution (hpoqueue searches hyperparameters, not network architectures)"),

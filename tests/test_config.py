@@ -97,7 +97,7 @@ def test_v2_remote_file_with_inline_space_and_advisor() -> None:
 
 def test_defaults(_home: Path) -> None:
     cfg = load(BASE)
-    assert cfg.tuner == AlgorithmConfig(name="Random") and cfg.assessor is None
+    assert cfg.tuner == AlgorithmConfig(name="Auto") and cfg.assessor is None
     assert cfg.trial_code_directory == DATA
     assert cfg.training_service.platform == "local" and cfg.training_service.gpu_indices is None
     assert cfg.trial_gpu_number is None and cfg.training_service.use_active_gpu is None
@@ -260,7 +260,7 @@ BAD: list[tuple[str, dict, str, str]] = [
     ("concurrency-str", with_("trialConcurrency", "5"), "trialConcurrency", "must be an integer"),
     ("concurrency-bool", with_("trialConcurrency", True), "trialConcurrency", "must be an integer"),
     ("concurrency-float", with_("trialConcurrency", 2.5), "trialConcurrency", "must be an integer"),
-    ("concurrency-0", with_("trialConcurrency", 0), "trialConcurrency", ">= 1"),
+    ("concurrency-0", with_("trialConcurrency", 0), "trialConcurrency", "between 1 and 10000"),
     ("concurrency-missing", with_("trialConcurrency", REMOVE), "trialConcurrency", "is required"),
     ("max-trials-negative", with_("maxTrialNumber", -3), "maxTrialNumber", ">= 1"),
     ("duration-words", with_("maxExperimentDuration", "10 minutes"), "maxExperimentDuration", "duration"),

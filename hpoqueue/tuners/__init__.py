@@ -13,9 +13,9 @@ from hpoqueue.tuners._base import BaseTuner, SequentialTuner
 from hpoqueue.tuners._registry import TUNERS, available_tuners, create_tuner
 
 _CLASSES = {
-    "RandomTuner": "_random", "GridSearchTuner": "_gridsearch", "BatchTuner": "_batch", "TPETuner": "_hyperopt",
+    "RandomTuner": "_random", "GridSearchTuner": "_gridsearch", "BatchTuner": "_batch", "TPETuner": "_tpe",
     "AnnealTuner": "_hyperopt", "EvolutionTuner": "_evolution", "GPTuner": "_gp", "HyperbandTuner": "_hyperband",
-    "BOHBTuner": "_bohb", "PBTTuner": "_pbt", "NSGA2Tuner": "_nsga2",
+    "BOHBTuner": "_bohb", "PBTTuner": "_pbt", "NSGA2Tuner": "_nsga2", "AutoTuner": "_auto",
 }
 
 __all__ = ["TUNERS", "BaseTuner", "SequentialTuner", "available_tuners", "create_tuner", *_CLASSES]

@@ -4,7 +4,8 @@ hyperopt's ``suggest(new_ids, domain, trials, seed)`` reads past trials from a `
 module keeps one in step with the scheduler: a doc per handed-out configuration, whose loss is the
 observed one once finished and a constant "lie" (best, worst or mean observed loss) while pending, so
 concurrent suggestions spread out (NNI's ``parallel_optimize``). Failed trials leave the model, as in
-NNI, which never reports them to hyperopt.
+NNI, which never reports them to hyperopt. Anneal sees integers as ordered (a quniform on a line);
+hyperopt's TPE here is NNI's exactly, randint as unordered categories included.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class HyperoptTuner(SequentialTuner):
     """Shared ask/tell driver; subclasses name hyperopt's suggest function and its keyword arguments."""
 
     model_based = True
+    #: NNI's randint as hyperopt's ordered quniform (True) or as its unordered hp.randint (False, NNI's)
+    ordered_integers = True
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None, constant_liar_type: LiarType = "best") -> None:
@@ -43,7 +46,8 @@ class HyperoptTuner(SequentialTuner):
         self._rng = np.random.default_rng(seed)
         self._seen = SeenConfigs(space)
         # hyperopt cannot build a Domain for an empty space; its one configuration needs no model.
-        self._domain = Domain(_never_called, hyperopt_expr(space.raw)) if space.raw else None
+        expr = hyperopt_expr(space.raw, ordered=self.ordered_integers)
+        self._domain = Domain(_never_called, expr) if space.raw else None
         self._labels = list(self._domain.params) if self._domain else []
         self._trials = Trials()
         self._pending: dict[str, dict[str, Any]] = {}
@@ -63,7 +67,7 @@ class HyperoptTuner(SequentialTuner):
             for _ in range(PROPOSAL_TRIES):
                 seed = int(self._rng.integers(_SEED_LIMIT))
                 doc = self._hyperopt_suggest(self._domain, self._next_tid, seed)
-                params = params_from_vals(self.space, doc["misc"]["vals"])
+                params = params_from_vals(self.space, doc["misc"]["vals"], ordered=self.ordered_integers)
                 if params not in self._seen:
                     return params
         return self._seen.random_unseen(self._rng)
@@ -84,7 +88,7 @@ class HyperoptTuner(SequentialTuner):
         if not self._seen.add(params) or self._domain is None:
             return
         tid, self._next_tid = self._next_tid, self._next_tid + 1
-        vals = vals_from_params(self.space, params)
+        vals = vals_from_params(self.space, params, ordered=self.ordered_integers)
         misc = {"tid": tid, "cmd": None, "workdir": None,
                 "idxs": {label: [tid] if label in vals else [] for label in self._labels},
                 "vals": {label: [vals[label]] if label in vals else [] for label in self._labels}}
@@ -117,9 +121,11 @@ def _never_called(params: dict) -> float:
     raise RuntimeError("hpoqueue drives hyperopt ask/tell; the Domain objective is never called")
 
 
-class TPETuner(HyperoptTuner):
+class HyperoptTPETuner(HyperoptTuner):
     """Tree-structured Parzen Estimator (hyperopt's ``tpe.suggest``), random for the first
-    ``n_startup_jobs`` trials; NNI's classArgs and defaults."""
+    ``n_startup_jobs`` trials; NNI's classArgs and defaults (``TPE`` with ``implementation: hyperopt``)."""
+
+    ordered_integers = False
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None, n_startup_jobs: int = 20, n_ei_candidates: int = 24,

@@ -1,7 +1,10 @@
 """NNI search spaces in hyperopt's terms: the ``hp`` expression, and trial values converted both ways.
 
 Labels are parameter paths (``optimizer/sgd/momentum`` for a nested one). hyperopt stores a choice
-as its option index and randint as ``value - lower``; everything else as the value itself.
+as its option index; everything else as the value itself, except NNI's randint (``ordered=False``),
+which becomes hyperopt's ``hp.randint``: unordered categories stored as ``value - lower``. With
+``ordered=True`` an integer is ``hp.quniform(lower - 0.5, upper - 0.5, 1)``: the same uniform prior, but
+on a line, so hyperopt's models learn from neighbouring values.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ def _label(prefix: str, name: str) -> str:
     return f"{prefix}/{name}" if prefix else name
 
 
-def hyperopt_expr(raw: dict, prefix: str = "") -> dict[str, Any]:
+def hyperopt_expr(raw: dict, prefix: str = "", *, ordered: bool = True) -> dict[str, Any]:
     """The hyperopt expression for a (validated) NNI space."""
     out: dict[str, Any] = {}
     for name, spec in raw.items():
@@ -34,8 +37,10 @@ def hyperopt_expr(raw: dict, prefix: str = "") -> dict[str, Any]:
         kind, value = spec["_type"], spec["_value"]
         if kind == "choice":
             out[name] = hp.choice(label, [
-                hyperopt_expr(opt, _label(label, str(opt["_name"]))) if _is_nested(opt) else i
+                hyperopt_expr(opt, _label(label, str(opt["_name"])), ordered=ordered) if _is_nested(opt) else i
                 for i, opt in enumerate(value)])
+        elif kind == "randint" and ordered:
+            out[name] = hp.quniform(label, int(value[0]) - 0.5, int(value[1]) - 0.5, 1)
         elif kind == "randint":
             out[name] = hp.randint(label, int(value[1]) - int(value[0]))
         elif kind in ("loguniform", "qloguniform"):
@@ -45,14 +50,14 @@ def hyperopt_expr(raw: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def params_from_vals(space: SearchSpace, vals: Vals) -> dict[str, Any]:
+def params_from_vals(space: SearchSpace, vals: Vals, *, ordered: bool = True) -> dict[str, Any]:
     """NNI-form parameters from hyperopt's ``misc["vals"]`` (label -> [value] or [] when inactive),
     snapped onto the space (q-types clipped to [low, high], randint as int)."""
-    params = _walk_vals(space.raw, {k: v[0] for k, v in vals.items() if len(v)}, "")
+    params = _walk_vals(space.raw, {k: v[0] for k, v in vals.items() if len(v)}, "", ordered)
     return space.decode(space.encode(params))
 
 
-def _walk_vals(raw: dict, vals: Vals, prefix: str) -> dict[str, Any]:
+def _walk_vals(raw: dict, vals: Vals, prefix: str, ordered: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, spec in raw.items():
         if name == "_name":
@@ -62,23 +67,24 @@ def _walk_vals(raw: dict, vals: Vals, prefix: str) -> dict[str, Any]:
         kind, value, v = spec["_type"], spec["_value"], vals[label]
         if kind == "choice":
             option = value[int(v)]
-            out[name] = (_walk_vals(option, vals, _label(label, str(option["_name"])))
+            out[name] = (_walk_vals(option, vals, _label(label, str(option["_name"])), ordered)
                          if _is_nested(option) else option)
         elif kind == "randint":
-            out[name] = int(v) + int(value[0])
+            out[name] = int(round(float(v))) + (0 if ordered else int(value[0]))
         else:
             out[name] = float(v)
     return out
 
 
-def vals_from_params(space: SearchSpace, params: dict[str, Any]) -> Vals:
+def vals_from_params(space: SearchSpace, params: dict[str, Any], *, ordered: bool = True) -> Vals:
     """hyperopt's value of every active label for NNI-form `params` (inverse of params_from_vals)."""
     out: Vals = {}
-    _walk_params(space, space.raw, params, "", out)
+    _walk_params(space, space.raw, params, "", out, ordered)
     return out
 
 
-def _walk_params(space: SearchSpace, raw: dict, params: dict[str, Any], prefix: str, out: Vals) -> None:
+def _walk_params(space: SearchSpace, raw: dict, params: dict[str, Any], prefix: str, out: Vals,
+                 ordered: bool) -> None:
     for name, spec in raw.items():
         if name == "_name":
             continue
@@ -88,9 +94,9 @@ def _walk_params(space: SearchSpace, raw: dict, params: dict[str, Any], prefix: 
             index = _option_index(space, value, v)
             out[label] = index
             if _is_nested(value[index]):
-                _walk_params(space, value[index], v, _label(label, str(value[index]["_name"])), out)
+                _walk_params(space, value[index], v, _label(label, str(value[index]["_name"])), out, ordered)
         elif kind == "randint":
-            out[label] = int(v) - int(value[0])
+            out[label] = float(v) if ordered else int(v) - int(value[0])
         else:
             out[label] = float(v)
 

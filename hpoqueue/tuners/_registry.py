@@ -11,7 +11,7 @@ for _target, _names in {
     "_random:RandomTuner": ("Random", "RandomSearch"),
     "_gridsearch:GridSearchTuner": ("GridSearch", "Grid", "GridSearchTuner"),
     "_batch:BatchTuner": ("BatchTuner", "Batch"),
-    "_hyperopt:TPETuner": ("TPE", "TPETuner"),
+    "_tpe:TPETuner": ("TPE", "TPETuner"),
     "_hyperopt:AnnealTuner": ("Anneal", "AnnealTuner"),
     "_evolution:EvolutionTuner": ("Evolution", "EvolutionTuner", "NaiveEvolution"),
     "_gp:GPTuner": ("GP", "GPTuner"),
@@ -19,6 +19,7 @@ for _target, _names in {
     "_bohb:BOHBTuner": ("BOHB", "BOHBTuner"),
     "_pbt:PBTTuner": ("PBT", "PBTTuner"),
     "_nsga2:NSGA2Tuner": ("NSGA2", "NSGA2Tuner", "NSGAII"),
+    "_auto:AutoTuner": ("Auto", "AutoTuner"),
 }.items():
     TUNERS.register_lazy(f"hpoqueue.tuners.{_target}", *_names)
 

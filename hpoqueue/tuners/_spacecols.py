@@ -17,14 +17,40 @@ class Columns:
     widths: np.ndarray  # columns per parameter (1, or the number of options of a choice)
     n_categories: np.ndarray  # options per parameter, 0 for numeric ones
     width: int
+    #: per parameter, (index of the choice it is nested under, that choice's option), None at the top level
+    parents: tuple[tuple[int, int] | None, ...] = ()
 
     @classmethod
     def of(cls, space: SearchSpace) -> Columns:
         dims = space.dims
+        index = {d.path: i for i, d in enumerate(dims)}
         return cls(np.array([d.start for d in dims], dtype=int),
                    np.array([d.width for d in dims], dtype=int),
                    np.array([d.n_choices if d.kind == "categorical" else 0 for d in dims], dtype=int),
-                   space.dim)
+                   space.dim,
+                   tuple((index[d.parent], int(d.parent_option)) if d.parent is not None  # type: ignore[arg-type]
+                         else None for d in dims))
+
+    def active(self, x: np.ndarray) -> np.ndarray:
+        """Which parameters each encoded row of `x` uses (a nested one: only under its own option)."""
+        out = np.ones((len(x), self.n_dims), dtype=bool)
+        for i, link in enumerate(self.parents):  # parents come before their nested parameters
+            if link is not None:
+                p, option = link
+                s, w = self.starts[p], self.widths[p]
+                out[:, i] = out[:, p] & (np.argmax(x[:, s:s + w], axis=1) == option)
+        return out
+
+    def canonical(self, x: np.ndarray) -> np.ndarray:
+        """Rows of `x` with the columns of parameters they do not use set to 0.5, as the space encodes
+        them, so a model scores what would really run."""
+        if not any(link is not None for link in self.parents):
+            return x
+        x = x.copy()
+        active = self.active(x)
+        for i, (s, w) in enumerate(zip(self.starts, self.widths, strict=True)):
+            x[~active[:, i], s:s + w] = 0.5
+        return x
 
     @property
     def n_dims(self) -> int:

@@ -122,7 +122,7 @@ def test_export_trials_best_and_status_read_the_record(project: Project) -> None
     csv_text = project.cli("export", exp_id, check=True).stdout
     assert csv_text.splitlines()[0].startswith("trial,seq,state,value") and len(csv_text.splitlines()) == 4
     status = project.cli("status", exp_id, check=True).stdout
-    assert "DONE" in status and "succeeded 3" in status
+    assert "DONE" in status and "succeeded 3" in status and "tuner       Random" in status
     table = project.cli("trials", exp_id, "--sort", "value", "--top", "2", check=True).stdout
     assert len(table.splitlines()) == 4 and best["trial"] in table.splitlines()[2]
     project.cli("logs", f"{exp_id}-1", check=True)  # what it prints: tests/e2e/test_long_trial.py

@@ -9,7 +9,8 @@ from hpoqueue.errors import ConfigError
 from hpoqueue.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
-from hpoqueue.tuners import AnnealTuner, TPETuner, create_tuner
+from hpoqueue.tuners import AnnealTuner, create_tuner
+from hpoqueue.tuners._hyperopt import HyperoptTPETuner
 from hpoqueue.tuners._hyperopt_space import params_from_vals, vals_from_params
 
 SPACE = SearchSpace.from_dict({
@@ -35,9 +36,9 @@ def test_values_convert_to_hyperopt_and_back() -> None:
         assert SPACE.key(params_from_vals(SPACE, vals)) == SPACE.key(params)
 
 
-@pytest.mark.parametrize("cls", [TPETuner, AnnealTuner])
+@pytest.mark.parametrize("cls", [HyperoptTPETuner, AnnealTuner])
 def test_suggestions_are_nni_form_values_including_nested_choices(cls: type) -> None:
-    kwargs = {"n_startup_jobs": 5} if cls is TPETuner else {}
+    kwargs = {"n_startup_jobs": 5} if cls is HyperoptTPETuner else {}
     tuner = cls(SPACE, seed=1, **kwargs)
     names = set()
     for seq in range(1, 41):
@@ -57,7 +58,7 @@ def test_suggestions_are_nni_form_values_including_nested_choices(cls: type) -> 
 
 def test_tpe_with_concurrent_trials_proposes_distinct_configurations_after_startup() -> None:
     space = SearchSpace.from_dict({"x": {"_type": "quniform", "_value": [0, 100, 1]}})
-    tuner = TPETuner(space, seed=0, n_startup_jobs=4)
+    tuner = HyperoptTPETuner(space, seed=0, n_startup_jobs=4)
     for seq, s in enumerate(tuner.suggest(4), 1):
         tuner.observe(TrialResult(seq, s.params, TrialState.SUCCEEDED, abs(s.params["x"] - 40)))
     xs = [s.params["x"] for s in tuner.suggest(8)]  # all pending at once: liars keep them apart
@@ -66,7 +67,7 @@ def test_tpe_with_concurrent_trials_proposes_distinct_configurations_after_start
 
 @pytest.mark.parametrize("liar", ["best", "worst", "mean"])
 def test_every_constant_liar_type_works(liar: str) -> None:
-    tuner = TPETuner(SPACE, seed=2, n_startup_jobs=2, constant_liar_type=liar)
+    tuner = HyperoptTPETuner(SPACE, seed=2, n_startup_jobs=2, constant_liar_type=liar)
     pending = tuner.suggest(3)
     tuner.observe(TrialResult(1, pending[0].params, TrialState.SUCCEEDED, 1.0))
     tuner.observe(TrialResult(2, pending[1].params, TrialState.SUCCEEDED, 2.0))
@@ -84,17 +85,17 @@ def test_bad_class_args_are_config_errors_naming_tuner_class_args() -> None:
 
 
 def test_empty_space_gives_its_single_configuration_once() -> None:
-    tuner = TPETuner(SearchSpace.from_dict({}), seed=0)
+    tuner = HyperoptTPETuner(SearchSpace.from_dict({}), seed=0)
     assert [s.params for s in tuner.suggest(3)] == [{}]
     assert tuner.exhausted
 
 
 def test_tpe_proposes_exactly_what_hyperopts_tpe_suggest_would_from_the_same_trials() -> None:
-    """TPETuner feeds hyperopt's TPE from its running history instead of rescanning every trial doc;
+    """HyperoptTPETuner feeds hyperopt's TPE from its running history instead of rescanning every trial doc;
     for the same trials (observed, pending with the liar's loss, failed) and seed, the proposal is the same."""
     from hyperopt import tpe
 
-    tuner = TPETuner(SPACE, seed=3, n_startup_jobs=5)
+    tuner = HyperoptTPETuner(SPACE, seed=3, n_startup_jobs=5)
     rng = np.random.default_rng(7)
     for seq in range(1, 40):
         (s,) = tuner.suggest(1)

@@ -1,0 +1,222 @@
+"""TPE, hpoqueue's own (numpy/scipy): multivariate Parzen estimators, grouped by nested-choice branch.
+
+After ``n_startup_jobs`` (10) scrambled-Sobol configurations, the observations are split by loss into
+the best ``min(ceil(gamma * n), 25)`` (gamma 0.2) ("below") and the rest ("above"); each side becomes a mixture of
+product kernels over the parameters jointly (see _parzen.py), older trials weighing less once there
+are more than 25. ``n_ei_candidates`` (32) draws from the below mixture are scored by log l(x) - log g(x)
+and the best new one is proposed. A nested choice is a tree: the parameters active together (the
+top level, or one option's own) form a group, modelled only on the trials where that branch ran.
+Pending trials (handed out, no result yet) join the "above" side (``constant_liar_type='worst'``,
+the default) or count at the best / mean loss, so concurrent suggestions spread out.
+
+``implementation='hyperopt'`` gives hyperopt's TPE instead, exactly as NNI runs it (see _hyperopt.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from scipy.stats import qmc
+
+from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.space import SearchSpace
+from hpoqueue.tuners._base import BaseTuner, OptimizeMode, SequentialTuner
+from hpoqueue.tuners._dedup import SeenConfigs
+from hpoqueue.tuners._parzen import ColumnKind, Parzen, snap
+from hpoqueue.tuners._spacecols import Columns
+
+Implementation = Literal["hpoqueue", "hyperopt"]
+LiarType = Literal["best", "worst", "mean"]
+#: Most trials in the "below" side, and the number of most recent trials that keep full weight.
+BELOW_CAP = 25
+RECENT = 25
+_Group = tuple[str, int] | None  # (choice path, option index) of a nested branch; None: the top level
+
+
+class ParzenTPE(SequentialTuner):
+    """Multivariate, branch-grouped TPE over the space's unit encoding; never repeats a configuration."""
+
+    model_based = True
+
+    def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
+                 seed: int | None = None, n_startup_jobs: int = 10, n_ei_candidates: int = 32,
+                 gamma: float = 0.2, constant_liar_type: LiarType = "worst") -> None:
+        super().__init__(space, optimize_mode=optimize_mode, seed=seed)
+        if n_startup_jobs < 0 or n_ei_candidates < 1 or not 0 < gamma < 1:
+            raise ValueError(f"need n_startup_jobs >= 0, n_ei_candidates >= 1 and 0 < gamma < 1; got "
+                             f"{n_startup_jobs}, {n_ei_candidates}, {gamma}")
+        if constant_liar_type not in ("best", "worst", "mean"):
+            raise ValueError(f"constant_liar_type must be 'best', 'worst' or 'mean', "
+                             f"not {constant_liar_type!r}")
+        self.n_startup_jobs, self.n_ei_candidates, self.gamma = n_startup_jobs, n_ei_candidates, gamma
+        self.constant_liar_type = constant_liar_type
+        self.columns = Columns.of(space)
+        self.rng = np.random.default_rng(seed)
+        self._sobol = qmc.Sobol(max(self.columns.n_dims, 1), scramble=True, seed=self.rng)
+        self._seen = SeenConfigs(space)
+        dims = space.dims
+        self._kinds = [ColumnKind(n_categories=d.n_choices) if d.kind == "categorical" else
+                       ColumnKind(bins=int(d.high - d.low)  # type: ignore[operator]  # integers are bounded
+                                  if d.kind == "integer" else 0) for d in dims]
+        index = {d.path: i for i, d in enumerate(dims)}
+        self._parent = [(index[d.parent], d.parent_option) if d.parent is not None else None for d in dims]
+        self._groups: dict[_Group, list[int]] = {}
+        for i, d in enumerate(dims):
+            key = (d.parent, d.parent_option) if d.parent is not None else None
+            self._groups.setdefault(key, []).append(i)  # type: ignore[arg-type]
+        self._children = {(index[p], o): key for key in self._groups if key is not None
+                          for p, o in [key]}
+        self._rows: list[np.ndarray] = []  # one value per dim, every trial handed out, in order
+        self._losses: list[float | None] = []  # None while pending or failed
+        self._failed: set[int] = set()
+        self._row_of: dict[str, int] = {}
+
+    @property
+    def exhausted(self) -> bool:
+        return self._seen.exhausted
+
+    def mark_pending(self, params: dict) -> None:
+        if not self._seen.add(params):
+            return
+        self._row_of[self.space.key(params)] = len(self._rows)
+        self._rows.append(self.columns.to_ordinal(self.space.encode(params)))
+        self._losses.append(None)
+
+    def observe(self, result: TrialResult) -> None:
+        row = self._row_of.pop(self.space.key(result.params), None)
+        if row is None:
+            return
+        if result.value is None or not math.isfinite(float(result.value)):
+            self._failed.add(row)  # failed trials teach nothing: they leave the model
+        else:
+            self._losses[row] = self.loss(float(result.value))
+
+    def propose(self) -> dict[str, Any] | None:
+        if self._seen.exhausted:
+            return None
+        n_done = sum(loss is not None for loss in self._losses)
+        if len(self._seen) < self.n_startup_jobs or n_done == 0 or not self.columns.n_dims:
+            return self._startup()
+        rows = np.array(self._rows)
+        keep = np.array([i not in self._failed for i in range(len(rows))])
+        losses = np.array([np.nan if v is None else v for v in self._losses])[keep]
+        rows = rows[keep]
+        candidates = self._sample_tree(rows, self._lied(losses))
+        for v in candidates:
+            params = self.space.decode(self.columns.from_ordinal(v))
+            if params not in self._seen:
+                return params
+        return self._seen.random_unseen(self.rng)
+
+    def _startup(self) -> dict[str, Any] | None:
+        """The next scrambled-Sobol point (categorical columns as option indices), if unseen."""
+        u = self._sobol.random(1)[0][:self.columns.n_dims]
+        cats = self.columns.n_categories
+        params = self.space.decode(self.columns.from_ordinal(np.where(cats > 0, np.floor(u * cats), u)))
+        return params if params not in self._seen else self._seen.random_unseen(self.rng)
+
+    def _lied(self, losses: np.ndarray) -> np.ndarray:
+        """Losses with pending trials (NaN) replaced by the liar's value (+inf: the worst of all)."""
+        done = losses[~np.isnan(losses)]
+        lie = {"best": done.min(), "worst": np.inf, "mean": done.mean()}[self.constant_liar_type]
+        return np.where(np.isnan(losses), lie, losses)
+
+    def _sample_tree(self, rows: np.ndarray, losses: np.ndarray) -> Iterator[np.ndarray]:
+        """Candidate configurations (one value per dim), best first: the top level's candidates in order
+        of their score, each completed (when asked for) by the best choice within every branch it enters."""
+        for v in self._sample_group(None, rows, losses):
+            full = np.full(len(self._kinds), 0.5)
+            full[self._groups[None]] = v
+            self._fill_children(None, full, rows, losses)
+            yield full
+
+    def _fill_children(self, group: _Group, full: np.ndarray, rows: np.ndarray, losses: np.ndarray) -> None:
+        for i in self._groups[group]:
+            child = self._children.get((i, int(full[i]))) if self._kinds[i].n_categories else None
+            if child is None:
+                continue
+            active = self._active(rows, child)
+            full[self._groups[child]] = self._sample_group(child, rows[active], losses[active])[0]
+            self._fill_children(child, full, rows, losses)
+
+    def _active(self, rows: np.ndarray, group: _Group) -> np.ndarray:
+        """Rows where `group`'s branch was taken (its choice active and set to its option)."""
+        mask = np.ones(len(rows), dtype=bool)
+        cols = self._groups[group]
+        link = self._parent[cols[0]]
+        while link is not None:
+            col, option = link
+            mask &= rows[:, col] == option
+            link = self._parent[col]
+        return mask
+
+    def _sample_group(self, group: _Group, rows: np.ndarray, losses: np.ndarray) -> np.ndarray:
+        """`n_ei_candidates` values of the group's columns, sorted by log l(x) - log g(x), best first."""
+        cols = self._groups[group]
+        kinds = [self._kinds[i] for i in cols]
+        obs = rows[:, cols]
+        n_done = int(np.isfinite(losses).sum())
+        n_below = min(math.ceil(self.gamma * n_done), BELOW_CAP, n_done)
+        order = np.argsort(losses, kind="stable")
+        below = np.zeros(len(rows), dtype=bool)
+        below[order[:n_below]] = True
+        weights = _recency_weights(len(rows))
+        lower = Parzen(obs[below], weights[below], kinds)
+        upper = Parzen(obs[~below], weights[~below], kinds)
+        cand = lower.sample(self.rng, self.n_ei_candidates)
+        for j, kind in enumerate(kinds):
+            cand[:, j] = snap(cand[:, j], kind)
+        score = lower.log_pdf(cand) - upper.log_pdf(cand)
+        return cand[np.argsort(-score, kind="stable")]
+
+
+def _recency_weights(n: int) -> np.ndarray:
+    """Weight of each of `n` trials in order: 1 for the RECENT newest, a ramp up from 1/n before them."""
+    if n <= RECENT:
+        return np.ones(n)
+    return np.concatenate([np.linspace(1.0 / n, 1.0, n - RECENT), np.ones(RECENT)])
+
+
+class TPETuner(BaseTuner):
+    """TPE: hpoqueue's multivariate TPE (ParzenTPE), or ``implementation='hyperopt'`` for hyperopt's exact
+    TPE as NNI runs it (its defaults: 20 random start-up trials, gamma 0.25 on sqrt(n), the 'best'
+    liar, randint as unordered categories)."""
+
+    model_based = True
+
+    def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
+                 seed: int | None = None, implementation: Implementation = "hpoqueue",
+                 n_startup_jobs: int | None = None, n_ei_candidates: int | None = None, gamma: float | None = None,
+                 constant_liar_type: LiarType | None = None) -> None:
+        super().__init__(space, optimize_mode=optimize_mode, seed=seed)
+        given: dict[str, Any] = {k: v for k, v in {"n_startup_jobs": n_startup_jobs, "n_ei_candidates": n_ei_candidates,
+                                   "gamma": gamma, "constant_liar_type": constant_liar_type}.items()
+                 if v is not None}  # unset: each implementation's own default
+        if implementation == "hpoqueue":
+            self._impl: SequentialTuner = ParzenTPE(space, optimize_mode=optimize_mode, seed=seed, **given)
+        elif implementation == "hyperopt":
+            from hpoqueue.tuners._hyperopt import HyperoptTPETuner
+
+            self._impl = HyperoptTPETuner(space, optimize_mode=optimize_mode, seed=seed, **given)
+        else:
+            raise ValueError(f"implementation must be 'hpoqueue' or 'hyperopt', not {implementation!r}")
+        self.implementation = implementation
+
+    def suggest(self, n: int) -> list[Suggestion]:
+        return self._impl.suggest(n)
+
+    def observe(self, result: TrialResult) -> None:
+        self._impl.observe(result)
+
+    def mark_pending(self, params: dict) -> None:
+        self._impl.mark_pending(params)
+
+    def rebuild(self, trials: Sequence[TrialResult]) -> None:
+        self._impl.rebuild(trials)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._impl.exhausted
