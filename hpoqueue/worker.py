@@ -107,8 +107,9 @@ def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, brok
 
     def finish(**outcome: Any) -> None:
         """The slots go back before `finished` is sent: the scheduler dispatches the trial that takes this
-        one's place as soon as it reads it, and that trial must find its GPU slot free."""
-        slots.release()
+        one's place as soon as it reads it, and that trial must find its GPU slot free. With the broker away
+        the result still goes out (retried until it is back); the lease then runs out by itself."""
+        _release(slots)
         outbox.finish(**outcome)
 
     try:
@@ -128,7 +129,15 @@ def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, brok
                metrics_rejected=outcome.metrics_rejected)
         return outcome.message
     finally:
-        slots.release()  # an attempt that ended without `finished` (the broker never came back)
+        _release(slots)  # an attempt that ended without `finished` (the broker never came back)
+
+
+def _release(slots: GpuSlots) -> None:
+    """Give the GPU slots back if the broker answers; if not, their lease expires on its own (LEASE_TTL)."""
+    try:
+        slots.release()
+    except (redis.ConnectionError, redis.TimeoutError):
+        pass
 
 
 def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> str | None:

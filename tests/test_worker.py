@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from hpoqueue.broker import EmbeddedRedis, free_port, ping
 from hpoqueue.gpu_slots import GpuSlots
 from hpoqueue.protocol import Channel, TrialSpec
 from hpoqueue.worker import execute_attempt
@@ -269,3 +270,36 @@ def test_a_running_trial_keeps_its_gpu_slot_past_the_lease_ttl(tmp_path: Path, r
 
 def _run_on_gpu0(spec: TrialSpec, url: str) -> str:
     return execute_attempt(spec.to_dict(), queue="gpu0", hostname="test", broker_url=url)
+
+
+def test_a_gpu_trial_that_ends_while_the_broker_is_away_still_reports(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU slot is given back before `finished` is sent. With the broker away that give-back fails, and
+    the result must still reach the broker once it is back (the worker keeps sending for a minute)."""
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    monkeypatch.setenv("HPOQUEUE_FAKE_GPUS", "1")
+    port = free_port()
+    server = EmbeddedRedis(tmp_path / "broker", port=port)
+    url = server.start()
+    done = tmp_path / "done"
+    spec = _gpu_spec(tmp_path, "wk10", 1, f"sleep 1 && touch {done}")
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(_run_on_gpu0(spec, url)))
+    try:
+        worker.start()
+        deadline = time.monotonic() + 60
+        while not any(e["type"] == "started" for e in _events(url, "wk10")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.stop()
+        while not done.exists() and time.monotonic() < deadline:  # the trial ends with the broker away
+            time.sleep(0.05)
+        time.sleep(1)  # and the worker tries to give its slot back and to send `finished` meanwhile
+        server = EmbeddedRedis(tmp_path / "broker", port=port)  # the same data, port and password
+        assert server.start() == url and ping(url)
+        worker.join(90)
+        assert result == ["exited with 0"]
+        [finished] = [e for e in _events(url, "wk10") if e["type"] == "finished"]
+        assert finished["exit_code"] == 0
+    finally:
+        worker.join(90)
+        server.stop()
