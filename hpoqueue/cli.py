@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import shutil
@@ -13,14 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hpoqueue import db_cli, locations
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.interrupts import outlive_terminal, raise_interrupt, signals_handled
-from hpoqueue.optimize_mode import loss
 from hpoqueue.quick_exit import exit_now
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.tables import table
@@ -162,9 +159,9 @@ def _last_line(path: Path, limit: int = 200) -> str | None:
 
 def _best_trial(storage: Storage, exp_id: str) -> TrialRecord | None:
     exp = storage.get_experiment(exp_id)
-    done = [(loss(t.final_value, exp.optimize_mode), t)
-            for t in storage.trials(exp_id, states=[TrialState.SUCCEEDED]) if t.final_value is not None]
-    return min(done, key=lambda pair: pair[0])[1] if done else None
+    top = storage.trials(exp_id, states=[TrialState.SUCCEEDED], sort="value", optimize_mode=exp.optimize_mode,
+                         limit=1)
+    return top[0] if top and top[0].final_value is not None else None
 
 
 # ---- looking at experiments ------------------------------------------------------------------------
@@ -210,13 +207,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_trials(args: argparse.Namespace) -> int:
     storage = _storage(args)
     exp = storage.get_experiment(args.experiment)
-    trials = storage.trials(exp.id, states=[TrialState(args.state.upper())] if args.state else None)
-    if args.sort == "value":
-        trials.sort(key=lambda t: (t.final_value is None, loss(t.final_value or 0.0, exp.optimize_mode)))
-    elif args.sort == "state":
-        trials.sort(key=lambda t: t.state.value)
-    if args.top:
-        trials = trials[: args.top]
+    trials = storage.trials(exp.id, states=[TrialState(args.state.upper())] if args.state else None,
+                            sort=args.sort, optimize_mode=exp.optimize_mode, limit=args.top or None)
     rows = [[t.id, t.state.value, t.final_value, t.attempt, _duration(t), t.host or "-",
              json.dumps(t.params, separators=(",", ":"))] for t in trials]
     print(table(["trial", "state", "value", "attempt", "duration", "host", "parameters"], rows)
@@ -266,38 +258,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from hpoqueue.export import export
+
     storage = _storage(args)
     exp = storage.get_experiment(args.experiment)
-    records = []
-    for t in storage.trials(exp.id):
-        row: dict[str, Any] = {"trial": t.id, "seq": t.seq, "state": t.state.value, "value": t.final_value,
-                               "attempt": t.attempt, "parameters": t.params,
-                               "started_at": t.started_at.isoformat() if t.started_at else None,
-                               "ended_at": t.ended_at.isoformat() if t.ended_at else None}
-        if args.intermediate:
-            row["intermediate"] = [m.value for m in storage.metrics(t.id, kind="intermediate")
-                                   if m.attempt == t.attempt]
-        records.append(row)
-    text = json.dumps(records, indent=2) if args.format == "json" else _csv(records)
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    with open(args.output, "w", newline="") if args.output else nullcontext(sys.stdout) as out:
+        export(storage, exp.id, args.format, args.intermediate, out, newline=not args.output)
     return 0
-
-
-def _csv(records: list[dict[str, Any]]) -> str:
-    names = list(dict.fromkeys(k for r in records for k in r["parameters"]))
-    out = io.StringIO()
-    writer = csv.writer(out)
-    base = ["trial", "seq", "state", "value", "attempt", "started_at", "ended_at"]
-    extra = ["intermediate"] if records and "intermediate" in records[0] else []
-    writer.writerow(base + names + extra)
-    for r in records:
-        params = [json.dumps(v) if isinstance(v, dict | list) else v for v in
-                  (r["parameters"].get(n) for n in names)]
-        writer.writerow([r[k] for k in base] + params + [json.dumps(r[k]) for k in extra])
-    return out.getvalue()
 
 
 # ---- changing running experiments --------------------------------------------------------------------

@@ -250,11 +250,24 @@ class Storage:
         with self._session() as session:
             return TrialRecord.from_row(self._trial_row(session, trial_id))
 
-    def trials(self, exp_id: str, *, states: Iterable[TrialState] | None = None) -> list[TrialRecord]:
-        """The experiment's trials in seq order, only those in ``states`` when given."""
-        stmt = select(Trial).where(Trial.experiment_id == exp_id).order_by(Trial.seq)
+    def trials(self, exp_id: str, *, states: Iterable[TrialState] | None = None, sort: str = "seq",
+               optimize_mode: str = "minimize", limit: int | None = None,
+               after_seq: int | None = None) -> list[TrialRecord]:
+        """The experiment's trials, only those in ``states`` when given, in ``sort`` order: ``seq``, ``state``
+        (then seq) or ``value`` (best first under ``optimize_mode``, no value last, then seq); at most
+        ``limit`` of them, and only those after seq ``after_seq`` (reading a long experiment page by page).
+        Order and limit run in the database: a long experiment is never loaded whole for a top 20."""
+        stmt = select(Trial).where(Trial.experiment_id == exp_id)
         if states is not None:
             stmt = stmt.where(Trial.state.in_([TrialState(s) for s in states]))
+        if after_seq is not None:
+            stmt = stmt.where(Trial.seq > after_seq)
+        if sort == "value":
+            value = Trial.final_value.asc() if optimize_mode == "minimize" else Trial.final_value.desc()
+            stmt = stmt.order_by(Trial.final_value.is_(None), value, Trial.seq)
+        else:
+            stmt = stmt.order_by(Trial.state, Trial.seq) if sort == "state" else stmt.order_by(Trial.seq)
+        stmt = stmt.limit(limit) if limit is not None else stmt
         with self._session() as session:
             rows = self._rows(session, stmt)
             if not rows:
@@ -346,13 +359,16 @@ class Storage:
                 self._trial_row(session, trial_id)
             return [MetricRecord.from_row(row) for row in rows]
 
-    def intermediate_values(self, exp_id: str) -> dict[str, list[float]]:
-        """Trial id -> intermediate values of its current attempt in step order (none: absent)."""
+    def intermediate_values(self, exp_id: str, *, seqs: tuple[int, int] | None = None) -> dict[str, list[float]]:
+        """Trial id -> intermediate values of its current attempt in step order (none: absent); only of the
+        trials whose seq is in the inclusive range ``seqs`` when given."""
         stmt = (select(Metric.trial_id, Metric.value)
                 .join(Trial, Trial.id == Metric.trial_id)
                 .where(Trial.experiment_id == exp_id, Metric.kind == "intermediate",
                        Metric.attempt == Trial.attempt)
                 .order_by(Trial.seq, Metric.step))
+        if seqs is not None:
+            stmt = stmt.where(Trial.seq.between(*seqs))
         result: dict[str, list[float]] = {}
         with self._session() as session:
             for tid, value in session.execute(stmt):

@@ -1,0 +1,66 @@
+"""`hpoqueue export`: an experiment's trials as CSV or JSON, streamed page by page in constant memory."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from hpoqueue.storage import Storage, TrialRecord
+
+PAGE = 1000  #: trials read per query; memory stays that of one page, whatever the experiment's length
+BASE = ["trial", "seq", "state", "value", "attempt", "started_at", "ended_at"]
+
+
+def export(storage: Storage, exp_id: str, fmt: str, intermediate: bool, out: TextIO, *, newline: bool) -> None:
+    """Write every trial of `exp_id` to `out` as `fmt` (csv or json), with the intermediate results of its
+    current attempt when `intermediate`; `newline`: end JSON with one (a terminal)."""
+    if fmt == "json":
+        _json(_rows(storage, exp_id, intermediate), out, newline)
+    else:
+        _csv(storage, exp_id, intermediate, out)
+
+
+def _pages(storage: Storage, exp_id: str) -> Iterator[list[TrialRecord]]:
+    last = 0
+    while page := storage.trials(exp_id, limit=PAGE, after_seq=last):
+        yield page
+        last = page[-1].seq
+
+
+def _rows(storage: Storage, exp_id: str, intermediate: bool) -> Iterator[dict[str, Any]]:
+    for page in _pages(storage, exp_id):
+        curves = storage.intermediate_values(exp_id, seqs=(page[0].seq, page[-1].seq)) if intermediate else {}
+        for t in page:
+            row: dict[str, Any] = {"trial": t.id, "seq": t.seq, "state": t.state.value, "value": t.final_value,
+                                   "attempt": t.attempt, "parameters": t.params,
+                                   "started_at": t.started_at.isoformat() if t.started_at else None,
+                                   "ended_at": t.ended_at.isoformat() if t.ended_at else None}
+            if intermediate:
+                row["intermediate"] = curves.get(t.id, [])
+            yield row
+
+
+def _json(rows: Iterator[dict[str, Any]], out: TextIO, newline: bool) -> None:
+    """The same text as ``json.dumps(list(rows), indent=2)``, one row at a time."""
+    first = True
+    for row in rows:
+        out.write("[\n  " if first else ",\n  ")
+        out.write(json.dumps(row, indent=2).replace("\n", "\n  "))
+        first = False
+    out.write("[]" if first else "\n]")
+    if newline:
+        out.write("\n")
+
+
+def _csv(storage: Storage, exp_id: str, intermediate: bool, out: TextIO) -> None:
+    """A header naming every parameter any trial has (a first pass over the pages), then one row a trial."""
+    names = list(dict.fromkeys(k for page in _pages(storage, exp_id) for t in page for k in t.params))
+    writer = csv.writer(out)
+    extra = ["intermediate"] if intermediate else []
+    writer.writerow(BASE + names + extra)
+    for r in _rows(storage, exp_id, intermediate):
+        params = [json.dumps(v) if isinstance(v, dict | list) else v for v in
+                  (r["parameters"].get(n) for n in names)]
+        writer.writerow([r[k] for k in BASE] + params + [json.dumps(r[k]) for k in extra])
