@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,7 @@ def record_experiment(url: str, home: Path, tuner: str) -> str:
                         "opt": {"_type": "choice", "_value": ["sgd", "adam", "rmsprop"]}},
         "trialConcurrency": 2, "maxTrialNumber": 2, "metricName": "loss", "tuner": {"name": tuner}}))
     subprocess.run(hpoqueue(url, "submit", str(config), "--quiet"), check=True, env=env(home),
-                   stdout=subprocess.DEVNULL, cwd=home)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=home)
     with Storage(url) as storage:
         [exp] = storage.list_experiments()
         return exp.id
@@ -183,6 +184,10 @@ def bench(backend: str, args: argparse.Namespace) -> list[list[Any]]:
     finally:
         if backend == "postgresql":
             pg_admin(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        if args.keep:
+            print(f"kept {url} (HPOQUEUE_HOME={home})")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:
@@ -192,6 +197,7 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
     parser.add_argument("--tuner", default="TPE", help="the experiment's tuner, rebuilt by resume")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12", help="broker for resume (no worker needed)")
+    parser.add_argument("--keep", action="store_true", help="keep the SQLite file and working directory")
     args = parser.parse_args()
     print(f"{args.trials} finished trials, {args.steps} intermediate results each; tuner {args.tuner}; "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start")

@@ -130,7 +130,8 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
         env = {**os.environ, "HPOQUEUE_HOME": str(root)}
         env.pop("HPOQUEUE_BROKER_URL", None)
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "--storage", url_db, "submit", str(config),
+        profile = ["-m", "cProfile", "-o", f"{args.profile}.{boxes}x{gpus}"] if args.profile else []
+        proc = subprocess.Popen([sys.executable, *profile, "-m", "hpoqueue", "--storage", url_db, "submit", str(config),
                                  "--broker", url, "--quiet"], env=env, cwd=root, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         samples: list[tuple[float, float]] = []  # (wall clock, scheduler CPU s)
@@ -195,6 +196,9 @@ def main() -> None:
     parser.add_argument("--max", type=float, default=5.0, help="longest trial, seconds")
     parser.add_argument("--layout", choices=["box", "gpu"], default="box",
                         help="one worker per box (all its GPU queues) or one per GPU")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="run the scheduler under cProfile, writing PREFIX.BOXESxGPUS (its CPU figures then "
+                             "include the profiler's cost)")
     args = parser.parse_args()
     counts = args.trials * len(args.sizes) if len(args.trials) == 1 else args.trials
     print(f"trials sleep U({args.min:g}, {args.max:g}) s; layout {args.layout}; {os.cpu_count()} cores; "
