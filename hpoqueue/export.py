@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from hpoqueue.storage import Storage, TrialRecord
+from hpoqueue.storage import Storage
 
 PAGE = 1000  #: trials read per query; memory stays that of one page, whatever the experiment's length
 BASE = ["trial", "seq", "state", "value", "attempt", "started_at", "ended_at"]
@@ -22,15 +22,8 @@ def export(storage: Storage, exp_id: str, fmt: str, intermediate: bool, out: Tex
         _csv(storage, exp_id, intermediate, out)
 
 
-def _pages(storage: Storage, exp_id: str) -> Iterator[list[TrialRecord]]:
-    last = 0
-    while page := storage.trials(exp_id, limit=PAGE, after_seq=last):
-        yield page
-        last = page[-1].seq
-
-
 def _rows(storage: Storage, exp_id: str, intermediate: bool) -> Iterator[dict[str, Any]]:
-    for page in _pages(storage, exp_id):
+    for page in storage.trial_pages(exp_id, PAGE):
         curves = storage.intermediate_values(exp_id, seqs=(page[0].seq, page[-1].seq)) if intermediate else {}
         for t in page:
             row: dict[str, Any] = {"trial": t.id, "seq": t.seq, "state": t.state.value, "value": t.final_value,
@@ -56,7 +49,7 @@ def _json(rows: Iterator[dict[str, Any]], out: TextIO, newline: bool) -> None:
 
 def _csv(storage: Storage, exp_id: str, intermediate: bool, out: TextIO) -> None:
     """A header naming every parameter any trial has (a first pass over the pages), then one row a trial."""
-    names = list(dict.fromkeys(k for page in _pages(storage, exp_id) for t in page for k in t.params))
+    names = list(dict.fromkeys(k for page in storage.trial_pages(exp_id, PAGE) for t in page for k in t.params))
     writer = csv.writer(out)
     extra = ["intermediate"] if intermediate else []
     writer.writerow(BASE + names + extra)

@@ -37,6 +37,7 @@ HEARTBEAT_SWEEP = 1.0  #: seconds between two reads of the heartbeat hash
 ALIVE_EVERY = 5.0
 CONTROL_EVERY = 0.2  #: seconds between two reads of CLI commands (kill, stop, update)
 BROKER_RETRY = 1.0  #: seconds between two tries to reach a broker that went away
+LOAD_PAGE = 1000  #: trials read at a time when a resume rebuilds its state
 
 
 class Dispatcher(Protocol):
@@ -107,7 +108,7 @@ class Scheduler:
         self.started_wall = exp.started_at.timestamp() if exp.started_at else wall()
         self.created = exp.next_seq - 1
         self.flights: dict[str, Flight] = {}
-        self.history: dict[str, TrialResult] = {}
+        self.history: dict[str, TrialResult] = {}  #: finished trials, kept for the assessor (none: empty)
         self.counts: dict[TrialState, int] = {s: 0 for s in TrialState}
         self.best: tuple[float, str] | None = None
         self.stopping = False
@@ -374,7 +375,8 @@ class Scheduler:
         self.flights.pop(flight.record.id, None)
         result = TrialResult(seq=flight.record.seq, params=flight.record.params, state=flight.state,
                              value=flight.final, intermediate=tuple(flight.intermediate))
-        self.history[flight.record.id] = result
+        if self.config.assessor is not None:  # the finished curves only assessors read: 1 KiB a trial
+            self.history[flight.record.id] = result
         self.tuner.observe(result)
         if flight.state is TrialState.SUCCEEDED and flight.final is not None:
             self._consider_best(flight.final, flight.record.id)
@@ -473,27 +475,30 @@ class Scheduler:
         flight.state = state
 
     def _load(self) -> None:
-        """Rebuild in-memory state from storage: the tuner, finished curves, trials in flight."""
-        trials = self.storage.trials(self.exp_id)
-        curves = self.storage.intermediate_values(self.exp_id)
+        """Rebuild in-memory state from storage: the tuner, finished curves, trials in flight. Read a page of
+        trials (and their curves) at a time: a long experiment's resume then holds its results, not also
+        every row and metric read at once (680 MiB at 100,000 trials of 20 results)."""
         results = []
-        for record in trials:
-            self.counts[record.state] += 1
-            values = curves.get(record.id, [])
-            results.append(TrialResult(seq=record.seq, params=record.params, state=record.state,
-                                       value=record.final_value, intermediate=tuple(values)))
-            if record.state in ACTIVE_STATES:
-                flight = Flight(record=record, attempt=record.attempt, state=record.state,
-                                queue=record.queue or self._pick_queues(1)[0], intermediate=list(values),
-                                final=record.final_value, hb_seen=self.clock())
-                self.flights[record.id] = flight
-                flight.claimed = self.channel.is_claimed(flight.attempt_id)
-                if not flight.claimed and not self.stop_requested:
-                    self._dispatch(flight)  # its message may be gone; a second copy is a no-op
-            else:
-                self.history[record.id] = results[-1]
-                if record.state is TrialState.SUCCEEDED and record.final_value is not None:
-                    self._consider_best(record.final_value, record.id)
+        for page in self.storage.trial_pages(self.exp_id, LOAD_PAGE):
+            curves = self.storage.intermediate_values(self.exp_id, seqs=(page[0].seq, page[-1].seq))
+            for record in page:
+                self.counts[record.state] += 1
+                values = curves.get(record.id, [])
+                results.append(TrialResult(seq=record.seq, params=record.params, state=record.state,
+                                           value=record.final_value, intermediate=tuple(values)))
+                if record.state in ACTIVE_STATES:
+                    flight = Flight(record=record, attempt=record.attempt, state=record.state,
+                                    queue=record.queue or self._pick_queues(1)[0], intermediate=list(values),
+                                    final=record.final_value, hb_seen=self.clock())
+                    self.flights[record.id] = flight
+                    flight.claimed = self.channel.is_claimed(flight.attempt_id)
+                    if not flight.claimed and not self.stop_requested:
+                        self._dispatch(flight)  # its message may be gone; a second copy is a no-op
+                else:
+                    if self.config.assessor is not None:
+                        self.history[record.id] = results[-1]
+                    if record.state is TrialState.SUCCEEDED and record.final_value is not None:
+                        self._consider_best(record.final_value, record.id)
         if results:
             self.tuner.rebuild(results)
 

@@ -274,6 +274,14 @@ class Storage:
                 self._experiment_row(session, exp_id)
             return [TrialRecord.from_row(row) for row in rows]
 
+    def trial_pages(self, exp_id: str, size: int = 1000) -> Iterator[list[TrialRecord]]:
+        """The experiment's trials in seq order, `size` at a time, each page its own short read: what a
+        long experiment's readers hold at once is one page, not every trial."""
+        last = 0
+        while page := self.trials(exp_id, limit=size, after_seq=last):
+            yield page
+            last = page[-1].seq
+
     def count_trials(self, exp_id: str) -> dict[TrialState, int]:
         """How many trials are in each state; every state is a key, zeros included."""
         stmt = (select(Trial.state, func.count()).where(Trial.experiment_id == exp_id)
