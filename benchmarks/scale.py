@@ -116,6 +116,7 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
     url = server.start()
     client = redis.Redis.from_url(url)
     procs: list[subprocess.Popen] = []
+    proc: subprocess.Popen | None = None
     try:
         boot = time.perf_counter()
         procs = start_boxes(boxes, gpus, url, args.layout, root / "boxes")
@@ -157,6 +158,12 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
             "redis_used": info["used_memory"] / 2**20, "redis_peak": info["used_memory_peak"] / 2**20,
             "redis_rss": redis_rss, "db": (root / "hpoqueue.db").stat().st_size / 2**20}
     finally:
+        if proc is not None and proc.poll() is None:  # interrupted: stop the scheduler before its broker
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         stop_boxes(procs, args.layout, root / "boxes", boxes)
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
