@@ -17,7 +17,8 @@ Measured from the record and the processes:
 - dispatch lag: from the scheduler recording a trial for a free slot (its row) to its start, first fill
   of the slots excluded (p50/p99);
 - scheduler CPU per trial: the `submit` process's CPU from the first trial's start to the last one's end
-  over the trials in that window (steady), and over the whole run, start-up included;
+  over the trials in that window (steady), over the whole run, start-up included, and over the second and
+  third quarters of the trials' ends (a cost that grows with the finished trials shows as a rising pair);
 - Redis used/peak memory and RSS at the end, and the SQLite file's size.
 """
 
@@ -187,11 +188,16 @@ def summarize(trials: list[Any], samples: list[tuple[float, float]], slots: int)
         return min(samples, key=lambda s: abs(s[0] - when))[1]
 
     steady_cpu = cpu_at(last) - cpu_at(first)
+    ends = sorted(t.ended_at.timestamp() for t in ran)
+    quarter, three = ends[len(ends) // 4], ends[3 * len(ends) // 4]  # a quarter of the trials ends in each
+    halves = (cpu_at(ends[len(ends) // 2]) - cpu_at(quarter), cpu_at(three) - cpu_at(ends[len(ends) // 2]))
     busy = sum((t.ended_at - t.started_at).total_seconds() for t in ran)
     return {"trials": len(trials), "ok": ok, "slots_seen": len(by_slot),
             "gap_p50": pct(gaps, 0.5), "gap_p99": pct(gaps, 0.99), "gap_max": max(gaps, default=float("nan")),
             "lag_p50": pct(lags, 0.5), "lag_p99": pct(lags, 0.99),
-            "cpu_steady_ms": 1000 * steady_cpu / len(ran), "cpu_total_ms": 1000 * samples[-1][1] / len(ran),
+            "cpu_steady_ms": 1000 * steady_cpu / len(ran),
+            "cpu_halves_ms": tuple(1000 * h / max(1, len(ends) // 4) for h in halves),
+            "cpu_total_ms": 1000 * samples[-1][1] / len(ran),
             "busy": busy / (slots * (last - first)), "tput": len(ran) / (last - first),
             "mean_trial": statistics.mean((t.ended_at - t.started_at).total_seconds() for t in ran)}
 
@@ -214,7 +220,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f} at the start")
     print("| boxes x GPUs = slots | trials (ok, slots used) | wall s | trials/s | slot busy "
           "| idle gap p50 / p99 / max s "
-          "| dispatch lag p50 / p99 s | scheduler CPU ms/trial steady (whole run) | Redis used / peak / RSS MiB "
+          "| dispatch lag p50 / p99 s | scheduler CPU ms/trial steady (whole run) [2nd, 3rd quarter] "
+          "| Redis used / peak / RSS MiB "
           "| SQLite MiB | workers ready s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for size, n in zip(args.sizes, counts, strict=True):
@@ -224,7 +231,8 @@ def main() -> None:
         print(f"| {r['boxes']} x {r['gpus']} = {r['slots']} | {r['trials']} ({r['ok']}, {r['slots_seen']}) | "
               f"{r['wall']:.1f} | "
               f"{r['tput']:.1f} | {r['busy']:.2f} | {r['gap_p50']:.3f} / {r['gap_p99']:.3f} / {r['gap_max']:.2f} | "
-              f"{r['lag_p50']:.3f} / {r['lag_p99']:.3f} | {r['cpu_steady_ms']:.2f} ({r['cpu_total_ms']:.2f}) | "
+              f"{r['lag_p50']:.3f} / {r['lag_p99']:.3f} | {r['cpu_steady_ms']:.2f} ({r['cpu_total_ms']:.2f}) "
+              f"[{r['cpu_halves_ms'][0]:.2f}, {r['cpu_halves_ms'][1]:.2f}] | "
               f"{r['redis_used']:.1f} / {r['redis_peak']:.1f} / {r['redis_rss']:.0f} | {r['db']:.1f} | "
               f"{r['boot']:.1f} |", flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
