@@ -19,6 +19,8 @@ Measured from the record and the processes:
 - scheduler CPU per trial: the `submit` process's CPU from the first trial's start to the last one's end
   over the trials in that window (steady), over the whole run, start-up included, and over the second and
   third quarters of the trials' ends (a cost that grows with the finished trials shows as a rising pair);
+- the CPU of every worker process and of Redis over the whole run, per trial (on one 2-core machine, the
+  simulated boxes' own CPU is what limits the larger sizes);
 - Redis used/peak memory and RSS at the end, and the SQLite file's size.
 """
 
@@ -75,6 +77,12 @@ def start_boxes(boxes: int, gpus: int, url: str, layout: str, root: Path) -> lis
         procs.append(subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL, start_new_session=True))
     return procs
+
+
+def worker_pids(procs: list[subprocess.Popen], layout: str, root: Path) -> list[int]:
+    if layout == "box":
+        return [p.pid for p in procs]
+    return [int(f.read_text()) for f in root.glob("box*/workers/*.pid") if f.read_text().strip()]
 
 
 def stop_boxes(procs: list[subprocess.Popen], layout: str, root: Path, boxes: int) -> None:
@@ -148,6 +156,8 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
         if proc.returncode != 0:
             err = proc.stderr.read().decode() if proc.stderr else ""
             raise SystemExit(f"submit failed ({proc.returncode}): {err[-2000:]}")
+        helpers = {"workers": sum(cpu_of(pid) or 0.0 for pid in worker_pids(procs, args.layout, root / "boxes")),
+                   "redis": cpu_of(server.process.pid) or 0.0}
         info = client.info("memory")
         redis_rss = int(next(line.split()[1] for line in Path(f"/proc/{server.process.pid}/status")
                              .read_text().splitlines() if line.startswith("VmHWM:"))) / 1024
@@ -156,6 +166,8 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
             trials = storage.trials(exp.id)
         return summarize(trials, samples, slots) | {
             "boxes": boxes, "gpus": gpus, "slots": slots, "wall": wall, "boot": boot, "ready": ready,
+            "workers_cpu_ms": 1000 * helpers["workers"] / len(trials),
+            "redis_cpu_ms": 1000 * helpers["redis"] / len(trials),
             "redis_used": info["used_memory"] / 2**20, "redis_peak": info["used_memory_peak"] / 2**20,
             "redis_rss": redis_rss, "db": (root / "hpoqueue.db").stat().st_size / 2**20}
     finally:
@@ -221,9 +233,9 @@ def main() -> None:
     print("| boxes x GPUs = slots | trials (ok, slots used) | wall s | trials/s | slot busy "
           "| idle gap p50 / p99 / max s "
           "| dispatch lag p50 / p99 s | scheduler CPU ms/trial steady (whole run) [2nd, 3rd quarter] "
-          "| Redis used / peak / RSS MiB "
+          "| workers / Redis CPU ms/trial (whole run) | Redis used / peak / RSS MiB "
           "| SQLite MiB | workers ready s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size, n in zip(args.sizes, counts, strict=True):
         boxes, gpus = (int(x) for x in size.lower().split("x"))
         args.trials = n
@@ -233,6 +245,7 @@ def main() -> None:
               f"{r['tput']:.1f} | {r['busy']:.2f} | {r['gap_p50']:.3f} / {r['gap_p99']:.3f} / {r['gap_max']:.2f} | "
               f"{r['lag_p50']:.3f} / {r['lag_p99']:.3f} | {r['cpu_steady_ms']:.2f} ({r['cpu_total_ms']:.2f}) "
               f"[{r['cpu_halves_ms'][0]:.2f}, {r['cpu_halves_ms'][1]:.2f}] | "
+              f"{r['workers_cpu_ms']:.1f} / {r['redis_cpu_ms']:.1f} | "
               f"{r['redis_used']:.1f} / {r['redis_peak']:.1f} / {r['redis_rss']:.0f} | {r['db']:.1f} | "
               f"{r['boot']:.1f} |", flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
