@@ -19,7 +19,8 @@ Measured from the record and the processes:
 - scheduler CPU per trial: the `submit` process's CPU from the first trial's start to the last one's end
   over the trials in that window (steady), over the whole run, start-up included, and over the second and
   third quarters of the trials' ends (a cost that grows with the finished trials shows as a rising pair);
-- the CPU of every worker process and of Redis over the whole run, per trial (on one 2-core machine, the
+- the CPU of every worker process (from `submit` on: their boot excluded) and of Redis over the whole run,
+  per trial (on one 2-core machine, the
   simulated boxes' own CPU is what limits the larger sizes);
 - Redis used/peak memory and RSS at the end, and the SQLite file's size.
 """
@@ -141,6 +142,7 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
         url_db = f"sqlite:///{root / 'hpoqueue.db'}"
         env = {**os.environ, "HPOQUEUE_HOME": str(root)}
         env.pop("HPOQUEUE_BROKER_URL", None)
+        booted = sum(cpu_of(pid) or 0.0 for pid in worker_pids(procs, args.layout, root / "boxes"))
         start = time.perf_counter()
         profile = ["-m", "cProfile", "-o", f"{args.profile}.{boxes}x{gpus}"] if args.profile else []
         proc = subprocess.Popen([sys.executable, *profile, "-m", "hpoqueue", "--storage", url_db, "submit", str(config),
@@ -156,7 +158,8 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
         if proc.returncode != 0:
             err = proc.stderr.read().decode() if proc.stderr else ""
             raise SystemExit(f"submit failed ({proc.returncode}): {err[-2000:]}")
-        helpers = {"workers": sum(cpu_of(pid) or 0.0 for pid in worker_pids(procs, args.layout, root / "boxes")),
+        helpers = {"workers": sum(cpu_of(pid) or 0.0 for pid in worker_pids(procs, args.layout, root / "boxes"))
+                   - booted,
                    "redis": cpu_of(server.process.pid) or 0.0}
         info = client.info("memory")
         redis_rss = int(next(line.split()[1] for line in Path(f"/proc/{server.process.pid}/status")
@@ -233,7 +236,7 @@ def main() -> None:
     print("| boxes x GPUs = slots | trials (ok, slots used) | wall s | trials/s | slot busy "
           "| idle gap p50 / p99 / max s "
           "| dispatch lag p50 / p99 s | scheduler CPU ms/trial steady (whole run) [2nd, 3rd quarter] "
-          "| workers / Redis CPU ms/trial (whole run) | Redis used / peak / RSS MiB "
+          "| workers / Redis CPU ms/trial | Redis used / peak / RSS MiB "
           "| SQLite MiB | workers ready s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size, n in zip(args.sizes, counts, strict=True):
