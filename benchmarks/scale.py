@@ -144,10 +144,14 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
         env.pop("HPOQUEUE_BROKER_URL", None)
         booted = sum(cpu_of(pid) or 0.0 for pid in worker_pids(procs, args.layout, root / "boxes"))
         start = time.perf_counter()
-        profile = ["-m", "cProfile", "-o", f"{args.profile}.{boxes}x{gpus}"] if args.profile else []
-        proc = subprocess.Popen([sys.executable, *profile, "-m", "hpoqueue", "--storage", url_db, "submit", str(config),
+        proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "--storage", url_db, "submit", str(config),
                                  "--broker", url, "--quiet"], env=env, cwd=root, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
+        if args.profile:  # samples the scheduler from outside; it ends when the scheduler does
+            spy = Path(sys.executable).with_name("py-spy")
+            subprocess.Popen([str(spy), "record", "-p", str(proc.pid), "--nonblocking", "-r", "50", "--format", "raw",
+                              "-o", f"{args.profile}.{boxes}x{gpus}.txt"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
         samples: list[tuple[float, float]] = []  # (wall clock, scheduler CPU s)
         while proc.poll() is None:
             cpu = cpu_of(proc.pid)
@@ -227,8 +231,8 @@ def main() -> None:
     parser.add_argument("--layout", choices=["gpu", "box"], default="gpu",
                         help="one worker per box (all its GPU queues) or one per GPU")
     parser.add_argument("--profile", metavar="PREFIX",
-                        help="run the scheduler under cProfile, writing PREFIX.BOXESxGPUS (its CPU figures then "
-                             "include the profiler's cost)")
+                        help="sample the scheduler with py-spy (pip install py-spy), writing collapsed stacks to "
+                             "PREFIX.BOXESxGPUS.txt")
     args = parser.parse_args()
     counts = args.trials * len(args.sizes) if len(args.trials) == 1 else args.trials
     print(f"trials sleep U({args.min:g}, {args.max:g}) s; layout {args.layout}; {os.cpu_count()} cores; "
