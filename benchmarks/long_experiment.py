@@ -158,6 +158,8 @@ def bench(backend: str, args: argparse.Namespace) -> list[list[Any]]:
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
     try:
         exp_id = record_experiment(url, home, args.tuner)
+        wall, rss, _, _ = timed(hpoqueue(url, "status", exp_id), home)
+        print(f"| {backend} | status with 2 trials (start-up reference) | {wall:.2f} | - | {rss:.0f} |", flush=True)
         wrote = append_trials(url, exp_id, args.trials, args.steps)
         print(f"{backend}: {args.trials} trials x {args.steps} intermediate results written in {wrote:.0f} s; "
               f"database {db_size(url, home):.0f} MiB", flush=True)
