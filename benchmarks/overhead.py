@@ -144,7 +144,12 @@ class ResidentWorkers:
         self.url = self.redis.start()
         self.env = {**os.environ, "HPOQUEUE_HOME": str(self.home), "HPOQUEUE_BROKER_URL": self.url}
         self.env.pop("HPOQUEUE_FAKE_GPUS", None)
-        subprocess.run([sys.executable, "-m", "hpoqueue", "workers", "start", "--cpu", str(concurrency)],
+        from hpoqueue.launch import LOCAL_CPU_THREADS
+
+        # as many threads as a local run's worker has: with exactly `concurrency`, a trial's thread must
+        # finish its bookkeeping before the next trial can start (about 35 ms a trial at concurrency 2)
+        threads = max(concurrency, LOCAL_CPU_THREADS)
+        subprocess.run([sys.executable, "-m", "hpoqueue", "workers", "start", "--cpu", str(threads)],
                        env=self.env, check=True, stdout=subprocess.DEVNULL)
         time.sleep(2)  # the worker announces itself once ready; submit waits for nothing else
 
