@@ -79,7 +79,9 @@ def status_mib(pid: int, field: str) -> float:
     return float("nan")
 
 
-def hpoqueue_run(trials: int, concurrency: int, workdir: Path) -> dict[str, float]:
+def hpoqueue_run(trials: int, concurrency: int, workdir: Path, broker: str | None = None) -> dict[str, float]:
+    """`hpoqueue submit`: a local run (embedded Redis and workers started by it), or with `broker` the
+    workers already running there (`hpoqueue workers start`), so only the scheduler starts."""
     home = Path(tempfile.mkdtemp(prefix="hpoq-bench-"))
     config = workdir / f"bench-{concurrency}.yml"
     config.write_text(json.dumps({
@@ -91,8 +93,9 @@ def hpoqueue_run(trials: int, concurrency: int, workdir: Path) -> dict[str, floa
     cpu_before = cpu_seconds(children_only=True)
     start_wall = time.time()  # compared with the trials' recorded start times
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"], cwd=workdir,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    extra = ["--broker", broker] if broker else []
+    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet", *extra],
+                            cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     helpers_rss = 0.0
     sched_peak = 0.0
     while proc.poll() is None:
@@ -129,7 +132,68 @@ def cpu_seconds(children_only: bool = False) -> float:
     return total
 
 
-def one_round(trials: int, concurrency: int, workdir: Path) -> dict[str, dict[str, float]]:
+class ResidentWorkers:
+    """A Redis and `hpoqueue workers start --cpu C` running for the whole benchmark, as on a cluster: the
+    `submit --broker` row pays the scheduler's start-up only."""
+
+    def __init__(self, concurrency: int) -> None:
+        from hpoqueue.broker import EmbeddedRedis
+
+        self.home = Path(tempfile.mkdtemp(prefix="hpoq-bench-resident-"))
+        self.redis = EmbeddedRedis(self.home / "redis")
+        self.url = self.redis.start()
+        self.env = {**os.environ, "HPOQUEUE_HOME": str(self.home), "HPOQUEUE_BROKER_URL": self.url}
+        self.env.pop("HPOQUEUE_FAKE_GPUS", None)
+        from hpoqueue.launch import LOCAL_CPU_THREADS
+
+        # as many threads as a local run's worker has: with exactly `concurrency`, a trial's thread must
+        # finish its bookkeeping before the next trial can start (about 35 ms a trial at concurrency 2)
+        threads = max(concurrency, LOCAL_CPU_THREADS)
+        subprocess.run([sys.executable, "-m", "hpoqueue", "workers", "start", "--cpu", str(threads)],
+                       env=self.env, check=True, stdout=subprocess.DEVNULL)
+        time.sleep(2)  # the worker announces itself once ready; submit waits for nothing else
+
+    def close(self) -> None:
+        subprocess.run([sys.executable, "-m", "hpoqueue", "workers", "stop"], env=self.env, check=False,
+                       stdout=subprocess.DEVNULL)
+        self.redis.stop()
+
+
+def idle_memory(tuner: str) -> dict[str, float]:
+    """RSS and PSS (MiB) of a local run's scheduler, Redis and one worker while one trial sleeps."""
+    workdir = Path(tempfile.mkdtemp(prefix="hpoq-bench-idle-"))
+    home = workdir / "home"
+    config = workdir / "idle.yml"
+    config.write_text(json.dumps({
+        "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}}, "trialCommand": "sleep 8",
+        "trialConcurrency": 1, "maxTrialNumber": 1, "tuner": {"name": tuner}}))
+    env = {**os.environ, "HPOQUEUE_HOME": str(home)}
+    env.pop("HPOQUEUE_BROKER_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"], cwd=workdir,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(6)
+    pids = {"scheduler": proc.pid}
+    pids |= {f"worker {p.stem}": int(p.read_text()) for p in home.glob("*/workers/*.pid")}
+    pids |= {f"redis {p.parent.parent.name}": int(p.read_text()) for p in home.glob("*/broker/redis.pid")
+             if p.read_text().strip()}
+    out = {f"{name} RSS": status_mib(pid, "VmRSS") for name, pid in pids.items()}
+    out |= {f"{name} PSS": smaps_pss_mib(pid) for name, pid in pids.items()}
+    proc.wait()
+    return out
+
+
+def smaps_pss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def one_round(trials: int, concurrency: int, workdir: Path,
+              resident: ResidentWorkers | None = None) -> dict[str, dict[str, float]]:
     """Each system once, back to back, so that the ratios of one round share the machine's state."""
     runs: list[tuple[str, Callable[[], Any]]] = [
         ("floor (ThreadPool+subprocess)", lambda: floor(trials, concurrency, workdir)),
@@ -138,6 +202,9 @@ def one_round(trials: int, concurrency: int, workdir: Path) -> dict[str, dict[st
                                                f"sqlite:///{tempfile.mkdtemp(prefix='hpoq-optuna-')}/o.db")),
         ("hpoqueue submit (embedded)", lambda: hpoqueue_run(trials, concurrency, workdir)),
     ]
+    if resident is not None:
+        runs.append(("hpoqueue submit --broker (resident workers)",
+                     lambda: hpoqueue_run(trials, concurrency, workdir, resident.url)))
     rows: dict[str, dict[str, float]] = {}
     for name, run in runs:
         before = cpu_seconds()
@@ -179,6 +246,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 8])
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of every system, interleaved; the table shows medians (and ranges)")
+    parser.add_argument("--no-resident", action="store_true", help="skip the resident-workers row")
+    parser.add_argument("--no-idle", action="store_true", help="skip the idle memory of a local run")
     args = parser.parse_args()
     compile_hpoqueue()
     workdir = Path(tempfile.mkdtemp(prefix="hpoq-bench-trial-"))
@@ -190,7 +259,12 @@ def main() -> None:
           "| Redis+workers RSS MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for c in args.concurrency:
-        rounds = [one_round(args.trials, c, workdir) for _ in range(args.rounds)]
+        resident = None if args.no_resident else ResidentWorkers(c)
+        try:
+            rounds = [one_round(args.trials, c, workdir, resident) for _ in range(args.rounds)]
+        finally:
+            if resident is not None:
+                resident.close()
         for name in rounds[0]:
             rows = [r[name] for r in rounds]
 
@@ -201,6 +275,12 @@ def main() -> None:
             print(f"| {name} | {c} | {col('wall', 2)} | {col('ratio', 2)} | {col('startup', 2)} | {col('steady', 2)} | "
                   f"{col('steady_ratio', 2)} | {col('cpu_ms', 1)} | {ok} | {col('sched_rss', 0)} | "
                   f"{col('helpers_rss', 0)} |")
+    for tuner in [] if args.no_idle else ["Random", "TPE"]:
+        idle = idle_memory(tuner)
+        rss = sum(v for k, v in idle.items() if k.endswith("RSS"))
+        pss = sum(v for k, v in idle.items() if k.endswith("PSS"))
+        print(f"idle memory of a local run ({tuner} tuner) while one trial sleeps: {rss:.0f} MiB RSS, {pss:.0f} MiB "
+              "PSS (" + ", ".join(f"{k} {v:.0f}" for k, v in idle.items()) + ")")
     print(f"load average after the run: {os.getloadavg()[0]:.2f}")
 
 

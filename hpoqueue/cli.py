@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import shutil
@@ -14,7 +12,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -22,7 +20,6 @@ from hpoqueue import db_cli, locations, metric_keys
 from hpoqueue.credentials import private_umask
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.interrupts import outlive_terminal, raise_interrupt, signals_handled
-from hpoqueue.optimize_mode import loss
 from hpoqueue.quick_exit import exit_now
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.tables import table
@@ -181,9 +178,9 @@ def _last_line(path: Path, limit: int = 200) -> str | None:
 
 def _best_trial(storage: Storage, exp_id: str) -> TrialRecord | None:
     exp = storage.get_experiment(exp_id)
-    done = [(loss(t.final_value, exp.optimize_mode), t)
-            for t in storage.trials(exp_id, states=[TrialState.SUCCEEDED]) if t.final_value is not None]
-    return min(done, key=lambda pair: pair[0])[1] if done else None
+    top = storage.trials(exp_id, states=[TrialState.SUCCEEDED], sort="value", optimize_mode=exp.optimize_mode,
+                         limit=1)
+    return top[0] if top and top[0].final_value is not None else None
 
 
 # ---- looking at experiments ------------------------------------------------------------------------
@@ -240,16 +237,22 @@ def _tuner_summary(config: dict, trials: int) -> str:
 def cmd_trials(args: argparse.Namespace) -> int:
     storage = _storage(args)
     exp = storage.get_experiment(args.experiment)
-    trials = storage.trials(exp.id, states=[TrialState(args.state.upper())] if args.state else None)
-    if args.pareto:
-        trials = _front(exp, [t for t in trials if t.state is TrialState.SUCCEEDED])
-    if args.sort == "state":
-        trials.sort(key=lambda t: t.state.value)
-    elif args.sort != "seq":  # a metric key: best first
-        metric_keys.check_key(trials, args.sort, "--sort")
-        trials = metric_keys.ranked(trials, args.sort, exp.optimize_mode)
-    if args.top:
-        trials = trials[: args.top]
+    states = [TrialState(args.state.upper())] if args.state else None
+    if args.sort in ("seq", "state", "value") and not args.pareto:
+        # order and limit in the database: a long experiment is never loaded whole for a top 20
+        trials = storage.trials(exp.id, states=states, sort=args.sort, optimize_mode=exp.optimize_mode,
+                                limit=args.top or None)
+    else:
+        trials = storage.trials(exp.id, states=states)
+        if args.pareto:
+            trials = _front(exp, [t for t in trials if t.state is TrialState.SUCCEEDED])
+        if args.sort == "state":
+            trials.sort(key=lambda t: t.state.value)
+        elif args.sort != "seq":  # a metric key: best first
+            metric_keys.check_key(trials, args.sort, "--sort")
+            trials = metric_keys.ranked(trials, args.sort, exp.optimize_mode)
+        if args.top:
+            trials = trials[: args.top]
     extra = metric_keys.extra_keys(trials)
     rows = [[t.id, t.state.value, t.final_value, *(metric_keys.extras(t).get(k) for k in extra), t.attempt,
              _duration(t), t.host or "-", json.dumps(t.params, separators=(",", ":"))] for t in trials]
@@ -351,47 +354,13 @@ def _ran_elsewhere(storage: Storage, trial: TrialRecord) -> str | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from hpoqueue.export import export
+
     storage = _storage(args)
     exp = storage.get_experiment(args.experiment)
-    records = []
-    for t in storage.trials(exp.id):
-        row: dict[str, Any] = {"trial": t.id, "seq": t.seq, "state": t.state.value, "value": t.final_value,
-                               "metrics": metric_keys.extras(t), "attempt": t.attempt, "parameters": t.params,
-                               "started_at": t.started_at.isoformat() if t.started_at else None,
-                               "ended_at": t.ended_at.isoformat() if t.ended_at else None}
-        if args.intermediate:
-            metrics = [m for m in storage.metrics(t.id) if m.attempt == t.attempt]
-            # a dict keeps its keys; report_loss's curve is a list of its own
-            row["intermediate"] = [m.data if isinstance(m.data, dict) else m.value for m in metrics
-                                   if m.kind == "intermediate"]
-            row["loss"] = [m.value for m in metrics if m.kind == "loss"]
-        records.append(row)
-    text = json.dumps(records, indent=2) if args.format == "json" else _csv(records)
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    with open(args.output, "w", newline="") if args.output else nullcontext(sys.stdout) as out:
+        export(storage, exp.id, args.format, args.intermediate, out, newline=not args.output)
     return 0
-
-
-def _csv(records: list[dict[str, Any]]) -> str:
-    names = list(dict.fromkeys(k for r in records for k in r["parameters"]))
-    keys = list(dict.fromkeys(k for r in records for k in r["metrics"]))
-    out = io.StringIO()
-    writer = csv.writer(out)
-    base = ["trial", "seq", "state", "value", "attempt", "started_at", "ended_at"]
-    extra = ["intermediate", "loss"] if records and "intermediate" in records[0] else []
-    # a metric key that is also a base column or a parameter's name is written as metric.<key>
-    taken = {*base, *names, *extra}
-    writer.writerow(base + [f"metric.{k}" if k in taken else k for k in keys] + names + extra)
-
-    def value(v: Any) -> Any:
-        return json.dumps(v) if isinstance(v, dict | list) else v
-
-    for r in records:
-        writer.writerow([r[k] for k in base] + [value(r["metrics"].get(k)) for k in keys]
-                        + [value(r["parameters"].get(n)) for n in names] + [json.dumps(r[k]) for k in extra])
-    return out.getvalue()
 
 
 # ---- changing running experiments --------------------------------------------------------------------

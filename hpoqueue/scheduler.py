@@ -46,6 +46,7 @@ HEARTBEAT_SWEEP = 1.0  #: seconds between two reads of the heartbeat hash
 ALIVE_TTL = 15.0  #: seconds a scheduler's word lasts (at most heartbeatTimeout); renewed three times as often
 CONTROL_EVERY = 0.2  #: seconds between two reads of CLI commands (kill, stop, update)
 BROKER_RETRY = 1.0  #: seconds between two tries to reach a broker that went away
+LOAD_PAGE = 1000  #: trials read at a time when a resume rebuilds its state
 
 
 class Dispatcher(Protocol):
@@ -121,7 +122,7 @@ class Scheduler:
         self.work_dir = Path(exp.work_dir)
         self.manual = ManualQueue(self.work_dir)  #: configurations enqueued by hand, run before suggestions
         self.flights: dict[str, Flight] = {}
-        self.history: dict[str, TrialResult] = {}
+        self.history: dict[str, TrialResult] = {}  #: finished trials, for the assessor and a new search space
         self.counts: dict[TrialState, int] = {s: 0 for s in TrialState}
         self.best: tuple[float, str] | None = None
         self.front: list[tuple[str, tuple[float, ...]]] = []  #: the Pareto front (with objectives): trials, losses
@@ -544,28 +545,30 @@ class Scheduler:
         flight.state = state
 
     def _load(self) -> None:
-        """Rebuild in-memory state from storage: the tuner, finished curves, trials in flight."""
-        trials = self.storage.trials(self.exp_id)
-        curves = self.storage.intermediate_values(self.exp_id)
+        """Rebuild in-memory state from storage: the tuner, finished curves, trials in flight. Read a page of
+        trials (and their curves) at a time: a long experiment's resume then holds its results, not also
+        every row and metric read at once (680 MiB at 100,000 trials of 20 results)."""
         results = []
-        for record in trials:
-            self.counts[record.state] += 1
-            values = curves.get(record.id, [])
-            results.append(TrialResult(seq=record.seq, params=record.params, state=record.state,
-                                       value=record.final_value, intermediate=tuple(values),
-                                       data=record.final_data))
-            if record.state in ACTIVE_STATES:
-                flight = Flight(record=record, attempt=record.attempt, state=record.state,
-                                queue=record.queue or self._pick_queues(1)[0], intermediate=list(values),
-                                final=record.final_value, final_data=record.final_data, hb_seen=self.clock())
-                self.flights[record.id] = flight
-                flight.claimed = self.channel.is_claimed(flight.attempt_id)
-                if not flight.claimed and not self.stop_requested:
-                    self._dispatch(flight)  # its message may be gone; a second copy is a no-op
-            else:
-                self.history[record.id] = results[-1]
-                if record.state is TrialState.SUCCEEDED and record.final_value is not None:
-                    self._consider_best(record.final_value, record.id, record.final_data)
+        for page in self.storage.trial_pages(self.exp_id, LOAD_PAGE):
+            curves = self.storage.intermediate_values(self.exp_id, seqs=(page[0].seq, page[-1].seq))
+            for record in page:
+                self.counts[record.state] += 1
+                values = curves.get(record.id, [])
+                results.append(TrialResult(seq=record.seq, params=record.params, state=record.state,
+                                           value=record.final_value, intermediate=tuple(values),
+                                           data=record.final_data))
+                if record.state in ACTIVE_STATES:
+                    flight = Flight(record=record, attempt=record.attempt, state=record.state,
+                                    queue=record.queue or self._pick_queues(1)[0], intermediate=list(values),
+                                    final=record.final_value, final_data=record.final_data, hb_seen=self.clock())
+                    self.flights[record.id] = flight
+                    flight.claimed = self.channel.is_claimed(flight.attempt_id)
+                    if not flight.claimed and not self.stop_requested:
+                        self._dispatch(flight)  # its message may be gone; a second copy is a no-op
+                else:
+                    self.history[record.id] = results[-1]
+                    if record.state is TrialState.SUCCEEDED and record.final_value is not None:
+                        self._consider_best(record.final_value, record.id, record.final_data)
         if results:
             self.tuner.rebuild(space_update.fitting(self.tuner, results))
         warm_start.replay(self.tuner, self.work_dir)

@@ -271,16 +271,37 @@ class Storage:
         with self._session() as session:
             return TrialRecord.from_row(self._trial_row(session, trial_id))
 
-    def trials(self, exp_id: str, *, states: Iterable[TrialState] | None = None) -> list[TrialRecord]:
-        """The experiment's trials in seq order, only those in ``states`` when given."""
-        stmt = select(Trial).where(Trial.experiment_id == exp_id).order_by(Trial.seq)
+    def trials(self, exp_id: str, *, states: Iterable[TrialState] | None = None, sort: str = "seq",
+               optimize_mode: str = "minimize", limit: int | None = None,
+               after_seq: int | None = None) -> list[TrialRecord]:
+        """The experiment's trials, only those in ``states`` when given, in ``sort`` order: ``seq``, ``state``
+        (then seq) or ``value`` (best first under ``optimize_mode``, no value last, then seq); at most
+        ``limit`` of them, and only those after seq ``after_seq`` (reading a long experiment page by page).
+        Order and limit run in the database: a long experiment is never loaded whole for a top 20."""
+        stmt = select(Trial).where(Trial.experiment_id == exp_id)
         if states is not None:
             stmt = stmt.where(Trial.state.in_([TrialState(s) for s in states]))
+        if after_seq is not None:
+            stmt = stmt.where(Trial.seq > after_seq)
+        if sort == "value":
+            value = Trial.final_value.asc() if optimize_mode == "minimize" else Trial.final_value.desc()
+            stmt = stmt.order_by(Trial.final_value.is_(None), value, Trial.seq)
+        else:
+            stmt = stmt.order_by(Trial.state, Trial.seq) if sort == "state" else stmt.order_by(Trial.seq)
+        stmt = stmt.limit(limit) if limit is not None else stmt
         with self._session() as session:
             rows = self._rows(session, stmt)
             if not rows:
                 self._experiment_row(session, exp_id)
             return [TrialRecord.from_row(row) for row in rows]
+
+    def trial_pages(self, exp_id: str, size: int = 1000) -> Iterator[list[TrialRecord]]:
+        """The experiment's trials in seq order, `size` at a time, each page its own short read: what a
+        long experiment's readers hold at once is one page, not every trial."""
+        last = 0
+        while page := self.trials(exp_id, limit=size, after_seq=last):
+            yield page
+            last = page[-1].seq
 
     def count_trials(self, exp_id: str) -> dict[TrialState, int]:
         """How many trials are in each state; every state is a key, zeros included."""
@@ -367,19 +388,35 @@ class Storage:
                 self._trial_row(session, trial_id)
             return [MetricRecord.from_row(row) for row in rows]
 
-    def intermediate_values(self, exp_id: str) -> dict[str, list[float]]:
-        """Trial id -> intermediate values of its current attempt in step order (none: absent)."""
+    def intermediate_values(self, exp_id: str, *, seqs: tuple[int, int] | None = None) -> dict[str, list[float]]:
+        """Trial id -> intermediate values of its current attempt in step order (none: absent); only of the
+        trials whose seq is in the inclusive range ``seqs`` when given."""
         stmt = (select(Metric.trial_id, Metric.value)
                 .join(Trial, Trial.id == Metric.trial_id)
                 .where(Trial.experiment_id == exp_id, Metric.kind == "intermediate",
                        Metric.attempt == Trial.attempt)
                 .order_by(Trial.seq, Metric.step))
+        if seqs is not None:
+            stmt = stmt.where(Trial.seq.between(*seqs))
         result: dict[str, list[float]] = {}
         with self._session() as session:
             for tid, value in session.execute(stmt):
                 result.setdefault(tid, []).append(value)
             if not result:
                 self._experiment_row(session, exp_id)
+        return result
+
+    def curves(self, exp_id: str, *, seqs: tuple[int, int]) -> dict[str, list[MetricRecord]]:
+        """Trial id -> the per-step metrics (intermediate results and report_loss's curve) of its current
+        attempt in step order, for the trials whose seq is in the inclusive range ``seqs``: one query a page."""
+        stmt = (select(Metric).join(Trial, Trial.id == Metric.trial_id)
+                .where(Trial.experiment_id == exp_id, Metric.kind.in_(["intermediate", "loss"]),
+                       Metric.attempt == Trial.attempt, Trial.seq.between(*seqs))
+                .order_by(Trial.seq, Metric.kind, Metric.step))
+        result: dict[str, list[MetricRecord]] = {}
+        with self._session() as session:
+            for row in self._rows(session, stmt):
+                result.setdefault(row.trial_id, []).append(MetricRecord.from_row(row))
         return result
 
     def add_event(self, trial_id: str, attempt: int, kind: str, data: dict | None = None) -> None:
