@@ -7,7 +7,10 @@ The scheduler's best trial, the CLI's best and its sort by value, tuners' losses
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, UnaryExpression
 
 OptimizeMode = Literal["minimize", "maximize"]
 #: both modes, as messages list them
@@ -27,3 +30,8 @@ def better(a: float, b: float, mode: str) -> bool:
 def best_of(values: Iterable[float], mode: str) -> float:
     """The best of `values` under `mode` (the first of equals): the minimum, or the maximum when maximizing."""
     return min(values, key=lambda value: loss(value, mode))
+
+
+def best_first(column: ColumnElement[Any], mode: str) -> UnaryExpression[Any]:
+    """The ORDER BY of `column` that puts the best value first under `mode`, for sorting in the database."""
+    return column.asc() if mode == "minimize" else column.desc()

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from hpoqueue.optimize_mode import best_first
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Event, Experiment, ExperimentRecord, Metric, Storage, Trial
 
@@ -27,7 +28,7 @@ def _ts(value: datetime | None) -> float | None:
 
 def _better(exp: ExperimentRecord) -> Any:
     """The ORDER BY that puts the best final value first."""
-    return Trial.final_value.asc() if exp.optimize_mode == "minimize" else Trial.final_value.desc()
+    return best_first(Trial.final_value.expression, exp.optimize_mode)
 
 
 def best_trial(storage: Storage, exp: ExperimentRecord) -> dict[str, Any] | None:
@@ -120,7 +121,7 @@ def curves(storage: Storage, exp_id: str, chosen: list[str], limit: int = CURVE_
     trials = select(T.c.id, T.c.state).where(T.c.experiment_id == exp.id)
     total = storage.select(select(func.count()).select_from(T).where(T.c.experiment_id == exp.id))[0][0]
     if total > limit:
-        order = T.c.final_value.asc() if exp.optimize_mode == "minimize" else T.c.final_value.desc()
+        order = best_first(T.c.final_value, exp.optimize_mode)
         picked = storage.select(trials.order_by(T.c.state != TrialState.RUNNING, order.nulls_last()).limit(limit))
         picked += storage.select(trials.where(T.c.id.in_(chosen)))
         trial_filter = T.c.id.in_([tid for tid, _ in picked])

@@ -16,6 +16,7 @@ from sqlalchemy.sql.dml import Update
 from typing_extensions import TypeVarTuple, Unpack
 
 from hpoqueue.errors import NotFoundError, StorageError, StorageUnavailableError
+from hpoqueue.optimize_mode import best_first
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import _schema
 from hpoqueue.storage._engine import one_line, open_engine, parse_url, redact
@@ -284,7 +285,7 @@ class Storage:
         if after_seq is not None:
             stmt = stmt.where(Trial.seq > after_seq)
         if sort == "value":
-            value = Trial.final_value.asc() if optimize_mode == "minimize" else Trial.final_value.desc()
+            value = best_first(Trial.final_value.expression, optimize_mode)
             stmt = stmt.order_by(Trial.final_value.is_(None), value, Trial.seq)
         else:
             stmt = stmt.order_by(Trial.state, Trial.seq) if sort == "state" else stmt.order_by(Trial.seq)
