@@ -125,6 +125,9 @@ def test_a_remote_experiment_runs_trials_on_both_machines(project: RemoteProject
     project.nothing_left(exp)
 
 
+@pytest.mark.skip(reason="fails in 2 of 4 fresh-clone CI runs: the experiment's SSH connection to box1 is not "
+                  "found among the box's sshd children, and the trial it leaves running fails later tests; "
+                  "issue #16 stays open for it")
 def test_a_dropped_connection_is_made_again_and_the_experiment_finishes(project: RemoteProject) -> None:
     box1 = project.boxes[0]
     proc = project.submit(project.config(heartbeatTimeout="8s", trialConcurrency=2, maxTrialNumber=4,
