@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import uuid
 from functools import cache
@@ -16,6 +17,8 @@ ENV_CGROUP = "HPOQUEUE_CGROUP"
 PREFIX = "hpoqueue-"
 #: moves the shell into the cgroup, then becomes the trial; if the move fails the trial still runs
 _ENTER = 'echo 0 > "$0" 2>/dev/null; exec "$@"'
+#: one probe at a time: a worker's trial threads ask at once, and a second probe must not find the first's
+_PROBING = threading.Lock()
 
 
 def _cgroup2_mount() -> tuple[Path, str] | None:
@@ -41,10 +44,16 @@ def _own_cgroup() -> str | None:
     return next((line[3:] for line in lines if line.startswith("0::")), None)
 
 
-@cache
 def cgroup_base() -> Path | None:
     """The cgroup v2 directory (this process's own) in which attempt cgroups can be made and killed, or
     None: no cgroup v2, not allowed to write there, no cgroup.kill, or turned off."""
+    with _PROBING:
+        return _probe_base()
+
+
+@cache
+def _probe_base() -> Path | None:
+    """cgroup_base, worked out once per process."""
     if os.environ.get(ENV_CGROUP, "").lower() in ("0", "off", "no", "false"):
         return None
     mount, own = _cgroup2_mount(), _own_cgroup()
@@ -53,7 +62,7 @@ def cgroup_base() -> Path | None:
     root, mount_root = mount
     relative = os.path.relpath(own, mount_root) if mount_root != "/" else own.lstrip("/")
     base = root / relative if relative not in ("", ".") else root
-    probe = base / f"{PREFIX}probe-{os.getpid()}"
+    probe = base / f"{PREFIX}probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         probe.mkdir()
     except OSError:
