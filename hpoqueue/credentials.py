@@ -9,9 +9,9 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from hpoqueue.broker import ENV_BROKER, redact
+from hpoqueue.broker.embedded import ENV_BROKER, redact
 from hpoqueue.errors import ConfigError
-from hpoqueue.locations import ENV_STORAGE
+from hpoqueue.settings import ENV_STORAGE
 
 log = logging.getLogger("hpoqueue.credentials")
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hpoqueue.config.yaml_loading import parse_json, parse_yaml, read_document
 from hpoqueue.errors import SearchSpaceError
-from hpoqueue.yaml_loading import parse_json, parse_yaml, read_document
 
 __all__ = ["Dim", "SearchSpace", "TYPES"]
 

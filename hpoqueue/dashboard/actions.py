@@ -9,7 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from hpoqueue import locations
+from hpoqueue import settings as locations
 
 ACTION_TIMEOUT_S = 120  #: `stop` of an experiment whose scheduler was killed records and stops what is left
 

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from hpoqueue import locations
+from hpoqueue import settings as locations
 
 
 def add_commands(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import hpoqueue
-from hpoqueue.broker import ping, redact
+from hpoqueue.broker.embedded import ping, redact
+from hpoqueue.cli.workers import parse_gpus, state_dir, worker_specs
 from hpoqueue.errors import BrokerError, HpoQueueError
 from hpoqueue.gpu import discover_gpus, trial_pids, usable_gpus
-from hpoqueue.local_workers import LocalWorkers, WorkerSpec
-from hpoqueue.locations import home_dir
-from hpoqueue.worker import running_dir
-from hpoqueue.workers_cli import parse_gpus, state_dir, worker_specs
+from hpoqueue.settings import home_dir
+from hpoqueue.worker.attempt import running_dir
+from hpoqueue.worker.local import LocalWorkers, WorkerSpec
 
 
 def workers_dir(experiment: str | None) -> Path:

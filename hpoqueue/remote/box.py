@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import hpoqueue
-from hpoqueue.config import MachineConfig
+from hpoqueue.config.experiment_config import MachineConfig
 from hpoqueue.remote.ssh import Connection, HostKeys, RemoteError
 
 REMOTE_VENV = ".hpoqueue/venv"  #: where `--install` puts hpoqueue on a box, under its $HOME

@@ -14,9 +14,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from hpoqueue.broker import redis_client
-from hpoqueue.capacity import live_workers
-from hpoqueue.config import ExperimentConfig, MachineConfig
+from hpoqueue.broker.capacity import live_workers
+from hpoqueue.broker.embedded import redis_client
+from hpoqueue.config.experiment_config import ExperimentConfig, MachineConfig
 from hpoqueue.errors import ConfigError
 from hpoqueue.remote.box import Box
 from hpoqueue.remote.ssh import HostKeys, RemoteError, known_hosts_path, label

@@ -14,7 +14,7 @@ from typing import Any
 
 import paramiko
 
-from hpoqueue.config import MachineConfig
+from hpoqueue.config.experiment_config import MachineConfig
 from hpoqueue.errors import HpoQueueError
 
 ENV_KNOWN_HOSTS = "HPOQUEUE_KNOWN_HOSTS"

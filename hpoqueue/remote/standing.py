@@ -8,13 +8,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hpoqueue.broker import redact, resolve_broker_url
-from hpoqueue.config import MachineConfig
+from hpoqueue.broker.embedded import redact, resolve_broker_url
+from hpoqueue.cli.tables import table
+from hpoqueue.config.experiment_config import MachineConfig
 from hpoqueue.errors import BrokerError
 from hpoqueue.remote.box import Box
 from hpoqueue.remote.hosts import load_hosts
 from hpoqueue.remote.ssh import HostKeys, RemoteError, known_hosts_path, label
-from hpoqueue.tables import table
 
 HEADERS = ["host", "reachable", "workers", "GPUs", "running trials", "note"]
 
