@@ -3,7 +3,7 @@
 Celery's `send_task` cost the scheduler the import of Celery and kombu (about 0.1 s of CPU at start-up) and
 about 0.3 ms per message. A message here is Celery's documented protocol 2 as kombu's Redis transport
 stores it: a JSON envelope, whose body is the base64 of the JSON `[args, kwargs, embed]`, pushed on the
-list named after the queue. `tests/test_task_messages.py` checks it against what `send_task` writes.
+list named after the queue. `tests/broker/test_task_messages.py` checks it against what `send_task` writes.
 """
 
 from __future__ import annotations
