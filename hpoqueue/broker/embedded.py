@@ -195,9 +195,9 @@ class EmbeddedRedis:
             return
         if self.process.poll() is not None:
             if self.answered:
-                shut_down(self.url)
+                shut_down(self.url, self.data_dir)
             return
-        if not shut_down(self.url):
+        if not shut_down(self.url, self.data_dir):
             self.process.terminate()
         try:
             self.process.wait(timeout)
@@ -206,13 +206,18 @@ class EmbeddedRedis:
             self.process.wait()
 
 
-def shut_down(url: str) -> bool:
+def shut_down(url: str, data_dir: Path) -> bool:
     """Send SHUTDOWN to the Redis at `url`, which saves its append-only file and exits at once (SIGTERM
-    waits for the server's next timer tick, up to 100 ms); False when no server answered."""
+    waits for the server's next timer tick, up to 100 ms), only if it is the embedded one that runs on
+    `data_dir`: a server that took its port meanwhile is someone else's. False when none of ours answered."""
     import redis
 
     try:
-        connect(url, socket_connect_timeout=0.5, socket_timeout=10).shutdown()
+        client = connect(url, socket_connect_timeout=0.5, socket_timeout=10)
+        config_file = str(client.info("server").get("config_file") or "")
+        if not config_file or Path(config_file).resolve() != (data_dir / "redis.conf").resolve():
+            return False
+        client.shutdown()
     except (redis.RedisError, OSError, ValueError):
         return False
     return True

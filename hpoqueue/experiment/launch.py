@@ -168,7 +168,7 @@ def start_embedded(work_dir: Path, stack: ExitStack) -> str:
     brings back queued tasks and events."""
     previous = stored_broker(work_dir)
     if previous and (work_dir / "broker" / "embedded").exists() and ping(previous, timeout=0.5):
-        stack.callback(shut_down, previous)
+        stack.callback(shut_down, previous, work_dir / "broker")
         return previous
     return spawn_embedded(work_dir, stack).wait_ready()
 
