@@ -16,7 +16,7 @@ from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from hpoqueue import settings as locations
+from hpoqueue import settings
 from hpoqueue.cli import db as db_cli
 from hpoqueue.cli.tables import table
 from hpoqueue.credentials import private_umask
@@ -37,7 +37,7 @@ def _storage(args: argparse.Namespace, config_value: str | None = None, *, upgra
     commands that run the scheduler (``upgrade``), refused by the others."""
     from hpoqueue.storage import Storage  # SQLAlchemy: a third of a second, loaded when first needed
 
-    url = locations.storage_url(args.storage, config_value)
+    url = settings.storage_url(args.storage, config_value)
     return args.resources.enter_context(Storage(url, upgrade=upgrade, create=create))
 
 
@@ -125,10 +125,10 @@ def _detach(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
         ensure_no_scheduler(channel, exp_id)  # on another machine
     log = Path(exp.work_dir) / "scheduler.log"
     # the storage URL travels by environment, not argv, so a password in it does not show in `ps`
-    env = {**os.environ, locations.ENV_STORAGE: storage.url}
+    env = {**os.environ, settings.ENV_STORAGE: storage.url}
     command = [sys.executable, "-m", "hpoqueue", "resume", exp_id, "--quiet"]
     if args.broker:  # recorded for the experiment at creation; a resume with --broker records it again
-        locations.remember_broker(Path(exp.work_dir), args.broker)
+        settings.remember_broker(Path(exp.work_dir), args.broker)
     if args.local_workers:
         command.append("--local-workers")
     with open(log, "ab") as out:
@@ -164,7 +164,7 @@ def _print_outcome(storage: Storage, exp_id: str) -> None:
 
 def _trial_file(exp: ExperimentRecord, trial: TrialRecord, name: str) -> Path:
     """A file of the trial's current attempt: trial.stdout, trial.stderr or trial.log."""
-    return locations.attempt_dir(exp.work_dir, trial.seq, trial.attempt) / name
+    return settings.attempt_dir(exp.work_dir, trial.seq, trial.attempt) / name
 
 
 def _last_line(path: Path, limit: int = 200) -> str | None:
@@ -371,7 +371,7 @@ def _channel(storage: Storage, exp_id: str) -> Any:
     from hpoqueue.broker.embedded import ping, redis_client
     from hpoqueue.broker.protocol import Channel
 
-    url = locations.stored_broker(Path(storage.get_experiment(exp_id).work_dir))
+    url = settings.stored_broker(Path(storage.get_experiment(exp_id).work_dir))
     if url is None or not ping(url, timeout=1.0):
         return None
     return Channel(redis_client(url), exp_id)

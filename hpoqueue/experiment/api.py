@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hpoqueue import settings as locations
+from hpoqueue import settings
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict, load_config
 from hpoqueue.errors import ConfigError, HpoQueueError
 from hpoqueue.results import metric_keys
@@ -92,7 +92,7 @@ class Experiment:
         """A recorded experiment (one `hpoqueue list` shows), to read or to stop."""
         from hpoqueue.storage import Storage
 
-        with Storage(locations.storage_url(storage), create=False) as store:
+        with Storage(settings.storage_url(storage), create=False) as store:
             record = store.get_experiment(exp_id)
         exp = cls.__new__(cls)
         exp.config = config_from_dict(record.config, source=f"experiment {exp_id}")
@@ -167,7 +167,7 @@ class Experiment:
     def _storage(self) -> Iterator[Any]:
         from hpoqueue.storage import Storage
 
-        with Storage(locations.storage_url(self.storage_url, self.config.storage), create=False) as store:
+        with Storage(settings.storage_url(self.storage_url, self.config.storage), create=False) as store:
             yield store
 
     def _cli(self, command: Callable[[argparse.Namespace], int], **options: Any) -> argparse.Namespace:

@@ -19,8 +19,9 @@ from hpoqueue.broker.embedded import redis_client
 from hpoqueue.config.experiment_config import ExperimentConfig, MachineConfig
 from hpoqueue.errors import ConfigError
 from hpoqueue.remote.box import Box
-from hpoqueue.remote.ssh import HostKeys, RemoteError, known_hosts_path, label
+from hpoqueue.remote.ssh import HostKeys, RemoteError, label
 from hpoqueue.remote.standing import agent_options
+from hpoqueue.settings import known_hosts_file
 
 FORWARDS_FILE = "remote-forwards.json"  #: box -> port on that box, forwarded again after a crash (`resume`)
 WATCH_EVERY = 1.0  #: seconds between two checks that each connection is alive
@@ -42,7 +43,7 @@ class RemoteWorkers:
         self.work_dir = work_dir
         self.broker_url = broker_url
         self.embedded = embedded
-        self.keys = HostKeys(known_hosts_path())
+        self.keys = HostKeys(known_hosts_file())
         self.boxes: list[Box] = []
         self.ports: dict[str, int] = self._saved_ports()
         self._stop = threading.Event()
@@ -194,7 +195,7 @@ def check_machines(config: ExperimentConfig) -> None:
     """Every machine of machineList is listed once, can be reached and runs this hpoqueue: else one line."""
 
     def probe(machine: MachineConfig) -> None:
-        box = Box(machine, HostKeys(known_hosts_path()))
+        box = Box(machine, HostKeys(known_hosts_file()))
         try:
             box.probe()
         finally:

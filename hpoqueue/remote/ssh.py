@@ -17,7 +17,6 @@ import paramiko
 from hpoqueue.config.experiment_config import MachineConfig
 from hpoqueue.errors import HpoQueueError
 
-ENV_KNOWN_HOSTS = "HPOQUEUE_KNOWN_HOSTS"
 CONNECT_TIMEOUT = 10.0
 
 
@@ -28,12 +27,6 @@ class RemoteError(HpoQueueError):
 def label(machine: MachineConfig) -> str:
     """`user@host:port`, how a box is named in tables and errors."""
     return f"{machine.user}@{machine.host}:{machine.port}"
-
-
-def known_hosts_path(option: str | None = None) -> Path:
-    """`--known-hosts`, else $HPOQUEUE_KNOWN_HOSTS, else ~/.ssh/known_hosts: where host keys are checked
-    and where `--accept-new-host-keys` records new ones."""
-    return Path(option or os.environ.get(ENV_KNOWN_HOSTS) or "~/.ssh/known_hosts").expanduser()
 
 
 @dataclass(frozen=True)
