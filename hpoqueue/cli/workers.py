@@ -4,11 +4,10 @@ concurrency = the per-GPU cap), with pid files and logs in $HPOQUEUE_HOME/worker
 from __future__ import annotations
 
 import argparse
-import sys
 
 from hpoqueue.broker.embedded import ping, redact, resolve_broker_url
 from hpoqueue.cli.tables import table
-from hpoqueue.credentials import unprotected_broker_warning
+from hpoqueue.credentials import warn_if_unprotected
 from hpoqueue.errors import BrokerError, GpuError, HpoQueueError
 from hpoqueue.gpu import discover_gpus, gpu_queue
 from hpoqueue.settings import workers_dir
@@ -55,9 +54,7 @@ def start(args: argparse.Namespace) -> int:
         raise BrokerError("no broker: pass --broker redis://host:6379/0 or set HPOQUEUE_BROKER_URL")
     if not ping(url, timeout=3.0):
         raise BrokerError(f"cannot reach the broker at {redact(url)} (start Redis there or fix --broker)")
-    warning = unprotected_broker_warning(url)
-    if warning is not None:
-        print(f"hpoqueue: warning: {warning}", file=sys.stderr)
+    warn_if_unprotected(url)
     workers = LocalWorkers(workers_dir(), url)
     pids = workers.start(specs)
     print(table(["worker", "queue", "trials at once", "pid", "log"],

@@ -172,13 +172,14 @@ class Experiment:
 
     def _cli(self, command: Callable[[argparse.Namespace], int], **options: Any) -> argparse.Namespace:
         """Run one of the CLI's commands in this process, as `hpoqueue` would (Ctrl-C and SIGTERM stop it
-        cleanly when called from the main thread)."""
+        cleanly when called from the main thread; its notes and warnings go to standard error)."""
         from hpoqueue.experiment.interrupts import raise_interrupt, signals_handled
+        from hpoqueue.log import configured
 
         args = argparse.Namespace(storage=self.storage_url, broker=self.broker, local_workers=False, **options)
         main = threading.current_thread() is threading.main_thread()
         with ExitStack() as args.resources, (signals_handled(raise_interrupt, signal.SIGTERM) if main
-                                             else nullcontext()):
+                                             else nullcontext()), configured():
             command(args)
         return args
 

@@ -3,10 +3,10 @@ SFTP uploads, and remote port forwards that carry a broker on this machine to th
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import socket
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,8 @@ import paramiko
 
 from hpoqueue.config.experiment_config import MachineConfig
 from hpoqueue.errors import HpoQueueError
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 
@@ -153,8 +155,8 @@ def _password(machine: MachineConfig) -> str | None:
                               f"(export {machine.password_env}=... first)")
         return value
     if machine.password:
-        print(f"hpoqueue: warning: {label(machine)}: the SSH password is written in the config; prefer a key, "
-              "the SSH agent, or passwordEnv: NAME_OF_A_VARIABLE", file=sys.stderr)
+        log.warning("%s: the SSH password is written in the config; prefer a key, the SSH agent, or "
+                    "passwordEnv: NAME_OF_A_VARIABLE", label(machine))
     return machine.password
 
 
