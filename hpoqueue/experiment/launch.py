@@ -144,7 +144,9 @@ def start_local_workers(config: ExperimentConfig, work_dir: Path, broker_url: st
     workers = LocalWorkers(work_dir / "workers", broker_url)
     specs = local_worker_specs(config, queues)
     stack.callback(workers.stop, grace)  # first: it stops whichever of them have started
-    workers.start(specs)
+    pids = workers.start(specs)
+    log.debug("local workers %s (pids %s), logs in %s", ", ".join(s.name for s in specs),
+              ", ".join(map(str, pids)), workers.state_dir)
     if watch:  # entered after the callback above, so it stops first
         stack.enter_context(WorkerWatchdog(workers, specs, notify_stderr))
 
@@ -187,6 +189,7 @@ def spawn_embedded(work_dir: Path, stack: ExitStack) -> EmbeddedRedis:
         stack.callback(server.stop)
     (data_dir / "embedded").write_text(str(server.port))
     remember_broker(work_dir, url)
+    log.debug("embedded Redis on port %d, its files in %s", server.port, data_dir)
     return server
 
 
