@@ -69,7 +69,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             # record the experiment) ends `submit` before run() has, and a second stop does nothing
             early.callback(discard_unrecorded)
             redis_server = launch.spawn_embedded(work_dir, early)
-            queues = launch.trial_queues(config, local=True, notify=launch.notify_stderr)
+            queues = launch.trial_queues(config, local=True, notify=launch.warn_user)
             # grace 0: by the time `early` unwinds, run() has drained the workers of any trial it dispatched
             launch.start_local_workers(config, work_dir, redis_server.url, queues, early, grace=0,
                                        watch=False)  # run() watches them

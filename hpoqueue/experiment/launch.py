@@ -132,7 +132,7 @@ def check_gpus(config: ExperimentConfig, local: bool) -> None:
                        f"({', '.join(map(str, indices))}) (lower trialGpuNumber, or list more GPUs in gpuIndices)")
 
 
-def notify_stderr(message: str) -> None:
+def warn_user(message: str) -> None:
     """What a run must tell its user while it goes on (a GPU it cannot use, a worker that died): a warning."""
     log.warning("%s", message)
 
@@ -148,7 +148,7 @@ def start_local_workers(config: ExperimentConfig, work_dir: Path, broker_url: st
     log.debug("local workers %s (pids %s), logs in %s", ", ".join(s.name for s in specs),
               ", ".join(map(str, pids)), workers.state_dir)
     if watch:  # entered after the callback above, so it stops first
-        stack.enter_context(WorkerWatchdog(workers, specs, notify_stderr))
+        stack.enter_context(WorkerWatchdog(workers, specs, warn_user))
 
 
 def local_worker_specs(config: ExperimentConfig, queues: list[str]) -> list[WorkerSpec]:

@@ -104,7 +104,7 @@ class RemoteWorkers:
         while missing := nodes - {w.name for w in live_workers(client)}:
             if time.monotonic() > deadline:
                 log.warning(f"worker(s) {', '.join(sorted(missing))} did not start within {BOOT_TIMEOUT:g} s; "
-                    f"their logs are in $HPOQUEUE_HOME/remote-workers/{self.exp_id}/ on their box")
+                            f"their logs are in $HPOQUEUE_HOME/remote-workers/{self.exp_id}/ on their box")
                 return
             time.sleep(0.1)
 
@@ -155,7 +155,7 @@ class RemoteWorkers:
                 except RemoteError as exc:
                     if box.name not in down:
                         log.warning(f"lost the connection to {box.name}, retrying every {WATCH_EVERY:g} s: "
-                            f"{str(exc).removeprefix(box.name + ': ')}")
+                                    f"{str(exc).removeprefix(box.name + ': ')}")
                         down.add(box.name)
                     continue
                 down.discard(box.name)
@@ -176,7 +176,7 @@ class RemoteWorkers:
             box.agent("down", "--experiment", self.exp_id)
         except RemoteError as exc:
             log.warning(f"could not stop the workers on {box.name}: {str(exc).removeprefix(box.name + ': ')}; "
-                f"stop them on the box with `python3 -m hpoqueue.remote.agent down --experiment {self.exp_id}`")
+                        f"stop them on the box with `python3 -m hpoqueue.remote.agent down --experiment {self.exp_id}`")
         finally:
             box.close()
 
