@@ -38,7 +38,7 @@ from hpoqueue.worker.code_bundle import Bundle, ship, worker_code_dir
 from hpoqueue.worker.gpu_slots import gpu_indices_env
 from hpoqueue.worker.log_relay import store
 
-log = logging.getLogger("hpoqueue.scheduler")
+log = logging.getLogger(__name__)
 
 #: how a stop request's reason maps to the state recorded for the trial
 STOP_STATES = {"early_stopped": TrialState.EARLY_STOPPED, "user_canceled": TrialState.USER_CANCELED,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from celery.signals import celeryd_after_setup, worker_shutdown
 
 from hpoqueue.broker.app import app
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name="hpoqueue.run_trial", bind=True, ignore_result=True)
@@ -56,7 +59,7 @@ def _reap_orphans(sender: str, **_: Any) -> None:
 
     killed = reap_orphans()
     if killed:
-        print(f"hpoqueue: {sender} killed {len(killed)} process group(s) left by a dead worker", file=sys.stderr)
+        log.warning("%s killed %d process group(s) left by a dead worker", sender, len(killed))
 
 
 @celeryd_after_setup.connect

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import ssl
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery, bootsteps, signals
 
-from hpoqueue.broker.embedded import ENV_BROKER, ENV_BROKER_CA
+from hpoqueue import settings
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 FREE_SLOT_CHECK = 0.1  #: seconds between two wake-ups of a worker's event loop (see NoticeFreeSlots)
@@ -34,21 +33,21 @@ def _nothing() -> None:
 
 def broker_settings(url: str) -> dict[str, Any]:
     """Celery settings for `url`; a rediss:// URL without ssl_cert_reqs verifies certificates."""
-    settings: dict[str, Any] = {"broker_url": url}
+    conf: dict[str, Any] = {"broker_url": url}
     parts = urlsplit(url)
     if parts.scheme == "rediss" and "ssl_cert_reqs" not in parse_qs(parts.query):
         tls: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
-        if os.environ.get(ENV_BROKER_CA):
-            tls["ssl_ca_certs"] = os.environ[ENV_BROKER_CA]
-        settings["broker_use_ssl"] = tls
-    return settings
+        if ca := settings.broker_ca():
+            tls["ssl_ca_certs"] = ca
+        conf["broker_use_ssl"] = tls
+    return conf
 
 
 def make_app(broker_url: str | None = None) -> Celery:
     """Build the app with hpoqueue's settings (JSON only, early ack, no prefetch, events for Flower)."""
     celery_app = Celery("hpoqueue", include=["hpoqueue.tasks"])
     celery_app.conf.update(
-        broker_settings(broker_url or os.environ.get(ENV_BROKER) or DEFAULT_BROKER),
+        broker_settings(broker_url or settings.broker_url() or DEFAULT_BROKER),
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],  #: pickle off: a pickle message is code execution on the worker

@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from hpoqueue import settings
 from hpoqueue.errors import BrokerError
 
-ENV_BROKER = "HPOQUEUE_BROKER_URL"
-ENV_BROKER_CA = "HPOQUEUE_BROKER_CA"  #: CA bundle for rediss:// brokers with a private CA
 PASSWORD_FILE = "redis.password"  #: the embedded Redis's password, in its data directory (0600)
 
 
 def resolve_broker_url(cli_value: str | None = None, config_value: str | None = None) -> str | None:
     """The broker URL from `--broker`, else the config's `broker`, else $HPOQUEUE_BROKER_URL; None means
     'start an embedded Redis'."""
-    for value in (cli_value, config_value, os.environ.get(ENV_BROKER)):
+    for value in (cli_value, config_value, settings.broker_url()):
         if value:
             check_broker_url(value)
             return value
@@ -74,8 +73,9 @@ def connect(url: str, **options: Any) -> Any:
     server, as it does for Celery's own connection."""
     import redis
 
-    if urlsplit(url).scheme == "rediss" and os.environ.get(ENV_BROKER_CA) and "ssl_ca_certs" not in url:
-        options.setdefault("ssl_ca_certs", os.environ[ENV_BROKER_CA])
+    ca = settings.broker_ca()
+    if urlsplit(url).scheme == "rediss" and ca and "ssl_ca_certs" not in url:
+        options.setdefault("ssl_ca_certs", ca)
     return redis.Redis.from_url(url, **options)
 
 

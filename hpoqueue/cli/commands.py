@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import signal
@@ -16,7 +17,8 @@ from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from hpoqueue import settings as locations
+from hpoqueue import log as log_setup
+from hpoqueue import settings
 from hpoqueue.cli import db as db_cli
 from hpoqueue.cli.tables import table
 from hpoqueue.credentials import private_umask
@@ -25,6 +27,8 @@ from hpoqueue.experiment.interrupts import outlive_terminal, raise_interrupt, si
 from hpoqueue.results import metric_keys
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.worker.quick_exit import exit_now
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from hpoqueue.storage import ExperimentRecord, Storage, TrialRecord
@@ -37,7 +41,7 @@ def _storage(args: argparse.Namespace, config_value: str | None = None, *, upgra
     commands that run the scheduler (``upgrade``), refused by the others."""
     from hpoqueue.storage import Storage  # SQLAlchemy: a third of a second, loaded when first needed
 
-    url = locations.storage_url(args.storage, config_value)
+    url = settings.storage_url(args.storage, config_value)
     return args.resources.enter_context(Storage(url, upgrade=upgrade, create=create))
 
 
@@ -65,7 +69,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             # record the experiment) ends `submit` before run() has, and a second stop does nothing
             early.callback(discard_unrecorded)
             redis_server = launch.spawn_embedded(work_dir, early)
-            queues = launch.trial_queues(config, local=True, notify=launch.notify_stderr)
+            queues = launch.trial_queues(config, local=True, notify=launch.warn_user)
             # grace 0: by the time `early` unwinds, run() has drained the workers of any trial it dispatched
             launch.start_local_workers(config, work_dir, redis_server.url, queues, early, grace=0,
                                        watch=False)  # run() watches them
@@ -78,17 +82,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
         experiments.create(config, storage, exp_id, broker_url)
         recorded = True
         args.created_experiment = exp_id  # for the Python API, which runs this command in its process
+        # the command's result, also with --quiet: the id of the experiment it runs
         print(f"experiment {exp_id} created ({config.experiment_name or Path(args.config).name}); "
               f"follow it with `hpoqueue status {exp_id}`", file=sys.stderr)
         from hpoqueue.tuners._auto import tuner_summary
 
-        print(f"tuner: {tuner_summary(config.tuner.name, config.tuner.class_name, config.search_space)}",
-              file=sys.stderr)
+        log.info("tuner: %s", tuner_summary(config.tuner.name, config.tuner.class_name, config.search_space))
         if warm is not None:
             warm_start.save(work_dir, args.warm_start, warm[0])
-            print(f"warm start: the tuner observes {len(warm[0])} finished trial(s) of {args.warm_start}"
-                  + (f"; {warm[1]} skipped (their parameters do not fit this search space)" if warm[1] else ""),
-                  file=sys.stderr)
+            log.info("warm start: the tuner observes %d finished trial(s) of %s%s", len(warm[0]), args.warm_start,
+                     f"; {warm[1]} skipped (their parameters do not fit this search space)" if warm[1] else "")
         return _drive(args, storage, exp_id, queues)
 
 
@@ -105,8 +108,8 @@ def _drive(args: argparse.Namespace, storage: Storage, exp_id: str, queues: list
     from hpoqueue.cli.progress import ProgressBar
     from hpoqueue.experiment import run as experiments
 
-    log = Path(storage.get_experiment(exp_id).work_dir) / "scheduler.log"
-    with signals_handled(outlive_terminal(log), signal.SIGHUP):
+    log_file = Path(storage.get_experiment(exp_id).work_dir) / "scheduler.log"
+    with signals_handled(outlive_terminal(log_file), signal.SIGHUP):
         state = experiments.run(exp_id, storage, broker=args.broker,
                                 local_workers=True if args.local_workers else None, queues=queues,
                                 on_progress=None if args.quiet else ProgressBar())
@@ -123,21 +126,20 @@ def _detach(args: argparse.Namespace, storage: Storage, exp_id: str) -> int:
     ensure_not_running(Path(exp.work_dir), exp_id)
     if (channel := _channel(storage, exp_id)) is not None:
         ensure_no_scheduler(channel, exp_id)  # on another machine
-    log = Path(exp.work_dir) / "scheduler.log"
+    log_file = Path(exp.work_dir) / "scheduler.log"
     # the storage URL travels by environment, not argv, so a password in it does not show in `ps`
-    env = {**os.environ, locations.ENV_STORAGE: storage.url}
+    env = {**os.environ, settings.ENV_STORAGE: storage.url}
     command = [sys.executable, "-m", "hpoqueue", "resume", exp_id, "--quiet"]
     if args.broker:  # recorded for the experiment at creation; a resume with --broker records it again
-        locations.remember_broker(Path(exp.work_dir), args.broker)
+        settings.remember_broker(Path(exp.work_dir), args.broker)
     if args.local_workers:
         command.append("--local-workers")
-    with open(log, "ab") as out:
+    with open(log_file, "ab") as out:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
                                 start_new_session=True)
     (Path(exp.work_dir) / "scheduler.pid").write_text(str(proc.pid))
     print(exp_id)
-    print(f"running in the background (pid {proc.pid}, log {log}); `hpoqueue status {exp_id}`",
-          file=sys.stderr)
+    log.info("running in the background (pid %d, log %s); `hpoqueue status %s`", proc.pid, log_file, exp_id)
     return 0
 
 
@@ -152,19 +154,19 @@ def _print_outcome(storage: Storage, exp_id: str) -> None:
     succeeded = storage.count_trials(exp_id)[TrialState.SUCCEEDED]
     if failed:
         last = _last_line(_trial_file(exp, failed[0], "trial.stderr"))
-        print(f"no result: {len(failed)} trial(s) failed; `hpoqueue logs {failed[0].id} --stderr` shows why"
-              + (f" (it ends: {last})" if last else ""), file=sys.stderr)
+        log.warning("no result: %d trial(s) failed; `hpoqueue logs %s --stderr` shows why%s", len(failed),
+                    failed[0].id, f" (it ends: {last})" if last else "")
     elif succeeded:
         pattern = exp.config.get("metricPattern")
         lines = (f"lines matching metricPattern {pattern!r}" if pattern else
                  f"`{exp.config.get('metricName') or 'default'}=<number>` lines")
-        print(f"no result: {succeeded} trial(s) succeeded but reported none; print {lines} or call "
-              "hpoqueue.trial.report_final_result(value)", file=sys.stderr)
+        log.warning("no result: %d trial(s) succeeded but reported none; print %s or call "
+                    "hpoqueue.trial.report_final_result(value)", succeeded, lines)
 
 
 def _trial_file(exp: ExperimentRecord, trial: TrialRecord, name: str) -> Path:
     """A file of the trial's current attempt: trial.stdout, trial.stderr or trial.log."""
-    return locations.attempt_dir(exp.work_dir, trial.seq, trial.attempt) / name
+    return settings.attempt_dir(exp.work_dir, trial.seq, trial.attempt) / name
 
 
 def _last_line(path: Path, limit: int = 200) -> str | None:
@@ -262,8 +264,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
           if rows else "no trials")
     elsewhere = sorted({s["machine"] for t in trials if t.host and (s := _started_elsewhere(storage, t))})
     if elsewhere:
-        print(f"files the trials wrote (NNI_OUTPUT_DIR) stay on the machine that ran them ({', '.join(elsewhere)}); "
-              "`hpoqueue logs TRIAL` names the directory there", file=sys.stderr)
+        log.info("files the trials wrote (NNI_OUTPUT_DIR) stay on the machine that ran them (%s); "
+                 "`hpoqueue logs TRIAL` names the directory there", ", ".join(elsewhere))
     return 0
 
 
@@ -319,7 +321,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         raise NotFoundError(f"no {name} for trial {trial.id} yet ({path})")
     box = _ran_elsewhere(storage, trial)
     if box:
-        print(box, file=sys.stderr)
+        log.info("%s", box)
     offset = 0
     while True:
         # whether it ended, asked before reading: the last output written before the end is read too
@@ -371,7 +373,7 @@ def _channel(storage: Storage, exp_id: str) -> Any:
     from hpoqueue.broker.embedded import ping, redis_client
     from hpoqueue.broker.protocol import Channel
 
-    url = locations.stored_broker(Path(storage.get_experiment(exp_id).work_dir))
+    url = settings.stored_broker(Path(storage.get_experiment(exp_id).work_dir))
     if url is None or not ping(url, timeout=1.0):
         return None
     return Channel(redis_client(url), exp_id)
@@ -483,11 +485,13 @@ def build_parser() -> argparse.ArgumentParser:
         "queues on Redis; reads NNI experiment configs."))
     parser.add_argument("--storage", help="database URL (default: $HPOQUEUE_STORAGE_URL or SQLite under "
                                           "$HPOQUEUE_HOME, ~/hpoqueue-experiments)")
+    _verbosity_options(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
+        _verbosity_options(p, default=argparse.SUPPRESS)  # after the command too: `hpoqueue submit x.yml -q`
         return p
 
     for name, func, text in (("submit", cmd_submit, "run an experiment from a YAML config"),
@@ -504,7 +508,6 @@ def build_parser() -> argparse.ArgumentParser:
                                         "else an embedded Redis with local workers)")
         p.add_argument("--local-workers", action="store_true",
                        help="also start workers on this machine when using an external broker")
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     add("list", cmd_list, "list experiments")
     add("status", cmd_status, "show an experiment's progress").add_argument("experiment")
@@ -568,18 +571,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verbosity_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """-v/--verbose and -q/--quiet, before the command (`default` False) or after it (SUPPRESS: not given
+    there, the value given before the command stands)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_true", default=default,
+                       help="also hpoqueue's debug messages, and tracebacks")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="only warnings and errors: no progress bar, no notes")
+
+
 def _warning_line(message: Warning | str, *_args: Any, **_kwargs: Any) -> str:
-    """A warning as the CLI shows it: one line, like its errors (not Python's file:line and source)."""
+    """A library's warning as the CLI shows it: one line, like its errors (not Python's file:line and
+    source). hpoqueue's own warnings go through its logger."""
     return f"hpoqueue: warning: {message}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _warning_line
     args = build_parser().parse_args(argv)
+    verbosity = log_setup.VERBOSE if args.verbose else log_setup.QUIET if args.quiet else log_setup.NORMAL
     try:
         # SIGTERM (and SIGHUP, until a run outlives its terminal) as Ctrl-C: what `submit` started (Redis,
         # workers, trials) is stopped and recorded, not left running; the scheduler makes the first a clean stop
         with ExitStack() as args.resources, signals_handled(raise_interrupt, signal.SIGTERM, signal.SIGHUP):
+            args.resources.enter_context(log_setup.configured(verbosity))
             # the database, logs, parameters and Redis's files are the owner's alone (main() called from
             # Python gives the caller its own umask back)
             args.resources.callback(os.umask, private_umask())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hpoqueue import settings as locations
+from hpoqueue import settings
 
 
 def add_parser(sub: Any) -> None:
@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
 def cmd_upgrade(args: argparse.Namespace) -> int:
     from hpoqueue.storage import upgrade_schema
 
-    where, found, head = upgrade_schema(locations.storage_url(args.storage))
+    where, found, head = upgrade_schema(settings.storage_url(args.storage))
     if found is None:
         print(f"created {where} at schema revision {head}")
     elif found == head:

@@ -4,6 +4,7 @@ update's --search-space; registered by cli.build_parser."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 
 from hpoqueue.errors import HpoQueueError
 from hpoqueue.states import ACTIVE_STATES, ExperimentState
+
+log = logging.getLogger(__name__)
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
@@ -28,8 +31,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     print(f"queued {len(items)} configuration(s) for {exp.id} ({waiting} waiting); they run {when}")
     if exp.state is not ExperimentState.RUNNING and exp.max_trial_number is not None and \
             exp.max_trial_number <= exp.next_seq - 1:
-        print(f"note: its {exp.max_trial_number} trials are used up; `hpoqueue update {exp.id} --max-trials N` "
-              "makes room", file=sys.stderr)
+        log.warning("its %d trials are used up; `hpoqueue update %s --max-trials N` makes room",
+                    exp.max_trial_number, exp.id)
     return 0
 
 
@@ -42,8 +45,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     count = import_experiment(_storage(args, create=True), Path(args.file).absolute(), exp_id, name=args.name,
                               optimize_mode=args.optimize_mode)
     print(exp_id)
-    print(f"imported {count} trial(s) as finished experiment {exp_id}; `hpoqueue trials {exp_id}`, or "
-          f"`hpoqueue submit CONFIG --warm-start {exp_id}`", file=sys.stderr)
+    log.info("imported %d trial(s) as finished experiment %s; `hpoqueue trials %s`, or "
+             "`hpoqueue submit CONFIG --warm-start %s`", count, exp_id, exp_id, exp_id)
     return 0
 
 

@@ -4,21 +4,14 @@ concurrency = the per-GPU cap), with pid files and logs in $HPOQUEUE_HOME/worker
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 from hpoqueue.broker.embedded import ping, redact, resolve_broker_url
 from hpoqueue.cli.tables import table
-from hpoqueue.credentials import unprotected_broker_warning
+from hpoqueue.credentials import warn_if_unprotected
 from hpoqueue.errors import BrokerError, GpuError, HpoQueueError
 from hpoqueue.gpu import discover_gpus, gpu_queue
-from hpoqueue.settings import home_dir
+from hpoqueue.settings import workers_dir
 from hpoqueue.worker.local import LocalWorkers, WorkerSpec
-
-
-def state_dir() -> Path:
-    """Where `workers start` keeps pid files and logs, so `stop` and `status` find them later."""
-    return home_dir() / "workers"
 
 
 def parse_gpus(text: str | None) -> list[int]:
@@ -61,10 +54,8 @@ def start(args: argparse.Namespace) -> int:
         raise BrokerError("no broker: pass --broker redis://host:6379/0 or set HPOQUEUE_BROKER_URL")
     if not ping(url, timeout=3.0):
         raise BrokerError(f"cannot reach the broker at {redact(url)} (start Redis there or fix --broker)")
-    warning = unprotected_broker_warning(url)
-    if warning is not None:
-        print(f"hpoqueue: warning: {warning}", file=sys.stderr)
-    workers = LocalWorkers(state_dir(), url)
+    warn_if_unprotected(url)
+    workers = LocalWorkers(workers_dir(), url)
     pids = workers.start(specs)
     print(table(["worker", "queue", "trials at once", "pid", "log"],
                 [[s.name, ",".join(s.queues), s.concurrency, p, str(workers.state_dir / f"{s.name}.log")]
@@ -73,7 +64,7 @@ def start(args: argparse.Namespace) -> int:
 
 
 def status() -> int:
-    workers = LocalWorkers(state_dir(), "")
+    workers = LocalWorkers(workers_dir(), "")
     rows = []
     for name in workers.names():
         pid = workers.pid(name)
@@ -83,7 +74,7 @@ def status() -> int:
 
 
 def stop() -> int:
-    workers = LocalWorkers(state_dir(), "")
+    workers = LocalWorkers(workers_dir(), "")
     names = [n for n in workers.names() if workers.pid(n)]
     workers.stop()
     print(f"stopped {', '.join(names)}" if names else "no workers were running")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,8 @@ from hpoqueue.errors import ConfigError
 from hpoqueue.results.optimize_mode import MODES, OptimizeMode
 from hpoqueue.settings import home_dir
 from hpoqueue.space import SearchSpace
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_OPTIMIZE_MODE", "AlgorithmConfig", "ExperimentConfig", "MachineConfig", "TrainingServiceConfig",
@@ -303,7 +305,7 @@ def _build(raw: dict, ctx: _Ctx) -> ExperimentConfig:
     ctx.keys(raw, (*_V2_FIELDS, *_OURS, *_IGNORED), "")
     for key in _IGNORED:
         if raw.get(key) not in (None, False, "hpo"):
-            warnings.warn(f"{ctx.source or 'config'}: {key} is ignored by hpoqueue", stacklevel=3)
+            log.warning("%s: %s is ignored by hpoqueue", ctx.source or "config", key)
     if ctx.bool_(raw.get("useAnnotation"), "useAnnotation"):
         raise ctx.fail("annotation mode is not supported", "useAnnotation",
                        "remove useAnnotation and give searchSpaceFile; trials call nni.get_next_parameter()")

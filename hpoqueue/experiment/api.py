@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hpoqueue import settings as locations
+from hpoqueue import settings
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict, load_config
 from hpoqueue.errors import ConfigError, HpoQueueError
 from hpoqueue.results import metric_keys
@@ -92,7 +92,7 @@ class Experiment:
         """A recorded experiment (one `hpoqueue list` shows), to read or to stop."""
         from hpoqueue.storage import Storage
 
-        with Storage(locations.storage_url(storage), create=False) as store:
+        with Storage(settings.storage_url(storage), create=False) as store:
             record = store.get_experiment(exp_id)
         exp = cls.__new__(cls)
         exp.config = config_from_dict(record.config, source=f"experiment {exp_id}")
@@ -167,18 +167,19 @@ class Experiment:
     def _storage(self) -> Iterator[Any]:
         from hpoqueue.storage import Storage
 
-        with Storage(locations.storage_url(self.storage_url, self.config.storage), create=False) as store:
+        with Storage(settings.storage_url(self.storage_url, self.config.storage), create=False) as store:
             yield store
 
     def _cli(self, command: Callable[[argparse.Namespace], int], **options: Any) -> argparse.Namespace:
         """Run one of the CLI's commands in this process, as `hpoqueue` would (Ctrl-C and SIGTERM stop it
-        cleanly when called from the main thread)."""
+        cleanly when called from the main thread; its notes and warnings go to standard error)."""
         from hpoqueue.experiment.interrupts import raise_interrupt, signals_handled
+        from hpoqueue.log import configured
 
         args = argparse.Namespace(storage=self.storage_url, broker=self.broker, local_workers=False, **options)
         main = threading.current_thread() is threading.main_thread()
         with ExitStack() as args.resources, (signals_handled(raise_interrupt, signal.SIGTERM) if main
-                                             else nullcontext()):
+                                             else nullcontext()), configured():
             command(args)
         return args
 

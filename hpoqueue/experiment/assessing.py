@@ -17,7 +17,7 @@ from hpoqueue.assessors import BaseAssessor, Decision
 from hpoqueue.results.records import TrialResult
 from hpoqueue.states import TrialState
 
-log = logging.getLogger("hpoqueue.experiment.assessing")
+log = logging.getLogger(__name__)
 
 BUDGET = 0.05  #: seconds of assessor work per batch of events
 

@@ -7,17 +7,17 @@ Imports neither SQLAlchemy nor Celery, so `submit` starts a local run's Redis an
 
 from __future__ import annotations
 
+import logging
 import secrets
 import socket
 import string
-import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
 from hpoqueue.broker.embedded import EmbeddedRedis, free_port, ping, redact, resolve_broker_url, shut_down
 from hpoqueue.config.experiment_config import ExperimentConfig
-from hpoqueue.credentials import unprotected_broker_warning
+from hpoqueue.credentials import warn_if_unprotected
 from hpoqueue.errors import BrokerError, ConfigError, GpuError
 from hpoqueue.experiment.interrupts import interrupts_deferred
 from hpoqueue.gpu import GpuInfo, check_request, discover_gpus, gpu_queue, trial_pids, usable_gpus
@@ -26,6 +26,8 @@ from hpoqueue.tuners import create_tuner
 from hpoqueue.worker.code_bundle import scan, ships
 from hpoqueue.worker.local import LocalWorkers, WorkerSpec
 from hpoqueue.worker.watchdog import WorkerWatchdog
+
+log = logging.getLogger(__name__)
 
 LOCAL_CPU_THREADS = 32  #: threads of the local `cpu` worker (it only supervises trial processes)
 
@@ -42,9 +44,8 @@ def check(config: ExperimentConfig, *, broker: str | None = None) -> str | None:
     if broker_url is not None and not ping(broker_url, timeout=3.0):
         raise BrokerError(f"cannot reach the broker at {redact(broker_url)} (start Redis there, fix --broker "
                           "or HPOQUEUE_BROKER_URL, or leave it unset to use the embedded Redis)")
-    warning = unprotected_broker_warning(broker_url) if broker_url else None
-    if warning is not None:
-        notify_stderr(f"warning: {warning}")
+    if broker_url:
+        warn_if_unprotected(broker_url)
     remote = config.training_service.platform == "remote"
     check_gpus(config, local=broker_url is None and not remote)
     if remote:  # each machine answers over SSH with this hpoqueue, before anything is recorded
@@ -131,8 +132,9 @@ def check_gpus(config: ExperimentConfig, local: bool) -> None:
                        f"({', '.join(map(str, indices))}) (lower trialGpuNumber, or list more GPUs in gpuIndices)")
 
 
-def notify_stderr(message: str) -> None:
-    print(f"hpoqueue: {message}", file=sys.stderr)
+def warn_user(message: str) -> None:
+    """What a run must tell its user while it goes on (a GPU it cannot use, a worker that died): a warning."""
+    log.warning("%s", message)
 
 
 def start_local_workers(config: ExperimentConfig, work_dir: Path, broker_url: str, queues: list[str],
@@ -142,9 +144,11 @@ def start_local_workers(config: ExperimentConfig, work_dir: Path, broker_url: st
     workers = LocalWorkers(work_dir / "workers", broker_url)
     specs = local_worker_specs(config, queues)
     stack.callback(workers.stop, grace)  # first: it stops whichever of them have started
-    workers.start(specs)
+    pids = workers.start(specs)
+    log.debug("local workers %s (pids %s), logs in %s", ", ".join(s.name for s in specs),
+              ", ".join(map(str, pids)), workers.state_dir)
     if watch:  # entered after the callback above, so it stops first
-        stack.enter_context(WorkerWatchdog(workers, specs, notify_stderr))
+        stack.enter_context(WorkerWatchdog(workers, specs, warn_user))
 
 
 def local_worker_specs(config: ExperimentConfig, queues: list[str]) -> list[WorkerSpec]:
@@ -185,6 +189,7 @@ def spawn_embedded(work_dir: Path, stack: ExitStack) -> EmbeddedRedis:
         stack.callback(server.stop)
     (data_dir / "embedded").write_text(str(server.port))
     remember_broker(work_dir, url)
+    log.debug("embedded Redis on port %d, its files in %s", server.port, data_dir)
     return server
 
 

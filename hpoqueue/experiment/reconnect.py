@@ -4,34 +4,23 @@ then one clear message; the scheduler then starts again from storage, as `resume
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 
+from hpoqueue import settings
 from hpoqueue.errors import StorageError, StorageUnavailableError
 from hpoqueue.storage import Storage
 
-log = logging.getLogger("hpoqueue.experiment.reconnect")
+log = logging.getLogger(__name__)
 
-ENV_STORAGE_WAIT = "HPOQUEUE_STORAGE_WAIT"  #: seconds to wait for a database that went away (default 120)
-STORAGE_WAIT = 120.0
 STORAGE_RETRY = 1.0  #: seconds between two tries
-
-
-def storage_wait() -> float:
-    """How long to wait for the database: $HPOQUEUE_STORAGE_WAIT seconds, else STORAGE_WAIT."""
-    text = os.environ.get(ENV_STORAGE_WAIT)
-    try:
-        return float(text) if text else STORAGE_WAIT
-    except ValueError:
-        raise StorageError(f"${ENV_STORAGE_WAIT} must be a number of seconds, not {text!r}") from None
 
 
 def wait_for_storage(storage: Storage, exp_id: str, error: StorageUnavailableError, *,
                      clock: Callable[[], float] = time.monotonic) -> None:
     """Return once the database answers again; after storage_wait() seconds raise a StorageError saying
     what to do. The trials' events wait in Redis until a scheduler stores them."""
-    timeout = storage_wait()
+    timeout = settings.storage_wait()
     log.warning("lost the database (%s); waiting up to %g s for it to come back", error, timeout)
     deadline = clock() + timeout
     while True:

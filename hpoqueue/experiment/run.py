@@ -14,7 +14,7 @@ from hpoqueue.broker.protocol import Channel
 from hpoqueue.broker.task_messages import RedisDispatcher
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
 from hpoqueue.errors import BrokerError, StorageUnavailableError
-from hpoqueue.experiment.launch import is_embedded, notify_stderr, start_embedded, start_local_workers, trial_queues
+from hpoqueue.experiment.launch import is_embedded, start_embedded, start_local_workers, trial_queues, warn_user
 from hpoqueue.experiment.lock import broker_lock, scheduler_lock
 from hpoqueue.experiment.reconnect import wait_for_storage
 from hpoqueue.scheduler import ALIVE_TTL, Progress, Scheduler
@@ -71,7 +71,7 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
             from hpoqueue.remote.experiment import start_remote_workers
 
             queues = start_remote_workers(config, exp_id, work_dir, broker_url, embedded, stack, up=not stop)
-        queues = queues or trial_queues(config, local=local, notify=notify_stderr)
+        queues = queues or trial_queues(config, local=local, notify=warn_user)
         if local and stop:  # those still running stop at the end; their trials are stopped first
             stack.callback(LocalWorkers(work_dir / "workers", broker_url).stop)
         elif local:

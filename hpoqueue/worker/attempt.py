@@ -22,7 +22,16 @@ from hpoqueue.credentials import trial_safe_environment
 from hpoqueue.gpu import trial_env
 from hpoqueue.metrics import Metric, stdout_pattern
 from hpoqueue.nni_compat.shim_path import add_nni_shim
-from hpoqueue.settings import attempt_dir
+from hpoqueue.settings import attempt_dir, box_attempt_dir, running_dir
+from hpoqueue.trial import (
+    EXP_ID_ENV,
+    OUTPUT_DIR_ENV,
+    PARAMETER_FILE_ENV,
+    PARAMETERS_ENV,
+    PLATFORM_ENV,
+    SEQ_ID_ENV,
+    TRIAL_ID_ENV,
+)
 from hpoqueue.worker.code_bundle import CodeError, checkout
 from hpoqueue.worker.gpu_slots import GpuSlots
 from hpoqueue.worker.log_relay import LogRelay, sees_scheduler_files
@@ -37,8 +46,7 @@ def trial_dir(spec: TrialSpec) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:  # a remote box without the scheduler's directory: keep logs under this box's home
-        path = Path.home() / "hpoqueue-experiments" / spec.exp_id / "trials" / str(spec.seq) / \
-            f"attempt-{spec.attempt}"
+        path = box_attempt_dir(spec.exp_id, spec.seq, spec.attempt)
         path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -53,13 +61,13 @@ def trial_environment(spec: TrialSpec, directory: Path, gpus: list[int] | None) 
     env.update(spec.extra_env)
     add_nni_shim(env)  # `import nni` works in the trial without NNI installed
     env.update({
-        "HPOQUEUE_PARAMETERS": json.dumps(spec.params),
-        "HPOQUEUE_PARAMETER_FILE": str(param_file),
-        "NNI_PLATFORM": "hpoqueue",
-        "NNI_EXP_ID": spec.exp_id,
-        "NNI_TRIAL_JOB_ID": spec.trial_id,
-        "NNI_TRIAL_SEQ_ID": str(spec.seq),
-        "NNI_OUTPUT_DIR": str(directory),
+        PARAMETERS_ENV: json.dumps(spec.params),
+        PARAMETER_FILE_ENV: str(param_file),
+        PLATFORM_ENV: "hpoqueue",
+        EXP_ID_ENV: spec.exp_id,
+        TRIAL_ID_ENV: spec.trial_id,
+        SEQ_ID_ENV: str(spec.seq),
+        OUTPUT_DIR_ENV: str(directory),
     })
     return env
 
@@ -155,12 +163,6 @@ def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> str |
         reason = channel.pending_stop(spec.attempt_id)
         if reason:
             return reason
-
-
-def running_dir() -> Path:
-    """Where this box keeps a link to the directory of every trial it runs: after a worker is SIGKILLed,
-    the next worker to start finds the trial's process groups there and kills what is left of them."""
-    return Path(os.environ.get("HPOQUEUE_RUN_DIR") or Path.home() / ".hpoqueue" / "running")
 
 
 def reap_orphans() -> list[int]:

@@ -13,7 +13,8 @@ import uuid
 from functools import cache
 from pathlib import Path
 
-ENV_CGROUP = "HPOQUEUE_CGROUP"
+from hpoqueue.settings import cgroups_enabled
+
 PREFIX = "hpoqueue-"
 #: moves the shell into the cgroup, then becomes the trial; if the move fails the trial still runs
 _ENTER = 'echo 0 > "$0" 2>/dev/null; exec "$@"'
@@ -54,7 +55,7 @@ def cgroup_base() -> Path | None:
 @cache
 def _probe_base() -> Path | None:
     """cgroup_base, worked out once per process."""
-    if os.environ.get(ENV_CGROUP, "").lower() in ("0", "off", "no", "false"):
+    if not cgroups_enabled():
         return None
     mount, own = _cgroup2_mount(), _own_cgroup()
     if mount is None or own is None:

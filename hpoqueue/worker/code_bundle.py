@@ -25,12 +25,12 @@ from typing import Any
 
 from hpoqueue.broker.protocol import CODE_TTL, code_key
 from hpoqueue.errors import ConfigError, HpoQueueError
+from hpoqueue.settings import code_cache_dir
 
 IGNORE_FILE = ".nniignore"
 ALWAYS_IGNORED = (".git/", "__pycache__/")
 MAX_BYTES = 100 * 2**20  #: the most file bytes a shipped code directory may hold
 MAX_FILES = 2000  #: NNI's own limit on uploaded code
-ENV_CACHE = "HPOQUEUE_CODE_CACHE"
 CACHE_KEEP = 7 * 24 * 3600  #: an unpacked version no trial started in for this long is removed
 _MTIME = 1  #: every packed entry's modification time: the same code packs to the same bytes
 
@@ -181,15 +181,10 @@ def worker_code_dir(code_dir: Path, shared_storage: dict[str, Any] | None) -> st
 
 
 # ---- unpacking (worker box) ------------------------------------------------------------------------
-def cache_root() -> Path:
-    """Where this box keeps unpacked code: $HPOQUEUE_CODE_CACHE or ~/.hpoqueue/code."""
-    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".hpoqueue" / "code")
-
-
 def checkout(client: Any, digest: str) -> Path:
     """The directory holding code version `digest` on this box, fetched and unpacked on first use. Workers
     of one box take turns (a lock file), and the unpacked tree appears at once (a rename)."""
-    root = cache_root()
+    root = code_cache_dir()
     final = root / digest
     if final.is_dir():
         os.utime(final)  # in use: kept CACHE_KEEP longer

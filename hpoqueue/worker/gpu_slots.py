@@ -5,38 +5,31 @@ slots free themselves after the lease TTL."""
 from __future__ import annotations
 
 import logging
-import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import redis
 
+from hpoqueue import settings
 from hpoqueue.broker.protocol import TrialSpec, attempt_experiment
 from hpoqueue.errors import GpuError
 from hpoqueue.gpu import GpuInfo, discover_gpus, queue_gpu, trial_pids, usable_gpus
+from hpoqueue.settings import ENV_GPU_INDICES, ENV_GPU_LEASE_TTL
 from hpoqueue.worker.gpu_lease import GpuLeases
 
 log = logging.getLogger(__name__)
 
-ENV_LEASE_TTL = "HPOQUEUE_GPU_LEASE_TTL"
-#: gpuIndices of the experiment, "0,1": the extra GPUs of a multi-GPU trial are chosen among these only
-ENV_GPU_INDICES = "HPOQUEUE_GPU_INDICES"
-DEFAULT_LEASE_TTL = 30.0
 #: a lease must outlive a few heartbeats, or a slow heartbeat would free a slot still in use
 MIN_TTL_HEARTBEATS = 1.5
 
 
-def lease_ttl(heartbeat_interval: float, env: Mapping[str, str] = os.environ) -> float:
+def lease_ttl(heartbeat_interval: float) -> float:
     """Seconds a slot outlives its last renewal: $HPOQUEUE_GPU_LEASE_TTL (default 30), at least 1.5
     heartbeat intervals."""
-    text = env.get(ENV_LEASE_TTL, "").strip()
-    try:
-        ttl = float(text) if text else DEFAULT_LEASE_TTL
-    except ValueError as exc:
-        raise GpuError(f"{ENV_LEASE_TTL}={text!r} is not a number of seconds (e.g. 30)") from exc
+    ttl = settings.gpu_lease_ttl()
     floor = MIN_TTL_HEARTBEATS * heartbeat_interval
     if ttl < floor:
-        log.warning("%s=%s is shorter than %.1f heartbeat intervals; using %g s", ENV_LEASE_TTL, text,
+        log.warning("%s=%g is shorter than %.1f heartbeat intervals; using %g s", ENV_GPU_LEASE_TTL, ttl,
                     MIN_TTL_HEARTBEATS, floor)
     return max(ttl, floor)
 

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpoqueue.broker.embedded import ENV_BROKER
 from hpoqueue.experiment.interrupts import interrupts_deferred
+from hpoqueue.settings import ENV_BROKER
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("hpoqueue.worker.log_relay")
+log = logging.getLogger(__name__)
 
 STREAMS = {"stdout": "trial.stdout", "stderr": "trial.stderr", "log": "trial.log"}
 LIMIT = 2**20  #: bytes of a stream relayed as they come, per attempt

@@ -27,11 +27,11 @@ from typing import Literal
 
 from hpoqueue.errors import HpoQueueError, MetricError
 from hpoqueue.metrics import Metric, match_stdout, parse_metric_line, stdout_value
+from hpoqueue.trial import METRIC_FILE_ENV
 from hpoqueue.worker.cgroup import AttemptCgroup
 
 __all__ = ["Outcome", "RunSpec", "SpawnError", "TrialRunner", "kill_stale_groups"]
 
-METRIC_FILE_ENV = "HPOQUEUE_METRIC_FILE"
 PGID_FILE = "trial.pgid"
 _PR_SET_PDEATHSIG = 1
 #: a command made only of these characters has no shell syntax: it is exec'd without a shell in between

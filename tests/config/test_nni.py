@@ -4,6 +4,7 @@ ranges, and custom tuners written against `nni.tuner.Tuner` (configs in tests/da
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -68,10 +69,10 @@ def test_an_nni_tuner_hpoqueue_lacks_is_named_with_the_nearest(tuner: str, neare
         load_config(DATA / f"tuner_{tuner}.yml")
 
 
-def test_a_range_with_low_equal_to_high_is_that_constant_with_a_warning() -> None:
-    with pytest.warns(UserWarning) as caught:
+def test_a_range_with_low_equal_to_high_is_that_constant_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="hpoqueue"):
         space = SearchSpace.from_file(DATA / "constant_ranges.json")
-    messages = sorted(str(w.message) for w in caught)
+    messages = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert len(messages) == 3 and "low == high, so dropout is always 0.5" in messages[0]
     rng = np.random.default_rng(0)
     with warnings.catch_warnings():

@@ -13,6 +13,7 @@ import redis
 
 from hpoqueue.broker.protocol import code_key
 from hpoqueue.errors import ConfigError
+from hpoqueue.settings import ENV_CODE_CACHE
 from hpoqueue.worker import code_bundle
 from hpoqueue.worker.code_bundle import CodeError, checkout, pack, scan, ship, worker_code_dir
 
@@ -63,7 +64,7 @@ def test_code_over_the_limit_is_refused_in_one_line_naming_the_limit_and_the_way
 
 def test_workers_of_one_box_unpack_a_version_once_and_run_in_it(tmp_path: Path, redis_url: str,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(code_bundle.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.setenv(ENV_CODE_CACHE, str(tmp_path / "cache"))
     bundle = pack(tree(tmp_path / "code", {"train.py": "print(1)", "pkg/mod.py": "X = 1"}))
     client = redis.Redis.from_url(redis_url)
     ship(bundle, client)
@@ -90,7 +91,7 @@ def test_workers_of_one_box_unpack_a_version_once_and_run_in_it(tmp_path: Path, 
 
 def test_a_version_gone_from_the_broker_says_how_to_ship_it_again(tmp_path: Path, redis_url: str,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(code_bundle.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.setenv(ENV_CODE_CACHE, str(tmp_path / "cache"))
     with pytest.raises(CodeError, match="hpoqueue resume"):
         checkout(redis.Redis.from_url(redis_url), "ab" * 32)
 
