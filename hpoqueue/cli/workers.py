@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from hpoqueue.broker.embedded import ping, redact, resolve_broker_url
-from hpoqueue.cli.tables import table
+from hpoqueue.cli.tables import print_table
 from hpoqueue.credentials import unprotected_broker_warning
 from hpoqueue.errors import BrokerError, GpuError, HpoQueueError
 from hpoqueue.gpu import discover_gpus, gpu_queue
@@ -66,9 +66,9 @@ def start(args: argparse.Namespace) -> int:
         print(f"hpoqueue: warning: {warning}", file=sys.stderr)
     workers = LocalWorkers(state_dir(), url)
     pids = workers.start(specs)
-    print(table(["worker", "queue", "trials at once", "pid", "log"],
+    print_table(["worker", "queue", "trials at once", "pid", "log"],
                 [[s.name, ",".join(s.queues), s.concurrency, p, str(workers.state_dir / f"{s.name}.log")]
-                 for s, p in zip(specs, pids, strict=True)]))
+                 for s, p in zip(specs, pids, strict=True)])
     return 0
 
 
@@ -78,7 +78,10 @@ def status() -> int:
     for name in workers.names():
         pid = workers.pid(name)
         rows.append([name, pid or "-", "running" if pid else "dead", str(workers.state_dir / f"{name}.log")])
-    print(table(["worker", "pid", "state", "log"], rows) if rows else "no workers started by hpoqueue here")
+    if rows:
+        print_table(["worker", "pid", "state", "log"], rows)
+    else:
+        print("no workers started by hpoqueue here")
     return 0
 
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hpoqueue.broker.embedded import redact, resolve_broker_url
-from hpoqueue.cli.tables import table
+from hpoqueue.cli.tables import print_table
 from hpoqueue.config.experiment_config import MachineConfig
 from hpoqueue.errors import BrokerError
 from hpoqueue.remote.box import Box
@@ -78,7 +78,7 @@ def hosts_command(args: argparse.Namespace) -> int:
     failures = [error for _row, error in results if error]
     for error in failures:
         print(f"hpoqueue: error: {error}", file=sys.stderr)
-    print(table(HEADERS, [r for r, _error in results]))
+    print_table(HEADERS, [r for r, _error in results])
     if broker and not failures:
         print(f"workers serve {redact(broker)}", file=sys.stderr)
     return 2 if failures else 0
