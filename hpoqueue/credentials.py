@@ -9,8 +9,8 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from hpoqueue.broker.embedded import ENV_BROKER, redact
-from hpoqueue.errors import ConfigError
+from hpoqueue.broker.embedded import ENV_BROKER
+from hpoqueue.errors import ConfigError, redact
 from hpoqueue.settings import ENV_STORAGE
 
 log = logging.getLogger("hpoqueue.credentials")

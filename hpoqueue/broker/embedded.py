@@ -12,9 +12,9 @@ import time
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from hpoqueue.errors import BrokerError
+from hpoqueue.errors import BrokerError, redact
 
 ENV_BROKER = "HPOQUEUE_BROKER_URL"
 ENV_BROKER_CA = "HPOQUEUE_BROKER_CA"  #: CA bundle for rediss:// brokers with a private CA
@@ -37,15 +37,6 @@ def check_broker_url(url: str) -> None:
     if scheme not in ("redis", "rediss", "unix"):
         raise BrokerError(f"broker URL '{redact(url)}' is not a Redis URL (use redis://host:6379/0, "
                           "rediss://... for TLS, or leave it unset for the embedded Redis)")
-
-
-def redact(url: str) -> str:
-    """`url` with its password replaced by ***, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def redis_server_binary() -> str:

@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from hpoqueue.broker.embedded import ping, redact, resolve_broker_url
+from hpoqueue.broker.embedded import ping, resolve_broker_url
 from hpoqueue.cli.tables import print_table
 from hpoqueue.credentials import unprotected_broker_warning
-from hpoqueue.errors import BrokerError, GpuError, HpoQueueError
+from hpoqueue.errors import BrokerError, GpuError, HpoQueueError, redact
 from hpoqueue.gpu import discover_gpus, gpu_queue
 from hpoqueue.settings import home_dir
 from hpoqueue.worker.local import LocalWorkers, WorkerSpec

@@ -8,10 +8,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hpoqueue.broker.embedded import redact, resolve_broker_url
+from hpoqueue.broker.embedded import resolve_broker_url
 from hpoqueue.cli.tables import print_table
 from hpoqueue.config.experiment_config import MachineConfig
-from hpoqueue.errors import BrokerError
+from hpoqueue.errors import BrokerError, redact
 from hpoqueue.remote.box import Box
 from hpoqueue.remote.hosts import load_hosts
 from hpoqueue.remote.ssh import HostKeys, RemoteError, known_hosts_path, label
