@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from hpoqueue import settings
-from hpoqueue.broker.embedded import redact
+from hpoqueue.errors import redact
 from hpoqueue.settings import ENV_BROKER, ENV_STORAGE
 
 log = logging.getLogger(__name__)

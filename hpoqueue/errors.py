@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Protocol
 
 
 class HpoQueueError(Exception):
@@ -70,3 +72,16 @@ class NotFoundError(HpoQueueError):
 
 class GpuError(HpoQueueError):
     """A GPU request the box cannot satisfy (unknown index, more GPUs than exist)."""
+
+
+class _URL(Protocol):
+    """A parsed URL (SQLAlchemy's), rendered with its password for redact() to mask."""
+
+    def render_as_string(self, hide_password: bool = ...) -> str: ...
+
+
+def redact(url: str | _URL) -> str:
+    """`url` (a broker's or a database's, any scheme, parsed or not, parsable or not) with the password of its
+    user part replaced by ***, for messages and logs."""
+    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", text, count=1)

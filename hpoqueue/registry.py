@@ -6,7 +6,6 @@ import difflib
 import importlib
 import inspect
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -41,23 +40,28 @@ class Registry(Generic[T]):
         self.base = base
         self._members: dict[str, type[T] | str] = {}
         self._canonical: dict[str, str] = {}
-
-    def register(self, name: str, *aliases: str) -> Callable[[type[T]], type[T]]:
-        """Class decorator: register under `name` (the canonical NNI name) and `aliases`."""
-
-        def deco(cls: type[T]) -> type[T]:
-            for key in (name, *aliases):
-                self._members[key.lower()] = cls
-                self._canonical[key.lower()] = name
-            return cls
-
-        return deco
+        self._targets: dict[str, str] = {}  #: class name -> ``module:Class`` of the lazily registered
 
     def register_lazy(self, target: str, name: str, *aliases: str) -> None:
         """Register the class at `target` (``package.module:Class``), imported on first use."""
         for key in (name, *aliases):
             self._members[key.lower()] = target
             self._canonical[key.lower()] = name
+        self._targets[target.rpartition(":")[2]] = target
+
+    def class_names(self) -> list[str]:
+        """The built-in classes' own names (``TPETuner``), which their package exports."""
+        return list(self._targets)
+
+    def load(self, class_name: str) -> type[T] | None:
+        """The built-in class called `class_name` (imported now), None when there is none: the package's
+        ``__getattr__``, so ``from hpoqueue.tuners import TPETuner`` needs no second list of members."""
+        target = self._targets.get(class_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        cls: type[T] = getattr(importlib.import_module(module), attr)
+        return cls
 
     def names(self) -> list[str]:
         """Canonical names of the built-in members, in registration order, without aliases."""
@@ -73,9 +77,9 @@ class Registry(Generic[T]):
             raise ConfigError(f"unknown {self.field} '{name}'", source=source, field=f"{self.field}.name",
                               hint=hint)
         if isinstance(member, str):
-            module, _, attr = member.partition(":")
-            member = getattr(importlib.import_module(module), attr)
-            self._members[name.lower()] = member
+            loaded = self.load(member.rpartition(":")[2])
+            assert loaded is not None  # every lazy target is in _targets
+            member = self._members[name.lower()] = loaded
         return member
 
     def build(self, config: AlgorithmConfigLike, *, source: str | None = None, **context: Any) -> T:

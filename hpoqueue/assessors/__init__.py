@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from hpoqueue.assessors._base import BaseAssessor, Decision, OptimizeMode
 from hpoqueue.registry import AlgorithmConfigLike, Registry
 
-_CLASSES = {"MedianstopAssessor": "_medianstop", "CurvefittingAssessor": "_curvefitting", "AshaAssessor": "_asha"}
-
-__all__ = ["ASSESSORS", "BaseAssessor", "Decision", "OptimizeMode", "available_assessors", "create_assessor",
-           *_CLASSES]
-
-#: built-ins by NNI name (case-insensitive: "MedianStop" too), each imported on first use
+#: built-ins by NNI name (case-insensitive: "MedianStop" too), each imported on first use; one line each,
+#: which also exports the class from this package
 ASSESSORS: Registry[BaseAssessor] = Registry("assessor", BaseAssessor)
 ASSESSORS.register_lazy("hpoqueue.assessors._medianstop:MedianstopAssessor", "Medianstop")
 ASSESSORS.register_lazy("hpoqueue.assessors._curvefitting:CurvefittingAssessor", "Curvefitting")
 ASSESSORS.register_lazy("hpoqueue.assessors._asha:AshaAssessor", "ASHA")
+
+__all__ = ["ASSESSORS", "BaseAssessor", "Decision", "OptimizeMode", "available_assessors", "create_assessor",
+           *ASSESSORS.class_names()]
 
 
 def create_assessor(config: AlgorithmConfigLike, *, optimize_mode: OptimizeMode,
@@ -32,6 +30,7 @@ def available_assessors() -> list[str]:
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CLASSES:
-        return getattr(importlib.import_module(f"hpoqueue.assessors.{_CLASSES[name]}"), name)
-    raise AttributeError(f"module 'hpoqueue.assessors' has no attribute {name!r}")
+    cls = ASSESSORS.load(name)
+    if cls is None:
+        raise AttributeError(f"module 'hpoqueue.assessors' has no attribute {name!r}")
+    return cls

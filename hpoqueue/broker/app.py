@@ -54,6 +54,10 @@ def make_app(broker_url: str | None = None) -> Celery:
         result_accept_content=["json"],
         task_ignore_result=True,  #: results travel on hpoqueue's event stream, not Celery's backend
         task_acks_late=False,  #: early ack; a worker that dies is detected by missing heartbeats
+        #: a task only supervises a subprocess, so threads are enough and light; set here, every way of
+        #: starting a worker (`celery -A hpoqueue worker`, hpoqueue.worker.main, launch.sh, the systemd unit)
+        #: gets it without repeating -P threads
+        worker_pool="threads",
         worker_prefetch_multiplier=1,
         worker_disable_prefetch=True,  #: no message waits unacknowledged behind a long trial
         #: task events off: they cost each trial ~4 ms of CPU. Flower turns them on in every worker when it

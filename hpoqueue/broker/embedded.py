@@ -12,10 +12,10 @@ import time
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from hpoqueue import settings
-from hpoqueue.errors import BrokerError
+from hpoqueue.errors import BrokerError, redact
 
 PASSWORD_FILE = "redis.password"  #: the embedded Redis's password, in its data directory (0600)
 
@@ -36,15 +36,6 @@ def check_broker_url(url: str) -> None:
     if scheme not in ("redis", "rediss", "unix"):
         raise BrokerError(f"broker URL '{redact(url)}' is not a Redis URL (use redis://host:6379/0, "
                           "rediss://... for TLS, or leave it unset for the embedded Redis)")
-
-
-def redact(url: str) -> str:
-    """`url` with its password replaced by ***, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def redis_server_binary() -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from hpoqueue import log as log_setup
 from hpoqueue import settings
 from hpoqueue.cli import db as db_cli
-from hpoqueue.cli.tables import table
+from hpoqueue.cli.tables import clock, print_table
 from hpoqueue.credentials import private_umask
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.experiment.interrupts import outlive_terminal, raise_interrupt, signals_handled
@@ -110,9 +110,10 @@ def _drive(args: argparse.Namespace, storage: Storage, exp_id: str, queues: list
 
     log_file = Path(storage.get_experiment(exp_id).work_dir) / "scheduler.log"
     with signals_handled(outlive_terminal(log_file), signal.SIGHUP):
-        state = experiments.run(exp_id, storage, broker=args.broker,
-                                local_workers=True if args.local_workers else None, queues=queues,
-                                on_progress=None if args.quiet else ProgressBar())
+        with nullcontext(None) if args.quiet else ProgressBar() as bar:
+            state = experiments.run(exp_id, storage, broker=args.broker,
+                                    local_workers=True if args.local_workers else None, queues=queues,
+                                    on_progress=bar)
         _print_outcome(storage, exp_id)
     return 0 if state is ExperimentState.DONE else 1
 
@@ -196,7 +197,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         best = _best_trial(storage, exp.id)
         rows.append([exp.id, exp.name or "-", exp.state.value, sum(counts.values()),
                      best.final_value if best else None, exp.created_at.strftime("%Y-%m-%d %H:%M")])
-    print(table(["id", "name", "state", "trials", "best", "created"], rows) if rows else "no experiments")
+    if rows:
+        print_table(["id", "name", "state", "trials", "best", "created"], rows)
+    else:
+        print("no experiments")
     return 0
 
 
@@ -260,8 +264,10 @@ def cmd_trials(args: argparse.Namespace) -> int:
     extra = metric_keys.extra_keys(trials)
     rows = [[t.id, t.state.value, t.final_value, *(metric_keys.extras(t).get(k) for k in extra), t.attempt,
              _duration(t), t.host or "-", json.dumps(t.params, separators=(",", ":"))] for t in trials]
-    print(table(["trial", "state", "value", *extra, "attempt", "duration", "host", "parameters"], rows)
-          if rows else "no trials")
+    if rows:
+        print_table(["trial", "state", "value", *extra, "attempt", "duration", "host", "parameters"], rows)
+    else:
+        print("no trials")
     elsewhere = sorted({s["machine"] for t in trials if t.host and (s := _started_elsewhere(storage, t))})
     if elsewhere:
         log.info("files the trials wrote (NNI_OUTPUT_DIR) stay on the machine that ran them (%s); "
@@ -282,10 +288,8 @@ def _front(exp: ExperimentRecord, trials: list[TrialRecord]) -> list[TrialRecord
 def _duration(t: TrialRecord) -> str:
     if t.started_at is None:
         return "-"
-    from hpoqueue.cli.progress import format_duration
-
     end = t.ended_at.timestamp() if t.ended_at else time.time()
-    return format_duration(end - t.started_at.timestamp())
+    return clock(end - t.started_at.timestamp())
 
 
 def cmd_best(args: argparse.Namespace) -> int:

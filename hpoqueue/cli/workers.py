@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from hpoqueue.broker.embedded import ping, redact, resolve_broker_url
-from hpoqueue.cli.tables import table
+from hpoqueue.broker.embedded import ping, resolve_broker_url
+from hpoqueue.cli.tables import print_table
 from hpoqueue.credentials import warn_if_unprotected
-from hpoqueue.errors import BrokerError, GpuError, HpoQueueError
+from hpoqueue.errors import BrokerError, GpuError, HpoQueueError, redact
 from hpoqueue.gpu import discover_gpus, gpu_queue
 from hpoqueue.settings import workers_dir
 from hpoqueue.worker.local import LocalWorkers, WorkerSpec
@@ -57,9 +57,9 @@ def start(args: argparse.Namespace) -> int:
     warn_if_unprotected(url)
     workers = LocalWorkers(workers_dir(), url)
     pids = workers.start(specs)
-    print(table(["worker", "queue", "trials at once", "pid", "log"],
+    print_table(["worker", "queue", "trials at once", "pid", "log"],
                 [[s.name, ",".join(s.queues), s.concurrency, p, str(workers.state_dir / f"{s.name}.log")]
-                 for s, p in zip(specs, pids, strict=True)]))
+                 for s, p in zip(specs, pids, strict=True)])
     return 0
 
 
@@ -69,7 +69,10 @@ def status() -> int:
     for name in workers.names():
         pid = workers.pid(name)
         rows.append([name, pid or "-", "running" if pid else "dead", str(workers.state_dir / f"{name}.log")])
-    print(table(["worker", "pid", "state", "log"], rows) if rows else "no workers started by hpoqueue here")
+    if rows:
+        print_table(["worker", "pid", "state", "log"], rows)
+    else:
+        print("no workers started by hpoqueue here")
     return 0
 
 

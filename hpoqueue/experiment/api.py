@@ -118,15 +118,15 @@ class Experiment:
         """Block until the experiment ends (or `timeout` seconds pass); returns its state then."""
         from hpoqueue.cli.progress import ProgressBar
 
-        bar = None if quiet else ProgressBar()
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            state = self.state()
-            if bar is not None:
-                bar(self._progress())
-            if state != ExperimentState.RUNNING.value or (deadline is not None and time.monotonic() > deadline):
-                return state
-            time.sleep(0.5)
+        with nullcontext(None) if quiet else ProgressBar() as bar:
+            while True:
+                state = self.state()
+                if bar is not None:
+                    bar(self._progress())
+                if state != ExperimentState.RUNNING.value or (deadline is not None and time.monotonic() > deadline):
+                    return state
+                time.sleep(0.5)
 
     def stop(self) -> None:
         """Stop the experiment and its running trials (recorded USER_CANCELED), as `hpoqueue stop`."""

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from hpoqueue.broker.embedded import EmbeddedRedis, free_port, ping, redact, resolve_broker_url, shut_down
+from hpoqueue.broker.embedded import EmbeddedRedis, free_port, ping, resolve_broker_url, shut_down
 from hpoqueue.config.experiment_config import ExperimentConfig
 from hpoqueue.credentials import warn_if_unprotected
-from hpoqueue.errors import BrokerError, ConfigError, GpuError
+from hpoqueue.errors import BrokerError, ConfigError, GpuError, redact
 from hpoqueue.experiment.interrupts import interrupts_deferred
 from hpoqueue.gpu import GpuInfo, check_request, discover_gpus, gpu_queue, trial_pids, usable_gpus
 from hpoqueue.settings import remember_broker, stored_broker

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from hpoqueue.broker.embedded import ping, redact, redis_client, resolve_broker_url
+from hpoqueue.broker.embedded import ping, redis_client, resolve_broker_url
 from hpoqueue.broker.protocol import Channel
 from hpoqueue.broker.task_messages import RedisDispatcher
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
-from hpoqueue.errors import BrokerError, StorageUnavailableError
+from hpoqueue.errors import BrokerError, StorageUnavailableError, redact
 from hpoqueue.experiment.launch import is_embedded, start_embedded, start_local_workers, trial_queues, warn_user
 from hpoqueue.experiment.lock import broker_lock, scheduler_lock
 from hpoqueue.experiment.reconnect import wait_for_storage

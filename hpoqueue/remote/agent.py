@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import hpoqueue
-from hpoqueue.broker.embedded import ping, redact
+from hpoqueue.broker.embedded import ping
 from hpoqueue.cli.workers import parse_gpus, worker_specs
-from hpoqueue.errors import BrokerError, HpoQueueError
+from hpoqueue.errors import BrokerError, HpoQueueError, redact
 from hpoqueue.gpu import discover_gpus, trial_pids, usable_gpus
 from hpoqueue.settings import remote_workers_dir, running_dir, workers_dir
 from hpoqueue.worker.local import LocalWorkers, WorkerSpec

@@ -8,10 +8,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hpoqueue.broker.embedded import redact, resolve_broker_url
-from hpoqueue.cli.tables import table
+from hpoqueue.broker.embedded import resolve_broker_url
+from hpoqueue.cli.tables import print_table
 from hpoqueue.config.experiment_config import MachineConfig
-from hpoqueue.errors import BrokerError
+from hpoqueue.errors import BrokerError, redact
 from hpoqueue.remote.box import Box
 from hpoqueue.remote.hosts import load_hosts
 from hpoqueue.remote.ssh import HostKeys, RemoteError, label
@@ -81,7 +81,7 @@ def hosts_command(args: argparse.Namespace) -> int:
     failures = [error for _row, error in results if error]
     for error in failures:
         log.error("%s", error)
-    print(table(HEADERS, [r for r, _error in results]))
+    print_table(HEADERS, [r for r, _error in results])
     if broker and not failures:
         log.info("workers serve %s", redact(broker))
     return 2 if failures else 0

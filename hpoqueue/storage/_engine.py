@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError, StatementError
 from sqlalchemy.pool import StaticPool
 
-from hpoqueue.errors import StorageError
+from hpoqueue.errors import StorageError, redact
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +30,13 @@ def parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
-        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-        raise StorageError(f"bad storage URL {shown!r}: {one_line(exc)} ({_HINT})") from None
+        raise StorageError(f"bad storage URL {redact(url)!r}: {one_line(exc)} ({_HINT})") from None
     backend = parsed.get_backend_name()
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend not in ("sqlite", "postgresql"):
         raise StorageError(f"unsupported storage URL {redact(parsed)}: backend {backend!r} ({_HINT})")
     return parsed
-
-
-def redact(url: URL) -> str:
-    """The URL with any password replaced by ***, safe for messages and logs."""
-    return url.render_as_string(hide_password=True)
 
 
 def one_line(exc: BaseException, secret: str | None = None) -> str:

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from typing_extensions import Self
+
 from hpoqueue.states import ExperimentState, TrialState
-from hpoqueue.storage._models import Event, Experiment, Metric, Trial
+from hpoqueue.storage._models import Base
+
+
+class FromRow:
+    """The one mapping from an ORM row to its record: each of the record's fields is the row's attribute of
+    that name (tests/storage checks that every field names a column of its table)."""
+
+    @classmethod
+    def from_row(cls, row: Base) -> Self:
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]  # each subclass is a dataclass
+        return cls(**{name: getattr(row, name) for name in names})
 
 
 @dataclass(frozen=True)
-class ExperimentRecord:
+class ExperimentRecord(FromRow):
     id: str
     name: str | None
     state: ExperimentState
@@ -27,17 +39,10 @@ class ExperimentRecord:
     ended_at: datetime | None
     message: str | None
 
-    @classmethod
-    def from_row(cls, row: Experiment) -> ExperimentRecord:
-        return cls(id=row.id, name=row.name, state=row.state, config=row.config, work_dir=row.work_dir,
-                   optimize_mode=row.optimize_mode, concurrency=row.concurrency,
-                   max_trial_number=row.max_trial_number, max_duration=row.max_duration,
-                   next_seq=row.next_seq, created_at=row.created_at, started_at=row.started_at,
-                   ended_at=row.ended_at, message=row.message)
 
 
 @dataclass(frozen=True)
-class TrialRecord:
+class TrialRecord(FromRow):
     id: str
     experiment_id: str
     seq: int
@@ -56,17 +61,10 @@ class TrialRecord:
     started_at: datetime | None
     ended_at: datetime | None
 
-    @classmethod
-    def from_row(cls, row: Trial) -> TrialRecord:
-        return cls(id=row.id, experiment_id=row.experiment_id, seq=row.seq, params=row.params,
-                   state=row.state, attempt=row.attempt, queue=row.queue, host=row.host, gpus=row.gpus,
-                   pid=row.pid, exit_code=row.exit_code, exit_reason=row.exit_reason,
-                   final_value=row.final_value, final_data=row.final_data, created_at=row.created_at,
-                   started_at=row.started_at, ended_at=row.ended_at)
 
 
 @dataclass(frozen=True)
-class MetricRecord:
+class MetricRecord(FromRow):
     trial_id: str
     attempt: int
     kind: str  #: 'intermediate' or 'final'
@@ -75,21 +73,13 @@ class MetricRecord:
     data: Any
     created_at: datetime
 
-    @classmethod
-    def from_row(cls, row: Metric) -> MetricRecord:
-        return cls(trial_id=row.trial_id, attempt=row.attempt, kind=row.kind, step=row.step,
-                   value=row.value, data=row.data, created_at=row.created_at)
 
 
 @dataclass(frozen=True)
-class EventRecord:
+class EventRecord(FromRow):
     trial_id: str
     attempt: int
     kind: str
     data: dict
     created_at: datetime
 
-    @classmethod
-    def from_row(cls, row: Event) -> EventRecord:
-        return cls(trial_id=row.trial_id, attempt=row.attempt, kind=row.kind, data=row.data,
-                   created_at=row.created_at)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from hpoqueue.errors import StorageError
-from hpoqueue.storage._engine import one_line, open_engine, parse_url, redact
+from hpoqueue.errors import StorageError, redact
+from hpoqueue.storage._engine import one_line, open_engine, parse_url
 from hpoqueue.storage._models import Base
 
 if TYPE_CHECKING:

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 from typing_extensions import TypeVarTuple, Unpack
 
-from hpoqueue.errors import NotFoundError, StorageError, StorageUnavailableError
+from hpoqueue.errors import NotFoundError, StorageError, StorageUnavailableError, redact
 from hpoqueue.results.optimize_mode import best_first
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import _schema
-from hpoqueue.storage._engine import one_line, open_engine, parse_url, redact
+from hpoqueue.storage._engine import one_line, open_engine, parse_url
 from hpoqueue.storage._models import Base, Event, Experiment, Metric, Trial, utcnow
 from hpoqueue.storage._records import EventRecord, ExperimentRecord, MetricRecord, TrialRecord
 

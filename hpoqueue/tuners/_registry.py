@@ -7,6 +7,8 @@ from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode
 
 TUNERS: Registry[BaseTuner] = Registry("tuner", BaseTuner)
+#: the built-ins, one line each: module:Class, then the canonical NNI name and its aliases (any case);
+#: hpoqueue.tuners exports each Class from here
 for _target, _names in {
     "_random:RandomTuner": ("Random", "RandomSearch"),
     "_gridsearch:GridSearchTuner": ("GridSearch", "Grid", "GridSearchTuner"),

@@ -22,13 +22,13 @@ class WorkerSpec:
     name: str
     queues: tuple[str, ...]
     concurrency: int
-    pool: str = "threads"  #: a task only supervises a subprocess, so threads are enough and light
 
 
 def worker_command(spec: WorkerSpec, log_file: Path) -> list[str]:
-    """`celery -A hpoqueue worker` with these options, through hpoqueue.worker.main (faster to start)."""
+    """`celery -A hpoqueue worker` with these options, through hpoqueue.worker.main (faster to start); the pool
+    is the app's (threads)."""
     return [sys.executable, "-m", "hpoqueue.worker.main", "-Q", ",".join(spec.queues),
-            "-c", str(spec.concurrency), "-P", spec.pool, "-n", f"{spec.name}@%h", "--loglevel", "INFO",
+            "-c", str(spec.concurrency), "-n", f"{spec.name}@%h", "--loglevel", "INFO",
             "--logfile", str(log_file)]
 
 

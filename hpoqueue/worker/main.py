@@ -11,7 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hpoqueue.worker.main", description=__doc__.split("\n")[0])
     parser.add_argument("-Q", "--queues", required=True, help="comma-separated queues to consume")
     parser.add_argument("-c", "--concurrency", type=int, default=1, help="tasks (trials) run at once")
-    parser.add_argument("-P", "--pool", default="threads", help="Celery pool (default: threads)")
+    parser.add_argument("-P", "--pool", default=None, help="Celery pool (default: the app's worker_pool, threads)")
     parser.add_argument("-n", "--hostname", default=None, help="node name; %%h expands to the host name")
     parser.add_argument("--logfile", default=None)
     parser.add_argument("--loglevel", default="INFO")
@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     from hpoqueue.broker.app import app
 
     worker = app.Worker(hostname=host_format(default_nodename(args.hostname)), queues=args.queues.split(","),
-                        concurrency=args.concurrency, pool_cls=args.pool, loglevel=args.loglevel,
-                        logfile=args.logfile, without_mingle=True, without_gossip=True,
+                        concurrency=args.concurrency, pool_cls=args.pool or app.conf.worker_pool,
+                        loglevel=args.loglevel, logfile=args.logfile, without_mingle=True, without_gossip=True,
                         quiet=True)  # no banner: stdout goes nowhere, and it runs `uname -p`
     worker.start()
     return int(worker.exitcode or 0)

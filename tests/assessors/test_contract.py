@@ -96,6 +96,16 @@ def test_bad_class_arg_value_is_a_config_error(name: str) -> None:
         assert err.value.field == "assessor.classArgs" and arg in str(err.value)
 
 
+@pytest.mark.parametrize("name", ASSESSORS.names())
+def test_each_builtin_is_exported_by_its_class_name(name: str) -> None:
+    """Registered in one line, each assessor is also `from hpoqueue.assessors import ItsClass`."""
+    import hpoqueue.assessors
+
+    cls = ASSESSORS.resolve(name)
+    assert cls.__name__ in hpoqueue.assessors.__all__
+    assert getattr(hpoqueue.assessors, cls.__name__) is cls
+
+
 def test_unknown_name_suggests_the_closest() -> None:
     with pytest.raises(ConfigError, match="did you mean 'Medianstop'"):
         create_assessor(Config("Medianstp"), optimize_mode="minimize")

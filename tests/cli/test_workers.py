@@ -38,6 +38,21 @@ def test_celery_worker_on_a_gpu_the_box_lacks_refuses_to_start(project: Project,
     assert "'gpu7'" in line and "GPUs 0, 1, 2, 3" in line
 
 
+def test_celery_worker_without_a_pool_option_runs_threads(project: Project, redis_url: str) -> None:
+    """The pool is the app's (worker_pool), so a written `celery -A hpoqueue worker` line that lacks
+    -P threads (the README's did) still runs the pool hpoqueue's tasks are made for."""
+    env = {**project.env, "HPOQUEUE_BROKER_URL": redis_url}
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "hpoqueue", "worker", "-Q", "cpu", "-n",
+                             f"pool{os.getpid()}@%h"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        banner = next(line for line in proc.stdout or [] if "concurrency:" in line)  # printed as it starts
+        assert "(thread)" in banner, banner
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
 @pytest.mark.parametrize(("args", "named"), [(["--gpus", "7"], "--gpus names GPU 7"),
                                              (["--gpus", "0,x"], "--gpus must be"),
                                              (["--cap", "0"], "--cap is 0")])

@@ -327,6 +327,16 @@ def test_names_are_case_insensitive_with_aliases(alias: str, canonical: str) -> 
     assert canonical in available_tuners()
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_each_builtin_is_exported_by_its_class_name(name: str) -> None:
+    """Registered once (tuners/_registry.py), each tuner is also `from hpoqueue.tuners import ItsClass`."""
+    import hpoqueue.tuners
+
+    cls = TUNERS.resolve(name)
+    assert cls.__name__ in hpoqueue.tuners.__all__
+    assert getattr(hpoqueue.tuners, cls.__name__) is cls
+
+
 def test_user_tuner_from_class_name_and_code_directory(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "path", list(sys.path))
