@@ -28,6 +28,7 @@ DEFAULT_CHECKPOINT_DIR = "~/hpoqueue-checkpoints"
 class PBTTuner(BaseTuner):
     """Synchronous PBT with NNI's classArgs and checkpoint-directory parameters."""
 
+    reads_curves = False
     extra_params = frozenset({LOAD_KEY, SAVE_KEY})
     dedups = False
     model_based = False

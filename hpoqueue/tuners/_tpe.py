@@ -39,6 +39,7 @@ _Group = tuple[str, int] | None  # (choice path, option index) of a nested branc
 class ParzenTPE(SequentialTuner):
     """Multivariate, branch-grouped TPE over the space's unit encoding; never repeats a configuration."""
 
+    reads_curves = False
     model_based = True
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
@@ -185,6 +186,7 @@ class TPETuner(BaseTuner):
     TPE as NNI runs it (its defaults: 20 random start-up trials, gamma 0.25 on sqrt(n), the 'best'
     liar, randint as unordered categories)."""
 
+    reads_curves = False
     model_based = True
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
