@@ -26,12 +26,17 @@ from hpoqueue.tuners._hyperopt_space import hyperopt_expr, params_from_vals, val
 LiarType = Literal["best", "worst", "mean"]
 #: hyperopt proposals tried before falling back to a random unseen configuration.
 PROPOSAL_TRIES = 3
+#: observed trials Anneal's model is given per parameter, the best by loss of those that have it (beside every
+#: pending one): it starts each parameter from one of the first few by rank (a geometric draw, mean 2), so a
+#: window this wide changes no proposal in practice, and a suggestion stops growing with the history
+ANNEAL_WINDOW = 200
 _SEED_LIMIT = 2**31 - 1
 
 
 class HyperoptTuner(SequentialTuner):
     """Shared ask/tell driver; subclasses name hyperopt's suggest function and its keyword arguments."""
 
+    reads_curves = False
     model_based = True
     #: NNI's randint as hyperopt's ordered quniform (True) or as its unordered hp.randint (False, NNI's)
     ordered_integers = True
@@ -52,6 +57,9 @@ class HyperoptTuner(SequentialTuner):
         self._trials = Trials()
         self._pending: dict[str, dict[str, Any]] = {}
         self._losses: list[float] = []
+        self._done: list[dict[str, Any]] = []  #: the docs of observed trials with a loss, as `_losses`
+        self._label_rows: dict[str, list[int]] = {}  #: per label, the indices in `_done` of the docs that have it
+        self._label_counts: dict[str, int] = {}  #: valid docs (observed with a loss, or pending) per label
         self._next_tid = 0
 
     def _hyperopt_suggest(self, domain: Domain, tid: int, seed: int) -> dict[str, Any]:
@@ -98,6 +106,8 @@ class HyperoptTuner(SequentialTuner):
         # and the final result can be written into it in place.
         self._trials._insert_trial_docs([doc])
         self._pending[self.space.key(params)] = doc
+        for label in vals:
+            self._label_counts[label] = self._label_counts.get(label, 0) + 1
 
     def observe(self, result: TrialResult) -> None:
         doc = self._pending.pop(self.space.key(result.params), None)
@@ -105,11 +115,19 @@ class HyperoptTuner(SequentialTuner):
             return
         if result.value is None:
             doc["state"] = JOB_STATE_ERROR  # Trials.refresh drops it: failed trials teach nothing
+            for label, values in doc["misc"]["vals"].items():
+                if values:  # the labels of the branches it took
+                    self._label_counts[label] -= len(values)
         else:
             loss = self.loss(float(result.value))
             doc["result"] = {"loss": loss, "status": STATUS_OK}
+            for label, values in doc["misc"]["vals"].items():
+                if values:
+                    self._label_rows.setdefault(label, []).append(len(self._done))
             self._losses.append(loss)
-        self._trials.refresh()
+            self._done.append(doc)
+        # no Trials.refresh() here (O(history) each, so a resume's replay was quadratic): _tell_lies does it
+        # before every proposal
 
     @property
     def exhausted(self) -> bool:
@@ -232,7 +250,31 @@ def _subset(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class AnnealTuner(HyperoptTuner):
-    """Simulated-annealing-like search around the best trials so far (hyperopt's ``anneal.suggest``)."""
+    """Simulated-annealing-like search around the best trials so far (hyperopt's ``anneal.suggest``); past
+    ANNEAL_WINDOW observations it is given, for each parameter, the best ANNEAL_WINDOW that have it and the
+    pending ones, and shrinks its neighbourhoods by the whole history's size, as it would with every trial."""
 
     def _hyperopt_suggest(self, domain: Domain, tid: int, seed: int) -> dict[str, Any]:
-        return anneal.suggest([tid], domain, self._trials, seed)[0]
+        if len(self._done) <= ANNEAL_WINDOW:
+            return anneal.suggest([tid], domain, self._trials, seed)[0]
+        losses, keep = np.asarray(self._losses), set()
+        for rows in map(np.asarray, self._label_rows.values()):
+            if len(rows) > ANNEAL_WINDOW:
+                rows = rows[np.argpartition(losses[rows], ANNEAL_WINDOW)[:ANNEAL_WINDOW]]
+            keep.update(rows.tolist())
+        window = Trials()
+        window._insert_trial_docs([*(self._done[i] for i in sorted(keep)), *self._pending.values()])
+        window.refresh()
+        return _WindowedAnnealing(domain, window, seed, self._label_counts)(tid)[0]
+
+
+class _WindowedAnnealing(anneal.AnnealingAlgo):
+    """hyperopt's annealing on a window of the trials, its neighbourhood width shrunk by the number of
+    trials that have each parameter in the whole history (`counts`), not in the window."""
+
+    def __init__(self, domain: Domain, trials: Trials, seed: int, counts: dict[str, int]) -> None:
+        super().__init__(domain, trials, seed)
+        self.counts = counts
+
+    def shrinking(self, label: str) -> float:
+        return 1.0 / (1.0 + self.counts.get(label, 0) * self.shrink_coef)
