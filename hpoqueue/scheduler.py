@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +54,9 @@ class Dispatcher(Protocol):
     """Sends work to workers (Celery in production)."""
 
     def dispatch(self, spec: TrialSpec, queue: str) -> None: ...
+
+    def dispatch_many(self, items: Sequence[tuple[TrialSpec, str]]) -> None:
+        """Send several at once (one round trip to the broker)."""
 
 
 @dataclass
@@ -247,8 +250,7 @@ class Scheduler:
         return not self.flights and (self.out_of_budget() or self.starved)
 
     def _fill(self) -> None:
-        for flight in self._new_flights():
-            self._dispatch(flight)
+        self._dispatch_all(self._new_flights())
 
     def _new_flights(self) -> list[Flight]:
         """Trials for the free slots: suggested, bound to a queue and recorded WAITING, not yet dispatched
@@ -329,6 +331,9 @@ class Scheduler:
     def _dispatch(self, flight: Flight) -> None:
         self.dispatcher.dispatch(self._spec(flight), flight.queue)
 
+    def _dispatch_all(self, flights: list[Flight]) -> None:
+        self.dispatcher.dispatch_many([(self._spec(flight), flight.queue) for flight in flights])
+
     # ---- events ----------------------------------------------------------------------------------
     def _take_unacked(self) -> list[bytes]:
         ids, self._unacked = self._unacked, []
@@ -349,8 +354,7 @@ class Scheduler:
                     self._observe(flight)  # before the new suggestions, which must see it
             new = [] if self.stop_requested else self._new_flights()
         self._unacked.extend(i for i, _ in events)
-        for flight in new:
-            self._dispatch(flight)
+        self._dispatch_all(new)
         self._assess()
 
     def _apply(self, flight: Flight, event: dict[str, Any]) -> bool:
