@@ -105,6 +105,7 @@ def test_tpe_proposes_exactly_what_hyperopts_tpe_suggest_would_from_the_same_tri
         tuner.observe(TrialResult(seq, s.params, TrialState.SUCCEEDED if value is not None else TrialState.FAILED,
                                   value))
         tuner._tell_lies()
+        tuner._trials.refresh()  # as the suggest functions do before reading the trials
         for seed in (1, 99):
             expected = tpe.suggest([tuner._next_tid], tuner._domain, tuner._trials, seed, n_startup_jobs=5,
                                    verbose=False)[0]["misc"]["vals"]
