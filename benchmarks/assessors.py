@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/assessors.py`` (replays benchmarks/curves/sklearn_curves.json);
 ``python benchmarks/assessors.py --record`` re-records that file from scikit-learn (a minute or so).
-The real scheduler, storage and assessors on hpoqueue.simulation's simulated workers and clock (no
+The real scheduler, storage and assessors on hpoqueue.testing.simulation's simulated workers and clock (no
 Celery, no real time): one epoch = one simulated second, `--concurrency` trials at a time.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from hpoqueue.config import config_from_dict
-from hpoqueue.simulation import SimTrial, simulate
+from hpoqueue.config.experiment_config import config_from_dict
 from hpoqueue.states import TrialState
+from hpoqueue.testing.simulation import SimTrial, simulate
 
 CURVES_FILE = Path(__file__).parent / "curves" / "sklearn_curves.json"
 Curve = Sequence[float]  # validation error per epoch: lower is better

@@ -33,10 +33,10 @@ from pathlib import Path
 import redis
 import yaml
 
-from hpoqueue.broker import EmbeddedRedis
-from hpoqueue.capacity import live_workers
-from hpoqueue.code_bundle import pack
+from hpoqueue.broker.capacity import live_workers
+from hpoqueue.broker.embedded import EmbeddedRedis
 from hpoqueue.storage import Storage, TrialRecord
+from hpoqueue.worker.code_bundle import pack
 
 TRIAL = """import json, os, time
 p = json.loads(os.environ["HPOQUEUE_PARAMETERS"])

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import yaml
 
+from hpoqueue.cli.tables import table
 from hpoqueue.storage import Storage
-from hpoqueue.tables import table
 
 SAMPLE_EVERY = 0.2
 BUSY_TARGET = 0.95

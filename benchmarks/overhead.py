@@ -137,14 +137,14 @@ class ResidentWorkers:
     `submit --broker` row pays the scheduler's start-up only."""
 
     def __init__(self, concurrency: int) -> None:
-        from hpoqueue.broker import EmbeddedRedis
+        from hpoqueue.broker.embedded import EmbeddedRedis
 
         self.home = Path(tempfile.mkdtemp(prefix="hpoq-bench-resident-"))
         self.redis = EmbeddedRedis(self.home / "redis")
         self.url = self.redis.start()
         self.env = {**os.environ, "HPOQUEUE_HOME": str(self.home), "HPOQUEUE_BROKER_URL": self.url}
         self.env.pop("HPOQUEUE_FAKE_GPUS", None)
-        from hpoqueue.launch import LOCAL_CPU_THREADS
+        from hpoqueue.experiment.launch import LOCAL_CPU_THREADS
 
         # as many threads as a local run's worker has: with exactly `concurrency`, a trial's thread must
         # finish its bookkeeping before the next trial can start (about 35 ms a trial at concurrency 2)

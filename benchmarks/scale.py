@@ -42,8 +42,8 @@ from typing import Any
 
 import redis
 
-from hpoqueue.broker import EmbeddedRedis
-from hpoqueue.capacity import live_workers
+from hpoqueue.broker.capacity import live_workers
+from hpoqueue.broker.embedded import EmbeddedRedis
 from hpoqueue.storage import Storage
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -70,7 +70,7 @@ def start_boxes(boxes: int, gpus: int, url: str, layout: str, root: Path) -> lis
                "HPOQUEUE_HOME": str(home)}
         if layout == "box":
             queues = ",".join(f"gpu{g}" for g in range(gpus))
-            inner = (f"exec {sys.executable} -m hpoqueue.worker_main -Q {queues} -c {gpus} -P threads "
+            inner = (f"exec {sys.executable} -m hpoqueue.worker.main -Q {queues} -c {gpus} -P threads "
                      f"-n box@%h --logfile {home}/worker.log")
         else:
             inner = f"exec {sys.executable} -m hpoqueue workers start --cap 1 > {home}/start.log"

@@ -22,7 +22,7 @@ from multiprocessing import Pool
 import numpy as np
 from problems import PROBLEMS, Problem
 
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners import TUNERS

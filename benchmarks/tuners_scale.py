@@ -22,7 +22,7 @@ import numpy as np
 import tuners as bench  # benchmarks/tuners.py: the same problem, samplers and history seed as its small sizes
 from problems import PROBLEMS
 
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners import TUNERS

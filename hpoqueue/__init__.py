@@ -15,11 +15,11 @@ __all__ = ["Experiment", "app", "__version__"]
 
 def __getattr__(name: str) -> Any:
     if name in ("app", "celery"):
-        from hpoqueue.app import app
+        from hpoqueue.broker.app import app
 
         return app
     if name in ("Experiment", "Trial"):
-        from hpoqueue import experiment_api
+        from hpoqueue.experiment import api as experiment_api
 
         return getattr(experiment_api, name)
     raise AttributeError(f"module 'hpoqueue' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """`python -m hpoqueue` runs the CLI."""
 
-from hpoqueue.cli import entry
+from hpoqueue.cli.commands import entry
 
 entry()

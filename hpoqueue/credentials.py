@@ -9,14 +9,12 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from hpoqueue.broker import ENV_BROKER, redact
-from hpoqueue.errors import ConfigError
-from hpoqueue.locations import ENV_STORAGE
+from hpoqueue import settings
+from hpoqueue.broker.embedded import redact
+from hpoqueue.settings import ENV_BROKER, ENV_STORAGE
 
-log = logging.getLogger("hpoqueue.credentials")
+log = logging.getLogger(__name__)
 
-ENV_UMASK = "HPOQUEUE_UMASK"  #: octal umask for what hpoqueue creates (default 077: owner only)
-DEFAULT_UMASK = 0o077
 #: variables that carry credentials of the broker or the database, removed from a trial's environment
 SECRET_VARIABLES = (ENV_BROKER, ENV_STORAGE, "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "BROKER_URL")
 
@@ -58,14 +56,4 @@ def private_umask() -> int:
     """Make files and directories created from now on (also by child processes: workers, Redis, trials)
     private to their owner, or follow $HPOQUEUE_UMASK (e.g. 027 to share with the group); returns the
     umask that was in place before."""
-    text = os.environ.get(ENV_UMASK)
-    mask = DEFAULT_UMASK
-    if text:
-        try:
-            mask = int(text, 8)
-        except ValueError:
-            mask = -1
-        if not 0 <= mask <= 0o777:
-            raise ConfigError(f"{text!r} is not an octal umask", field=f"${ENV_UMASK}",
-                              hint="for example 077 (owner only) or 027 (the group may read)")
-    return os.umask(mask)
+    return os.umask(settings.umask())

@@ -15,15 +15,15 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from hpoqueue import settings
 from hpoqueue.errors import GpuError
-from hpoqueue.trial import PARAMETER_FILE_ENV
+from hpoqueue.settings import ENV_FAKE_GPUS, ENV_GPU_MAP
+from hpoqueue.trial import EXP_ID_ENV, PARAMETER_FILE_ENV
 
 log = logging.getLogger(__name__)
 
 QUERY_GPU_FIELDS = "index,uuid,name,memory.total,memory.used,memory.free,utilization.gpu,temperature.gpu"
 QUERY_APPS_FIELDS = "gpu_uuid,pid,used_memory"
-ENV_FAKE_GPUS = "HPOQUEUE_FAKE_GPUS"
-ENV_GPU_MAP = "HPOQUEUE_GPU_MAP"  #: per-box override of which GPU a queue pins, e.g. gpu0=2,gpu1=3
 NVIDIA_SMI_TIMEOUT = 10.0
 _MIB = 1024 * 1024
 _FAKE_MEMORY_MIB = 81559  # what a real H100 80GB HBM3 reports
@@ -31,7 +31,7 @@ _QUEUE_RE = re.compile(r"gpu(0|[1-9][0-9]*)")
 #: every trial's environment names its parameter file, so its processes (and theirs) are recognisable
 TRIAL_MARKER = f"{PARAMETER_FILE_ENV}=".encode()
 #: and its experiment, which tells a trial of ours from one of another experiment with another broker
-EXPERIMENT_MARKER = b"NNI_EXP_ID="
+EXPERIMENT_MARKER = f"{EXP_ID_ENV}=".encode()
 
 
 @dataclass(frozen=True)
@@ -213,8 +213,8 @@ def _gpus_from_nvidia_smi(env: Mapping[str, str]) -> list[GpuInfo] | None:
 
 def discover_gpus(env: Mapping[str, str] = os.environ) -> list[GpuInfo]:
     """This box's GPUs: $HPOQUEUE_FAKE_GPUS if set, else NVML, else `nvidia-smi`, else none."""
-    fake = env.get(ENV_FAKE_GPUS)
-    if fake is not None and fake.strip():
+    fake = settings.fake_gpus(env)
+    if fake is not None:
         return _fake_from_env(fake)
     for source in (_gpus_from_nvml, lambda: _gpus_from_nvidia_smi(env)):
         gpus = source()
@@ -233,7 +233,7 @@ def queue_gpu(queue: str, env: Mapping[str, str] = os.environ) -> int | None:
     """
     if queue == "cpu":
         return None
-    overrides = parse_gpu_map(env.get(ENV_GPU_MAP, ""))
+    overrides = parse_gpu_map(settings.gpu_map(env))
     if queue in overrides:
         return overrides[queue]
     match = _QUEUE_RE.fullmatch(queue)

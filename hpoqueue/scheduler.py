@@ -19,26 +19,27 @@ from typing import Any, Protocol
 
 import redis
 
-from hpoqueue import pareto, space_update, warm_start
-from hpoqueue.assessing import Assessing
 from hpoqueue.assessors import create_assessor
-from hpoqueue.code_bundle import Bundle, ship, worker_code_dir
-from hpoqueue.config import ExperimentConfig
+from hpoqueue.broker.protocol import Channel, TrialSpec, attempt_id
+from hpoqueue.config.experiment_config import ExperimentConfig
 from hpoqueue.errors import AlreadyRunningError, StorageError, StorageUnavailableError
-from hpoqueue.gpu_slots import gpu_indices_env
-from hpoqueue.interrupts import signals_handled
-from hpoqueue.locations import attempt_dir
-from hpoqueue.log_relay import store
-from hpoqueue.manual_trials import ManualQueue
+from hpoqueue.experiment import space_update, warm_start
+from hpoqueue.experiment.assessing import Assessing
+from hpoqueue.experiment.interrupts import signals_handled
+from hpoqueue.experiment.manual_trials import ManualQueue
 from hpoqueue.metrics import scalar
-from hpoqueue.optimize_mode import better
-from hpoqueue.protocol import Channel, TrialSpec, attempt_id
-from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.results import pareto
+from hpoqueue.results.optimize_mode import better
+from hpoqueue.results.records import Suggestion, TrialResult
+from hpoqueue.settings import attempt_dir
 from hpoqueue.states import ACTIVE_STATES, ExperimentState, TrialState
 from hpoqueue.storage import Storage, TrialRecord
 from hpoqueue.tuners._base import BaseTuner
+from hpoqueue.worker.code_bundle import Bundle, ship, worker_code_dir
+from hpoqueue.worker.gpu_slots import gpu_indices_env
+from hpoqueue.worker.log_relay import store
 
-log = logging.getLogger("hpoqueue.scheduler")
+log = logging.getLogger(__name__)
 
 #: how a stop request's reason maps to the state recorded for the trial
 STOP_STATES = {"early_stopped": TrialState.EARLY_STOPPED, "user_canceled": TrialState.USER_CANCELED,

@@ -8,9 +8,9 @@ import copy
 import difflib
 import itertools
 import json
+import logging
 import math
 import numbers
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
@@ -18,8 +18,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hpoqueue.config.yaml_loading import parse_json, parse_yaml, read_document
 from hpoqueue.errors import SearchSpaceError
-from hpoqueue.yaml_loading import parse_json, parse_yaml, read_document
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Dim", "SearchSpace", "TYPES"]
 
@@ -512,7 +514,7 @@ class _Builder:
         spec becomes a one-option choice in the space's raw form too, which every tuner reads."""
         constant = int(spec["_value"][0]) if spec["_type"] == "randint" else float(spec["_value"][0])
         where_text = f"{self.source}: {where}" if self.source else where
-        warnings.warn(f"{where_text}: low == high, so {name} is always {constant}", UserWarning, stacklevel=2)
+        log.warning("%s: low == high, so %s is always %s", where_text, name, constant)
         spec.update({"_type": "choice", "_value": [constant]})
         return self.choice(name, [constant], where, path, pkw)
 

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from typing import Any
 
 from celery.signals import celeryd_after_setup, worker_shutdown
 
-from hpoqueue.app import app
+from hpoqueue.broker.app import app
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name="hpoqueue.run_trial", bind=True, ignore_result=True)
 def run_trial(self: Any, spec: dict[str, Any]) -> str:
     """Run one trial attempt on this worker's queue (a GPU slot or `cpu`)."""
-    from hpoqueue.worker import execute_attempt
+    from hpoqueue.worker.attempt import execute_attempt
 
     queue = (self.request.delivery_info or {}).get("routing_key") or "cpu"
     return execute_attempt(spec, queue=queue, hostname=self.request.hostname or socket.gethostname(),
@@ -52,18 +55,18 @@ _announcers: list[Any] = []
 @celeryd_after_setup.connect
 def _reap_orphans(sender: str, **_: Any) -> None:
     """Kill what is left of trials whose worker on this box was SIGKILLed (their grandchildren)."""
-    from hpoqueue.worker import reap_orphans
+    from hpoqueue.worker.attempt import reap_orphans
 
     killed = reap_orphans()
     if killed:
-        print(f"hpoqueue: {sender} killed {len(killed)} process group(s) left by a dead worker", file=sys.stderr)
+        log.warning("%s killed %d process group(s) left by a dead worker", sender, len(killed))
 
 
 @celeryd_after_setup.connect
 def _announce_capacity(sender: str, instance: Any, **_: Any) -> None:
     """Tell schedulers which queues this worker consumes and how many trials it runs at once."""
-    from hpoqueue.broker import redis_client
-    from hpoqueue.capacity import Announcer
+    from hpoqueue.broker.capacity import Announcer
+    from hpoqueue.broker.embedded import redis_client
 
     announcer = Announcer(redis_client(app.conf.broker_url), sender, socket.gethostname(),
                           instance.app.amqp.queues.consume_from or [], int(instance.concurrency or 1))

@@ -33,6 +33,9 @@ __all__ = [
 PARAMETERS_ENV = "HPOQUEUE_PARAMETERS"
 PARAMETER_FILE_ENV = "HPOQUEUE_PARAMETER_FILE"
 METRIC_FILE_ENV = "HPOQUEUE_METRIC_FILE"
+#: NNI's names for the trial's identity and output directory, which the worker sets for every trial
+PLATFORM_ENV, EXP_ID_ENV, TRIAL_ID_ENV = "NNI_PLATFORM", "NNI_EXP_ID", "NNI_TRIAL_JOB_ID"
+SEQ_ID_ENV, OUTPUT_DIR_ENV = "NNI_TRIAL_SEQ_ID", "NNI_OUTPUT_DIR"
 STANDALONE = "STANDALONE"
 
 _warned: set[str] = set()
@@ -123,19 +126,19 @@ def report_loss(loss: Any) -> None:
 
 def get_trial_id() -> str:
     """The trial's id (``NNI_TRIAL_JOB_ID``, which the worker sets); ``'STANDALONE'`` outside."""
-    return os.environ.get("NNI_TRIAL_JOB_ID") or STANDALONE
+    return os.environ.get(TRIAL_ID_ENV) or STANDALONE
 
 
 def get_experiment_id() -> str:
     """The experiment's id (``NNI_EXP_ID``); ``'STANDALONE'`` outside."""
-    return os.environ.get("NNI_EXP_ID") or STANDALONE
+    return os.environ.get(EXP_ID_ENV) or STANDALONE
 
 
 def get_sequence_id() -> int:
     """The trial's sequence number (``NNI_TRIAL_SEQ_ID``); 0 outside."""
-    return int(os.environ.get("NNI_TRIAL_SEQ_ID") or 0)
+    return int(os.environ.get(SEQ_ID_ENV) or 0)
 
 
 def get_output_dir() -> str:
     """Where the trial should write its files (``NNI_OUTPUT_DIR``); the working directory outside."""
-    return os.environ.get("NNI_OUTPUT_DIR") or os.getcwd()
+    return os.environ.get(OUTPUT_DIR_ENV) or os.getcwd()

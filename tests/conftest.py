@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hpoqueue.broker import EmbeddedRedis, ping
+from hpoqueue.broker.embedded import EmbeddedRedis, ping
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 PG_ADMIN_URL = os.environ.get("HPOQUEUE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

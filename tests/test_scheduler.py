@@ -1,4 +1,4 @@
-"""The real Scheduler on simulated workers and clock (hpoqueue.simulation): budgets, slots, retries, lost
+"""The real Scheduler on simulated workers and clock (hpoqueue.testing.simulation): budgets, slots, retries, lost
 trials, kills, stop, live updates, assessors, resume and stray events, in simulated time."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from hpoqueue.assessors import ASSESSORS
-from hpoqueue.config import ExperimentConfig, config_from_dict
-from hpoqueue.records import Suggestion, TrialResult
-from hpoqueue.simulation import SimResult, SimTrial, SimulatedCrash, Simulation
+from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
+from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Storage
+from hpoqueue.testing.simulation import SimResult, SimTrial, SimulatedCrash, Simulation
 from hpoqueue.tuners import TUNERS, BaseTuner
 
 

@@ -3,8 +3,8 @@ event missing its fields, is dropped for that trial; the experiment goes on (iss
 
 from __future__ import annotations
 
-from hpoqueue.simulation import SimTrial, Simulation
 from hpoqueue.states import ExperimentState, TrialState
+from hpoqueue.testing.simulation import SimTrial, Simulation
 from tests.test_scheduler import config
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hpoqueue import scheduler
-from hpoqueue.simulation import SimTrial, SimulatedCrash, Simulation
 from hpoqueue.states import ExperimentState, TrialState
+from hpoqueue.testing.simulation import SimTrial, SimulatedCrash, Simulation
 from tests.test_scheduler import Recording, config
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from hpoqueue.assessors._base import BaseAssessor, Decision, OptimizeMode
 from hpoqueue.assessors._common import check_int
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 
 
 class AshaAssessor(BaseAssessor):

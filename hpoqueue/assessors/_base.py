@@ -6,9 +6,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from enum import Enum
 
-from hpoqueue import optimize_mode as modes
-from hpoqueue.optimize_mode import OptimizeMode
-from hpoqueue.records import TrialResult
+from hpoqueue.results import optimize_mode as modes
+from hpoqueue.results.optimize_mode import OptimizeMode
+from hpoqueue.results.records import TrialResult
 
 
 class Decision(str, Enum):

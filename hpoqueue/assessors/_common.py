@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from hpoqueue import optimize_mode as modes
-from hpoqueue.optimize_mode import OptimizeMode
+from hpoqueue.results import optimize_mode as modes
+from hpoqueue.results.optimize_mode import OptimizeMode
 
 
 def check_int(name: str, value: object, *, minimum: int) -> int:

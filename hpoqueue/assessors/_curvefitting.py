@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from hpoqueue.assessors._base import BaseAssessor, Decision, OptimizeMode
 from hpoqueue.assessors._common import best_of, check_float, check_int
 from hpoqueue.assessors._curves import predict
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.states import TrialState
 
 

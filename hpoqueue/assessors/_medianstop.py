@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from hpoqueue.assessors._base import BaseAssessor, Decision, OptimizeMode
 from hpoqueue.assessors._common import best_of, check_int
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.states import TrialState
 
 

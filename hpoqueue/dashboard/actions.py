@@ -9,7 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from hpoqueue import locations
+from hpoqueue import settings
 
 ACTION_TIMEOUT_S = 120  #: `stop` of an experiment whose scheduler was killed records and stops what is left
 
@@ -54,7 +54,7 @@ class Actions:
 
     def _cli(self, *args: str) -> str:
         """Run `hpoqueue ARGS` (no shell; the storage URL by environment, so no password shows in `ps`)."""
-        env = {**os.environ, locations.ENV_STORAGE: self.storage_url}
+        env = {**os.environ, settings.ENV_STORAGE: self.storage_url}
         try:
             proc = subprocess.run([sys.executable, "-m", "hpoqueue", *args], env=env, capture_output=True,
                                   text=True, timeout=ACTION_TIMEOUT_S, stdin=subprocess.DEVNULL)

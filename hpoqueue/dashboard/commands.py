@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from hpoqueue import locations
+from hpoqueue import settings
 
 
 def add_commands(add: Callable[[str, Any, str], argparse.ArgumentParser]) -> None:
@@ -33,14 +33,14 @@ def _storage_option(p: argparse.ArgumentParser) -> None:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from hpoqueue.dashboard.server import serve
 
-    return serve(locations.storage_url(args.storage), args.experiment, address=args.address, port=args.port,
+    return serve(settings.storage_url(args.storage), args.experiment, address=args.address, port=args.port,
                  read_only=args.read_only, flower=args.flower)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from hpoqueue.dashboard.report import write_report
 
-    path = write_report(locations.storage_url(args.storage), args.experiment,
+    path = write_report(settings.storage_url(args.storage), args.experiment,
                         args.output or f"report-{args.experiment}.html")
     print(f"wrote {path}")
     return 0

@@ -7,8 +7,8 @@ import asyncio
 import importlib.util
 import ipaddress
 import json
+import logging
 import secrets
-import sys
 import time
 import urllib.request
 from collections import OrderedDict
@@ -25,6 +25,8 @@ from hpoqueue.dashboard import trial_table, views
 from hpoqueue.dashboard.actions import ActionError, Actions
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.storage import Storage
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_FLOWER = "http://127.0.0.1:5555"
@@ -287,8 +289,8 @@ def serve(storage_url: str, experiment: str | None, *, address: str, port: int, 
     if read_only:
         print("read-only: kill, stop and update are off", flush=True)
     if _allowed_hosts(address) is None:
-        print(f"warning: listening on {address}, beyond this machine: anyone who reaches it can read the "
-              "record (actions still need the token)", file=sys.stderr, flush=True)
+        log.warning("listening on %s, beyond this machine: anyone who reaches it can read the record "
+                    "(actions still need the token)", address)
 
     async def run_server() -> None:
         server = tornado.httpserver.HTTPServer(app)
@@ -301,7 +303,7 @@ def serve(storage_url: str, experiment: str | None, *, address: str, port: int, 
     try:
         asyncio.run(run_server())
     except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) is how a dashboard ends: no error
-        print("dashboard stopped", file=sys.stderr)
+        log.info("dashboard stopped")
     finally:
         dash.pool.shutdown(wait=False, cancel_futures=True)
         storage.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from hpoqueue.optimize_mode import best_first
+from hpoqueue.results.optimize_mode import best_first
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Event, Experiment, ExperimentRecord, Metric, Storage, Trial
 
@@ -245,7 +245,7 @@ def trial(storage: Storage, trial_id: str) -> dict[str, Any]:
 
 def log_tail(storage: Storage, trial_id: str, name: str, offset: int) -> dict[str, Any]:
     """The trial's current-attempt log from byte `offset` (-1: its last LOG_TAIL bytes), for following it."""
-    from hpoqueue.cli import _trial_file
+    from hpoqueue.cli.commands import _trial_file
 
     record = storage.get_trial(trial_id)
     path = _trial_file(storage.get_experiment(record.experiment_id), record, LOG_NAMES[name])

@@ -13,20 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import hpoqueue
-from hpoqueue.broker import ping, redact
+from hpoqueue.broker.embedded import ping, redact
+from hpoqueue.cli.workers import parse_gpus, worker_specs
 from hpoqueue.errors import BrokerError, HpoQueueError
 from hpoqueue.gpu import discover_gpus, trial_pids, usable_gpus
-from hpoqueue.local_workers import LocalWorkers, WorkerSpec
-from hpoqueue.locations import home_dir
-from hpoqueue.worker import running_dir
-from hpoqueue.workers_cli import parse_gpus, state_dir, worker_specs
+from hpoqueue.settings import remote_workers_dir, running_dir, workers_dir
+from hpoqueue.worker.local import LocalWorkers, WorkerSpec
 
 
-def workers_dir(experiment: str | None) -> Path:
+def agent_dir(experiment: str | None) -> Path:
     """Standing workers share `hpoqueue workers start`'s directory; an experiment's have their own."""
     if experiment is not None and not re.fullmatch(r"[a-z0-9]+", experiment):
         raise HpoQueueError(f"--experiment {experiment!r} is not an experiment id (lower-case letters and digits)")
-    return home_dir() / "remote-workers" / experiment if experiment else state_dir()
+    return remote_workers_dir(experiment) if experiment else workers_dir()
 
 
 def pick_gpus(text: str | None, use_active_gpu: bool) -> tuple[list[int], dict[int, str]]:
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assess", action="store_true", help="also start a worker for the assessor")
     args = parser.parse_args(argv)
     try:
-        workers = LocalWorkers(workers_dir(args.experiment), "")
+        workers = LocalWorkers(agent_dir(args.experiment), "")
         if args.action == "up":
             workers.broker_url = sys.stdin.readline().strip()  # never in argv, where `ps` shows it
             if not workers.broker_url:

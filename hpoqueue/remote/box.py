@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import hpoqueue
-from hpoqueue.config import MachineConfig
+from hpoqueue.config.experiment_config import MachineConfig
 from hpoqueue.remote.ssh import Connection, HostKeys, RemoteError
-
-REMOTE_VENV = ".hpoqueue/venv"  #: where `--install` puts hpoqueue on a box, under its $HOME
+from hpoqueue.settings import REMOTE_VENV
 
 
 def agent_command(python_path: str | None, action: str, args: list[str]) -> str:

@@ -6,7 +6,7 @@ this machine); a dropped connection is made again, forwarding the same port."""
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,22 +14,21 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from hpoqueue.broker import redis_client
-from hpoqueue.capacity import live_workers
-from hpoqueue.config import ExperimentConfig, MachineConfig
+from hpoqueue.broker.capacity import live_workers
+from hpoqueue.broker.embedded import redis_client
+from hpoqueue.config.experiment_config import ExperimentConfig, MachineConfig
 from hpoqueue.errors import ConfigError
 from hpoqueue.remote.box import Box
-from hpoqueue.remote.ssh import HostKeys, RemoteError, known_hosts_path, label
+from hpoqueue.remote.ssh import HostKeys, RemoteError, label
 from hpoqueue.remote.standing import agent_options
+from hpoqueue.settings import known_hosts_file
+
+log = logging.getLogger(__name__)
 
 FORWARDS_FILE = "remote-forwards.json"  #: box -> port on that box, forwarded again after a crash (`resume`)
 WATCH_EVERY = 1.0  #: seconds between two checks that each connection is alive
 BOOT_TIMEOUT = 60.0  #: seconds the workers on the boxes have to announce themselves
 FORWARD_RETRY = 15.0  #: seconds to wait for the box to free the port a dropped connection forwarded
-
-
-def say(message: str) -> None:
-    print(f"hpoqueue: {message}", file=sys.stderr, flush=True)
 
 
 class RemoteWorkers:
@@ -42,7 +41,7 @@ class RemoteWorkers:
         self.work_dir = work_dir
         self.broker_url = broker_url
         self.embedded = embedded
-        self.keys = HostKeys(known_hosts_path())
+        self.keys = HostKeys(known_hosts_file())
         self.boxes: list[Box] = []
         self.ports: dict[str, int] = self._saved_ports()
         self._stop = threading.Event()
@@ -71,7 +70,7 @@ class RemoteWorkers:
         if up:
             self._wait_for_workers({q for served, _error in results for q in served})
         for error in errors:
-            say(f"error: {error}")
+            log.error("%s", error)
         if up and not queues:
             raise RemoteError(f"no machine of trainingService.machineList could start workers ({len(errors)} "
                               f"failed, see above); fix them, then `hpoqueue resume {self.exp_id}`")
@@ -104,8 +103,8 @@ class RemoteWorkers:
         deadline = time.monotonic() + BOOT_TIMEOUT
         while missing := nodes - {w.name for w in live_workers(client)}:
             if time.monotonic() > deadline:
-                say(f"warning: worker(s) {', '.join(sorted(missing))} did not start within {BOOT_TIMEOUT:g} s; "
-                    f"their logs are in $HPOQUEUE_HOME/remote-workers/{self.exp_id}/ on their box")
+                log.warning(f"worker(s) {', '.join(sorted(missing))} did not start within {BOOT_TIMEOUT:g} s; "
+                            f"their logs are in $HPOQUEUE_HOME/remote-workers/{self.exp_id}/ on their box")
                 return
             time.sleep(0.1)
 
@@ -155,12 +154,12 @@ class RemoteWorkers:
                     self._forward(box)
                 except RemoteError as exc:
                     if box.name not in down:
-                        say(f"lost the connection to {box.name}, retrying every {WATCH_EVERY:g} s: "
-                            f"{str(exc).removeprefix(box.name + ': ')}")
+                        log.warning(f"lost the connection to {box.name}, retrying every {WATCH_EVERY:g} s: "
+                                    f"{str(exc).removeprefix(box.name + ': ')}")
                         down.add(box.name)
                     continue
                 down.discard(box.name)
-                say(f"reconnected to {box.name}")
+                log.info("reconnected to %s", box.name)
 
     def stop(self) -> None:
         """Stop the workers (and what they run) on every box, then close the connections."""
@@ -176,8 +175,8 @@ class RemoteWorkers:
                 box.reconnect()
             box.agent("down", "--experiment", self.exp_id)
         except RemoteError as exc:
-            say(f"warning: could not stop the workers on {box.name}: {str(exc).removeprefix(box.name + ': ')}; "
-                f"stop them on the box with `python3 -m hpoqueue.remote.agent down --experiment {self.exp_id}`")
+            log.warning(f"could not stop the workers on {box.name}: {str(exc).removeprefix(box.name + ': ')}; "
+                        f"stop them on the box with `python3 -m hpoqueue.remote.agent down --experiment {self.exp_id}`")
         finally:
             box.close()
 
@@ -194,7 +193,7 @@ def check_machines(config: ExperimentConfig) -> None:
     """Every machine of machineList is listed once, can be reached and runs this hpoqueue: else one line."""
 
     def probe(machine: MachineConfig) -> None:
-        box = Box(machine, HostKeys(known_hosts_path()))
+        box = Box(machine, HostKeys(known_hosts_file()))
         try:
             box.probe()
         finally:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpoqueue.config import MachineConfig, machine_from_dict, read_yaml
+from hpoqueue.config.experiment_config import MachineConfig, machine_from_dict, read_yaml
 from hpoqueue.errors import ConfigError, read_text
 
 _TOP = ("broker", "defaults", "hosts")

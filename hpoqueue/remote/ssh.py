@@ -3,10 +3,10 @@ SFTP uploads, and remote port forwards that carry a broker on this machine to th
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import socket
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +14,11 @@ from typing import Any
 
 import paramiko
 
-from hpoqueue.config import MachineConfig
+from hpoqueue.config.experiment_config import MachineConfig
 from hpoqueue.errors import HpoQueueError
 
-ENV_KNOWN_HOSTS = "HPOQUEUE_KNOWN_HOSTS"
+log = logging.getLogger(__name__)
+
 CONNECT_TIMEOUT = 10.0
 
 
@@ -28,12 +29,6 @@ class RemoteError(HpoQueueError):
 def label(machine: MachineConfig) -> str:
     """`user@host:port`, how a box is named in tables and errors."""
     return f"{machine.user}@{machine.host}:{machine.port}"
-
-
-def known_hosts_path(option: str | None = None) -> Path:
-    """`--known-hosts`, else $HPOQUEUE_KNOWN_HOSTS, else ~/.ssh/known_hosts: where host keys are checked
-    and where `--accept-new-host-keys` records new ones."""
-    return Path(option or os.environ.get(ENV_KNOWN_HOSTS) or "~/.ssh/known_hosts").expanduser()
 
 
 @dataclass(frozen=True)
@@ -160,8 +155,8 @@ def _password(machine: MachineConfig) -> str | None:
                               f"(export {machine.password_env}=... first)")
         return value
     if machine.password:
-        print(f"hpoqueue: warning: {label(machine)}: the SSH password is written in the config; prefer a key, "
-              "the SSH agent, or passwordEnv: NAME_OF_A_VARIABLE", file=sys.stderr)
+        log.warning("%s: the SSH password is written in the config; prefer a key, the SSH agent, or "
+                    "passwordEnv: NAME_OF_A_VARIABLE", label(machine))
     return machine.password
 
 

@@ -4,17 +4,20 @@ per box. A box that fails is one line naming it and the fix; the others go on.""
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hpoqueue.broker import redact, resolve_broker_url
-from hpoqueue.config import MachineConfig
+from hpoqueue.broker.embedded import redact, resolve_broker_url
+from hpoqueue.cli.tables import table
+from hpoqueue.config.experiment_config import MachineConfig
 from hpoqueue.errors import BrokerError
 from hpoqueue.remote.box import Box
 from hpoqueue.remote.hosts import load_hosts
-from hpoqueue.remote.ssh import HostKeys, RemoteError, known_hosts_path, label
-from hpoqueue.tables import table
+from hpoqueue.remote.ssh import HostKeys, RemoteError, label
+from hpoqueue.settings import known_hosts_file
+
+log = logging.getLogger(__name__)
 
 HEADERS = ["host", "reachable", "workers", "GPUs", "running trials", "note"]
 
@@ -72,13 +75,13 @@ def hosts_command(args: argparse.Namespace) -> int:
         if broker is None:
             raise BrokerError(f"{args.hosts}: no broker for the workers (set broker: redis://HOST:6379/0 in the file, "
                               "--broker, or HPOQUEUE_BROKER_URL; every box must reach it)")
-    keys = HostKeys(known_hosts_path(args.known_hosts), accept_new=args.accept_new_host_keys)
+    keys = HostKeys(known_hosts_file(args.known_hosts), accept_new=args.accept_new_host_keys)
     with ThreadPoolExecutor(max_workers=min(16, len(hosts.machines))) as pool:
         results = list(pool.map(lambda m: on_box(args.action, m, keys, broker, args.install), hosts.machines))
     failures = [error for _row, error in results if error]
     for error in failures:
-        print(f"hpoqueue: error: {error}", file=sys.stderr)
+        log.error("%s", error)
     print(table(HEADERS, [r for r, _error in results]))
     if broker and not failures:
-        print(f"workers serve {redact(broker)}", file=sys.stderr)
+        log.info("workers serve %s", redact(broker))
     return 2 if failures else 0

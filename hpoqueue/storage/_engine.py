@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 from pathlib import Path
@@ -13,6 +14,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError, StatementError
 from sqlalchemy.pool import StaticPool
 
 from hpoqueue.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 #: how long a SQLite writer waits for another writer's lock before giving up ("database is locked")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -56,6 +59,7 @@ def open_engine(url: URL, *, create: bool = True) -> Engine:
     """Create the engine and connect once, so a bad path, host or password fails here and not later;
     without `create`, a SQLite file that does not exist is an error instead of a new database."""
     where = redact(url)
+    log.debug("opening the database %s", where)
     try:
         engine = _sqlite_engine(url, create) if url.get_backend_name() == "sqlite" else _postgres_engine(url)
         with engine.connect():

@@ -16,7 +16,7 @@ from sqlalchemy.sql.dml import Update
 from typing_extensions import TypeVarTuple, Unpack
 
 from hpoqueue.errors import NotFoundError, StorageError, StorageUnavailableError
-from hpoqueue.optimize_mode import best_first
+from hpoqueue.results.optimize_mode import best_first
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import _schema
 from hpoqueue.storage._engine import one_line, open_engine, parse_url, redact

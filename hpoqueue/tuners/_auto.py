@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode

@@ -5,9 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from hpoqueue import optimize_mode as modes
-from hpoqueue.optimize_mode import OptimizeMode
-from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.results import optimize_mode as modes
+from hpoqueue.results.optimize_mode import OptimizeMode
+from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hpoqueue.errors import SearchSpaceError
-from hpoqueue.records import Suggestion
+from hpoqueue.results.records import Suggestion
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode
 

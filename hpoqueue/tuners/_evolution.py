@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._dedup import SeenConfigs

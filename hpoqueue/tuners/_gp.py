@@ -17,7 +17,7 @@ from scipy.optimize import minimize
 from scipy.stats import qmc
 from threadpoolctl import threadpool_limits
 
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._dedup import SeenConfigs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from hpoqueue.records import Suggestion
+from hpoqueue.results.records import Suggestion
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode
 from hpoqueue.tuners._dedup import SeenConfigs

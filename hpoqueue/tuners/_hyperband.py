@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode
 

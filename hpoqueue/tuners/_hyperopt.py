@@ -18,7 +18,7 @@ import numpy as np
 from hyperopt import JOB_STATE_DONE, JOB_STATE_ERROR, STATUS_NEW, STATUS_OK, Trials, anneal, pyll, rand, tpe
 from hyperopt.base import Domain, miscs_update_idxs_vals
 
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._dedup import SeenConfigs

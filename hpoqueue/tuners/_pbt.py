@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.results.records import Suggestion, TrialResult
+from hpoqueue.settings import pbt_checkpoint_dir
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode
 
 LOAD_KEY, SAVE_KEY = "load_checkpoint_dir", "save_checkpoint_dir"
-DEFAULT_CHECKPOINT_DIR = "~/hpoqueue-checkpoints"
 
 
 class PBTTuner(BaseTuner):
@@ -44,7 +44,7 @@ class PBTTuner(BaseTuner):
             raise ValueError(f"fraction must be in (0, 0.5], not {fraction!r}")
         if not 0 <= resample_probability <= 1 or factor < 0:
             raise ValueError("resample_probability must be in [0, 1] and factor >= 0")
-        self.root = Path(all_checkpoint_dir or DEFAULT_CHECKPOINT_DIR).expanduser()
+        self.root = pbt_checkpoint_dir(all_checkpoint_dir)
         self.population_size = population_size
         self.factor, self.resample_probability, self.fraction = factor, resample_probability, fraction
         self.rng = np.random.default_rng(seed)

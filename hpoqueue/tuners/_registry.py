@@ -28,7 +28,7 @@ def create_tuner(config: AlgorithmConfigLike, space: SearchSpace, *, optimize_mo
                  seed: int | None, source: str | None = None) -> BaseTuner:
     """Build the tuner named by `config` (built-in `name` or user `className`, an NNI Tuner class too)."""
     if config.class_name:
-        from hpoqueue.nni_tuner import nni_tuner
+        from hpoqueue.nni_compat.tuner import nni_tuner
 
         adapted = nni_tuner(config, space, optimize_mode=optimize_mode, seed=seed, source=source)
         if adapted is not None:

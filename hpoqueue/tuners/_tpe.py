@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import qmc
 
-from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode, SequentialTuner
 from hpoqueue.tuners._dedup import SeenConfigs

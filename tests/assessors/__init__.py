@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.states import TrialState
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 import redis
 
-from hpoqueue.broker import redis_client
-from hpoqueue.protocol import Channel, TrialSpec
-from hpoqueue.task_messages import RedisDispatcher
+from hpoqueue.broker.embedded import redis_client
+from hpoqueue.broker.protocol import Channel, TrialSpec
+from hpoqueue.broker.task_messages import RedisDispatcher
 from tests.chaos.conftest import ChaosProject
 from tests.e2e.conftest import alive, wait_for
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hpoqueue.cgroup import cgroup_base
 from hpoqueue.states import ExperimentState, TrialState
+from hpoqueue.worker.cgroup import cgroup_base
 from tests.chaos.conftest import ChaosProject
 from tests.e2e.conftest import alive, wait_for
 

@@ -17,11 +17,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpoqueue.config import load_config
+from hpoqueue.config.experiment_config import load_config
 from hpoqueue.errors import HpoQueueError
-from hpoqueue.launch import check
+from hpoqueue.experiment.launch import check
 from hpoqueue.metrics import InvalidMetricError, match_stdout, parse_metric_line, stdout_pattern, stdout_value
-from hpoqueue.runner import RunSpec, TrialRunner
+from hpoqueue.worker.runner import RunSpec, TrialRunner
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ import time
 import pytest
 import sqlalchemy
 
-from hpoqueue.broker import free_port, ping, redis_server_binary
+from hpoqueue.broker.embedded import free_port, ping, redis_server_binary
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Storage
 from tests.chaos.conftest import ChaosProject

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hpoqueue.broker import EmbeddedRedis
+from hpoqueue.broker.embedded import EmbeddedRedis
 from hpoqueue.states import ExperimentState, TrialState
 from tests.chaos.conftest import ChaosProject
 from tests.e2e.conftest import alive, wait_for

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from hpoqueue import broker, local_workers
-from hpoqueue.cli import main
+from hpoqueue.broker import embedded as broker
+from hpoqueue.cli.commands import main
+from hpoqueue.worker import local as local_workers
 from tests.e2e.conftest import Project, alive, processes_under, wait_for
 
 

@@ -18,8 +18,8 @@ import pytest
 import redis
 import yaml
 
-from hpoqueue.broker import EmbeddedRedis
-from hpoqueue.capacity import live_workers
+from hpoqueue.broker.capacity import live_workers
+from hpoqueue.broker.embedded import EmbeddedRedis
 from hpoqueue.storage import Storage
 from tests.e2e.conftest import Run, wait_for
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hpoqueue.broker import free_port
-from hpoqueue.cli import main
+from hpoqueue.broker.embedded import free_port
+from hpoqueue.cli.commands import main
 from hpoqueue.states import TrialState
 from tests.e2e.conftest import Project, processes_under
 
@@ -113,7 +113,7 @@ def test_an_embedded_redis_that_cannot_start_is_one_line_and_leaves_nothing(
         home: Project, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """`submit` starts the workers before its Redis answers: when Redis fails (here its port is taken),
     the error quotes Redis's own reason, and the workers, Redis and the experiment directory are gone."""
-    from hpoqueue import launch
+    from hpoqueue.experiment import launch
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

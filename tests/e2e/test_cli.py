@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hpoqueue.broker import ping
+from hpoqueue.broker.embedded import ping
 from hpoqueue.states import ExperimentState, TrialState
 from tests.e2e.conftest import Project, alive, processes_under, wait_for
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from hpoqueue.broker import PASSWORD_FILE, EmbeddedRedis, free_port, ping, redis_server_binary
-from hpoqueue.protocol import ENDED_TTL
+from hpoqueue.broker.embedded import PASSWORD_FILE, EmbeddedRedis, free_port, ping, redis_server_binary
+from hpoqueue.broker.protocol import ENDED_TTL
 from hpoqueue.states import TrialState
 from tests.chaos.conftest import ChaosProject
 from tests.e2e.conftest import wait_for

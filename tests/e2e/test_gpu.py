@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import redis
 
-from hpoqueue.gpu_slots import GpuSlots, gpu_indices_env
-from hpoqueue.protocol import TrialSpec
+from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.states import ExperimentState, TrialState
+from hpoqueue.worker.gpu_slots import GpuSlots, gpu_indices_env
 from tests.e2e.conftest import Project, alive, max_overlap, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hpoqueue.cli import main
+from hpoqueue.cli.commands import main
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Storage
 from tests.e2e.conftest import Project, processes_under
@@ -181,7 +181,7 @@ with open(os.environ["HPOQUEUE_METRIC_FILE"], "a") as fh:
 def test_a_flood_of_metric_lines_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Metrics per attempt are capped (MAX_METRICS, lowered here) and trial.log names only the first
     rejections: a trial in a runaway loop cannot fill the database or the disk through hpoqueue."""
-    from hpoqueue import runner
+    from hpoqueue.worker import runner
 
     monkeypatch.setattr(runner, "MAX_METRICS", 50)
     (tmp_path / "flood.py").write_text(FLOOD_TRIAL)

@@ -97,7 +97,7 @@ def test_warm_start_import_and_delete(project: Project) -> None:
     assert len(storage.list_experiments()) == 2  # nothing half-written
 
     second = list_tuner(project, "warm.jsonl", [0.25, 0.5], maxTrialNumber=2)
-    run = project.cli("submit", str(second), "--quiet", "--warm-start", imported, check=True)
+    run = project.cli("submit", str(second), "--warm-start", imported, check=True)  # not --quiet: notes too
     assert f"observes 2 finished trial(s) of {imported}; 1 skipped" in run.stderr
     results = calls(project, "warm.jsonl", "result")
     # the earlier trials first (0.75 does not fit), then its own two (in the order they finish)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hpoqueue.nni_compat import SHIM_DIR
+from hpoqueue.nni_compat.shim_path import SHIM_DIR
 from hpoqueue.states import TrialState
 from tests.e2e.conftest import Project
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from hpoqueue.app import make_app
-from hpoqueue.broker import EmbeddedRedis, free_port, ping, redis_server_binary
+from hpoqueue.broker.app import make_app
+from hpoqueue.broker.embedded import EmbeddedRedis, free_port, ping, redis_server_binary
 from hpoqueue.states import TrialState
 from tests.chaos.conftest import ChaosProject
 from tests.e2e.conftest import wait_for

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hpoqueue.broker import free_port
+from hpoqueue.broker.embedded import free_port
 
 SSHD = "/usr/sbin/sshd"
 BOX2_PASSWORD = "s3cret box2 'pw"  #: box2's password for this user (a quote and a space on purpose)

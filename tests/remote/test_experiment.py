@@ -66,7 +66,8 @@ class RemoteProject:
         return path
 
     def submit(self, config: Path, *options: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet", *options],
+        # not --quiet, which would hide the notes (a reconnection) the tests read
+        return subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), *options],
                                 cwd=self.root,
                                 env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

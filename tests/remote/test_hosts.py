@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hpoqueue.cli import main
-from hpoqueue.config import config_from_dict
+from hpoqueue.cli.commands import main
+from hpoqueue.config.experiment_config import config_from_dict
 from hpoqueue.errors import ConfigError
 from hpoqueue.remote.box import agent_command
 from hpoqueue.remote.experiment import check_machines

@@ -15,8 +15,8 @@ import pytest
 import redis
 import yaml
 
-from hpoqueue.broker import free_port
-from hpoqueue.capacity import live_workers
+from hpoqueue.broker.capacity import live_workers
+from hpoqueue.broker.embedded import free_port
 from tests.remote.conftest import BOX2_PASSWORD, Box, cli_env, hpoqueue, keygen
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

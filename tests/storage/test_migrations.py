@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from hpoqueue.cli import main
+from hpoqueue.cli.commands import main
 from hpoqueue.errors import StorageError
 from hpoqueue.storage import Storage, _schema
 from hpoqueue.storage._models import Base

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpoqueue.config import config_from_dict
-from hpoqueue.records import TrialResult
+from hpoqueue.config.experiment_config import config_from_dict
+from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners import TUNERS, _auto

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners import BOHBTuner

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from hpoqueue.errors import ConfigError
-from hpoqueue.records import Suggestion, TrialResult
+from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners import TUNERS, BaseTuner, available_tuners, create_tuner
@@ -332,7 +332,7 @@ def test_user_tuner_from_class_name_and_code_directory(tmp_path: Path,
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.delitem(sys.modules, "hpoq_user_tuner", raising=False)
     (tmp_path / "hpoq_user_tuner.py").write_text(
-        "from hpoqueue.records import Suggestion\n"
+        "from hpoqueue.results.records import Suggestion\n"
         "from hpoqueue.tuners import BaseTuner\n"
         "class MyTuner(BaseTuner):\n"
         "    def __init__(self, space, *, optimize_mode='minimize', seed=None, step=1):\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners import EvolutionTuner

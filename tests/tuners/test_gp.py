@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners import GPTuner, _gp

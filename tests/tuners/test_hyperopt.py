@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hpoqueue.errors import ConfigError
-from hpoqueue.records import TrialResult
+from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners import AnnealTuner, _hyperopt, create_tuner

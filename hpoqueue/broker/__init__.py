@@ -1,0 +1,1 @@
+"""The broker side: the embedded Redis, the Celery app, task messages, the events and keys that cross it."""

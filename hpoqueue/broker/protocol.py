@@ -1,0 +1,292 @@
+"""What crosses the broker: the trial spec a task carries, the events workers send back, and Redis keys.
+
+Workers talk only to Redis; the scheduler is the only writer of storage. Events go through one Redis
+stream per experiment read by a consumer group, so an event is acknowledged only after the scheduler has
+persisted it: a scheduler killed mid-batch reads it again on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from hpoqueue.worker.runner import start_time
+
+PREFIX = "hpoqueue"
+GROUP = "scheduler"
+CLAIM_TTL = 30 * 24 * 3600  #: a claim outlives any trial, so a redelivered message stays a no-op
+STOP_TTL = 7 * 24 * 3600
+ENDED_TTL = 24 * 3600  #: an ended experiment's stream, heartbeats and control list go a day later
+EMIT_RETRY = 60.0  #: seconds a worker keeps trying to send an event while the broker is down
+CODE_TTL = 2 * 24 * 3600  #: a shipped code version stays this long after its last dispatch
+
+
+def trial_id(exp_id: str, seq: int) -> str:
+    return f"{exp_id}-{seq}"
+
+
+def stop_key(attempt: str) -> str:
+    """The list a stop request for `attempt` is pushed to (its reason)."""
+    return f"{PREFIX}:stop:{attempt}"
+
+
+def claim_key(attempt: str) -> str:
+    """The key whose SET NX claims `attempt` for one worker."""
+    return f"{PREFIX}:claim:{attempt}"
+
+
+def code_key(digest: str) -> str:
+    """The string holding a shipped code version (gzipped tar) by its SHA-256: see code_bundle."""
+    return f"{PREFIX}:code:{digest}"
+
+
+def attempt_id(trial: str, attempt: int) -> str:
+    """The Celery task id of one attempt of a trial: names the experiment, trial and attempt."""
+    return f"{trial}-a{attempt}"
+
+
+def attempt_experiment(attempt: str) -> str:
+    """The experiment an attempt id (EXP-SEQ-aN) belongs to."""
+    return attempt.rsplit("-", 2)[0]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker needs to run one attempt; JSON-serializable and fixed before dispatch."""
+
+    exp_id: str
+    trial_id: str
+    seq: int
+    attempt: int
+    params: dict[str, Any]
+    command: str
+    code_dir: str
+    work_dir: str
+    gpu_number: int | None = None
+    gpu_cap: int = 1
+    use_active_gpu: bool = True
+    metric_name: str = "default"
+    metric_pattern: str | None = None
+    timeout: float | None = None
+    grace: float = 5.0
+    heartbeat_interval: float = 2.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    code_hash: str | None = None  #: the shipped code version to run in (None: run in code_dir)
+    log_token: str | None = None  #: found in work_dir by a worker that sees it: no logs to relay (log_relay)
+
+    @property
+    def attempt_id(self) -> str:
+        return attempt_id(self.trial_id, self.attempt)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a mapping for the task's JSON message (shallow: it is serialized at once)."""
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialSpec:
+        return cls(**data)
+
+
+class Channel:
+    """The Redis side of one experiment: events stream, stop lists, claims, heartbeats and control."""
+
+    def __init__(self, client: redis.Redis, exp_id: str) -> None:
+        self.client = client
+        self.exp_id = exp_id
+        self.events_key = f"{PREFIX}:{exp_id}:events"
+        self.heartbeats_key = f"{PREFIX}:{exp_id}:heartbeats"
+        self.control_key = f"{PREFIX}:{exp_id}:control"
+        self.alive_key = f"{PREFIX}:{exp_id}:scheduler"
+
+    # ---- worker side -------------------------------------------------------------------------
+    #: SET NX the claim and, only if that took, count a first heartbeat and take a stop asked for before
+    #: the attempt started: one round trip per attempt. Returns false, or {1, stop reason or false}.
+    _CLAIM = ("if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return false end "
+              "redis.call('HINCRBY', KEYS[2], ARGV[3], 1) "
+              "return {1, redis.call('LPOP', KEYS[3])}")
+
+    def claim(self, attempt: str, holder: str) -> tuple[bool, str | None]:
+        """Claim an attempt exactly once and start its heartbeat: (False, None) for a second delivery of
+        the task, else (True, the reason of a stop already asked for, or None)."""
+        script = self.client.register_script(self._CLAIM)
+        reply = script(keys=[claim_key(attempt), self.heartbeats_key, stop_key(attempt)],
+                       args=[holder, CLAIM_TTL, attempt])
+        if not reply:
+            return False, None
+        return True, reply[1].decode() if reply[1] else None
+
+    def emit(self, event_type: str, trial: str, attempt: int, **data: Any) -> None:
+        """Append one event for the scheduler (see emit_many)."""
+        self.emit_many(trial, attempt, [(event_type, data)])
+
+    def emit_many(self, trial: str, attempt: int, events: list[tuple[str, dict[str, Any]]],
+                  clear_heartbeat: bool = False, take_stop: bool = False) -> str | None:
+        """Append events in order in one round trip (an event's own `ts`, when it has one, stays), retrying
+        for up to EMIT_RETRY s while Redis restarts (a lost `finished` event would leave the trial RUNNING);
+        a duplicate append is harmless. In the same round trip, end the attempt's heartbeat when asked, or
+        take a stop request for it (`take_stop`), whose reason is returned."""
+        now = time.time()
+        payloads = [json.dumps({"type": event_type, "trial": trial, "attempt": attempt, "ts": now, **data})
+                    for event_type, data in events]
+        deadline = time.monotonic() + EMIT_RETRY
+        while True:
+            pipe = self.client.pipeline(transaction=True)  # a pipeline forgets its commands once executed
+            for payload in payloads:
+                pipe.xadd(self.events_key, {"e": payload})
+            if clear_heartbeat:
+                pipe.hdel(self.heartbeats_key, attempt_id(trial, attempt))
+            if take_stop:
+                pipe.lpop(stop_key(attempt_id(trial, attempt)))
+            try:
+                replies = pipe.execute()
+            except (redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1.0)
+                continue
+            return replies[-1].decode() if take_stop and replies[-1] else None
+
+    def heartbeat(self, attempt: str) -> None:
+        self.client.hincrby(self.heartbeats_key, attempt, 1)
+
+    def pending_stop(self, attempt: str) -> str | None:
+        item = self.client.lpop(stop_key(attempt))
+        return item.decode() if isinstance(item, bytes) and item else None
+
+    # ---- scheduler side ----------------------------------------------------------------------
+    def ensure_group(self) -> None:
+        """Create the scheduler's consumer group (and the stream), and keep the experiment's keys: a
+        resumed experiment's keys must not expire (retire) under it."""
+        self.client.persist(self.events_key)
+        self.client.persist(self.heartbeats_key)
+        self.client.persist(self.control_key)
+        try:
+            self.client.xgroup_create(self.events_key, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
+                    ) -> list[tuple[bytes, dict[str, Any]]]:
+        """Events not yet acknowledged: `pending` re-reads those delivered before a crash. `ack`: events
+        persisted since the last read, acknowledged (and deleted) in the same round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        if ack:
+            self._ack(pipe, ack)
+        pipe.xreadgroup(GROUP, "scheduler", {self.events_key: "0" if pending else ">"}, count=count,
+                        block=None if pending else block_ms)
+        reply = pipe.execute()[-1]
+        out: list[tuple[bytes, dict[str, Any]]] = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                if fields:
+                    out.append((entry_id, json.loads(fields[b"e"])))
+        return out
+
+    def ack(self, ids: Sequence[bytes]) -> None:
+        if ids:
+            pipe = self.client.pipeline(transaction=False)
+            self._ack(pipe, ids)
+            pipe.execute()
+
+    def _ack(self, pipe: Any, ids: Sequence[bytes]) -> None:
+        pipe.xack(self.events_key, GROUP, *ids)
+        pipe.xdel(self.events_key, *ids)
+
+    def stop(self, attempt: str, reason: str) -> None:
+        """Ask the worker running (or about to run) `attempt` to stop it, with `reason`."""
+        key = stop_key(attempt)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(key, reason)
+        pipe.expire(key, STOP_TTL)
+        pipe.execute()
+
+    def heartbeats(self) -> dict[str, int]:
+        counts = self.client.hgetall(self.heartbeats_key)
+        return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in counts.items()}
+
+    def capacity(self, queues: list[str]) -> dict[str, int]:
+        """Trials each queue can run at once over the live workers; {} while no worker announced itself."""
+        from hpoqueue.broker.capacity import live_workers, queue_capacity
+
+        return queue_capacity(live_workers(self.client), queues)
+
+    def is_claimed(self, attempt: str) -> bool:
+        return bool(self.client.exists(claim_key(attempt)))
+
+    #: the key still (or again) names this scheduler: keep it `ttl` more milliseconds; else leave it
+    _RENEW = ("local v = redis.call('GET', KEYS[1]) "
+              "if v and v ~= ARGV[1] then return 0 end "
+              "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1")
+    _SWAP = ("if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+             "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1")
+    _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 1"
+
+    @staticmethod
+    def _me() -> str:
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "start": start_time(os.getpid())})
+
+    def take_scheduler(self, ttl: float) -> dict[str, Any] | None:
+        """Become the experiment's one scheduler, across machines, for `ttl` seconds unless renewed by
+        mark_alive: None when taken, else the live holder (host, pid, start). A holder on this machine whose
+        process is gone is replaced at once; one on another machine holds until its word expires."""
+        me, ms = self._me(), int(ttl * 1000)
+        while True:
+            if self.client.set(self.alive_key, me, nx=True, px=ms):
+                return None
+            said = self.client.get(self.alive_key)
+            if said is None:
+                continue  # expired in between
+            if said == me.encode():
+                return None
+            holder: dict[str, Any] = json.loads(said)
+            if self._alive(holder):
+                return holder
+            if self.client.eval(self._SWAP, 1, self.alive_key, said, me, ms):
+                return None
+
+    def mark_alive(self, ttl: float = 15) -> bool:
+        """Say again that this process schedules the experiment, for `ttl` seconds; False when another
+        scheduler holds it (this one's word expired while it could not reach the broker)."""
+        return bool(self.client.eval(self._RENEW, 1, self.alive_key, self._me(), int(ttl * 1000)))
+
+    def scheduler_alive(self) -> bool:
+        """Whether a scheduler said so in the last `ttl` seconds and, when it runs on this machine, still
+        exists (same pid and start time, not a zombie): a killed one is seen dead at once, not only once its
+        word expires."""
+        said = self.client.get(self.alive_key)
+        if said is None:
+            return False
+        return self._alive(json.loads(said))
+
+    @staticmethod
+    def _alive(holder: dict[str, Any]) -> bool:
+        return holder["host"] != socket.gethostname() or start_time(holder["pid"]) == holder["start"]
+
+    def clear_alive(self, ttl: int = ENDED_TTL) -> None:
+        """The scheduler has ended the experiment: give it up (if this process holds it), and let the
+        experiment's keys expire in `ttl` seconds instead of staying in a shared Redis for ever (claims and
+        stop requests expire on their own; ensure_group keeps them again for a resume)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.eval(self._RELEASE, 1, self.alive_key, self._me())
+        for key in (self.events_key, self.heartbeats_key, self.control_key):
+            pipe.expire(key, ttl)
+        pipe.execute()
+
+    # ---- control (CLI -> scheduler) ------------------------------------------------------------
+    def send_control(self, command: str, **data: Any) -> None:
+        self.client.rpush(self.control_key, json.dumps({"cmd": command, **data}))
+
+    def read_control(self) -> list[dict[str, Any]]:
+        pipe = self.client.pipeline()
+        pipe.lrange(self.control_key, 0, -1)
+        pipe.delete(self.control_key)
+        items, _ = pipe.execute()
+        return [json.loads(i) for i in items]

@@ -1,0 +1,35 @@
+"""`python -m hpoqueue.worker.main`: the local workers' entry point, a Celery worker of hpoqueue's app
+started without the `celery` command line, whose loading of every CLI plugin (Flower, click-repl, ...)
+costs each worker about half a second of start-up. `celery -A hpoqueue worker` runs the same worker."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hpoqueue.worker.main", description=__doc__.split("\n")[0])
+    parser.add_argument("-Q", "--queues", required=True, help="comma-separated queues to consume")
+    parser.add_argument("-c", "--concurrency", type=int, default=1, help="tasks (trials) run at once")
+    parser.add_argument("-P", "--pool", default="threads", help="Celery pool (default: threads)")
+    parser.add_argument("-n", "--hostname", default=None, help="node name; %%h expands to the host name")
+    parser.add_argument("--logfile", default=None)
+    parser.add_argument("--loglevel", default="INFO")
+    args = parser.parse_args(argv)
+
+    from celery.utils.nodenames import default_nodename, host_format
+
+    from hpoqueue.broker.app import app
+
+    worker = app.Worker(hostname=host_format(default_nodename(args.hostname)), queues=args.queues.split(","),
+                        concurrency=args.concurrency, pool_cls=args.pool, loglevel=args.loglevel,
+                        logfile=args.logfile, without_mingle=True, without_gossip=True,
+                        quiet=True)  # no banner: stdout goes nowhere, and it runs `uname -p`
+    worker.start()
+    return int(worker.exitcode or 0)
+
+
+if __name__ == "__main__":
+    from hpoqueue.worker.quick_exit import exit_now
+
+    exit_now(main())  # the worker has shut down: its tasks are done and its broker connections closed
