@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,6 +55,9 @@ class Dispatcher(Protocol):
     """Sends work to workers (Celery in production)."""
 
     def dispatch(self, spec: TrialSpec, queue: str) -> None: ...
+
+    def dispatch_many(self, items: Sequence[tuple[TrialSpec, str]]) -> None:
+        """Send several at once (one round trip to the broker)."""
 
 
 @dataclass
@@ -123,7 +127,9 @@ class Scheduler:
         self.work_dir = Path(exp.work_dir)
         self.manual = ManualQueue(self.work_dir)  #: configurations enqueued by hand, run before suggestions
         self.flights: dict[str, Flight] = {}
-        self.history: dict[str, TrialResult] = {}  #: finished trials, for the assessor and a new search space
+        #: finished trials' results, kept only for an assessor (it reads every finished curve); without one,
+        #: `update --search-space` reads them from storage when it comes, so memory does not grow with them
+        self.history: dict[str, TrialResult] = {}
         self.counts: dict[TrialState, int] = {s: 0 for s in TrialState}
         self.best: tuple[float, str] | None = None
         self.front: list[tuple[str, tuple[float, ...]]] = []  #: the Pareto front (with objectives): trials, losses
@@ -139,6 +145,7 @@ class Scheduler:
         self._unacked: list[bytes] = []  #: events persisted, acknowledged with the next read
         self.assessing = None if config.assessor is None else Assessing(create_assessor(
             config.assessor, optimize_mode=config.optimize_mode, source=config.source))
+        self.keep_history = self.assessing is not None
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def run(self) -> ExperimentState:
@@ -244,8 +251,7 @@ class Scheduler:
         return not self.flights and (self.out_of_budget() or self.starved)
 
     def _fill(self) -> None:
-        for flight in self._new_flights():
-            self._dispatch(flight)
+        self._dispatch_all(self._new_flights())
 
     def _new_flights(self) -> list[Flight]:
         """Trials for the free slots: suggested, bound to a queue and recorded WAITING, not yet dispatched
@@ -326,6 +332,9 @@ class Scheduler:
     def _dispatch(self, flight: Flight) -> None:
         self.dispatcher.dispatch(self._spec(flight), flight.queue)
 
+    def _dispatch_all(self, flights: list[Flight]) -> None:
+        self.dispatcher.dispatch_many([(self._spec(flight), flight.queue) for flight in flights])
+
     # ---- events ----------------------------------------------------------------------------------
     def _take_unacked(self) -> list[bytes]:
         ids, self._unacked = self._unacked, []
@@ -346,8 +355,7 @@ class Scheduler:
                     self._observe(flight)  # before the new suggestions, which must see it
             new = [] if self.stop_requested else self._new_flights()
         self._unacked.extend(i for i, _ in events)
-        for flight in new:
-            self._dispatch(flight)
+        self._dispatch_all(new)
         self._assess()
 
     def _apply(self, flight: Flight, event: dict[str, Any]) -> bool:
@@ -440,7 +448,8 @@ class Scheduler:
         """The trial is over: tell the tuner once, remember it for assessors and the best value."""
         self.flights.pop(flight.record.id, None)
         result = self._result(flight)
-        self.history[flight.record.id] = result
+        if self.keep_history:
+            self.history[flight.record.id] = result
         self.tuner.observe(result)
         if flight.state is TrialState.SUCCEEDED and flight.final is not None:
             self._consider_best(flight.final, flight.record.id, flight.final_data)
@@ -528,8 +537,16 @@ class Scheduler:
                 self._update(command)
             elif kind == "search_space":  # checked by `hpoqueue update --search-space`, stored by it too
                 self.config, self.tuner = space_update.retune(self.config, self.tuner, command["space"], [
-                    *self.history.values(), *(self._result(f) for f in self.flights.values())])
+                    *self._finished(), *(self._result(f) for f in self.flights.values())])
                 self.starved = False
+
+    def _finished(self) -> Iterable[TrialResult]:
+        """Every finished trial's result: the kept history, else read from storage a page at a time (a new
+        search space is rare; keeping 100,000 results in memory for it is not)."""
+        if self.keep_history:
+            return self.history.values()
+        return (result for record, result in self._stored_results(curves=self.tuner.reads_curves)
+                if record.state.is_finished())
 
     def _update(self, command: dict[str, Any]) -> None:
         exp = self.storage.update_experiment(self.exp_id, concurrency=command.get("concurrency"),
@@ -545,31 +562,43 @@ class Scheduler:
         self.counts[state] += 1
         flight.state = state
 
-    def _load(self) -> None:
-        """Rebuild in-memory state from storage: the tuner, finished curves, trials in flight. Read a page of
-        trials (and their curves) at a time: a long experiment's resume then holds its results, not also
-        every row and metric read at once (680 MiB at 100,000 trials of 20 results)."""
-        results = []
+    def _stored_results(self, *, curves: bool) -> Iterator[tuple[TrialRecord, TrialResult]]:
+        """Every trial in storage with its result, read a page at a time; with their curves (one query a
+        page) when `curves`."""
         for page in self.storage.trial_pages(self.exp_id, LOAD_PAGE):
-            curves = self.storage.intermediate_values(self.exp_id, seqs=(page[0].seq, page[-1].seq))
+            values = self.storage.intermediate_values(self.exp_id, seqs=(page[0].seq, page[-1].seq)) if curves \
+                else {}
             for record in page:
-                self.counts[record.state] += 1
-                values = curves.get(record.id, [])
-                results.append(TrialResult(seq=record.seq, params=record.params, state=record.state,
-                                           value=record.final_value, intermediate=tuple(values),
-                                           data=record.final_data))
-                if record.state in ACTIVE_STATES:
-                    flight = Flight(record=record, attempt=record.attempt, state=record.state,
-                                    queue=record.queue or self._pick_queues(1)[0], intermediate=list(values),
-                                    final=record.final_value, final_data=record.final_data, hb_seen=self.clock())
-                    self.flights[record.id] = flight
-                    flight.claimed = self.channel.is_claimed(flight.attempt_id)
-                    if not flight.claimed and not self.stop_requested:
-                        self._dispatch(flight)  # its message may be gone; a second copy is a no-op
-                else:
-                    self.history[record.id] = results[-1]
-                    if record.state is TrialState.SUCCEEDED and record.final_value is not None:
-                        self._consider_best(record.final_value, record.id, record.final_data)
+                yield record, TrialResult(seq=record.seq, params=_shared_strings(record.params), state=record.state,
+                                          value=record.final_value, intermediate=tuple(values.get(record.id, ())),
+                                          data=record.final_data)
+
+    def _load(self) -> None:
+        """Rebuild in-memory state from storage: the tuner, trials in flight, finished curves for an assessor.
+        Trials are read a page at a time, and finished curves only when the assessor or the tuner reads them:
+        a long experiment's resume then holds the tuner's input, not every row and metric (680 MiB at
+        100,000 trials of 20 results once)."""
+        results = []
+        curves = self.keep_history or self.tuner.reads_curves
+        for record, result in self._stored_results(curves=curves):
+            self.counts[record.state] += 1
+            if record.state in ACTIVE_STATES:
+                if not curves:  # a trial in flight goes on with its curve
+                    result = replace(result, intermediate=tuple(self.storage.intermediate_values(
+                        self.exp_id, seqs=(record.seq, record.seq)).get(record.id, ())))
+                flight = Flight(record=record, attempt=record.attempt, state=record.state,
+                                queue=record.queue or self._pick_queues(1)[0], intermediate=list(result.intermediate),
+                                final=record.final_value, final_data=record.final_data, hb_seen=self.clock())
+                self.flights[record.id] = flight
+                flight.claimed = self.channel.is_claimed(flight.attempt_id)
+                if not flight.claimed and not self.stop_requested:
+                    self._dispatch(flight)  # its message may be gone; a second copy is a no-op
+            else:
+                if self.keep_history:
+                    self.history[record.id] = result
+                if record.state is TrialState.SUCCEEDED and record.final_value is not None:
+                    self._consider_best(record.final_value, record.id, record.final_data)
+            results.append(result)
         if results:
             self.tuner.rebuild(space_update.fitting(self.tuner, results))
         warm_start.replay(self.tuner, self.work_dir)
@@ -587,6 +616,12 @@ class Scheduler:
     def _report(self, state: ExperimentState) -> None:
         if self.on_progress is not None:
             self.on_progress(self.progress(state))
+
+
+def _shared_strings(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with its names and string values interned: a resume holds every trial's parameters, and
+    JSON gives each its own copy of the same few strings (about 10 MiB at 100,000 trials of four)."""
+    return {sys.intern(k): sys.intern(v) if isinstance(v, str) else v for k, v in params.items()}
 
 
 def _end_state(event: dict[str, Any]) -> TrialState:

@@ -352,6 +352,46 @@ def test_events_read_again_after_a_crash_count_once_in_the_curves() -> None:
         assert list(seen.intermediate) == stored == pytest.approx([trial.params["x"] + k for k in range(4)])
 
 
+def test_a_new_search_space_after_a_resume_sees_every_finished_trial() -> None:
+    """Without an assessor the scheduler keeps no finished results in memory (a long experiment's resume
+    would hold them all); `update --search-space` reads them from storage, so the rebuilt tuner still
+    knows every configuration tried before the crash and proposes none of them again."""
+    cfg = config(maxTrialNumber=None, trialConcurrency=3,
+                 searchSpace={"a": {"_type": "choice", "_value": list(range(12))}})
+    sim = Simulation(cfg, lambda p: SimTrial(values=[float(p["a"])] * 3))
+    sim.cluster.crash_at = 7.0
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    assert sum(t.state.is_finished() for t in sim.storage.trials("sim")) >= 3
+    sim.cluster.crash_at = None
+    sim.cluster.control_at(8.0, "search_space", space={"a": {"_type": "choice", "_value": list(range(16))}})
+    result = sim.run()
+    assert result.scheduler.history == {}
+    assert sorted(t.params["a"] for t in result.trials) == list(range(16))  # each value once, old ones too
+    assert all(t.state is TrialState.SUCCEEDED for t in result.trials)
+
+
+@pytest.mark.parametrize("reads_curves", [True, False])
+def test_a_resume_reads_finished_curves_only_for_a_tuner_that_reads_them(reads_curves: bool) -> None:
+    cfg = config(maxTrialNumber=6, trialConcurrency=3)
+    sim = Simulation(cfg, lambda p: SimTrial(values=[p["x"] + k for k in range(4)]))
+    sim.cluster.crash_at = 6.5
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    before = {t.seq: t for t in sim.storage.trials("sim")}
+    assert any(t.state.is_finished() for t in before.values()) and any(
+        not t.state.is_finished() for t in before.values())
+    curves = {seq: [m.value for m in sim.storage.metrics(t.id, kind="intermediate")] for seq, t in before.items()}
+    sim.cluster.crash_at = None
+    tuner = Recording(sim.tuner(), sim)
+    tuner.reads_curves = reads_curves
+    assert sim.run(tuner).state is ExperimentState.DONE
+    assert tuner.rebuilt is not None
+    for seen in tuner.rebuilt:  # a trial in flight always goes on with its curve
+        assert list(seen.intermediate) == (curves[seen.seq] if reads_curves or not seen.state.is_finished() else [])
+    assert any(seen.state.is_finished() and curves[seen.seq] for seen in tuner.rebuilt)
+
+
 def test_duplicate_and_late_events_change_nothing() -> None:
     cfg = config(maxTrialNumber=1, trialConcurrency=1, heartbeatTimeout="3s")
     trial_fn = hang_first(SimTrial(values=[float(k) for k in range(1, 9)]))

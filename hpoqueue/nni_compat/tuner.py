@@ -27,6 +27,7 @@ class NniTunerAdapter(BaseTuner):
     ``customized=True``."""
 
     dedups = False
+    reads_curves = False  #: an NNI tuner is given final results only
 
     def __init__(self, tuner: Any, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None) -> None:

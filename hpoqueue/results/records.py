@@ -17,7 +17,7 @@ class Suggestion:
     params: Params
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a resume holds one per trial
 class TrialResult:
     """What tuners and assessors see of one trial.
 

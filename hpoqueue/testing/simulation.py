@@ -150,6 +150,10 @@ class SimulatedCluster:
         attempt = self.attempts[spec.attempt_id] = _Attempt(spec=spec, queue=queue)
         self.at(self.now + self.start_delay, lambda: self._start(attempt))
 
+    def dispatch_many(self, items: Sequence[tuple[TrialSpec, str]]) -> None:
+        for spec, queue in items:
+            self.dispatch(spec, queue)
+
     # ---- the simulated worker ------------------------------------------------------------------------
     def _start(self, attempt: _Attempt) -> None:
         spec = attempt.spec

@@ -50,6 +50,7 @@ def tuner_summary(name: str | None, class_name: str | None, space: SearchSpace, 
 class AutoTuner(BaseTuner):
     """GP or TPE as the space and the number of trials suit (see the module's docstring)."""
 
+    reads_curves = False
     model_based = True
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",

@@ -18,7 +18,7 @@ class BatchTuner(BaseTuner):
     """The space is one ``choice`` whose options are parameter dicts; each option, verbatim, is one
     trial's parameters (not wrapped in the choice's name, as in NNI). Exhausted after the last one."""
 
-
+    reads_curves = False
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None) -> None:
         super().__init__(space, optimize_mode=optimize_mode, seed=seed)

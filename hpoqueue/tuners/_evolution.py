@@ -25,7 +25,7 @@ class EvolutionTuner(SequentialTuner):
     returns the better one with one active parameter re-sampled (a nested choice re-samples its whole
     option). Failed trials never join the population."""
 
-
+    reads_curves = False
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None, population_size: int = 32) -> None:
         super().__init__(space, optimize_mode=optimize_mode, seed=seed)

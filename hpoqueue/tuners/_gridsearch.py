@@ -18,7 +18,7 @@ class GridSearchTuner(BaseTuner):
     that is used up, subdivides it (``points -> 2 * points - 1``, a superset of the previous grid)
     skipping what was tried, as NNI's GridSearch does; such a space is never exhausted."""
 
-
+    reads_curves = False
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None) -> None:
         super().__init__(space, optimize_mode=optimize_mode, seed=seed)

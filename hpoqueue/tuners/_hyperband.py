@@ -69,6 +69,7 @@ class _Bracket:
 class BracketTuner(BaseTuner):
     """Successive-halving brackets with rung barriers; subclasses choose the new configurations."""
 
+    reads_curves = False
     extra_params = frozenset({BUDGET_KEY})
     dedups = False
     model_based = False

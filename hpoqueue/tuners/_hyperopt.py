@@ -10,6 +10,7 @@ hyperopt's TPE here is NNI's exactly, randint as unordered categories included.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -26,12 +27,17 @@ from hpoqueue.tuners._hyperopt_space import hyperopt_expr, params_from_vals, val
 LiarType = Literal["best", "worst", "mean"]
 #: hyperopt proposals tried before falling back to a random unseen configuration.
 PROPOSAL_TRIES = 3
+#: observed trials Anneal's model is given per parameter, the best by loss of those that have it (beside every
+#: pending one): it starts each parameter from one of the first few by rank (a geometric draw, mean 2: rank 100
+#: or later has odds of 2^-100), so the window changes no proposal, and a suggestion stops growing with the history
+ANNEAL_WINDOW = 100
 _SEED_LIMIT = 2**31 - 1
 
 
 class HyperoptTuner(SequentialTuner):
     """Shared ask/tell driver; subclasses name hyperopt's suggest function and its keyword arguments."""
 
+    reads_curves = False
     model_based = True
     #: NNI's randint as hyperopt's ordered quniform (True) or as its unordered hp.randint (False, NNI's)
     ordered_integers = True
@@ -82,7 +88,6 @@ class HyperoptTuner(SequentialTuner):
             result = {"status": STATUS_NEW}
         for doc in self._pending.values():
             doc["result"] = dict(result)
-        self._trials.refresh()
 
     def mark_pending(self, params: dict) -> None:
         if not self._seen.add(params) or self._domain is None:
@@ -109,7 +114,8 @@ class HyperoptTuner(SequentialTuner):
             loss = self.loss(float(result.value))
             doc["result"] = {"loss": loss, "status": STATUS_OK}
             self._losses.append(loss)
-        self._trials.refresh()
+        # no Trials.refresh() here or in _tell_lies (O(history) each: a resume's replay was quadratic); the
+        # suggest functions that read self._trials refresh it first
 
     @property
     def exhausted(self) -> bool:
@@ -150,6 +156,7 @@ class HyperoptTPETuner(HyperoptTuner):
         """hyperopt's ``tpe.suggest``, step for step, but with the posterior graph built once and the
         observed values extended as trials come instead of recollected from every doc on each call (at
         1,000 trials that rescan was most of a suggestion). The proposals are the same, seed for seed."""
+        self._trials.refresh()
         docs = self._trials.trials
         if len(docs) < self.n_startup_jobs:
             return rand.suggest([tid], domain, self._trials, seed)[0]
@@ -232,7 +239,63 @@ def _subset(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class AnnealTuner(HyperoptTuner):
-    """Simulated-annealing-like search around the best trials so far (hyperopt's ``anneal.suggest``)."""
+    """Simulated-annealing-like search around the best trials so far (hyperopt's ``anneal.suggest``); past
+    ANNEAL_WINDOW observations it is given, for each parameter, the best ANNEAL_WINDOW that have it and the
+    pending ones, and shrinks its neighbourhoods by the whole history's size, as it would with every trial."""
+
+    def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
+                 seed: int | None = None, constant_liar_type: LiarType = "best") -> None:
+        super().__init__(space, optimize_mode=optimize_mode, seed=seed, constant_liar_type=constant_liar_type)
+        self._label_counts: dict[str, int] = {}  #: valid docs (observed with a loss, or pending) per label
+        #: per label, the best ANNEAL_WINDOW observed trials that have it: a heap of (-loss, -tid), worst on top
+        self._best: dict[str, list[tuple[float, int]]] = {}
+        self._docs: dict[int, dict[str, Any]] = {}  #: observed docs with a loss, by tid
+
+    def mark_pending(self, params: dict) -> None:
+        super().mark_pending(params)
+        doc = self._pending.get(self.space.key(params))
+        for label in _labels(doc):
+            self._label_counts[label] = self._label_counts.get(label, 0) + 1
+
+    def observe(self, result: TrialResult) -> None:
+        doc = self._pending.get(self.space.key(result.params))
+        super().observe(result)
+        if doc is not None and result.value is not None:
+            self._docs[doc["tid"]] = doc
+        for label in _labels(doc):
+            if result.value is None:
+                self._label_counts[label] -= 1
+                continue
+            entry = (-float(doc["result"]["loss"]), -int(doc["tid"]))  # type: ignore[index]
+            heap = self._best.setdefault(label, [])
+            if len(heap) < ANNEAL_WINDOW:
+                heapq.heappush(heap, entry)
+            elif entry > heap[0]:
+                heapq.heapreplace(heap, entry)
 
     def _hyperopt_suggest(self, domain: Domain, tid: int, seed: int) -> dict[str, Any]:
-        return anneal.suggest([tid], domain, self._trials, seed)[0]
+        if len(self._losses) <= ANNEAL_WINDOW:
+            self._trials.refresh()
+            return anneal.suggest([tid], domain, self._trials, seed)[0]
+        best = sorted({-tid for heap in self._best.values() for _, tid in heap})
+        window = Trials()
+        window._insert_trial_docs([*(self._docs[t] for t in best), *self._pending.values()])
+        window.refresh()
+        return _WindowedAnnealing(domain, window, seed, self._label_counts)(tid)[0]
+
+
+def _labels(doc: dict[str, Any] | None) -> list[str]:
+    """The labels a trial doc has a value for (those of the branches it took)."""
+    return [] if doc is None else [label for label, values in doc["misc"]["vals"].items() if values]
+
+
+class _WindowedAnnealing(anneal.AnnealingAlgo):
+    """hyperopt's annealing on a window of the trials, its neighbourhood width shrunk by the number of
+    trials that have each parameter in the whole history (`counts`), not in the window."""
+
+    def __init__(self, domain: Domain, trials: Trials, seed: int, counts: dict[str, int]) -> None:
+        super().__init__(domain, trials, seed)
+        self.counts = counts
+
+    def shrinking(self, label: str) -> float:
+        return 1.0 / (1.0 + self.counts.get(label, 0) * self.shrink_coef)

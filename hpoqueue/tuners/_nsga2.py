@@ -19,6 +19,7 @@ class NSGA2Tuner(SequentialTuner):
     parameter from one of two parents (binary tournaments on front rank, then crowding distance) and
     re-samples one parameter. The population is the best `population_size` by the same order."""
 
+    reads_curves = False
     multi_objective = True
 
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize", seed: int | None = None,

@@ -28,6 +28,7 @@ LOAD_KEY, SAVE_KEY = "load_checkpoint_dir", "save_checkpoint_dir"
 class PBTTuner(BaseTuner):
     """Synchronous PBT with NNI's classArgs and checkpoint-directory parameters."""
 
+    reads_curves = False
     extra_params = frozenset({LOAD_KEY, SAVE_KEY})
     dedups = False
     model_based = False

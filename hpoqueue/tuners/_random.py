@@ -15,7 +15,7 @@ class RandomTuner(SequentialTuner):
     """Samples the space uniformly (per each parameter's distribution); on a finite space it hands out
     every configuration at most once and is exhausted after `space.size` of them."""
 
-
+    reads_curves = False
     def __init__(self, space: SearchSpace, *, optimize_mode: OptimizeMode = "minimize",
                  seed: int | None = None) -> None:
         super().__init__(space, optimize_mode=optimize_mode, seed=seed)

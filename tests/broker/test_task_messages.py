@@ -6,6 +6,7 @@ import base64
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,22 @@ def test_a_message_is_what_celery_send_task_writes(case: str, redis_url: str) ->
         {k: theirs[k] for k in ("content-type", "content-encoding")}
     if case == "trial":
         assert ours["headers"]["id"] == SPEC.attempt_id  # a second delivery is recognised by its claim
+
+
+def test_a_batch_of_attempts_is_each_one_message_on_its_queue_in_order(redis_url: str) -> None:
+    """The slots a batch of events freed are filled in one send: each attempt its own message, on its own
+    queue, taken by workers in the order sent, exactly as one dispatch at a time would leave them."""
+    specs = [(replace(SPEC, trial_id=f"exp-{seq}", seq=seq, attempt=1), queue)
+             for seq, queue in ((4, "gpu0"), (5, "gpu1"), (6, "gpu0"))]
+    batched, single = redis.Redis.from_url(redis_url), redis.Redis.from_url(redis_url)
+    RedisDispatcher(batched).dispatch_many(specs)
+    sent = {q: [json.loads(m)["headers"]["id"] for m in batched.lrange(q, 0, -1)] for q in ("gpu0", "gpu1")}
+    batched.delete("gpu0", "gpu1")
+    for spec, queue in specs:
+        RedisDispatcher(single).dispatch(spec, queue)
+    assert sent == {q: [json.loads(m)["headers"]["id"] for m in single.lrange(q, 0, -1)] for q in ("gpu0", "gpu1")}
+    assert sent == {"gpu0": ["exp-6-a1", "exp-4-a1"], "gpu1": ["exp-5-a1"]}  # LPUSH: workers pop from the right
+    batched.delete("gpu0", "gpu1")
 
 
 def test_a_message_waits_for_a_restarting_broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

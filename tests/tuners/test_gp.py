@@ -10,7 +10,7 @@ import pytest
 from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
-from hpoqueue.tuners import GPTuner
+from hpoqueue.tuners import GPTuner, _gp
 from hpoqueue.tuners._gp_model import Acquisition, Posterior, default_raw
 
 QUAD = SearchSpace.from_dict({"x": {"_type": "uniform", "_value": [-5, 5]},
@@ -152,3 +152,18 @@ def test_failed_trials_are_never_taken_as_good(history_seed: int) -> None:
         values.append(_quad(params))
         tuner.observe(TrialResult(seq, params, TrialState.SUCCEEDED, values[-1]))
     assert sorted(values)[2] < 0.1, values
+
+
+def test_the_model_keeps_the_best_half_and_the_rest_spread_over_the_history() -> None:
+    y = np.random.default_rng(0).normal(size=3 * _gp.MODEL_CAP)
+    keep = _gp._model_points(y)
+    assert len(keep) == len(set(keep)) == _gp.MODEL_CAP and list(keep) == sorted(keep)
+    assert set(np.argsort(y)[:_gp.MODEL_CAP // 2]) <= set(keep)
+    assert keep[0] < 10 and keep[-1] > len(y) - 10  # the oldest and the newest regions stay in the model
+
+
+def test_a_model_capped_far_below_the_history_still_finds_the_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the posterior on 16 of up to 60 observations (a long experiment's bounded model, small here),
+    the search still closes in on the quadratic's minimum."""
+    monkeypatch.setattr(_gp, "MODEL_CAP", 16)
+    assert _optimize(GPTuner(QUAD, seed=0), _quad, 60) < 0.05

@@ -9,7 +9,7 @@ from hpoqueue.errors import ConfigError
 from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
-from hpoqueue.tuners import AnnealTuner, create_tuner
+from hpoqueue.tuners import AnnealTuner, _hyperopt, create_tuner
 from hpoqueue.tuners._hyperopt import HyperoptTPETuner
 from hpoqueue.tuners._hyperopt_space import params_from_vals, vals_from_params
 
@@ -105,8 +105,42 @@ def test_tpe_proposes_exactly_what_hyperopts_tpe_suggest_would_from_the_same_tri
         tuner.observe(TrialResult(seq, s.params, TrialState.SUCCEEDED if value is not None else TrialState.FAILED,
                                   value))
         tuner._tell_lies()
+        tuner._trials.refresh()  # as the suggest functions do before reading the trials
         for seed in (1, 99):
             expected = tpe.suggest([tuner._next_tid], tuner._domain, tuner._trials, seed, n_startup_jobs=5,
                                    verbose=False)[0]["misc"]["vals"]
             got = tuner._hyperopt_suggest(tuner._domain, tuner._next_tid, seed)["misc"]["vals"]
             assert got == expected, (seq, seed)
+
+
+def test_anneal_past_its_window_proposes_what_it_would_with_every_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ANNEAL_WINDOW observations Anneal's model is given only the best of them (and the pending ones),
+    so a suggestion stops growing with the history; it starts from one of the few best trials and shrinks
+    by the whole history's size, so its proposals stay those it makes from every trial, seed for seed."""
+    sgd = {"_name": "sgd", "m": {"_type": "uniform", "_value": [0, 1]}}
+    space = SearchSpace.from_dict({"x": {"_type": "uniform", "_value": [-5, 5]},
+                                   "opt": {"_type": "choice", "_value": [sgd, {"_name": "adam"}]}})
+
+    def run() -> list[dict]:
+        tuner, out = AnnealTuner(space, seed=3), []
+        for seq in range(1, 61):
+            (s,) = tuner.suggest(1)
+            out.append(s.params)
+            fails = seq % 7 == 0
+            value = None if fails else (s.params["x"] - 1) ** 2 + s.params["opt"].get("m", 0.5)
+            tuner.observe(TrialResult(seq, s.params, TrialState.FAILED if fails else TrialState.SUCCEEDED, value))
+        return out
+
+    given: list[int] = []
+
+    class Spy(_hyperopt._WindowedAnnealing):
+        def __init__(self, domain, trials, seed, counts) -> None:  # type: ignore[no-untyped-def]
+            given.append(len(trials.trials))
+            super().__init__(domain, trials, seed, counts)
+
+    monkeypatch.setattr(_hyperopt, "ANNEAL_WINDOW", 10_000)
+    full = run()
+    monkeypatch.setattr(_hyperopt, "ANNEAL_WINDOW", 10)
+    monkeypatch.setattr(_hyperopt, "_WindowedAnnealing", Spy)
+    assert run() == full
+    assert given and max(given) <= 3 * 10 + 1  # each parameter's window and the pending proposal
