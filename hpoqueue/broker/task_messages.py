@@ -18,7 +18,8 @@ from typing import Any
 
 import redis
 
-from hpoqueue.broker.protocol import CODE_TTL, TrialSpec, code_key
+from hpoqueue.broker import keys
+from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.errors import BrokerError
 
 #: keep trying for about two minutes while the broker restarts: the trial row already exists, and a
@@ -58,7 +59,7 @@ class RedisDispatcher:
     def dispatch(self, spec: TrialSpec, queue: str) -> None:
         # argsrepr: Flower shows the parameters rather than the whole spec
         self._send("hpoqueue.run_trial", [spec.to_dict()], queue, spec.attempt_id, json.dumps(spec.params),
-                   keep=code_key(spec.code_hash) if spec.code_hash else None)
+                   keep=keys.code(spec.code_hash) if spec.code_hash else None)
 
     def _send(self, name: str, args: list[Any], queue: str, task_id: str, argsrepr: str,
               keep: str | None = None) -> None:
@@ -67,9 +68,9 @@ class RedisDispatcher:
         for attempt in range(1, SEND_TRIES + 1):
             try:
                 pipe = self.client.pipeline(transaction=False)
-                pipe.lpush(queue, message)
+                pipe.lpush(keys.queue(queue), message)
                 if keep is not None:
-                    pipe.expire(keep, CODE_TTL)
+                    pipe.expire(keep, keys.CODE_TTL)
                 pipe.execute()
                 return
             except (redis.ConnectionError, redis.TimeoutError) as exc:
