@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import redis
 
+from hpoqueue.broker import task_messages
 from hpoqueue.broker.app import make_app
-from hpoqueue.broker.embedded import EmbeddedRedis, free_port, task_messages
+from hpoqueue.broker.embedded import EmbeddedRedis, free_port
 from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.broker.task_messages import RedisDispatcher
 from hpoqueue.errors import BrokerError
