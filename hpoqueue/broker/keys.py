@@ -21,8 +21,8 @@ queue(name)        NAME (cpu, gpu0, ...)     list        the scheduler         C
   the scheduler's sweep marks an attempt whose counter stops moving lost.
 - control: JSON commands (stop, kill, update, search_space) from Channel.send_control, taken by read_control.
 - scheduler: JSON {host, pid, start} of the experiment's one scheduler (take_scheduler, mark_alive; the lock
-  of experiment/lock.py), expiring unless renewed; Channel.clear_alive deletes it and sets ENDED_TTL on the
-  experiment's three keys above (ensure_group removes that expiry on resume).
+  of experiment/lock.py), expiring scheduler.ALIVE_TTL after it was last renewed; Channel.clear_alive
+  deletes it and sets ENDED_TTL on the experiment's three keys above (ensure_group removes it on resume).
 - claim: SET NX by the worker that runs an attempt (Channel.claim): a second delivery is a no-op.
 - stop: reasons (events.STOP_REASONS) pushed by Channel.stop (the scheduler; `hpoqueue kill` when no
   scheduler runs), popped by the worker before the start and after every slice.
@@ -30,8 +30,8 @@ queue(name)        NAME (cpu, gpu0, ...)     list        the scheduler         C
   dispatch (task_messages) starts its CODE_TTL again.
 - workers: Celery node name -> JSON {host, queues, concurrency, seen}, written every ANNOUNCE_EVERY s by
   capacity.Announcer, read by capacity.live_workers (entries older than STALE_AFTER are ignored).
-- gpu: attempt ids -> lease end (Redis server time), per machine and GPU (gpu_lease.GpuLeases: the per-GPU cap
-  across the workers of a machine); an expired lease is dropped by the next script that touches the key.
+- gpu: attempt ids -> lease end (Redis server time), per machine and GPU (gpu_lease.GpuLeases: the per-GPU
+  cap across the workers of a machine); an expired lease is dropped by the next script that touches the key.
 - queue: Celery's Redis transport keeps a queue's task messages in a list named as the queue; the scheduler
   LPUSHes them (task_messages.RedisDispatcher). Celery keeps keys of its own beside (``unacked``,
   ``_kombu.binding.*``); hpoqueue neither reads nor writes those.

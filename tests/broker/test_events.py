@@ -98,6 +98,12 @@ def test_a_stop_reason_read_from_the_broker_is_one_the_worker_knows() -> None:
     assert events.stop_reason("pushed by hand") == "user_canceled"  # stops, as a user's cancel
 
 
+def test_every_event_kind_is_in_the_architecture_doc() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
+    for kind, cls in events.KINDS.items():
+        assert f"| `{kind}` | `{cls.__name__}` |" in doc, kind
+
+
 def test_every_key_family_is_in_the_table_and_in_the_architecture_doc() -> None:
     families = [name for name, fn in inspect.getmembers(keys, inspect.isfunction) if fn.__module__ == keys.__name__]
     doc = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
