@@ -55,9 +55,12 @@ class Event:
     version: int = VERSION
 
     def __post_init__(self) -> None:
-        for name, check in _CHECKS[type(self)]:
-            value = check(getattr(self, name), name)
-            if value is not getattr(self, name):
+        for name, check, wanted in _CHECKS[type(self)]:
+            given = getattr(self, name)
+            value = check(given)
+            if value is _BAD:
+                raise EventError(f"field {name!r} is {given!r}, not {wanted}")
+            if value is not given:
                 object.__setattr__(self, name, value)  # a list made a tuple, an int made a float
 
 
@@ -132,8 +135,9 @@ class Unreadable:
 
 def encode(event: Event) -> str:
     """The event as the JSON text a stream entry carries."""
-    body = {_WIRE.get(f.name, f.name): getattr(event, f.name) for f in fields(event)}
-    return json.dumps({"type": event.TYPE, **body})
+    body = {"type": event.TYPE}
+    body.update((wire, getattr(event, name)) for name, wire in _NAMES[type(event)])
+    return json.dumps(body)
 
 
 def decode(raw: bytes | str) -> Event | Unreadable:
@@ -159,76 +163,70 @@ def _decode(text: str) -> Event:
     if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
         raise EventError(f"version {version} is newer than this hpoqueue's {VERSION} (upgrade hpoqueue where "
                          "the scheduler runs)")
-    names = {f.name for f in fields(cls)}
-    values = {name: body[_WIRE.get(name, name)] for name in names if _WIRE.get(name, name) in body}
-    missing = sorted(names - values.keys() - _DEFAULTED[cls])
-    if missing:
-        raise EventError(f"{cls.TYPE} event lacks {', '.join(missing)}")
+    values = {name: body[wire] for name, wire in _NAMES[cls] if wire in body}
+    if len(values) < len(_NAMES[cls]):
+        missing = [name for name, _wire in _NAMES[cls] if name not in values and name not in _DEFAULTED[cls]]
+        if missing:
+            raise EventError(f"{cls.TYPE} event lacks {', '.join(missing)}")
     return cls(**values)
 
 
 # ---- field checks, made once per class from its annotations ---------------------------------------------
-Check = typing.Callable[[Any, str], Any]
+_BAD: Any = object()  #: what a check returns for a value of the wrong type
+Check = typing.Callable[[Any], Any]
 
 
 def _checker(hint: Any) -> Check:
-    """A function that returns the value as `hint` wants it (a list as a tuple, an int as a float) or raises
-    EventError naming the field."""
+    """A function that returns the value as `hint` wants it (a list as a tuple, an int as a float), or _BAD."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
-        return lambda value, name: value
+        return lambda value: value
     if origin in (Union, types.UnionType):
         checks = [_checker(arg) for arg in args]
 
-        def either(value: Any, name: str) -> Any:
+        def either(value: Any) -> Any:
             for check in checks:
-                try:
-                    return check(value, name)
-                except EventError:
-                    continue
-            raise EventError(f"field {name!r} is {value!r}, not {_show(hint)}")
+                result = check(value)
+                if result is not _BAD:
+                    return result
+            return _BAD
         return either
     if origin is Literal:
-        def one_of(value: Any, name: str) -> Any:
-            if isinstance(value, str) and value in args:
-                return value
-            raise EventError(f"field {name!r} is {value!r}, not one of {', '.join(map(repr, args))}")
-        return one_of
+        return lambda value: value if isinstance(value, str) and value in args else _BAD
     if origin is tuple:
         item = _checker(args[0])
 
-        def items(value: Any, name: str) -> Any:
+        def items(value: Any) -> Any:
             if not isinstance(value, (list, tuple)):
-                raise EventError(f"field {name!r} is {value!r}, not a list")
-            return tuple(item(v, name) for v in value)
+                return _BAD
+            out = tuple(item(v) for v in value)
+            return _BAD if any(v is _BAD for v in out) else out
         return items
     if hint is type(None):
-        def none(value: Any, name: str) -> Any:
-            if value is not None:
-                raise EventError(f"field {name!r} is {value!r}, not null")
-            return value
-        return none
+        return lambda value: value if value is None else _BAD
     if hint is float:
-        def number(value: Any, name: str) -> Any:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise EventError(f"field {name!r} is {value!r}, not a number")
-            return value if isinstance(value, float) else float(value)
-        return number
-
-    def exactly(value: Any, name: str) -> Any:
-        if isinstance(value, bool) or not isinstance(value, hint):
-            raise EventError(f"field {name!r} is {value!r}, not {hint.__name__}")
-        return value
-    return exactly
+        return lambda value: (_BAD if isinstance(value, bool) or not isinstance(value, (int, float))
+                              else value if isinstance(value, float) else float(value))
+    return lambda value: value if isinstance(value, hint) and not isinstance(value, bool) else _BAD
 
 
-def _show(hint: Any) -> str:
-    return " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(hint))
+def _describe(hint: Any) -> str:
+    """What a field of type `hint` must be, for the one line that says it is not."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args)
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin is tuple:
+        return f"a list of {_describe(args[0])}"
+    return {type(None): "null", float: "a number", Any: "anything"}.get(hint) or hint.__name__
 
 
-_CHECKS: dict[type[Event], list[tuple[str, Check]]] = {}
+_CHECKS: dict[type[Event], list[tuple[str, Check, str]]] = {}
+_NAMES: dict[type[Event], list[tuple[str, str]]] = {}  #: each field's name and its name on the wire
 _DEFAULTED: dict[type[Event], set[str]] = {}
 for _cls in KINDS.values():
     _hints = typing.get_type_hints(_cls)
-    _CHECKS[_cls] = [(f.name, _checker(_hints[f.name])) for f in fields(_cls)]
+    _CHECKS[_cls] = [(f.name, _checker(_hints[f.name]), _describe(_hints[f.name])) for f in fields(_cls)]
+    _NAMES[_cls] = [(f.name, _WIRE.get(f.name, f.name)) for f in fields(_cls)]
     _DEFAULTED[_cls] = {f.name for f in fields(_cls) if f.default is not MISSING}
