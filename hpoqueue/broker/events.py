@@ -17,10 +17,11 @@ import typing
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Literal, Union
 
+from hpoqueue.metrics import MetricKind
+
 VERSION = 1  #: raise it when an event changes in a way an older scheduler would misread
 
 Stream = Literal["stdout", "stderr", "log"]
-MetricKind = Literal["intermediate", "final", "loss"]
 #: how an attempt ended: the runner's outcomes, and "error" when the worker itself failed around the trial
 EndReason = Literal["exited", "stopped", "timeout", "spawn_failed", "error"]
 #: why the scheduler asked a worker to stop an attempt (the text pushed on the attempt's stop list)
