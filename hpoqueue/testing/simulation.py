@@ -4,7 +4,7 @@ Only the broker, the workers and time are simulated; storage, tuners, assessors 
 the real ones. `SimulatedCluster` is both the scheduler's `Channel` and its `Dispatcher`: an event heap of
 (time, seq, action) where each dispatched attempt is a `SimTrial` given by a user function of its params.
 Its workers send the events a real worker sends (events.py's classes, through the same JSON), which
-tests/broker/test_events.py holds against what a real worker sent.
+tests/e2e/test_events.py holds to what a real worker sent.
 Used by the tests (budgets, retries, lost trials, kills, assessors, resume) and benchmarks/assessors.py.
 """
 
