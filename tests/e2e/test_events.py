@@ -8,15 +8,15 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from hpoqueue.broker.embedded import redis_client
+from hpoqueue.broker.embedded import EmbeddedRedis, redis_client
 from hpoqueue.broker.events import Event, Finished, Started, Unreadable
 from hpoqueue.broker.protocol import Channel, TrialSpec
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
@@ -106,7 +106,44 @@ def _shapes(events: Sequence[Event]) -> set[tuple[str, tuple[tuple[str, Any], ..
             for e in events}
 
 
-def _run_real(tmp_path: Path, url: str) -> tuple[Scheduler, Storage, list[Event | Unreadable]]:
+@dataclass
+class RealRun:
+    """One experiment run by the real scheduler and worker code: its storage, the events the scheduler
+    read, and the scheduler's warnings."""
+
+    storage: Storage
+    read: list[Event | Unreadable]
+    warnings: list[str]
+    url: str
+
+
+class Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory, embedded_redis: EmbeddedRedis) -> Iterator[RealRun]:
+    """The experiment of MODES, once for the tests of this module, garbage in its stream."""
+    tmp_path = tmp_path_factory.mktemp("events")
+    url = embedded_redis.url
+    redis.Redis.from_url(url).flushdb()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+        handler, logger = Warnings(), logging.getLogger("hpoqueue.scheduler")
+        logger.addHandler(handler)
+        try:
+            storage, read = _run_real(tmp_path, url)
+        finally:
+            logger.removeHandler(handler)
+        yield RealRun(storage, read, handler.lines, url)
+
+
+def _run_real(tmp_path: Path, url: str) -> tuple[Storage, list[Event | Unreadable]]:
     (tmp_path / "trial.py").write_text(TRIAL)
     cfg = _config(tmp_path)
     storage = Storage(f"sqlite:///{tmp_path / 'hpoqueue.db'}")
@@ -123,32 +160,25 @@ def _run_real(tmp_path: Path, url: str) -> tuple[Scheduler, Storage, list[Event 
     assert scheduler.run() is ExperimentState.DONE
     for thread in dispatcher.threads:
         thread.join(30)
-    return scheduler, storage, channel.read
+    return storage, channel.read
 
 
-def test_garbage_in_the_stream_is_logged_and_the_experiment_ends_as_its_workers_said(
-        tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
-    with caplog.at_level(logging.WARNING, logger="hpoqueue.scheduler"):
-        _scheduler, storage, read = _run_real(tmp_path, redis_url)
-    states = {t.params["mode"]: (t.state, t.exit_code, t.final_value) for t in storage.trials("sim")}
+def test_garbage_in_the_stream_is_logged_and_the_experiment_ends_as_its_workers_said(real_run: RealRun) -> None:
+    states = {t.params["mode"]: (t.state, t.exit_code, t.final_value) for t in real_run.storage.trials("sim")}
     assert states == {"ok": (TrialState.SUCCEEDED, 0, 0.25), "fail": (TrialState.FAILED, 3, None),
                       "slow": (TrialState.TIMEOUT, None, None), "kill": (TrialState.USER_CANCELED, None, None)}
-    unreadable = [e for e in read if isinstance(e, Unreadable)]
+    unreadable = [e for e in real_run.read if isinstance(e, Unreadable)]
     assert len(unreadable) == 2 * len(GARBAGE)
-    lines = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    lines = [line for line in real_run.warnings if "cannot be read" in line]
     assert len(lines) == 2 * len(GARBAGE) and all("\n" not in line for line in lines)
     for what, _raw, names in GARBAGE:
         assert sum(names in line for line in lines) == 2, (what, lines)
-    client = redis.Redis.from_url(redis_url)
+    client = redis.Redis.from_url(real_run.url)
     assert client.xlen(Channel(client, "sim").events_key) == 0  # all acknowledged and deleted
 
 
-def test_the_simulation_sends_what_the_worker_sends(tmp_path: Path, redis_url: str,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
-    _scheduler, _storage, read = _run_real(tmp_path, redis_url)
-    worker = [e for e in read if isinstance(e, Event)]
+def test_the_simulation_sends_what_the_worker_sends(real_run: RealRun, tmp_path: Path) -> None:
+    worker = [e for e in real_run.read if isinstance(e, Event)]
 
     behaviour = {"ok": SimTrial(values=[0.5, 0.25]), "fail": SimTrial(values=[1.0], outcome=3),
                  "slow": SimTrial(values=[], step_time=120.0), "kill": SimTrial(values=[], step_time=120.0)}
