@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import redis
 
 from hpoqueue.assessors import create_assessor
+from hpoqueue.broker.events import EndReason, Event, Finished, Log, Metric, Started, StopReason, Unreadable, Waiting
 from hpoqueue.broker.protocol import Channel, TrialSpec, attempt_id
 from hpoqueue.config.experiment_config import ExperimentConfig
 from hpoqueue.errors import AlreadyRunningError, StorageError, StorageUnavailableError
@@ -42,8 +43,15 @@ from hpoqueue.worker.log_relay import store
 log = logging.getLogger(__name__)
 
 #: how a stop request's reason maps to the state recorded for the trial
-STOP_STATES = {"early_stopped": TrialState.EARLY_STOPPED, "user_canceled": TrialState.USER_CANCELED,
-               "timeout": TrialState.TIMEOUT, "lost": TrialState.LOST}
+STOP_STATES: dict[StopReason, TrialState] = {
+    "early_stopped": TrialState.EARLY_STOPPED, "user_canceled": TrialState.USER_CANCELED,
+    "timeout": TrialState.TIMEOUT, "lost": TrialState.LOST}
+#: the state a trial ends in by its `finished` event's reason (an exit by its code, a stop by STOP_STATES)
+END_STATES: dict[EndReason, TrialState] = {
+    "timeout": TrialState.TIMEOUT,
+    "spawn_failed": TrialState.FAILED,  # the command could not start, or the trial code could not be had
+    "error": TrialState.FAILED,  # the worker failed around the trial (its message says how)
+}
 HEARTBEAT_SWEEP = 1.0  #: seconds between two reads of the heartbeat hash
 ALIVE_TTL = 15.0  #: seconds a scheduler's word lasts (at most heartbeatTimeout); renewed three times as often
 CONTROL_EVERY = 0.2  #: seconds between two reads of CLI commands (kill, stop, update)
@@ -340,90 +348,91 @@ class Scheduler:
         ids, self._unacked = self._unacked, []
         return ids
 
-    def _persist(self, events: list[tuple[bytes, dict[str, Any]]]) -> None:
+    def _persist(self, batch: list[tuple[bytes, Event | Unreadable]]) -> None:
         """Apply a batch of worker events, and record the trials that take the slots it freed, in one
         transaction; events are acknowledged with the next read (a scheduler killed before that reads
-        them again, and applying an event twice changes nothing)."""
-        if not events:
+        them again, and applying an event twice changes nothing). What is no event is logged and
+        acknowledged as well: it would come back on every resume otherwise."""
+        if not batch:
             return
         with self.storage.transaction():
-            for _id, event in events:
-                flight = self.flights.get(event.get("trial", ""))
-                if flight is None or event.get("attempt") != flight.attempt:
+            for _id, event in batch:
+                if isinstance(event, Unreadable):
+                    log.warning("dropped an event that cannot be read (%s): %r", event.why, event.raw[:300])
+                    continue
+                flight = self.flights.get(event.trial)
+                if flight is None or event.attempt != flight.attempt:
                     continue  # a late event of an old attempt or a finished trial: harmless
                 if self._apply(flight, event):
                     self._observe(flight)  # before the new suggestions, which must see it
             new = [] if self.stop_requested else self._new_flights()
-        self._unacked.extend(i for i, _ in events)
+        self._unacked.extend(i for i, _ in batch)
         self._dispatch_all(new)
         self._assess()
 
-    def _apply(self, flight: Flight, event: dict[str, Any]) -> bool:
+    def _apply(self, flight: Flight, event: Event) -> bool:
         """Apply one event in a savepoint; True when the trial is over. An event the database refuses (one
-        trial's data: a NUL byte, a malformed field) is logged and dropped, never the end of the experiment;
-        a `finished` event is then recorded without its details."""
-        handler = getattr(self, f"_on_{event.get('type')}", None)
-        if handler is None:
-            return False
+        trial's data: a NUL byte, a metric that is not finite) is logged and dropped, never the end of the
+        experiment; a `finished` event is then recorded without its details."""
+        handler = self.HANDLERS[type(event)]
         try:
             with self.storage.transaction():
-                return bool(handler(flight, event))
+                return handler(self, flight, event)
         except StorageUnavailableError:
             raise  # the database went away: experiment.run waits for it
         except (StorageError, ValueError, TypeError, KeyError) as exc:
             log.warning("trial %s: dropped a %s event that could not be stored: %s", flight.record.id,
-                        event.get("type"), exc)
-            if event.get("type") != "finished":
+                        event.TYPE, exc)
+            if not isinstance(event, Finished):
                 return False
         state = flight.state if flight.state.is_finished() else _end_state(event)
-        self.storage.transition(flight.record.id, state, expected=ACTIVE_STATES,
-                                exit_code=event.get("exit_code") if isinstance(event.get("exit_code"), int)
-                                else None, exit_reason="its end could not be stored as reported (see the "
-                                                       "scheduler's log)")
+        self.storage.transition(flight.record.id, state, expected=ACTIVE_STATES, exit_code=event.exit_code,
+                                exit_reason="its end could not be stored as reported (see the scheduler's log)")
         if not flight.state.is_finished():
             self._count(flight, state)
         return True
 
-    def _on_started(self, flight: Flight, event: dict[str, Any]) -> bool:
+    def _on_started(self, flight: Flight, event: Started) -> bool:
         flight.claimed = True
+        gpus = None if event.gpus is None else list(event.gpus)
         if self.storage.transition(flight.record.id, TrialState.RUNNING, expected=[TrialState.WAITING],
-                                   host=event.get("host"), pid=event.get("pid"), gpus=event.get("gpus"),
-                                   queue=event.get("queue"), started_at=_utc(event["ts"])):
+                                   host=event.host, pid=event.pid, gpus=gpus, queue=event.queue,
+                                   started_at=_utc(event.ts)):
             self._count(flight, TrialState.RUNNING)
             flight.waiting_reason = None
         self.storage.add_event(flight.record.id, flight.attempt, "started",
-                               {k: event.get(k) for k in ("host", "pid", "gpus", "queue", "log_dir", "machine")})
+                               {"host": event.host, "pid": event.pid, "gpus": gpus, "queue": event.queue,
+                                "log_dir": event.log_dir, "machine": event.machine})
         return False
 
-    def _on_waiting(self, flight: Flight, event: dict[str, Any]) -> bool:
+    def _on_waiting(self, flight: Flight, event: Waiting) -> bool:
         flight.claimed = True
-        flight.waiting_reason = event.get("why")
-        self.storage.add_event(flight.record.id, flight.attempt, "waiting", {"why": flight.waiting_reason})
+        flight.waiting_reason = event.why
+        self.storage.add_event(flight.record.id, flight.attempt, "waiting", {"why": event.why})
         return False
 
-    def _on_log(self, flight: Flight, event: dict[str, Any]) -> bool:
+    def _on_log(self, flight: Flight, event: Log) -> bool:
         store(attempt_dir(self.config.experiment_working_directory / self.exp_id, flight.record.seq,
                           flight.attempt), event)
         return False
 
-    def _on_metric(self, flight: Flight, event: dict[str, Any]) -> bool:
-        data = event.get("data")
-        value = scalar(event["value"] if data is None else data)  # again: the broker is not the worker
-        if not self.storage.add_metric(flight.record.id, flight.attempt, event["kind"], event["step"],
-                                       value, event.get("data")):
+    def _on_metric(self, flight: Flight, event: Metric) -> bool:
+        value = scalar(event.value if event.data is None else event.data)  # again: the broker is not the worker
+        if not self.storage.add_metric(flight.record.id, flight.attempt, event.kind, event.step, value,
+                                       event.data):
             return False  # seen before (re-read after a crash)
-        if event["kind"] == "loss":
+        if event.kind == "loss":
             return False  # report_loss's curve: recorded for display only
-        if event["kind"] == "intermediate":
+        if event.kind == "intermediate":
             flight.intermediate.append(value)
             if self.assessing is not None:
                 self.assessing.mark(flight.record.id)
         else:
-            flight.final, flight.final_data = value, event.get("data")
-            self.storage.update_trial(flight.record.id, final_value=value, final_data=event.get("data"))
+            flight.final, flight.final_data = value, event.data
+            self.storage.update_trial(flight.record.id, final_value=value, final_data=event.data)
         return False
 
-    def _on_finished(self, flight: Flight, event: dict[str, Any]) -> bool:
+    def _on_finished(self, flight: Flight, event: Finished) -> bool:
         state = _end_state(event)
         if flight.state.is_finished():  # recorded when the stop was decided (early stop, kill)
             state = flight.state
@@ -431,8 +440,8 @@ class Scheduler:
         if value is None and flight.intermediate and state in (
                 TrialState.SUCCEEDED, TrialState.EARLY_STOPPED, TrialState.TIMEOUT):
             value = flight.intermediate[-1]  # the last intermediate result stands in as the final one
-        fields = {"exit_code": event.get("exit_code"), "exit_reason": event.get("message"),
-                  "final_value": value, "ended_at": _utc(event["ts"])}
+        fields = {"exit_code": event.exit_code, "exit_reason": event.message,
+                  "final_value": value, "ended_at": _utc(event.ts)}
         if flight.state.is_finished():
             self.storage.update_trial(flight.record.id, **fields)
         else:
@@ -440,9 +449,14 @@ class Scheduler:
             self._count(flight, state)
         flight.final = value
         self.storage.add_event(flight.record.id, flight.attempt, "finished",
-                               {k: event.get(k) for k in ("reason", "exit_code", "signal", "stop_reason",
-                                                          "message", "metrics_rejected")})
+                               {"reason": event.reason, "exit_code": event.exit_code, "signal": event.signal,
+                                "stop_reason": event.stop_reason, "message": event.message,
+                                "metrics_rejected": event.metrics_rejected})
         return True
+
+    #: the method that applies each kind of event (tests check that every kind of events.KINDS has one)
+    HANDLERS: ClassVar[dict[type[Event], Callable[[Scheduler, Flight, Any], bool]]] = {
+        Started: _on_started, Waiting: _on_waiting, Log: _on_log, Metric: _on_metric, Finished: _on_finished}
 
     def _observe(self, flight: Flight) -> None:
         """The trial is over: tell the tuner once, remember it for assessors and the best value."""
@@ -481,7 +495,7 @@ class Scheduler:
                            value=flight.final, intermediate=tuple(flight.intermediate), data=flight.final_data)
 
     # ---- stopping, losing and retrying -----------------------------------------------------------
-    def _cancel(self, flight: Flight, reason: str) -> None:
+    def _cancel(self, flight: Flight, reason: StopReason) -> None:
         """Record the end state first, then ask the worker to kill the trial's process group."""
         state = STOP_STATES[reason]
         if self.storage.transition(flight.record.id, state, expected=ACTIVE_STATES,
@@ -624,15 +638,14 @@ def _shared_strings(params: dict[str, Any]) -> dict[str, Any]:
     return {sys.intern(k): sys.intern(v) if isinstance(v, str) else v for k, v in params.items()}
 
 
-def _end_state(event: dict[str, Any]) -> TrialState:
-    reason = event.get("reason")
-    if reason == "exited":
-        return TrialState.SUCCEEDED if event.get("exit_code") == 0 else TrialState.FAILED
-    if reason == "timeout":
-        return TrialState.TIMEOUT
-    if reason == "stopped":
-        return STOP_STATES.get(event.get("stop_reason") or "", TrialState.USER_CANCELED)
-    return TrialState.FAILED
+def _end_state(event: Finished) -> TrialState:
+    """The state a `finished` event ends its trial in: an exit by its code, a stop by its reason (a stop that
+    names none: the user's), the other reasons by END_STATES."""
+    if event.reason == "exited":
+        return TrialState.SUCCEEDED if event.exit_code == 0 else TrialState.FAILED
+    if event.reason == "stopped":
+        return STOP_STATES[event.stop_reason] if event.stop_reason else TrialState.USER_CANCELED
+    return END_STATES[event.reason]
 
 
 def _utc(ts: float) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from hpoqueue.assessors import ASSESSORS
+from hpoqueue.broker.events import Finished, Metric, Started
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
 from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.states import ExperimentState, TrialState
@@ -405,10 +406,12 @@ def test_duplicate_and_late_events_change_nothing() -> None:
     baseline = outcome(Simulation(cfg, hang_first(SimTrial(values=[float(k) for k in range(1, 9)]))))
     noisy = Simulation(cfg, trial_fn)
     for when in (8.0, 9.0):
-        noisy.cluster.emit_at(when, "metric", "sim-1", 1, kind="intermediate", step=1, value=999.0, data=None)
-        noisy.cluster.emit_at(when, "metric", "sim-1", 2, kind="intermediate", step=0, value=999.0, data=None)
-        noisy.cluster.emit_at(when, "finished", "sim-1", 1, reason="exited", exit_code=1)
-        noisy.cluster.emit_at(when, "started", "sim-1", 2, host="elsewhere", pid=1)
+        noisy.cluster.emit_at(when, Metric, "sim-1", 1, kind="intermediate", step=1, value=999.0, data=None)
+        noisy.cluster.emit_at(when, Metric, "sim-1", 2, kind="intermediate", step=0, value=999.0, data=None)
+        noisy.cluster.emit_at(when, Finished, "sim-1", 1, reason="exited", exit_code=1, signal=None,
+                              stop_reason=None, message="exited with 1")
+        noisy.cluster.emit_at(when, Started, "sim-1", 2, host="elsewhere", pid=1, gpus=None, queue="cpu",
+                              log_dir=None, machine=None)
     assert outcome(noisy) == baseline
     assert baseline[:3] == (TrialState.SUCCEEDED, 2, 8.0)
 

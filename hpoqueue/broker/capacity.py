@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import redis
 
-WORKERS_KEY = "hpoqueue:workers"
+from hpoqueue.broker import keys
+
 ANNOUNCE_EVERY = 5.0  #: seconds between two announcements of a worker
 STALE_AFTER = 20.0  #: an announcement older than this is a worker that is gone
 
@@ -34,18 +35,18 @@ def server_time(client: redis.Redis) -> float:
 def announce(client: redis.Redis, name: str, host: str, queues: Iterable[str], concurrency: int) -> None:
     """Record (or refresh) worker `name`, stamped with the broker's clock so that boxes agree."""
     info = {"host": host, "queues": sorted(queues), "concurrency": concurrency, "seen": server_time(client)}
-    client.hset(WORKERS_KEY, name, json.dumps(info))
+    client.hset(keys.workers(), name, json.dumps(info))
 
 
 def withdraw(client: redis.Redis, name: str) -> None:
-    client.hdel(WORKERS_KEY, name)
+    client.hdel(keys.workers(), name)
 
 
 def live_workers(client: redis.Redis) -> list[WorkerInfo]:
     """Workers that announced themselves within STALE_AFTER seconds."""
     now = server_time(client)
     out = []
-    for name, raw in client.hgetall(WORKERS_KEY).items():
+    for name, raw in client.hgetall(keys.workers()).items():
         info = json.loads(raw)
         if now - info["seen"] <= STALE_AFTER:
             name = name.decode() if isinstance(name, bytes) else name

@@ -1,4 +1,5 @@
-"""What crosses the broker: the trial spec a task carries, the events workers send back, and Redis keys.
+"""What crosses the broker: the trial spec a task carries, and the Channel through which workers, the CLI and
+the scheduler use one experiment's Redis keys (keys.py) and send events (events.py).
 
 Workers talk only to Redis; the scheduler is the only writer of storage. Events go through one Redis
 stream per experiment read by a consumer group, so an event is acknowledged only after the scheduler has
@@ -17,34 +18,16 @@ from typing import Any
 
 import redis
 
+from hpoqueue.broker import events, keys
+from hpoqueue.broker.events import Event, Unreadable
 from hpoqueue.worker.runner import start_time
 
-PREFIX = "hpoqueue"
 GROUP = "scheduler"
-CLAIM_TTL = 30 * 24 * 3600  #: a claim outlives any trial, so a redelivered message stays a no-op
-STOP_TTL = 7 * 24 * 3600
-ENDED_TTL = 24 * 3600  #: an ended experiment's stream, heartbeats and control list go a day later
 EMIT_RETRY = 60.0  #: seconds a worker keeps trying to send an event while the broker is down
-CODE_TTL = 2 * 24 * 3600  #: a shipped code version stays this long after its last dispatch
 
 
 def trial_id(exp_id: str, seq: int) -> str:
     return f"{exp_id}-{seq}"
-
-
-def stop_key(attempt: str) -> str:
-    """The list a stop request for `attempt` is pushed to (its reason)."""
-    return f"{PREFIX}:stop:{attempt}"
-
-
-def claim_key(attempt: str) -> str:
-    """The key whose SET NX claims `attempt` for one worker."""
-    return f"{PREFIX}:claim:{attempt}"
-
-
-def code_key(digest: str) -> str:
-    """The string holding a shipped code version (gzipped tar) by its SHA-256: see code_bundle."""
-    return f"{PREFIX}:code:{digest}"
 
 
 def attempt_id(trial: str, attempt: int) -> str:
@@ -100,10 +83,10 @@ class Channel:
     def __init__(self, client: redis.Redis, exp_id: str) -> None:
         self.client = client
         self.exp_id = exp_id
-        self.events_key = f"{PREFIX}:{exp_id}:events"
-        self.heartbeats_key = f"{PREFIX}:{exp_id}:heartbeats"
-        self.control_key = f"{PREFIX}:{exp_id}:control"
-        self.alive_key = f"{PREFIX}:{exp_id}:scheduler"
+        self.events_key = keys.events(exp_id)
+        self.heartbeats_key = keys.heartbeats(exp_id)
+        self.control_key = keys.control(exp_id)
+        self.alive_key = keys.scheduler(exp_id)
 
     # ---- worker side -------------------------------------------------------------------------
     #: SET NX the claim and, only if that took, count a first heartbeat and take a stop asked for before
@@ -112,38 +95,36 @@ class Channel:
               "redis.call('HINCRBY', KEYS[2], ARGV[3], 1) "
               "return {1, redis.call('LPOP', KEYS[3])}")
 
-    def claim(self, attempt: str, holder: str) -> tuple[bool, str | None]:
+    def claim(self, attempt: str, holder: str) -> tuple[bool, events.StopReason | None]:
         """Claim an attempt exactly once and start its heartbeat: (False, None) for a second delivery of
         the task, else (True, the reason of a stop already asked for, or None)."""
         script = self.client.register_script(self._CLAIM)
-        reply = script(keys=[claim_key(attempt), self.heartbeats_key, stop_key(attempt)],
-                       args=[holder, CLAIM_TTL, attempt])
+        reply = script(keys=[keys.claim(attempt), self.heartbeats_key, keys.stop(attempt)],
+                       args=[holder, keys.CLAIM_TTL, attempt])
         if not reply:
             return False, None
-        return True, reply[1].decode() if reply[1] else None
+        return True, events.stop_reason(reply[1])
 
-    def emit(self, event_type: str, trial: str, attempt: int, **data: Any) -> None:
+    def emit(self, event: Event) -> None:
         """Append one event for the scheduler (see emit_many)."""
-        self.emit_many(trial, attempt, [(event_type, data)])
+        self.emit_many(attempt_id(event.trial, event.attempt), [event])
 
-    def emit_many(self, trial: str, attempt: int, events: list[tuple[str, dict[str, Any]]],
-                  clear_heartbeat: bool = False, take_stop: bool = False) -> str | None:
-        """Append events in order in one round trip (an event's own `ts`, when it has one, stays), retrying
-        for up to EMIT_RETRY s while Redis restarts (a lost `finished` event would leave the trial RUNNING);
-        a duplicate append is harmless. In the same round trip, end the attempt's heartbeat when asked, or
-        take a stop request for it (`take_stop`), whose reason is returned."""
-        now = time.time()
-        payloads = [json.dumps({"type": event_type, "trial": trial, "attempt": attempt, "ts": now, **data})
-                    for event_type, data in events]
+    def emit_many(self, attempt: str, batch: Sequence[Event], clear_heartbeat: bool = False,
+                  take_stop: bool = False) -> events.StopReason | None:
+        """Append events of `attempt` in order in one round trip, retrying for up to EMIT_RETRY s while Redis
+        restarts (a lost `finished` event would leave the trial RUNNING); a duplicate append is harmless. In
+        the same round trip, end the attempt's heartbeat when asked, or take a stop request for it
+        (`take_stop`), whose reason is returned."""
+        payloads = [events.encode(event) for event in batch]
         deadline = time.monotonic() + EMIT_RETRY
         while True:
             pipe = self.client.pipeline(transaction=True)  # a pipeline forgets its commands once executed
             for payload in payloads:
                 pipe.xadd(self.events_key, {"e": payload})
             if clear_heartbeat:
-                pipe.hdel(self.heartbeats_key, attempt_id(trial, attempt))
+                pipe.hdel(self.heartbeats_key, attempt)
             if take_stop:
-                pipe.lpop(stop_key(attempt_id(trial, attempt)))
+                pipe.lpop(keys.stop(attempt))
             try:
                 replies = pipe.execute()
             except (redis.ConnectionError, redis.TimeoutError):
@@ -151,14 +132,14 @@ class Channel:
                     raise
                 time.sleep(1.0)
                 continue
-            return replies[-1].decode() if take_stop and replies[-1] else None
+            return events.stop_reason(replies[-1]) if take_stop else None
 
     def heartbeat(self, attempt: str) -> None:
         self.client.hincrby(self.heartbeats_key, attempt, 1)
 
-    def pending_stop(self, attempt: str) -> str | None:
-        item = self.client.lpop(stop_key(attempt))
-        return item.decode() if isinstance(item, bytes) and item else None
+    def pending_stop(self, attempt: str) -> events.StopReason | None:
+        item = self.client.lpop(keys.stop(attempt))
+        return events.stop_reason(item if isinstance(item, bytes) else None)
 
     # ---- scheduler side ----------------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -174,20 +155,23 @@ class Channel:
                 raise
 
     def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
-                    ) -> list[tuple[bytes, dict[str, Any]]]:
-        """Events not yet acknowledged: `pending` re-reads those delivered before a crash. `ack`: events
-        persisted since the last read, acknowledged (and deleted) in the same round trip."""
+                    ) -> list[tuple[bytes, Event | Unreadable]]:
+        """Events not yet acknowledged (an entry that is no event comes as Unreadable): `pending` re-reads
+        those delivered before a crash. `ack`: events persisted since the last read, acknowledged (and
+        deleted) in the same round trip."""
         pipe = self.client.pipeline(transaction=False)
         if ack:
             self._ack(pipe, ack)
         pipe.xreadgroup(GROUP, "scheduler", {self.events_key: "0" if pending else ">"}, count=count,
                         block=None if pending else block_ms)
         reply = pipe.execute()[-1]
-        out: list[tuple[bytes, dict[str, Any]]] = []
+        out: list[tuple[bytes, Event | Unreadable]] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
-                if fields:
-                    out.append((entry_id, json.loads(fields[b"e"])))
+                if fields:  # none: deleted after delivery (acknowledged by a scheduler that then died)
+                    raw = fields.get(b"e")
+                    out.append((entry_id, events.decode(raw) if raw is not None
+                                else Unreadable(repr(fields), "a stream entry without an 'e' field")))
         return out
 
     def ack(self, ids: Sequence[bytes]) -> None:
@@ -200,12 +184,12 @@ class Channel:
         pipe.xack(self.events_key, GROUP, *ids)
         pipe.xdel(self.events_key, *ids)
 
-    def stop(self, attempt: str, reason: str) -> None:
+    def stop(self, attempt: str, reason: events.StopReason) -> None:
         """Ask the worker running (or about to run) `attempt` to stop it, with `reason`."""
-        key = stop_key(attempt)
+        key = keys.stop(attempt)
         pipe = self.client.pipeline(transaction=False)
         pipe.rpush(key, reason)
-        pipe.expire(key, STOP_TTL)
+        pipe.expire(key, keys.STOP_TTL)
         pipe.execute()
 
     def heartbeats(self) -> dict[str, int]:
@@ -219,7 +203,7 @@ class Channel:
         return queue_capacity(live_workers(self.client), queues)
 
     def is_claimed(self, attempt: str) -> bool:
-        return bool(self.client.exists(claim_key(attempt)))
+        return bool(self.client.exists(keys.claim(attempt)))
 
     #: the key still (or again) names this scheduler: keep it `ttl` more milliseconds; else leave it
     _RENEW = ("local v = redis.call('GET', KEYS[1]) "
@@ -270,7 +254,7 @@ class Channel:
     def _alive(holder: dict[str, Any]) -> bool:
         return holder["host"] != socket.gethostname() or start_time(holder["pid"]) == holder["start"]
 
-    def clear_alive(self, ttl: int = ENDED_TTL) -> None:
+    def clear_alive(self, ttl: int = keys.ENDED_TTL) -> None:
         """The scheduler has ended the experiment: give it up (if this process holds it), and let the
         experiment's keys expire in `ttl` seconds instead of staying in a shared Redis for ever (claims and
         stop requests expire on their own; ensure_group keeps them again for a resume)."""

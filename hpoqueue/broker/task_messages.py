@@ -19,7 +19,8 @@ from typing import Any
 
 import redis
 
-from hpoqueue.broker.protocol import CODE_TTL, TrialSpec, code_key
+from hpoqueue.broker import keys
+from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.errors import BrokerError
 
 #: keep trying for about two minutes while the broker restarts: the trial row already exists, and a
@@ -68,14 +69,14 @@ class RedisDispatcher:
         messages = [(queue, task_message("hpoqueue.run_trial", [spec.to_dict()], queue, spec.attempt_id,
                                          json.dumps(spec.params)[:ARGSREPR_MAX], self.origin))
                     for spec, queue in items]
-        keep = sorted({code_key(spec.code_hash) for spec, _ in items if spec.code_hash})
+        keep = sorted({keys.code(spec.code_hash) for spec, _ in items if spec.code_hash})
         for attempt in range(1, SEND_TRIES + 1):
             try:
                 pipe = self.client.pipeline(transaction=False)
                 for queue, message in messages:
-                    pipe.lpush(queue, message)
+                    pipe.lpush(keys.queue(queue), message)
                 for key in keep:
-                    pipe.expire(key, CODE_TTL)
+                    pipe.expire(key, keys.CODE_TTL)
                 pipe.execute()
                 return
             except (redis.ConnectionError, redis.TimeoutError) as exc:

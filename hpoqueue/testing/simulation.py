@@ -3,6 +3,8 @@
 Only the broker, the workers and time are simulated; storage, tuners, assessors and the scheduler loop are
 the real ones. `SimulatedCluster` is both the scheduler's `Channel` and its `Dispatcher`: an event heap of
 (time, seq, action) where each dispatched attempt is a `SimTrial` given by a user function of its params.
+Its workers send the events a real worker sends (events.py's classes, through the same JSON), which
+tests/e2e/test_events.py holds to what a real worker sent.
 Used by the tests (budgets, retries, lost trials, kills, assessors, resume) and benchmarks/assessors.py.
 """
 
@@ -15,9 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hpoqueue.broker import events
+from hpoqueue.broker.events import Event, Unreadable
 from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.config.experiment_config import ExperimentConfig
 from hpoqueue.scheduler import Scheduler
+from hpoqueue.settings import attempt_dir
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Storage, TrialRecord
 from hpoqueue.tuners import BaseTuner, create_tuner
@@ -90,13 +95,14 @@ class SimulatedCluster:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._ids = itertools.count(1)
-        self._stream: list[tuple[bytes, dict[str, Any]]] = []  #: emitted, not yet delivered
-        self._pending: dict[bytes, dict[str, Any]] = {}  #: delivered, not acknowledged
+        self._stream: list[tuple[bytes, str]] = []  #: emitted (as JSON, as on the wire), not yet delivered
+        self._pending: dict[bytes, Event | Unreadable] = {}  #: delivered, not acknowledged
+        self.sent: list[Event] = []  #: every event the simulated workers sent, in order
         self._control: list[tuple[float, dict[str, Any]]] = []
-        self._stops: dict[str, list[str]] = {}
+        self._stops: dict[str, list[events.StopReason]] = {}
         self.attempts: dict[str, _Attempt] = {}
         self.dispatched: list[tuple[float, TrialSpec]] = []  #: (time, spec) of every dispatch, in order
-        self.stops: list[tuple[float, str, str]] = []  #: (time, attempt id, reason) of every stop request
+        self.stops: list[tuple[float, str, events.StopReason]] = []  #: (time, attempt id, reason) of every stop request
         self.running: set[str] = set()
         self.max_running = 0  #: the most attempts whose command ran at one moment
         self.epochs = 0  #: trial steps run, over all attempts
@@ -134,13 +140,26 @@ class SimulatedCluster:
         """Send a CLI control command (stop, kill, update) at simulated time `when`."""
         self._control.append((when, {"cmd": command, **data}))
 
-    def emit_at(self, when: float, event_type: str, trial: str, attempt: int, **data: Any) -> None:
-        """Make a raw worker event appear at `when` (duplicates, late events of old attempts...)."""
-        self.at(when, lambda: self.emit(event_type, trial, attempt, **data))
+    def emit_at(self, when: float, event_class: type[Event], trial: str, attempt: int, **fields: Any) -> None:
+        """Make an event appear at `when`, stamped then (duplicates, late events of old attempts...)."""
+        self.at(when, lambda: self._append(events.encode(self._event(event_class, trial, attempt, **fields))))
 
-    def emit(self, event_type: str, trial: str, attempt: int, **data: Any) -> None:
-        event = {"type": event_type, "trial": trial, "attempt": attempt, "ts": self.wall(), **data}
-        self._stream.append((str(next(self._ids)).encode(), event))
+    def emit_raw_at(self, when: float, raw: str) -> None:
+        """Make a stream entry `raw` appear at `when`: anything, as anyone with the broker's address may
+        append (not JSON, an unknown type, a field missing...)."""
+        self.at(when, lambda: self._append(raw))
+
+    def _event(self, event_class: type[Event], trial: str, attempt: int, **fields: Any) -> Event:
+        return event_class(trial=trial, attempt=attempt, ts=self.wall(), **fields)
+
+    def _send(self, event_class: type[Event], spec: TrialSpec, **fields: Any) -> None:
+        """What a simulated worker sends about its attempt `spec`."""
+        event = self._event(event_class, spec.trial_id, spec.attempt, **fields)
+        self.sent.append(event)
+        self._append(events.encode(event))
+
+    def _append(self, raw: str) -> None:
+        self._stream.append((str(next(self._ids)).encode(), raw))
 
     # ---- Dispatcher ---------------------------------------------------------------------------------
     def dispatch(self, spec: TrialSpec, queue: str) -> None:
@@ -160,14 +179,14 @@ class SimulatedCluster:
         attempt.started = self.now
         reason = self._take_stop(spec.attempt_id)
         if reason is not None:
-            self._end(attempt, reason="stopped", stop_reason=reason, exit_code=None, signal=None,
-                      message=f"stopped ({reason}) before it started")
+            self._end(attempt, "stopped", f"stopped ({reason}) before it started", stop_reason=reason)
             return
         attempt.trial = self.trial_fn(dict(spec.params))
         self.running.add(spec.attempt_id)
         self.max_running = max(self.max_running, len(self.running))
-        self.emit("started", spec.trial_id, spec.attempt, host="sim", pid=100000 + len(self.attempts),
-                  gpus=None, queue=attempt.queue, log_dir=None)
+        self._send(events.Started, spec, host="sim", pid=100000 + len(self.attempts),
+                   gpus=None if spec.gpu_number is None else (), queue=attempt.queue,
+                   log_dir=str(attempt_dir(spec.work_dir, spec.seq, spec.attempt)), machine="sim")
         if spec.timeout is not None:
             self.at(self.now + spec.timeout, lambda: self._time_out(attempt))
         self.at(self.now + attempt.trial.step_time, lambda: self._step(attempt))
@@ -178,8 +197,8 @@ class SimulatedCluster:
             return
         if attempt.steps < len(trial.values):
             self.epochs += 1
-            self.emit("metric", spec.trial_id, spec.attempt, kind="intermediate", step=attempt.steps,
-                      value=float(trial.values[attempt.steps]), data=None)
+            value = float(trial.values[attempt.steps])
+            self._send(events.Metric, spec, kind="intermediate", step=attempt.steps, value=value, data=value)
             attempt.steps += 1
         if attempt.steps < len(trial.values):
             self.at(self.now + trial.step_time, lambda: self._step(attempt))
@@ -189,21 +208,23 @@ class SimulatedCluster:
         else:
             final = trial.final_value()
             if trial.outcome == 0 and final is not None:
-                self.emit("metric", spec.trial_id, spec.attempt, kind="final", step=0, value=final, data=None)
-            self._end(attempt, reason="exited", stop_reason=None, exit_code=trial.outcome, signal=None,
-                      message=f"exited with code {trial.outcome}")
+                self._send(events.Metric, spec, kind="final", step=0, value=final, data=final)
+            self._end(attempt, "exited", f"exited with {trial.outcome}", exit_code=trial.outcome)
 
     def _time_out(self, attempt: _Attempt) -> None:
         if not attempt.ended and attempt.died is None:
-            self._end(attempt, reason="timeout", stop_reason=None, exit_code=None, signal=15,
-                      message=f"killed after maxTrialDuration ({attempt.spec.timeout:g} s)")
+            self._end(attempt, "timeout", f"timed out after {float(attempt.spec.timeout or 0)} s "
+                      "(maxTrialDuration): SIGTERM", stop_reason="timeout", signal="SIGTERM")
 
-    def _end(self, attempt: _Attempt, **fields: Any) -> None:
+    def _end(self, attempt: _Attempt, reason: events.EndReason, message: str, *, exit_code: int | None = None,
+             signal: str | None = None, stop_reason: events.StopReason | None = None) -> None:
+        """The attempt is over: its `finished` event, as the worker's Outbox.finish sends it."""
         attempt.ended = True
         self.running.discard(attempt.spec.attempt_id)
-        self.emit("finished", attempt.spec.trial_id, attempt.spec.attempt, metrics_rejected=0, **fields)
+        self._send(events.Finished, attempt.spec, reason=reason, message=message, exit_code=exit_code,
+                   signal=signal, stop_reason=stop_reason, metrics_rejected=0)
 
-    def _take_stop(self, attempt_id: str) -> str | None:
+    def _take_stop(self, attempt_id: str) -> events.StopReason | None:
         reasons = self._stops.get(attempt_id)
         return reasons.pop(0) if reasons else None
 
@@ -212,7 +233,7 @@ class SimulatedCluster:
         pass
 
     def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
-                    ) -> list[tuple[bytes, dict[str, Any]]]:
+                    ) -> list[tuple[bytes, Event | Unreadable]]:
         """Due events; blocks (advances the clock) up to `block_ms` until one is due. `pending` re-reads
         those delivered but not acknowledged (a scheduler restarted after a crash); `ack` acknowledges
         first."""
@@ -220,7 +241,8 @@ class SimulatedCluster:
         if pending:
             return list(self._pending.items())[:count]
         self._advance(self.now + block_ms / 1000.0)
-        batch, self._stream = self._stream[:count], self._stream[count:]
+        raw, self._stream = self._stream[:count], self._stream[count:]
+        batch = [(entry_id, events.decode(text)) for entry_id, text in raw]
         self._pending.update(batch)
         return batch
 
@@ -230,7 +252,7 @@ class SimulatedCluster:
         for i in ids:
             self._pending.pop(i, None)
 
-    def stop(self, attempt_id: str, reason: str) -> None:
+    def stop(self, attempt_id: str, reason: events.StopReason) -> None:
         self.stops.append((self.now, attempt_id, reason))
         if self.on_stop is not None:
             self.on_stop(attempt_id, reason)
@@ -240,10 +262,9 @@ class SimulatedCluster:
         elif not attempt.ended and attempt.died is None:
             self.at(self.now + self.stop_delay, lambda: self._stopped(attempt, reason))
 
-    def _stopped(self, attempt: _Attempt, reason: str) -> None:
+    def _stopped(self, attempt: _Attempt, reason: events.StopReason) -> None:
         if not attempt.ended and attempt.died is None:
-            self._end(attempt, reason="stopped", stop_reason=reason, exit_code=None, signal=15,
-                      message=f"stopped ({reason})")
+            self._end(attempt, "stopped", f"stopped ({reason}): SIGTERM", stop_reason=reason, signal="SIGTERM")
 
     def heartbeats(self) -> dict[str, int]:
         """Running attempts beat every heartbeat_interval; a dead worker's counter stays as it was."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from hpoqueue.broker import events
 from hpoqueue.broker.embedded import redis_client
 from hpoqueue.broker.protocol import Channel, TrialSpec
 from hpoqueue.credentials import trial_safe_environment
@@ -80,26 +81,36 @@ class Outbox:
     def __init__(self, channel: Channel, spec: TrialSpec) -> None:
         self.channel = channel
         self.spec = spec
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[events.Event] = []
 
-    def add(self, event_type: str, **data: Any) -> None:
-        self.events.append((event_type, {"ts": time.time(), **data}))
+    def add(self, event_class: type[events.Event], /, **fields: Any) -> None:
+        """Hold an event of that class about this attempt, stamped now."""
+        self.events.append(event_class(trial=self.spec.trial_id, attempt=self.spec.attempt, ts=time.time(),
+                                       **fields))
 
-    def send(self) -> str | None:
+    def log(self, stream: events.Stream, at: int, data: str) -> None:
+        """Hold a chunk of a log file (LogRelay's way out)."""
+        self.add(events.Log, stream=stream, at=at, data=data)
+
+    def send(self) -> events.StopReason | None:
         """Send what is held; returns the reason of a stop asked for meanwhile (None while Redis is away:
         the trial goes on)."""
-        events, self.events = self.events, []
-        if events:
-            return self.channel.emit_many(self.spec.trial_id, self.spec.attempt, events, take_stop=True)
+        held, self.events = self.events, []
+        if held:
+            return self.channel.emit_many(self.spec.attempt_id, held, take_stop=True)
         try:
             return self.channel.pending_stop(self.spec.attempt_id)
         except (redis.ConnectionError, redis.TimeoutError):
             return None
 
-    def finish(self, **outcome: Any) -> None:
+    def finish(self, reason: events.EndReason, message: str, *, exit_code: int | None = None,
+               signal: str | None = None, stop_reason: events.StopReason | None = None,
+               metrics_rejected: int = 0) -> None:
         """Send what is held and the `finished` event, ending the attempt's heartbeat in the same round trip."""
-        events, self.events = [*self.events, ("finished", outcome)], []
-        self.channel.emit_many(self.spec.trial_id, self.spec.attempt, events, clear_heartbeat=True)
+        self.add(events.Finished, reason=reason, message=message, exit_code=exit_code, signal=signal,
+                 stop_reason=stop_reason, metrics_rejected=metrics_rejected)
+        held, self.events = self.events, []
+        self.channel.emit_many(self.spec.attempt_id, held, clear_heartbeat=True)
 
 
 def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, broker_url: str) -> str:
@@ -113,28 +124,25 @@ def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, brok
     slots = GpuSlots(client, spec, queue, hostname)
     outbox = Outbox(channel, spec)
 
-    def finish(**outcome: Any) -> None:
+    def finish(reason: events.EndReason, message: str, **outcome: Any) -> None:
         """The slots go back before `finished` is sent: the scheduler dispatches the trial that takes this
         one's place as soon as it reads it, and that trial must find its GPU slot free. With the broker away
         the result still goes out (retried until it is back); the lease then runs out by itself."""
         _release(slots)
-        outbox.finish(**outcome)
+        outbox.finish(reason, message, **outcome)
 
     try:
         reason = stop or _wait_for_slots(channel, spec, slots)
         if reason is not None:
-            finish(reason="stopped", stop_reason=reason, exit_code=None, signal=None,
-                   message=f"stopped ({reason}) before it started")
+            finish("stopped", f"stopped ({reason}) before it started", stop_reason=reason)
             return "stopped before start"
         try:
             outcome = _run(outbox, spec, slots, queue, hostname)
         except Exception as exc:  # the trial must end recorded, never hang as RUNNING
-            finish(reason="error", exit_code=None, signal=None, stop_reason=None,
-                   message=f"worker error: {exc!r}")
+            finish("error", f"worker error: {exc!r}")
             raise
-        finish(reason=outcome.reason, exit_code=outcome.exit_code, signal=outcome.signal,
-               stop_reason=outcome.stop_reason, message=outcome.message,
-               metrics_rejected=outcome.metrics_rejected)
+        finish(outcome.reason, outcome.message, exit_code=outcome.exit_code, signal=outcome.signal,
+               stop_reason=outcome.stop_reason, metrics_rejected=outcome.metrics_rejected)
         return outcome.message
     finally:
         _release(slots)  # an attempt that ended without `finished` (the broker never came back)
@@ -148,7 +156,7 @@ def _release(slots: GpuSlots) -> None:
         pass
 
 
-def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> str | None:
+def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> events.StopReason | None:
     """Wait (heartbeating) until the GPU slots are ours; returns a stop reason if stopped meanwhile."""
     announced = ""
     while True:
@@ -156,7 +164,7 @@ def _wait_for_slots(channel: Channel, spec: TrialSpec, slots: GpuSlots) -> str |
         if ok:
             return None
         if why != announced:
-            channel.emit("waiting", spec.trial_id, spec.attempt, why=why)
+            channel.emit(events.Waiting(trial=spec.trial_id, attempt=spec.attempt, ts=time.time(), why=why))
             announced = why
         channel.heartbeat(spec.attempt_id)
         time.sleep(GPU_WAIT_POLL)
@@ -198,7 +206,8 @@ def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hos
 
     def on_metrics(metrics: list[Metric]) -> None:
         for metric in metrics:
-            outbox.add("metric", kind=metric.kind, step=steps[metric.kind], value=metric.value, data=metric.data)
+            outbox.add(events.Metric, kind=metric.kind, step=steps[metric.kind], value=metric.value,
+                       data=metric.data)
             steps[metric.kind] += 1
 
     def on_heartbeat() -> None:
@@ -214,7 +223,7 @@ def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hos
         if reason:
             runner.stop(reason)
 
-    relay = LogRelay(directory, outbox.add, socket.gethostname(), active=not (
+    relay = LogRelay(directory, outbox.log, socket.gethostname(), active=not (
         directory == attempt_dir(spec.work_dir, spec.seq, spec.attempt)
         and sees_scheduler_files(Path(spec.work_dir), spec.log_token)))
     try:
@@ -241,7 +250,7 @@ def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hos
         return Outcome(reason="spawn_failed", exit_code=None, signal=None, stop_reason=None,
                        message=str(exc) if isinstance(exc, SpawnError) else f"could not start: {exc}",
                        pid=None, metrics_rejected=0)
-    outbox.add("started", host=hostname, pid=pid, gpus=slots.gpus, queue=queue, log_dir=str(directory),
+    outbox.add(events.Started, host=hostname, pid=pid, gpus=slots.gpus, queue=queue, log_dir=str(directory),
                machine=relay.machine)
     outcome = runner.wait()
     relay.pump(final=True)

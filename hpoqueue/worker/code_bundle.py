@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpoqueue.broker.protocol import CODE_TTL, code_key
+from hpoqueue.broker import keys
 from hpoqueue.errors import ConfigError, HpoQueueError
 from hpoqueue.settings import code_cache_dir
 
@@ -161,10 +161,10 @@ def pack(directory: Path, *, max_bytes: int = MAX_BYTES, max_files: int = MAX_FI
 
 
 def ship(bundle: Bundle, client: Any) -> None:
-    """Store `bundle` in the broker (once per version); it expires CODE_TTL after its last dispatch."""
-    key = code_key(bundle.digest)
-    if not client.expire(key, CODE_TTL):
-        client.set(key, bundle.data, ex=CODE_TTL)
+    """Store `bundle` in the broker (once per version); it expires keys.CODE_TTL after its last dispatch."""
+    key = keys.code(bundle.digest)
+    if not client.expire(key, keys.CODE_TTL):
+        client.set(key, bundle.data, ex=keys.CODE_TTL)
 
 
 def worker_code_dir(code_dir: Path, shared_storage: dict[str, Any] | None) -> str:
@@ -194,10 +194,10 @@ def checkout(client: Any, digest: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if final.is_dir():
             return final
-        data = client.get(code_key(digest))
+        data = client.get(keys.code(digest))
         if data is None:
             raise CodeError(f"code version {digest[:12]} is no longer in the broker (it expires "
-                            f"{CODE_TTL // 3600} h after its last trial); `hpoqueue resume` ships it again")
+                            f"{keys.CODE_TTL // 3600} h after its last trial); `hpoqueue resume` ships it again")
         if hashlib.sha256(data).hexdigest() != digest:
             raise CodeError(f"code version {digest[:12]} in the broker does not match its hash")
         tmp = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=root))

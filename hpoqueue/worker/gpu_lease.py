@@ -1,10 +1,10 @@
 """The per-(host, GPU) cap shared by every worker of a host: leases in Redis that expire unless renewed.
 
-Each GPU is a sorted set `hpoqueue:gpu:<host>:<gpu>` whose members are holders (trial attempt ids) and whose
-scores are expiry times. Every operation is one Lua script, so checking the cap and taking slots is atomic
-across workers and boxes. Time is the Redis server's clock (TIME inside the script), so boxes with skewed
-clocks agree; a `clock` may be passed instead to simulate time in tests. A crashed worker stops renewing,
-and its slots free themselves `ttl` seconds later.
+Each GPU is a sorted set (keys.gpu: `hpoqueue:gpu:<host>:<gpu>`) whose members are holders (trial attempt
+ids) and whose scores are expiry times. Every operation is one Lua script, so checking the cap and taking
+slots is atomic across workers and boxes. Time is the Redis server's clock (TIME inside the script), so
+boxes with skewed clocks agree; a `clock` may be passed instead to simulate time in tests. A crashed worker
+stops renewing, and its slots free themselves `ttl` seconds later.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Any
 
 import redis
 
+from hpoqueue.broker import keys
 from hpoqueue.errors import GpuError
-
-KEY_PREFIX = "hpoqueue:gpu"
 
 # Shared prologue: "now" is ARGV[1] when the caller simulates time, else the server's clock. Scripts that
 # write after TIME rely on effects replication, the default since Redis 5.
@@ -125,7 +124,7 @@ class GpuLeases:
 
     def key(self, gpu: int) -> str:
         """The Redis key of GPU `gpu` on this host."""
-        return f"{KEY_PREFIX}:{self.host}:{gpu}"
+        return keys.gpu(self.host, gpu)
 
     def _now(self) -> str:
         """ARGV[1] of every script: the simulated time, or '' for the server's clock."""

@@ -18,9 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hpoqueue.broker.events import Log, Stream
+
 log = logging.getLogger(__name__)
 
-STREAMS = {"stdout": "trial.stdout", "stderr": "trial.stderr", "log": "trial.log"}
+STREAMS: dict[Stream, str] = {"stdout": "trial.stdout", "stderr": "trial.stderr", "log": "trial.log"}
 LIMIT = 2**20  #: bytes of a stream relayed as they come, per attempt
 TAIL = 256 * 2**10  #: bytes of its end relayed when the attempt ends, past LIMIT
 CHUNK = 64 * 2**10  #: the most bytes of one stream in one event
@@ -51,9 +53,11 @@ def sees_scheduler_files(work_dir: Path, token: str | None) -> bool:
 
 class LogRelay:
     """The worker side for one attempt: `pump()` after each slice, `pump(final=True)` once it ended; it
-    relays nothing when not `active` (the submit machine sees `directory`)."""
+    relays nothing when not `active` (the submit machine sees `directory`). `add(stream, at, data)` sends
+    one chunk (Outbox.log: a `log` event)."""
 
-    def __init__(self, directory: Path, add: Callable[..., None], machine: str, active: bool = True) -> None:
+    def __init__(self, directory: Path, add: Callable[[Stream, int, str], None], machine: str,
+                 active: bool = True) -> None:
         self.directory = directory
         self.add = add
         self.machine = machine
@@ -92,32 +96,29 @@ class LogRelay:
                     while self.read[stream] < size:
                         self._send(stream, fh, min(size - self.read[stream], CHUNK))
 
-    def _send(self, stream: str, fh: Any, length: int) -> None:
+    def _send(self, stream: Stream, fh: Any, length: int) -> None:
         fh.seek(self.read[stream])
         data = fh.read(length)
         self.read[stream] += len(data)
         self._emit(stream, data)
 
-    def _emit(self, stream: str, data: bytes) -> None:
+    def _emit(self, stream: Stream, data: bytes) -> None:
         # surrogateescape: any bytes (a multi-byte character cut in two, binary output) travel in JSON as
         # text and come back as the same bytes
-        self.add("log", stream=stream, at=self.sent[stream], data=data.decode("utf-8", "surrogateescape"))
+        self.add(stream, self.sent[stream], data.decode("utf-8", "surrogateescape"))
         self.sent[stream] += len(data)
 
 
-def store(directory: Path, event: dict[str, Any]) -> None:
+def store(directory: Path, event: Log) -> None:
     """The scheduler side: write one relayed chunk into the attempt's `directory`. A disk problem is logged;
     it never stops the scheduler."""
-    name = STREAMS.get(event.get("stream", ""))
-    if name is None:
-        return
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = os.open(directory / STREAMS[event.stream], os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            os.pwrite(fd, str(event["data"]).encode("utf-8", "surrogateescape"), int(event["at"]))
+            os.pwrite(fd, event.data.encode("utf-8", "surrogateescape"), event.at)
         finally:
             os.close(fd)
-    except OSError as exc:
-        log.warning("cannot write the relayed %s of %s: %s", event.get("stream"), directory, exc)
+    except (OSError, ValueError) as exc:  # ValueError: a negative offset
+        log.warning("cannot write the relayed %s of %s: %s", event.stream, directory, exc)
 

@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+from hpoqueue.broker.events import StopReason
 from hpoqueue.errors import HpoQueueError, MetricError
 from hpoqueue.metrics import Metric, match_stdout, parse_metric_line, stdout_value
 from hpoqueue.trial import METRIC_FILE_ENV
@@ -70,7 +71,7 @@ class Outcome:
     reason: Literal["exited", "stopped", "timeout", "spawn_failed"]
     exit_code: int | None
     signal: str | None
-    stop_reason: str | None
+    stop_reason: StopReason | None
     message: str
     pid: int | None
     metrics_rejected: int
@@ -230,7 +231,7 @@ class TrialRunner:
         self._lock = threading.RLock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._spawn_error: str | None = None
-        self._stop_reason: str | None = None
+        self._stop_reason: StopReason | None = None
         self._kill_at: float | None = None
         self._escalated = False
         self._sigkilled = False
@@ -290,7 +291,7 @@ class TrialRunner:
         except OSError:
             pass
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: StopReason) -> None:
         """Ask the trial to end: SIGTERM to its whole group now, SIGKILL after ``grace`` (done by wait())."""
         with self._lock:
             proc = self._proc

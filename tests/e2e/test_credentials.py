@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from hpoqueue.broker.embedded import PASSWORD_FILE, EmbeddedRedis, free_port, ping, redis_server_binary
-from hpoqueue.broker.protocol import ENDED_TTL
+from hpoqueue.broker.keys import ENDED_TTL
 from hpoqueue.states import TrialState
 from tests.chaos.conftest import ChaosProject
 from tests.e2e.conftest import wait_for

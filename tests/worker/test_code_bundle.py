@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from hpoqueue.broker.protocol import code_key
+from hpoqueue.broker import keys
 from hpoqueue.errors import ConfigError
 from hpoqueue.settings import ENV_CODE_CACHE
 from hpoqueue.worker import code_bundle
@@ -68,7 +68,7 @@ def test_workers_of_one_box_unpack_a_version_once_and_run_in_it(tmp_path: Path, 
     bundle = pack(tree(tmp_path / "code", {"train.py": "print(1)", "pkg/mod.py": "X = 1"}))
     client = redis.Redis.from_url(redis_url)
     ship(bundle, client)
-    assert 0 < client.ttl(code_key(bundle.digest)) <= code_bundle.CODE_TTL
+    assert 0 < client.ttl(keys.code(bundle.digest)) <= keys.CODE_TTL
     gets = []
     real_get = client.get
 

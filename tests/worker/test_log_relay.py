@@ -3,24 +3,25 @@ the scheduler writes (any bytes, idempotent), and no copy over the worker's own 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from hpoqueue.broker.events import Log, Stream, decode, encode
 from hpoqueue.worker import log_relay
 from hpoqueue.worker.log_relay import LogRelay, scheduler_token, sees_scheduler_files, store
 
 
 class Sent:
-    """The outbox: events as they would travel (through JSON)."""
+    """The outbox: log events as they travel (through JSON, as the scheduler reads them)."""
 
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.events: list[Log] = []
 
-    def add(self, event_type: str, **data: Any) -> None:
-        self.events.append(json.loads(json.dumps({"type": event_type, **data})))
+    def add(self, stream: Stream, at: int, data: str) -> None:
+        event = decode(encode(Log(trial="t-1", attempt=1, ts=0.0, stream=stream, at=at, data=data)))
+        assert isinstance(event, Log)
+        self.events.append(event)
 
 
 def replay(sent: Sent, target: Path) -> None:
@@ -63,7 +64,7 @@ def test_past_the_limit_only_the_tail_comes_back_after_a_note_of_the_cut(tmp_pat
     (box / "trial.stdout").write_bytes(text)
     for _ in range(10):
         relay.pump()
-    assert sum(len(e["data"]) for e in sent.events) == 1000  # live relay stops at the limit
+    assert sum(len(e.data) for e in sent.events) == 1000  # live relay stops at the limit
     relay.pump(final=True)
     replay(sent, here)
     got = (here / "trial.stdout").read_bytes()
@@ -71,7 +72,7 @@ def test_past_the_limit_only_the_tail_comes_back_after_a_note_of_the_cut(tmp_pat
     note = got[1000:-300].decode()
     assert note.count("\n[hpoqueue: ") == 1 and "9700 bytes cut here" in note
     assert f"stays on boxa in {box / 'trial.stdout'}" in note
-    assert max(len(e["data"].encode("utf-8", "surrogateescape")) for e in sent.events) <= 256 + len(note)
+    assert max(len(e.data.encode("utf-8", "surrogateescape")) for e in sent.events) <= 256 + len(note)
 
 
 def test_a_worker_that_sees_the_experiment_directory_relays_nothing(tmp_path: Path) -> None:
