@@ -73,6 +73,10 @@ class Threads:
         thread.start()
         self.threads.append(thread)
 
+    def dispatch_many(self, items: Sequence[tuple[TrialSpec, str]]) -> None:
+        for spec, queue in items:
+            self.dispatch(spec, queue)
+
 
 class Recording(Channel):
     """The scheduler's channel, keeping every event it read; garbage goes in again once trials run, and
