@@ -19,6 +19,7 @@ import stat
 import tarfile
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,9 +103,11 @@ def _ignored(rel: str, is_dir: bool, rules: list[tuple[bool, bool, re.Pattern[st
 
 
 def scan(directory: Path, *, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES,
-         source: str | None = None) -> list[str]:
-    """The relative paths that would be packed, sorted; ConfigError when over a limit."""
+         source: str | None = None, leave_out: Collection[Path] = ()) -> list[str]:
+    """The relative paths that would be packed, sorted; ConfigError when over a limit. `leave_out`: files and
+    directories never packed nor opened (hpoqueue's own, see pack)."""
     rules = ignore_rules(list(ALWAYS_IGNORED))
+    left_out = {os.path.realpath(p) for p in leave_out}
     ignore_file = directory / IGNORE_FILE
     if ignore_file.is_file():
         rules += ignore_rules(ignore_file.read_text(encoding="utf-8", errors="replace").splitlines())
@@ -113,11 +116,12 @@ def scan(directory: Path, *, max_bytes: int = MAX_BYTES, max_files: int = MAX_FI
     for root, dirs, files in os.walk(directory):
         base = Path(root).relative_to(directory).as_posix()
         prefix = "" if base == "." else base + "/"
-        dirs[:] = sorted(d for d in dirs if not _ignored(prefix + d, True, rules))
+        dirs[:] = sorted(d for d in dirs if not _ignored(prefix + d, True, rules)
+                         and os.path.realpath(os.path.join(root, d)) not in left_out)
         found += [prefix + d for d in dirs]
         for name in sorted(files):
             rel = prefix + name
-            if _ignored(rel, False, rules):
+            if _ignored(rel, False, rules) or os.path.realpath(os.path.join(root, name)) in left_out:
                 continue
             size = os.lstat(os.path.join(root, name)).st_size
             total += size
@@ -135,9 +139,12 @@ def scan(directory: Path, *, max_bytes: int = MAX_BYTES, max_files: int = MAX_FI
 
 
 def pack(directory: Path, *, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES,
-         source: str | None = None) -> Bundle:
-    """Pack `directory` as scan() lists it into a deterministic tar.gz."""
-    names = scan(directory, max_bytes=max_bytes, max_files=max_files, source=source)
+         source: str | None = None, leave_out: Collection[Path] = ()) -> Bundle:
+    """Pack `directory` as scan() lists it into a deterministic tar.gz. `leave_out`: what the packing
+    process must not open, e.g. its live SQLite database (closing any descriptor of it drops the process's
+    POSIX locks, and the next process to open the database then resets its shared memory under this one:
+    SIGBUS)."""
+    names = scan(directory, max_bytes=max_bytes, max_files=max_files, source=source, leave_out=leave_out)
     buffer = io.BytesIO()
     size = 0
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=6) as gz, \

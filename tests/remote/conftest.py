@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from hpoqueue.broker.embedded import free_port
+from hpoqueue.worker.runner import kill_stale_groups
 
 SSHD = "/usr/sbin/sshd"
 BOX2_PASSWORD = "s3cret box2 'pw"  #: box2's password for this user (a quote and a space on purpose)
@@ -156,14 +157,27 @@ LogLevel ERROR
     raise RuntimeError("sshd did not listen within 10 s")
 
 
-def stop_box(box: Box) -> None:
-    """Stop the sshd and anything its sessions left running (workers and their trials)."""
-    for pid in box.worker_pids() + [p for d in (box.home / "remote-workers").glob("*")
-                                    for p in _pids_in(d)]:
+def clear_box(box: Box) -> None:
+    """Kill what a test left running on the box (workers, standing or an experiment's, and their trials) and
+    forget its trials, so that a failed test leaves nothing a later one would find."""
+    workers = box.worker_pids() + [p for d in (box.home / "remote-workers").glob("*") for p in _pids_in(d)]
+    for pid in workers:
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    running = box.root / "running"
+    for link in running.iterdir() if running.is_dir() else []:
+        kill_stale_groups(link.resolve())  # the trials' own process groups and cgroups, as a new worker would
+        link.unlink(missing_ok=True)
+
+
+def stop_box(box: Box) -> None:
+    """Stop the sshd and anything its sessions left running (workers and their trials)."""
+    clear_box(box)
     box.proc.terminate()
     box.proc.wait(5)
 
@@ -173,7 +187,7 @@ def _pids_in(folder: Path) -> list[int]:
 
 
 @pytest.fixture(scope="session")
-def boxes(user_key: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Box, Box]]:
+def box_servers(user_key: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Box, Box]]:
     """Two boxes: box1 with two fake GPUs, box2 with one, which also takes the password BOX2_PASSWORD."""
     root = tmp_path_factory.mktemp("boxes")
     started = [start_box("box1", root / "box1", user_key, 2),
@@ -183,6 +197,14 @@ def boxes(user_key: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     finally:
         for box in started:
             stop_box(box)
+
+
+@pytest.fixture
+def boxes(box_servers: tuple[Box, Box]) -> Iterator[tuple[Box, Box]]:
+    """The two boxes for one test, cleared after it whether it passed or not."""
+    yield box_servers
+    for box in box_servers:
+        clear_box(box)
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ the same hash, and workers of one box unpacking a version once, side by side, fr
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -33,6 +35,41 @@ def test_nniignore_patterns_leave_out_what_they_name(tmp_path: Path) -> None:
     })
     assert scan(root) == [".nniignore", "lib", "lib/data", "lib/data/keep.txt", "lib/util.py", "logs",
                           "logs/keep.log", "sub", "train.py"]
+
+
+PACK_NEXT_TO_A_LIVE_DATABASE = """
+import io, subprocess, sys, tarfile
+from pathlib import Path
+from hpoqueue.worker.code_bundle import pack
+from hpoqueue.experiment.run import own_files
+from hpoqueue.storage import Storage
+
+code = Path(sys.argv[1])
+storage = Storage(f"sqlite:///{code / 'home' / 'hpoqueue.db'}")
+storage.create_experiment("e1", name=None, config={}, work_dir=str(code / "home" / "e1"), optimize_mode="minimize",
+                          concurrency=1, max_trial_number=1, max_duration=None)
+bundle = pack(code, leave_out=own_files(storage, code / "home" / "e1"))
+print(tarfile.open(fileobj=io.BytesIO(bundle.data), mode="r:gz").getnames())
+reader = subprocess.Popen([sys.executable, "-c", "import sys\\nfrom hpoqueue.storage import Storage\\n"
+                           "for _ in range(40): Storage(sys.argv[1]).close()", storage.url])
+n = 0
+while reader.poll() is None:  # the scheduler goes on writing while the CLI opens the database
+    storage.update_experiment("e1", concurrency=n % 5 + 1)
+    n += 1
+"""
+
+
+@pytest.mark.slow
+def test_a_live_database_in_the_code_directory_is_not_packed_and_its_writer_survives_readers(
+        tmp_path: Path) -> None:
+    # opening the database's files to pack them dropped the scheduler's SQLite locks: the next process to open
+    # the database reset its shared memory, and the scheduler died of SIGBUS (a remote experiment whose
+    # HPOQUEUE_HOME lay in its code directory)
+    code = tree(tmp_path / "code", {"train.py": ""})
+    run = subprocess.run([sys.executable, "-c", PACK_NEXT_TO_A_LIVE_DATABASE, str(code)], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[0] == str(["home", "train.py"])  # neither the database nor the experiment
 
 
 def test_the_same_code_packs_to_the_same_hash_and_modes_survive(tmp_path: Path) -> None:
