@@ -182,3 +182,21 @@ def note(driver: Any, element_id: str) -> str:
     return str(driver.execute_script(
         "const el = document.getElementById(arguments[0]); return el && !el.hidden ? el.textContent : ''",
         element_id))
+
+
+def test_a_page_opened_during_a_poll_is_drawn(sqlite_url: str, tmp_path: Path, browser: Any,
+                                              start_dashboard: Any) -> None:
+    """Following a link while the page's poll of the record's version is under way (slow on a busy server)
+    must not leave the next page on "loading…" until the record changes (a finished one's never does)."""
+    make_big_record(sqlite_url, tmp_path / "work", 40)
+    dash = start_dashboard(sqlite_url, "--read-only")
+    browser.get(f"{dash.base}/#/experiment/{BIG}/params")
+    wait_js(browser, DRAWN.replace("arguments[0]", "'chart-parcoords'"), 30, "the parameters tab")
+    browser.execute_script("""const fetched = window.fetch;  // the next poll's answer comes 3 s late
+        window.fetch = (url, opts) => { if (!String(url).includes('/api/version')) return fetched(url, opts);
+          window.polling = true; window.fetch = fetched;
+          return new Promise(r => setTimeout(r, 3000)).then(() => fetched(url, opts)); };""")
+    wait_js(browser, "return window.polling", 10, "the page's next poll")
+    browser.execute_script("location.hash = '#/'")
+    wait_js(browser, "return document.querySelectorAll('#experiments tbody tr').length", 10,
+            "the experiments list, with no change to the record")

@@ -13,7 +13,6 @@ const LAYOUT = { margin: { l: 60, r: 20, t: 36, b: 46 }, font: { size: 12 }, pap
 let token = null;
 let info = { read_only: true, flower: null };
 let current = null;     // the page on show: { refresh(force) }
-let lastVersion = null;
 
 // ---- helpers --------------------------------------------------------------------------------------
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -152,7 +151,6 @@ function crumbs(parts) {
 function experimentsPage() {
   crumbs([["experiments"]]);
   return {
-    version: "",
     async refresh() {
       const exps = await api("/api/experiments");
       const rows = exps.map((e) => `<tr class="link" data-href="#/experiment/${esc(e.id)}">
@@ -619,35 +617,38 @@ function route() {
   const parts = (location.hash.replace(/^#\/?/, "") || (info.default_experiment ? `experiment/${info.default_experiment}` : ""))
     .split("/").map(decodeURIComponent);
   notice("");
-  lastVersion = null;
   $("#view").innerHTML = '<div class="muted">loading…</div>';
   if (parts[0] === "experiment" && parts[1]) current = experimentPage(parts[1], parts[2]);
   else if (parts[0] === "trial" && parts[1]) current = trialPage(parts[1]);
   else if (parts[0] === "compare" && parts[1]) current = comparePage(parts[1].split(",").filter(Boolean));
   else current = experimentsPage();
   current.expId = parts[0] === "experiment" ? parts[1] : "";
-  tick(true);
+  tick();
 }
 
-let busy = false;
-async function tick(force = false) {
-  if (busy || !current) return;
+// Each page remembers the version of the record it last showed, so a page opened while a poll was under way
+// is still drawn (by a poll run again as soon as that one ends, not at the next interval)
+let busy = false, again = false;
+async function tick() {
+  if (!current) return;
+  if (busy) { again = true; return; }
   busy = true;
   const page = current;
   try {
-    let changed = force || REPORT;
-    if (!REPORT) {
-      const v = (await api(`/api/version/${page.expId || ""}`)).version;
-      changed = changed || v !== lastVersion || page.live;
-      lastVersion = v;
+    const v = REPORT ? "report" : (await api(`/api/version/${page.expId || ""}`)).version;
+    if (page === current && (v !== page.shown || page.live)) {
+      await page.refresh();
+      page.shown = v;
     }
-    if (changed && page === current) await page.refresh();
     $("#live").className = REPORT ? "" : "on";
     $("#live").textContent = REPORT ? "report" : "live";
   } catch (e) {
     notice(e.message, true);
     $("#live").className = ""; $("#live").textContent = "offline?";
-  } finally { busy = false; }
+  } finally {
+    busy = false;
+    if (again) { again = false; tick(); }
+  }
 }
 
 async function start() {
