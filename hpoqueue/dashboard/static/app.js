@@ -418,10 +418,10 @@ const TAB_VIEWS = {
     const n = tl.states.length;
     const colorscale = tl.states.flatMap((s, i) => [[i / n, STATE_COLORS[s] || "#6b7280"], [(i + 1) / n, STATE_COLORS[s] || "#6b7280"]]);
     const times = tl.z.length ? tl.z[0].map((_, c) => date(tl.start + (c + 0.5) * tl.width)) : [];
-    const text = tl.z.map((row, r) => row.map((code, c) => code === null ? "" :
-      `${tl.lanes[r]}: trial #${tl.seq[r][c]} ${tl.states[code]}`));
-    const traces = [{ type: "heatmap", x: times, y: tl.lanes, z: tl.z, text, zmin: -0.5, zmax: n - 0.5, colorscale: n ? colorscale : undefined,
-      showscale: false, hoverongaps: false, xgap: 0, ygap: 2, hovertemplate: "%{text}<br>%{x}<extra></extra>", showlegend: false },
+    // hover names the lane and the trial (its state is the colour): numbers, not a string per cell, to draw fast
+    const traces = [{ type: "heatmap", x: times, y: tl.lanes, z: tl.z, customdata: tl.seq, zmin: -0.5, zmax: n - 0.5,
+      colorscale: n ? colorscale : undefined, showscale: false, hoverongaps: false, ygap: 1,
+      hovertemplate: "%{y}: trial #%{customdata}<br>%{x}<extra></extra>", showlegend: false },
     ...tl.states.map((s) => ({ type: "scatter", mode: "markers", x: [null], y: [null], name: s,
       marker: { symbol: "square", size: 10, color: STATE_COLORS[s] || "#6b7280" } }))];
     $("#chart-timeline").style.height = `${Math.max(300, 140 + tl.lanes.length * 22)}px`;
