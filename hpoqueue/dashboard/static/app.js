@@ -492,7 +492,7 @@ function parallelLines(id, data, scale, title) {
 
 function bestCharts(data) {
   const traces = [];
-  if (data.density) traces.push(densityTrace(data.density, { hovertemplate: "%{z} trials here<extra></extra>" }));
+  if (data.density) traces.push(densityTrace(data.density));
   const m = data.marks;
   traces.push({ type: "scatter", mode: "markers", name: data.density ? `the ${m.seq.length} best` : "trial value",
     x: m.seq, y: m.value, text: m.id, marker: { color: "rgba(37,99,235,0.5)", size: 6 }, hovertemplate: "%{text}: %{y}<extra></extra>" });
