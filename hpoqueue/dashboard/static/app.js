@@ -623,6 +623,8 @@ function route() {
   else if (parts[0] === "compare" && parts[1]) current = comparePage(parts[1].split(",").filter(Boolean));
   else current = experimentsPage();
   current.expId = parts[0] === "experiment" ? parts[1] : "";
+  const charts = parts[0] === "experiment" ? parts[2] !== "trials" : parts[0] === "trial" || parts[0] === "compare";
+  if (charts && parts[1]) loadPlotly().catch(() => {});  // at once, beside the page's data (errors: at the chart)
   tick();
 }
 
