@@ -4,11 +4,14 @@
 
 The record is written through the real storage path (Storage.create_trials, transition, add_metric,
 add_event, as the scheduler writes it; grouped into transactions of 100 trials) into a SQLite file, kept
-at --db for the next run. A real `hpoqueue dashboard` process serves it; the script times each API call
-(the first call, then median and worst of --repeat, over HTTP on loopback; the charts' data is cached
-until the record changes, so the first call is the one a change costs) and, where Debian's chromium and
-chromium-driver are installed, each page in headless Chromium from navigation to its last chart drawn or table filled.
-Goal: every page within 1 s.
+at --db for the next run. A real `hpoqueue dashboard` process serves it. The script times each API call
+(the first call, then median and worst of --repeat, over HTTP on loopback; chart data is cached per
+revision of the record, so the first call is what one change of a running experiment costs) and, where
+Debian's chromium and chromium-driver are installed, each page in headless Chromium (a fresh dashboard, so
+the first load of a page also computes its data): time from navigation to the first chart drawn (for the
+table pages: the table filled), to every chart drawn (scrolling each into view, so charts drawn lazily
+count), and the bytes of API data the page fetched (after gzip, from the browser's resource timing).
+The machine's load average is printed before and after. Goal: every page within 1 s.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -97,32 +101,36 @@ def api_calls(trials: int) -> list[tuple[str, str]]:
          f"/api/experiments/{EXP}/trials?sort=param:lr&desc=1&offset={trials - 50}&limit=50"),
         ("table: by metric", f"/api/experiments/{EXP}/trials?sort=metric:acc&desc=1&limit=50"),
         ("table: 2 filters", f"/api/experiments/{EXP}/trials?filter=lr%3C0.001&filter=optimizer%3Dadam&sort=value"),
-        ("chart points", f"/api/experiments/{EXP}/points"),
-        ("curves", f"/api/experiments/{EXP}/curves"),
-        ("timeline", f"/api/experiments/{EXP}/timeline"),
+        ("chart: progress (overview)", f"/api/experiments/{EXP}/progress"),
+        ("chart: curves", f"/api/experiments/{EXP}/curves"),
+        ("chart: params", f"/api/experiments/{EXP}/params"),
+        ("chart: timeline and durations", f"/api/experiments/{EXP}/timeline"),
+        ("points (for scripts; no page reads it)", f"/api/experiments/{EXP}/points"),
         ("trial page", f"/api/trials/{EXP}-{trials // 2}"),
     ]
 
-PAGES = [
+
+#: (page, URL fragment, what "ready" means: a JS condition, or the ids of its charts)
+PAGES: list[tuple[str, str, str | list[str]]] = [
     ("experiments", "#/", "return document.querySelectorAll('#experiments tbody tr').length > 0"),
-    ("overview + best charts", f"#/experiment/{EXP}", "DRAWN:chart-best-time"),
+    ("overview", f"#/experiment/{EXP}", ["chart-best-seq", "chart-best-time"]),
     ("trial table", f"#/experiment/{EXP}/trials", "return document.querySelectorAll('#trial-table tr').length > 50"),
-    ("intermediate results", f"#/experiment/{EXP}/curves", "DRAWN:chart-curves"),
-    ("parameters", f"#/experiment/{EXP}/params", "DRAWN:chart-params"),
-    ("durations & GPUs", f"#/experiment/{EXP}/gpus", "DRAWN:chart-durations"),
-    ("trial", f"#/trial/{EXP}-1", "DRAWN:chart-trial"),
+    ("intermediate results", f"#/experiment/{EXP}/curves", ["chart-curves"]),
+    ("parameters", f"#/experiment/{EXP}/params", ["chart-parcoords", "chart-params"]),
+    ("durations & GPUs", f"#/experiment/{EXP}/gpus", ["chart-timeline", "chart-durations"]),
+    ("trial", f"#/trial/{EXP}-1", ["chart-trial"]),
 ]
-DRAWN = "const el = document.getElementById('{}'); return !!(el && el._fullLayout && el.data && el.data.length)"
+#: a chart counts as drawn once Plotly has laid it out and its SVG is in the page
+DRAWN = "return arguments[0].filter(id => { const el = document.getElementById(id); " \
+        "return el && el._fullLayout && el.querySelector('.main-svg') && el.data && el.data.length; }).length"
+API_BYTES = "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/'))" \
+            ".reduce((n, e) => n + e.encodedBodySize, 0)"
 
 
-def browser_times(base: str, repeat: int) -> list[tuple[str, list[float]]] | str:
-    if not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")):
-        return "no /usr/bin/chromium or /usr/bin/chromedriver: page times skipped"
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        return "selenium not installed: page times skipped"
+def chromium() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     profile = tempfile.mkdtemp(prefix="bench-chromium-")
@@ -130,25 +138,116 @@ def browser_times(base: str, repeat: int) -> list[tuple[str, list[float]]] | str
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-unsafe-swiftshader",
                 "--window-size=1400,1000", f"--user-data-dir={profile}"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    results = []
+    return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+
+
+def wait(driver: Any, script: str, began: float, *args: Any, limit: float = 90) -> float:
+    while not driver.execute_script(script, *args):
+        if time.perf_counter() - began > limit:
+            raise RuntimeError(f"not ready in {limit:g} s: {script[:80]}")
+        time.sleep(0.005)
+    return time.perf_counter() - began
+
+
+def load_page(driver: Any, url: str, ready: str | list[str]) -> tuple[float, float, int]:
+    """(seconds to the first chart drawn or the table filled, to every chart drawn, API bytes fetched)."""
+    driver.get("about:blank")
+    began = time.perf_counter()
+    driver.get(url)
+    if isinstance(ready, str):
+        first = every = wait(driver, ready, began)
+    else:
+        first = wait(driver, DRAWN + " > 0", began, ready)
+        for chart in ready:  # charts below the fold may wait to be scrolled to
+            driver.execute_script("const el = document.getElementById(arguments[0]); if (el) el.scrollIntoView()",
+                                  chart)
+            wait(driver, f"return document.getElementById('{chart}') !== null", began)
+        every = wait(driver, DRAWN + " == arguments[0].length", began, ready)
+    return first, every, int(driver.execute_script(API_BYTES))
+
+
+def in_app(driver: Any, base: str, fragment: str, ready: str | list[str]) -> float:
+    """Seconds from following a link inside the app (from the experiments list, Plotly already loaded) to the
+    first chart drawn or the table filled: what moving between pages and tabs costs. NaN where a page did not
+    show within 10 s (the list) or 30 s (the page): the dashboard before 2026-12-03 could stay on "loading…"
+    after a link followed during a poll; the app is then loaded again."""
     try:
-        for name, fragment, ready in PAGES:
-            script = DRAWN.format(ready[6:]) if ready.startswith("DRAWN:") else ready
-            times = []
-            for _ in range(repeat):
-                driver.get("about:blank")
-                began = time.perf_counter()
-                driver.get(base + "/" + fragment)
-                while not driver.execute_script(script):
-                    if time.perf_counter() - began > 60:
-                        raise RuntimeError(f"page {name} did not finish in 60 s")
-                    time.sleep(0.01)
-                times.append(time.perf_counter() - began)
-            results.append((name, times))
+        driver.execute_script("location.hash = '#/'")
+        wait(driver, PAGES[0][2], time.perf_counter(), limit=10)  # type: ignore[arg-type]
+        began = time.perf_counter()
+        driver.execute_script("location.hash = arguments[0]", fragment)
+        if isinstance(ready, str):
+            return wait(driver, ready, began, limit=30)
+        return wait(driver, DRAWN + " > 0", began, ready, limit=30)
+    except RuntimeError:
+        driver.get(base + "/#/")
+        return math.nan
+
+
+PLOTLY = """const done = arguments[0], began = performance.now(), tag = document.createElement('script');
+tag.src = info.plotly || '/static/plotly.min.js';
+tag.onload = () => { const loaded = performance.now(), el = document.createElement('div');
+  document.body.appendChild(el);
+  Plotly.newPlot(el, [{x: [1, 2], y: [1, 2]}]).then(() => done([loaded - began, performance.now() - loaded])); };
+document.head.appendChild(tag);"""
+
+
+def plotly_cost(driver: Any, base: str) -> tuple[float, float]:
+    """Seconds to load and run plotly.min.js (from the browser's cache), and to draw a first tiny chart."""
+    driver.get("about:blank")
+    driver.get(base + "/#/")
+    wait(driver, PAGES[0][2], time.perf_counter())  # type: ignore[arg-type]
+    loaded, first = driver.execute_async_script(PLOTLY)
+    return loaded / 1000, first / 1000
+
+
+Pages = list[tuple[str, list[tuple[float, float, int]], list[float]]]
+
+
+def browser_times(base: str, repeat: int) -> tuple[Pages, list[tuple[float, float]]] | str:
+    """Per page: (first chart, every chart, API bytes) of each full load, and the in-app times; Plotly's cost."""
+    if not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")):
+        return "no /usr/bin/chromium or /usr/bin/chromedriver: page times skipped"
+    try:
+        driver = chromium()
+    except ImportError:
+        return "selenium not installed: page times skipped"
+    driver.set_script_timeout(120)
+    try:
+        pages = [(name, [load_page(driver, base + "/" + fragment, ready) for _ in range(repeat)],
+                  [in_app(driver, base, fragment, ready) for _ in range(repeat)]) for name, fragment, ready in PAGES]
+        return pages, [plotly_cost(driver, base) for _ in range(repeat)]
     finally:
         driver.quit()
-    return results
+
+
+class Server:
+    """A real `hpoqueue dashboard --read-only` process on a free port."""
+
+    def __init__(self, url: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "--storage", url, "dashboard", "--port",
+                                      "0", "--read-only"], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        match = re.search(r"(http://[^/]+)/", line)
+        if not match:
+            self.close()
+            raise SystemExit(f"the dashboard printed no URL: {line!r}")
+        self.base = match.group(1)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _ms(times: list[float]) -> str:
+    """The median in ms, and how many runs got stuck (NaN), if any."""
+    done = [t for t in times if not math.isnan(t)]
+    stuck = f" ({len(times) - len(done)} of {len(times)} stuck)" if len(done) < len(times) else ""
+    return (f"{statistics.median(done) * 1000:.0f}" if done else "–") + stuck
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
 
 
 def main() -> int:
@@ -157,48 +256,57 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--db", default=os.path.join(tempfile.gettempdir(), "hpoqueue-dashboard-bench.db"))
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--pages-only", action="store_true", help="skip the API table")
     args = parser.parse_args()
     url = f"sqlite:///{args.db}"
     built = None
     if not Path(args.db).exists():
         print(f"writing {args.trials} trials x {args.steps} intermediate results to {args.db} ...", file=sys.stderr)
         built = build(url, args.trials, args.steps, Path(args.db).with_suffix(".work"))
-    proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "--storage", url, "dashboard", "--port", "0",
-                             "--read-only"], stdout=subprocess.PIPE, text=True)
+    with Storage(url) as storage:
+        counts = storage.count_trials(EXP)
+        metrics = storage.select(select(func.count()).select_from(Metric))[0][0]
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {load()}")
+    print(f"record: {sum(counts.values())} trials, {metrics} metric rows" +
+          (f" (written in {built:.0f} s through Storage)" if built else ""))
+    if not args.pages_only:
+        server = Server(url)
+        try:
+            print()
+            print("| API call | first ms | median ms | worst ms | response KiB (before gzip) |")
+            print("|---|---|---|---|---|")
+            for name, path in api_calls(args.trials):
+                times, size = [], 0
+                for _ in range(args.repeat):
+                    took, size = get(server.base + path)
+                    times.append(took)
+                print(f"| {name} | {times[0] * 1000:.0f} | {statistics.median(times) * 1000:.0f} | "
+                      f"{max(times) * 1000:.0f} | {size / 1024:.0f} |", flush=True)
+        finally:
+            server.close()
+    server = Server(url)  # a fresh one: a page's first load computes its data, as after a change
     try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        match = re.search(r"(http://[^/]+)/", line)
-        if not match:
-            raise SystemExit(f"the dashboard printed no URL: {line!r}")
-        base = match.group(1)
-        with Storage(url) as storage:
-            counts = storage.count_trials(EXP)
-            metrics = storage.select(select(func.count()).select_from(Metric))[0][0]
-        print(f"record: {sum(counts.values())} trials, {metrics} metric rows" +
-              (f" (written in {built:.0f} s through Storage)" if built else ""))
-        print()
-        print("| API call | first ms | median ms | worst ms | response KiB |")
-        print("|---|---|---|---|---|")
-        for name, path in api_calls(args.trials):
-            times, size = [], 0
-            for _ in range(args.repeat):
-                took, size = get(base + path)
-                times.append(took)
-            print(f"| {name} | {times[0] * 1000:.0f} | {statistics.median(times) * 1000:.0f} | "
-                  f"{max(times) * 1000:.0f} | {size / 1024:.0f} |")
-        pages = browser_times(base, max(1, args.repeat // 2))
-        print()
-        if isinstance(pages, str):
-            print(pages)
-        else:
-            print("| page in headless Chromium (navigation to drawn) | median ms | worst ms |")
-            print("|---|---|---|")
-            for name, times in pages:
-                print(f"| {name} | {statistics.median(times) * 1000:.0f} | {max(times) * 1000:.0f} |")
+        pages = browser_times(server.base, max(2, args.repeat // 2 + 1))
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.close()
     print()
+    if isinstance(pages, str):
+        print(pages)
+    else:
+        print("| page (headless Chromium) | trials | first chart ms: first load | median of loads | every chart ms: "
+              "first load | median of loads | in the app ms: median | API data KiB (gzip) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, runs, moves in pages[0]:
+            firsts, everys = [r[0] for r in runs], [r[1] for r in runs]
+            print(f"| {name} | {args.trials} | {firsts[0] * 1000:.0f} | {statistics.median(firsts[1:]) * 1000:.0f} | "
+                  f"{everys[0] * 1000:.0f} | {statistics.median(everys[1:]) * 1000:.0f} | "
+                  f"{_ms(moves)} | {runs[-1][2] / 1024:.0f} |")
+        loaded = statistics.median(c[0] for c in pages[1])
+        first = statistics.median(c[1] for c in pages[1])
+        print(f"\nplotly.min.js from the browser's cache: {loaded * 1000:.0f} ms to load and run, then "
+              f"{first * 1000:.0f} ms to draw a first 2-point chart (medians): in every full load of a chart page")
+    print()
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {load()}")
     print(json.dumps({"trials": args.trials, "steps": args.steps, "db": args.db}))
     return 0
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hpoqueue.dashboard import trial_table, views
+from hpoqueue.dashboard import charts, trial_table, views
 from hpoqueue.dashboard.server import STATIC, plotly_js
 from hpoqueue.errors import HpoQueueError
 from hpoqueue.storage import Storage
@@ -25,8 +25,8 @@ def report_data(storage: Storage, exp_id: str) -> dict[str, Any]:
     data: dict[str, Any] = {
         "/api/experiments": [e for e in views.experiments(storage) if e["id"] == exp_id],
         base: views.overview(storage, exp_id), f"{base}/trials": table,
-        f"{base}/points": views.trial_points(storage, exp_id), f"{base}/curves": views.curves(storage, exp_id, []),
-        f"{base}/timeline": views.timeline(storage, exp_id)}
+        f"{base}/progress": charts.progress(storage, exp_id), f"{base}/curves": charts.curves(storage, exp_id, []),
+        f"{base}/params": charts.params(storage, exp_id), f"{base}/timeline": charts.timeline(storage, exp_id)}
     for row in table["rows"][:DETAILED]:
         data[f"/api/trials/{row['id']}"] = views.trial(storage, row["id"])
     return data
@@ -39,10 +39,9 @@ def render(data: dict[str, Any], exp_id: str) -> str:
     html = (STATIC / "index.html").read_text()
     inlined = {
         '<link rel="stylesheet" href="/static/style.css">': f"<style>\n{(STATIC / 'style.css').read_text()}</style>",
-        '<script id="plotly-js" src="/static/plotly.min.js" async></script>':
-            f"<script>{plotly_js().read_text()}</script>",
         '<script src="/static/app.js"></script>':
-            f"<script>window.HPOQ_REPORT = {payload};</script>\n<script>{(STATIC / 'app.js').read_text()}</script>",
+            f"<script>{plotly_js().read_text()}</script>\n<script>window.HPOQ_REPORT = {payload};</script>\n"
+            f"<script>{(STATIC / 'app.js').read_text()}</script>",
         "<title>hpoqueue dashboard</title>": f"<title>hpoqueue report {exp_id}</title>"}
     for tag, replacement in inlined.items():
         if tag not in html:

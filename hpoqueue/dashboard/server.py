@@ -4,6 +4,7 @@ record, and the token-guarded actions. Storage queries run on a small thread poo
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import importlib.util
 import ipaddress
 import json
@@ -21,7 +22,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from hpoqueue.dashboard import trial_table, views
+from hpoqueue.dashboard import charts, trial_table, views
 from hpoqueue.dashboard.actions import ActionError, Actions
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.storage import Storage
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 DEFAULT_FLOWER = "http://127.0.0.1:5555"
 TOKEN_HEADER = "X-Hpoqueue-Token"
+
+
+#: where pages load Plotly from, when they first draw a chart: versioned, so the browser keeps it (and its
+#: compiled code) instead of asking again on every page load
+PLOTLY_URL = f"/static/plotly.min.js?v={importlib.metadata.version('plotly')}"
 
 
 def plotly_js() -> Path:
@@ -119,7 +125,7 @@ class Info(Handler):
     async def get(self) -> None:
         flower = await self.dash.run(self.dash.flower_url)
         self.reply({"read_only": self.dash.actions.read_only, "flower": flower,
-                    "default_experiment": self.settings.get("experiment")})
+                    "default_experiment": self.settings.get("experiment"), "plotly": PLOTLY_URL})
 
 
 class ExperimentList(Handler):
@@ -155,17 +161,17 @@ class Points(Handler):
                                           exp_id))
 
 
-class Curves(Handler):
-    async def get(self, exp_id: str) -> None:
-        chosen = [c for c in self.get_argument("chosen", "").split(",") if c]
-        self.reply(await self.dash.cached(("curves", exp_id, *chosen), exp_id, views.curves, self.dash.storage,
-                                          exp_id, chosen))
+class Chart(Handler):
+    """The reduced data of one chart family (charts.py), cached per revision of the experiment."""
+
+    async def get(self, exp_id: str, kind: str) -> None:
+        chosen = [c for c in self.get_argument("chosen", "").split(",") if c] if kind == "curves" else []
+        self.reply(await self.dash.cached((kind, exp_id, *chosen), exp_id, CHARTS[kind], self.dash.storage,
+                                          exp_id, *([chosen] if kind == "curves" else [])))
 
 
-class Timeline(Handler):
-    async def get(self, exp_id: str) -> None:
-        self.reply(await self.dash.cached(("timeline", exp_id), exp_id, views.timeline, self.dash.storage,
-                                          exp_id))
+CHARTS: dict[str, Callable[..., Any]] = {"progress": charts.progress, "curves": charts.curves,
+                                         "params": charts.params, "timeline": charts.timeline}
 
 
 class TrialPage(Handler):
@@ -247,8 +253,7 @@ def make_app(dash: Dashboard, *, experiment: str | None, allowed_hosts: set[str]
         (rf"/api/experiments/{exp}", Overview, route),
         (rf"/api/experiments/{exp}/trials", Trials, route),
         (rf"/api/experiments/{exp}/points", Points, route),
-        (rf"/api/experiments/{exp}/curves", Curves, route),
-        (rf"/api/experiments/{exp}/timeline", Timeline, route),
+        (rf"/api/experiments/{exp}/(progress|curves|params|timeline)", Chart, route),
         (rf"/api/trials/{exp}", TrialPage, route),
         (rf"/api/trials/{exp}/log", Log, route),
         (rf"/api/(kill|stop|update)/{exp}", Action, route),

@@ -15,10 +15,8 @@ from hpoqueue.results.optimize_mode import best_first
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Event, Experiment, ExperimentRecord, Metric, Storage, Trial
 
-CURVE_LIMIT = 2000  #: trials whose intermediate results the curves chart draws (the best ones, chosen ones too)
 LOG_TAIL = 64 * 1024  #: bytes of a log shown when a trial page opens
-T = Trial.__table__  #: the tables themselves: Core rows, without the ORM's per-row cost on big reads
-M = Metric.__table__
+T = Trial.__table__  #: the table itself: Core rows, without the ORM's per-row cost on big reads
 LOG_NAMES = {"stdout": "trial.stdout", "stderr": "trial.stderr", "hpoqueue": "trial.log"}
 
 
@@ -100,7 +98,8 @@ def version(storage: Storage, exp_id: str | None) -> str:
 
 
 def trial_points(storage: Storage, exp_id: str) -> dict[str, Any]:
-    """Every trial as columns (seq, id, state, value, start, end, each parameter): the charts' data."""
+    """Every trial as columns (seq, id, state, value, start, end, each parameter), for scripts: the pages
+    draw the reduced data of `charts` instead."""
     exp = storage.get_experiment(exp_id)
     rows = storage.select(select(T.c.seq, T.c.id, T.c.state, T.c.final_value, T.c.started_at, T.c.ended_at,
                                  T.c.params).where(T.c.experiment_id == exp.id).order_by(T.c.seq))
@@ -109,111 +108,6 @@ def trial_points(storage: Storage, exp_id: str) -> dict[str, Any]:
             "state": [r[2].value for r in rows], "value": [r[3] for r in rows],
             "started": [_ts(r[4]) for r in rows], "ended": [_ts(r[5]) for r in rows],
             "params": {n: [(r[6] or {}).get(n) for r in rows] for n in names}}
-
-
-def curves(storage: Storage, exp_id: str, chosen: list[str], limit: int = CURVE_LIMIT) -> dict[str, Any]:
-    """Intermediate results of the current attempts: the `limit` best trials, the running and chosen ones.
-
-    Returned as one x/y line per group (the chosen trials one each, the early-stopped ones, the others;
-    curves separated by nulls), which a browser draws as one trace per group.
-    """
-    exp = storage.get_experiment(exp_id)
-    trials = select(T.c.id, T.c.state).where(T.c.experiment_id == exp.id)
-    total = storage.select(select(func.count()).select_from(T).where(T.c.experiment_id == exp.id))[0][0]
-    if total > limit:
-        order = best_first(T.c.final_value, exp.optimize_mode)
-        picked = storage.select(trials.order_by(T.c.state != TrialState.RUNNING, order.nulls_last()).limit(limit))
-        picked += storage.select(trials.where(T.c.id.in_(chosen)))
-        trial_filter = T.c.id.in_([tid for tid, _ in picked])
-    else:
-        picked = storage.select(trials)
-        trial_filter = T.c.experiment_id == exp.id  # type: ignore[assignment]  # both are WHERE clauses
-    group_of = {tid: tid if tid in chosen else "EARLY_STOPPED" if state is TrialState.EARLY_STOPPED else "other"
-                for tid, state in picked}
-    rows = storage.select(select(M.c.trial_id, M.c.step, M.c.value).join(T, T.c.id == M.c.trial_id)
-                          .where(trial_filter, M.c.kind == "intermediate", M.c.attempt == T.c.attempt)
-                          .order_by(T.c.seq, M.c.step))
-    lines: dict[str, dict[str, list[Any]]] = {}
-    ends: dict[str, list[Any]] = {"x": [], "y": [], "id": []}
-    current, xs, ys, ids, last = None, [], [], [], (None, None)
-    for tid, step, value in rows:
-        if tid != current:
-            if current is not None:
-                _end_curve(xs, ys, ids, ends if group_of[current] == "EARLY_STOPPED" else None, current, last)
-            current = tid
-            group = lines.setdefault(group_of[tid], {"x": [], "y": [], "id": []})
-            xs, ys, ids = group["x"], group["y"], group["id"]
-        xs.append(step)
-        ys.append(value)
-        ids.append(tid)
-        last = (step, value)
-    if current is not None:
-        _end_curve(xs, ys, ids, ends if group_of[current] == "EARLY_STOPPED" else None, current, last)
-    return {"lines": lines, "early_stopped_ends": ends, "total": total, "shown": min(total, limit),
-            "chosen": chosen}
-
-
-def _end_curve(xs: list[Any], ys: list[Any], ids: list[Any], ends: dict[str, list[Any]] | None, tid: str,
-               last: tuple[Any, Any]) -> None:
-    """A null between two curves of one line; an early-stopped curve's last point marked where it stopped."""
-    xs.append(None)
-    ys.append(None)
-    ids.append(None)
-    if ends is not None:
-        ends["x"].append(last[0])
-        ends["y"].append(last[1])
-        ends["id"].append(tid)
-
-
-def timeline(storage: Storage, exp_id: str) -> dict[str, Any]:
-    """Which box and GPU ran which attempt when: the current attempts from the trials, earlier (lost)
-    attempts from their `started` and `lost` events."""
-    exp = storage.get_experiment(exp_id)
-    bars = []
-    rows = storage.select(select(Trial.id, Trial.seq, Trial.attempt, Trial.state, Trial.host, Trial.gpus,
-                                 Trial.queue, Trial.started_at, Trial.ended_at)
-                          .where(Trial.experiment_id == exp.id, Trial.started_at.is_not(None)))
-    for tid, seq, attempt, state, host, gpus, queue, started, ended in rows:
-        bars.append(_bar(tid, seq, attempt, TrialState(state).value, host, gpus, queue, started, ended))
-    events = storage.select(select(Event.trial_id, Trial.seq, Event.attempt, Event.kind, Event.data,
-                                   Event.created_at).join(Trial, Trial.id == Event.trial_id)
-                            .where(Trial.experiment_id == exp.id, Event.attempt < Trial.attempt,
-                                   Event.kind.in_(["started", "lost", "finished"])).order_by(Event.id))
-    starts: dict[tuple[str, int], tuple[Any, ...]] = {}
-    for tid, seq, attempt, kind, data, at in events:
-        if kind == "started":
-            starts[(tid, attempt)] = (seq, data or {}, at)
-        elif (tid, attempt) in starts:
-            seq, data, began = starts.pop((tid, attempt))
-            bars.append(_bar(tid, seq, attempt, "LOST" if kind == "lost" else "RETRIED", data.get("host"),
-                             data.get("gpus"), data.get("queue"), began, at))
-    bars.sort(key=lambda b: b["start"])
-    _slots(bars, time.time())
-    return {"bars": bars, "lanes": sorted({b["lane"] for b in bars}), "now": time.time()}
-
-
-def _slots(bars: list[dict[str, Any]], now: float) -> None:
-    """Trials sharing a GPU (maxTrialNumberPerGpu) or a cpu queue overlap: give each a slot of its lane,
-    the lowest one free when it started, so the timeline shows them side by side (bars sorted by start)."""
-    ends: dict[str, list[float]] = defaultdict(list)  # lane -> end time of each slot's last bar
-    for bar in bars:
-        slots = ends[bar["lane"]]
-        free = next((i for i, end in enumerate(slots) if end <= bar["start"]), None)
-        if free is None:
-            free = len(slots)
-            slots.append(0.0)
-        slots[free] = bar["end"] if bar["end"] is not None else now
-        bar["slot"] = free
-    for bar in bars:
-        if len(ends[bar["lane"]]) > 1:
-            bar["lane"] = f"{bar['lane']} · slot {bar['slot'] + 1}"
-
-
-def _bar(tid: str, seq: int, attempt: int, state: str, host: str | None, gpus: list[int] | None,
-         queue: str | None, started: datetime | None, ended: datetime | None) -> dict[str, Any]:
-    where = f"GPU {','.join(map(str, gpus))}" if gpus else (queue or "cpu")
-    return {"trial": tid, "seq": seq, "attempt": attempt, "state": state, "lane": f"{host or '?'} / {where}",
-            "start": _ts(started), "end": _ts(ended)}
 
 
 def trial(storage: Storage, trial_id: str) -> dict[str, Any]:

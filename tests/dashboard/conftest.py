@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -12,10 +14,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from hpoqueue.states import TrialState
+from hpoqueue.storage import Storage
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -118,3 +124,50 @@ def wait_js(driver: Any, script: str, timeout: float, what: str) -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {value!r})")
+
+
+BIG = "dashbig"
+#: the big record's search space: a log-uniform, a uniform, a numeric choice and a categorical parameter
+BIG_SPACE = {"lr": {"_type": "loguniform", "_value": [1e-5, 1e-1]}, "dropout": {"_type": "uniform", "_value": [0, 0.5]},
+             "batch": {"_type": "choice", "_value": [32, 64, 128, 256]},
+             "opt": {"_type": "choice", "_value": ["adam", "sgd", "rmsprop"]}}
+
+
+def make_big_record(storage_url: str, work_dir: Path, trials: int, steps: int = 10) -> None:
+    """`trials` trials of experiment BIG on 2 boxes x 4 GPUs, written as the scheduler writes them: about 70 %
+    succeeded with a curve of `steps` results, the rest early stopped part way (with a value) or failed (without
+    one), the last two still running (so the record ends now)."""
+    rng = random.Random(3)
+    t0 = datetime.now(timezone.utc) - timedelta(seconds=10 * (trials // 8) + 30)
+    with Storage(storage_url) as storage:
+        storage.create_experiment(BIG, name="big", config={"trialCommand": "python t.py", "searchSpace": BIG_SPACE,
+                                                            "tuner": {"name": "TPE"}},
+                                  work_dir=str(work_dir), optimize_mode="minimize", concurrency=8,
+                                  max_trial_number=trials + 10, max_duration=None)
+        params = [{"lr": 10 ** rng.uniform(-5, -1), "dropout": rng.uniform(0, 0.5),
+                   "batch": rng.choice([32, 64, 128, 256]), "opt": rng.choice(["adam", "sgd", "rmsprop"])}
+                  for _ in range(trials)]
+        with storage.transaction():
+            for n, t in enumerate(storage.create_trials(BIG, params)):
+                host, gpu = f"box{n % 8 // 4}", n % 4
+                start = t0 + timedelta(seconds=10 * (n // 8))
+                storage.transition(t.id, TrialState.RUNNING, expected=[TrialState.WAITING], host=host, gpus=[gpu],
+                                   pid=1000 + n, started_at=start)
+                storage.add_event(t.id, 1, "started", {"host": host, "gpus": [gpu], "pid": 1000 + n})
+                roll = rng.random()
+                state = (TrialState.RUNNING if n >= trials - 2 else TrialState.SUCCEEDED if roll < 0.7
+                         else TrialState.EARLY_STOPPED if roll < 0.95 else TrialState.FAILED)
+                last = steps if state is not TrialState.EARLY_STOPPED else rng.randint(2, steps - 1)
+                base = 1 + (5 + math.log10(params[n]["lr"])) ** 2 / 10 + rng.uniform(0, 0.3)
+                value = base
+                for step in range(last):
+                    value = base * (0.5 + 0.5 * math.exp(-step / 3)) + rng.uniform(0, 0.02)
+                    storage.add_metric(t.id, 1, "intermediate", step, value)
+                if state is TrialState.RUNNING:
+                    continue
+                if state is not TrialState.FAILED:
+                    storage.add_metric(t.id, 1, "final", 0, value, {"default": value})
+                    storage.update_trial(t.id, final_value=value, final_data={"default": value})
+                storage.transition(t.id, state, expected=[TrialState.RUNNING], exit_code=0,
+                                   ended_at=start + timedelta(seconds=last))
+                storage.add_event(t.id, 1, "finished", {"exit_code": 0, "message": state.value.lower()})

@@ -85,9 +85,11 @@ def own_record(sqlite_url: str, tmp_path: Path) -> str:
 def test_page_and_scripts_come_from_installed_packages(dash: Dashboard) -> None:
     status, page = dash.get("/")
     assert status == 200
-    assert b'src="/static/plotly.min.js"' in page and b'src="/static/app.js"' in page
+    assert b'src="/static/app.js"' in page
     assert b"http://" not in page and b"https://" not in page  # no CDN: works offline
-    status, js = dash.get("/static/plotly.min.js")
+    status, info = dash.get("/api/info")
+    assert info["plotly"].startswith("/static/plotly.min.js?v=")  # loaded by the first page that draws a chart
+    status, js = dash.get(info["plotly"])
     assert status == 200 and js == plotly_js().read_bytes()
     assert dash.printed.startswith("hpoqueue dashboard on http://127.0.0.1:") and dash.token
 
@@ -154,9 +156,18 @@ def test_chart_timeline_and_trial_data(dash: Dashboard, record: str) -> None:
     assert curves["lines"][f"{EXP}-3"]["y"][:5] == pytest.approx([1.02, 0.92, 0.82, 0.72, 0.62])
     assert curves["early_stopped_ends"]["id"] == [f"{EXP}-29"]
     assert len([y for y in curves["lines"]["other"]["y"] if y is not None]) == 28 * 5  # not chosen, not stopped
+    assert curves["band"] is None and curves["note"] == ""  # 30 trials: every curve drawn, nothing reduced
+    _, progress = dash.get(f"/api/experiments/{EXP}/progress")
+    assert progress["best"] == f"{EXP}-27" and progress["marks"]["seq"] == list(range(1, 28))
+    assert progress["by_seq"]["x"] == list(range(1, 28)) and progress["density"] is None  # each one improved
+    _, params = dash.get(f"/api/experiments/{EXP}/params")
+    assert params["best"]["id"][0] == f"{EXP}-27" and len(params["best"]["id"]) == 27
+    assert params["kinds"] == {"lr": "category", "opt": "category", "layers": "category"}  # few distinct values
     _, tl = dash.get(f"/api/experiments/{EXP}/timeline")
-    assert len(tl["bars"]) == 30 and set(tl["lanes"]) == {"box1 / GPU 0", "box1 / GPU 1"}
-    assert tl["bars"][-1]["end"] is None and tl["bars"][0]["end"] - tl["bars"][0]["start"] == pytest.approx(8)
+    assert tl["attempts"] == 30 and tl["lanes"] == ["box1 / GPU 0", "box1 / GPU 1"]
+    assert tl["states"][tl["z"][1][-1]] == "RUNNING" and tl["seq"][1][-1] == 30  # up to now
+    assert {s % 2 for s in tl["seq"][0] if s} == {1}  # GPU 0 ran the trials of odd seq
+    assert tl["durations"]["marks"]["seconds"][0] == pytest.approx(8)
     _, trial = dash.get(f"/api/trials/{EXP}-28")
     assert trial["state"] == "FAILED" and len(trial["metrics"]) == 5
     assert trial["attempts"] == [{"attempt": 1, "host": "box1", "gpus": [1], "pid": 1027, "queue": None,
@@ -254,6 +265,8 @@ def test_report_is_one_self_contained_file(record: str, tmp_path: Path) -> None:
     assert not re.search(r"<(script|link|img)[^>]*(src|href)=\"(?!data:)", html)  # everything inlined
     assert plotly_js().read_text()[:2000] in html and "window.HPOQ_REPORT = {" in html
     assert f'"/api/experiments/{EXP}/trials"' in html and f"{EXP}-27" in html
+    for chart in ("progress", "curves", "params", "timeline"):  # what the pages' charts read
+        assert f'"/api/experiments/{EXP}/{chart}"' in html
 
 
 def test_bad_input_is_one_line(record: str) -> None:

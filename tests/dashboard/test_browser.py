@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from hpoqueue.states import ExperimentState, TrialState
-from tests.dashboard.conftest import wait_js
+from hpoqueue.storage import Storage
+from tests.dashboard.conftest import BIG, make_big_record, wait_js
 from tests.e2e.conftest import Project, alive, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -21,13 +22,17 @@ CHARTS = {"overview": ["chart-best-seq", "chart-best-time"], "curves": ["chart-c
           "params": ["chart-parcoords", "chart-params"],
           "gpus": ["chart-timeline", "chart-durations"]}
 
+#: a chart is drawn once scrolled to (charts below the fold wait for that) and holds a trace with data
 DRAWN = """const el = document.getElementById(arguments[0]);
+if (el && !el._fullLayout) el.scrollIntoView();
 return !!(el && el._fullLayout && el.querySelector('.main-svg') && el.data && el.data.length &&
-          el.data.some(t => (t.y && t.y.some(v => v !== null)) || (t.dimensions && t.dimensions[0].values.length)));"""
+          el.data.some(t => (t.y && t.y.some(v => v !== null)) || (t.z && t.z.length) ||
+                            (t.dimensions && t.dimensions[0].values.length)));"""
 
 
-#: how many intermediate results the trial page's chart says it shows
-SHOWN = "const t = document.querySelector('#chart-trial .gtitle'); return t && Number(t.textContent.match(/\\d+/)[0])"
+#: how many intermediate results the trial page's chart (scrolled to: it is below the fold) says it shows
+SHOWN = "const c = document.getElementById('chart-trial'); if (!c) return 0; c.scrollIntoView(); " \
+        "const t = document.querySelector('#chart-trial .gtitle'); return t && Number(t.textContent.match(/\\d+/)[0])"
 
 
 @pytest.fixture
@@ -120,7 +125,7 @@ def test_dashboard_in_chromium_on_a_real_experiment(project: Project, browser: A
     browser.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": True, "latency": 0,
                                                                  "downloadThroughput": -1, "uploadThroughput": -1})
     browser.get(report.as_uri())
-    for tab in ("overview", "curves", "gpus"):  # the same page code as above; parameters cost most to draw
+    for tab in CHARTS:  # the same page code as above
         browser.execute_script(f"location.hash = '#/experiment/{exp_id}/{tab}'")
         for chart in CHARTS[tab]:
             wait_js(browser, DRAWN.replace("arguments[0]", repr(chart)), 20, f"{chart} to draw in the report")
@@ -128,3 +133,70 @@ def test_dashboard_in_chromium_on_a_real_experiment(project: Project, browser: A
     wait_js(browser, f"return document.querySelectorAll('#trial-table tr[data-id]').length == "
                      f"{len(trials_in(project, exp_id))}", 10, "the report's table")
     shot(browser, shots, "report")
+
+
+def test_pages_of_a_big_experiment_draw_reduced_charts_and_say_so(sqlite_url: str, tmp_path: Path, browser: Any,
+                                                                   start_dashboard: Any) -> None:
+    """600 trials, past each chart's threshold: the pages still name the right best trial, every chart draws,
+    and each reduced chart says what it left out. (How fast: benchmarks/dashboard.py.)"""
+    shots = tmp_path / "screenshots"
+    make_big_record(sqlite_url, tmp_path / "work", 600)
+    with Storage(sqlite_url) as storage:
+        succeeded = [t for t in storage.trials(BIG, states=[TrialState.SUCCEEDED]) if t.final_value is not None]
+    best = min(succeeded, key=lambda t: t.final_value or 0)
+    dash = start_dashboard(sqlite_url, "--read-only")
+
+    browser.get(f"{dash.base}/#/experiment/{BIG}")
+    wait_js(browser, f"return document.querySelector('#ov-cards a[href=\"#/trial/{best.id}\"]')", 20,
+            "the best trial on the overview")
+    for chart in CHARTS["overview"]:
+        wait_js(browser, DRAWN.replace("arguments[0]", repr(chart)), 30, f"{chart} to draw")
+    assert browser.execute_script(TRACES, "chart-best-seq")[-1] == ["scatter", f"best: {best.id}"]
+    assert note(browser, "note-progress").startswith(f"{len(succeeded):,} succeeded trials: the 300 best")
+    shot(browser, shots, "big-overview")
+
+    for tab, words in (("curves", "the 50 best"), ("params", "the 100 best as dots"), ("gpus", "600 trials")):
+        browser.execute_script(f"location.hash = '#/experiment/{BIG}/{tab}'")
+        for chart in CHARTS[tab]:
+            wait_js(browser, DRAWN.replace("arguments[0]", repr(chart)), 30, f"{chart} to draw")
+        shown = " ".join(note(browser, n) for n in ("note-curves", "note-params", "note-durations"))
+        assert words in shown, shown
+        shot(browser, shots, f"big-{tab}")
+        if tab == "curves":
+            kinds = [name for _, name in browser.execute_script(TRACES, "chart-curves")]
+            assert "10–90 % of trials" in kinds and "early stopped at this step" in kinds
+        if tab == "params":
+            # this headless Chromium draws WebGL in software: parallel coordinates as SVG lines, the best on top
+            assert browser.execute_script("return webglIsSoftware()") is True
+            traces = browser.execute_script(TRACES, "chart-parcoords")
+            assert {kind for kind, _ in traces} == {"scatter"} and ["scatter", f"best: {best.id}"] in traces
+            assert not browser.execute_script("return document.querySelector('#chart-parcoords canvas')")
+
+
+#: each trace of a chart as [type, name]
+TRACES = "return document.getElementById(arguments[0]).data.map(t => [t.type, t.name || ''])"
+
+
+def note(driver: Any, element_id: str) -> str:
+    """The text of a chart's note on what it left out, '' where the page has none or it is hidden."""
+    return str(driver.execute_script(
+        "const el = document.getElementById(arguments[0]); return el && !el.hidden ? el.textContent : ''",
+        element_id))
+
+
+def test_a_page_opened_during_a_poll_is_drawn(sqlite_url: str, tmp_path: Path, browser: Any,
+                                              start_dashboard: Any) -> None:
+    """Following a link while the page's poll of the record's version is under way (slow on a busy server)
+    must not leave the next page on "loading…" until the record changes (a finished one's never does)."""
+    make_big_record(sqlite_url, tmp_path / "work", 40)
+    dash = start_dashboard(sqlite_url, "--read-only")
+    browser.get(f"{dash.base}/#/experiment/{BIG}/params")
+    wait_js(browser, DRAWN.replace("arguments[0]", "'chart-parcoords'"), 30, "the parameters tab")
+    browser.execute_script("""const fetched = window.fetch;  // the next poll's answer comes 3 s late
+        window.fetch = (url, opts) => { if (!String(url).includes('/api/version')) return fetched(url, opts);
+          window.polling = true; window.fetch = fetched;
+          return new Promise(r => setTimeout(r, 3000)).then(() => fetched(url, opts)); };""")
+    wait_js(browser, "return window.polling", 10, "the page's next poll")
+    browser.execute_script("location.hash = '#/'")
+    wait_js(browser, "return document.querySelectorAll('#experiments tbody tr').length", 10,
+            "the experiments list, with no change to the record")

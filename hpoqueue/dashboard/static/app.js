@@ -4,7 +4,6 @@
 
 const REPORT = window.HPOQ_REPORT || null;
 const POLL_MS = 1500;
-const PARCOORDS_MAX = 1000;
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const STATE_COLORS = { SUCCEEDED: "#16a34a", FAILED: "#dc2626", RUNNING: "#2563eb", WAITING: "#9ca3af",
   EARLY_STOPPED: "#d97706", USER_CANCELED: "#6b7280", TIMEOUT: "#6b7280", LOST: "#dc2626", RETRIED: "#f59e0b" };
@@ -14,7 +13,6 @@ const LAYOUT = { margin: { l: 60, r: 20, t: 36, b: 46 }, font: { size: 12 }, pap
 let token = null;
 let info = { read_only: true, flower: null };
 let current = null;     // the page on show: { refresh(force) }
-let lastVersion = null;
 
 // ---- helpers --------------------------------------------------------------------------------------
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -61,24 +59,82 @@ function notice(text, error = false) {
   box.textContent = text || "";
 }
 
-// Plotly (4.8 MB) loads while the first page's tables render; charts wait for it (a report has it inline)
-const plotlyReady = window.Plotly ? Promise.resolve() : new Promise((resolve, reject) => {
-  const tag = document.getElementById("plotly-js");
-  tag.addEventListener("load", resolve);
-  tag.addEventListener("error", () => reject(new Error("cannot load /static/plotly.min.js")));
-});
-
-async function plot(id, traces, layout) {
-  await plotlyReady;
-  const el = document.getElementById(id);
-  if (!el) return;
-  const full = Object.assign({}, LAYOUT, layout);
-  if (full.title) full.title = Object.assign({ x: 0.01, xanchor: "left", font: { size: 14 } }, full.title);
-  Plotly.react(el, traces, full, PLOT_CONFIG);
+// Plotly (4.8 MB) is loaded by the first page that draws a chart, never by the list or the table; a versioned
+// URL lets the browser keep it and its compiled code (a report has it inline)
+let plotlyLoading = null;
+function loadPlotly() {
+  if (window.Plotly) return Promise.resolve();
+  plotlyLoading = plotlyLoading || new Promise((resolve, reject) => {
+    const tag = document.createElement("script");
+    tag.src = info.plotly || "/static/plotly.min.js";
+    tag.onload = resolve;
+    tag.onerror = () => { plotlyLoading = null; reject(new Error(`cannot load ${tag.src}`)); };
+    document.head.appendChild(tag);
+  });
+  return plotlyLoading;
 }
 
-// SVG draws a few thousand markers faster than WebGL starts; past that, WebGL. Lines stay SVG: one path each.
-const markers = (n) => (n > 1500 ? "scattergl" : "scatter");
+// a chart below the fold is drawn when it is scrolled to (its latest data kept meanwhile)
+const offscreen = new Map();
+const watcher = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (!e.isIntersecting || !offscreen.has(e.target)) continue;
+    const [traces, layout] = offscreen.get(e.target);
+    offscreen.delete(e.target);
+    watcher.unobserve(e.target);
+    draw(e.target, traces, layout);
+  }
+}, { rootMargin: "100px" }) : null;
+
+async function plot(id, traces, layout) {
+  const el = document.getElementById(id);
+  if (!el) return;
+  if (watcher && !el._fullLayout && el.getBoundingClientRect().top > window.innerHeight + 100) {
+    if (!offscreen.has(el)) watcher.observe(el);
+    offscreen.set(el, [traces, layout]);
+    return;
+  }
+  await draw(el, traces, layout);
+}
+
+async function draw(el, traces, layout) {
+  await loadPlotly();
+  if (!el.isConnected) return;
+  const full = Object.assign({}, LAYOUT, layout);
+  if (full.title) full.title = Object.assign({ x: 0.01, xanchor: "left", font: { size: 14 } }, full.title);
+  await Plotly.react(el, traces, full, PLOT_CONFIG);
+}
+
+// WebGL drawn in software (SwiftShader, llvmpipe: no GPU, or a headless browser) costs seconds per chart:
+// there the parallel coordinates are drawn as SVG lines instead of Plotly's WebGL parcoords
+let softwareGl = null;
+function webglIsSoftware() {
+  if (softwareGl !== null) return softwareGl;
+  const known = sessionStorage.getItem("hpoq-software-gl");
+  if (known !== null) return (softwareGl = known === "1");
+  try {
+    const gl = document.createElement("canvas").getContext("webgl");
+    const ext = gl && gl.getExtension("WEBGL_debug_renderer_info");
+    const renderer = ext ? String(gl.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : "";
+    softwareGl = !gl || /swiftshader|llvmpipe|softpipe|lavapipe|software/i.test(renderer);
+    const lose = gl && gl.getExtension("WEBGL_lose_context");
+    if (lose) lose.loseContext();
+  } catch (e) { softwareGl = true; }
+  sessionStorage.setItem("hpoq-software-gl", softwareGl ? "1" : "0");
+  return softwareGl;
+}
+
+// a density from the server (counts on a grid, None where empty) as a heatmap under a chart's marks
+function densityTrace(d, extra = {}) {
+  return Object.assign({ type: "heatmap", x: d.x, y: d.y, z: d.z, showscale: false, hoverongaps: false,
+    colorscale: [[0, "#dbe7fb"], [1, "#1e3a8a"]], zmin: 0, name: "trials",
+    hovertemplate: "%{z} trials here<extra></extra>" }, extra);
+}
+
+function note(id, text) {
+  const el = document.getElementById(id);
+  if (el) { el.textContent = text || ""; el.hidden = !text; }
+}
 
 function progress(done, total, cls = "") {
   if (!total) return "";
@@ -95,7 +151,6 @@ function crumbs(parts) {
 function experimentsPage() {
   crumbs([["experiments"]]);
   return {
-    version: "",
     async refresh() {
       const exps = await api("/api/experiments");
       const rows = exps.map((e) => `<tr class="link" data-href="#/experiment/${esc(e.id)}">
@@ -173,7 +228,8 @@ const TAB_VIEWS = {
     if (!$("#ov-cards")) {
       tab.innerHTML = `<div class="cards" id="ov-cards"></div><div class="grid2">
         <div class="panel"><div id="chart-best-seq" class="chart"></div></div>
-        <div class="panel"><div id="chart-best-time" class="chart"></div></div></div>`;
+        <div class="panel"><div id="chart-best-time" class="chart"></div></div></div>
+        <div class="muted note" id="note-progress" hidden></div>`;
     }
     const c = ov.counts;
     const states = Object.entries(c).filter(([, n]) => n).map(([s, n]) => `${badge(s)} ${n}`).join(" ");
@@ -193,8 +249,8 @@ const TAB_VIEWS = {
       <div class="card"><div class="label">concurrency</div><div class="big">${c.RUNNING} / ${ov.concurrency}</div>
         <div class="label" style="margin-top:4px">boxes and GPUs in use</div>${hosts}</div>
       ${ov.message ? `<div class="card"><div class="label">message</div>${esc(ov.message)}</div>` : ""}`;
-    const pts = await api(`/api/experiments/${expId}/points`);
-    bestCharts(pts);
+    loadPlotly();  // while the data comes
+    bestCharts(await api(`/api/experiments/${expId}/progress`));
   },
 
   async trials(expId, ov, table, page) {
@@ -265,68 +321,88 @@ const TAB_VIEWS = {
 
   async curves(expId) {
     if (!$("#chart-curves")) {
-      $("#tab").innerHTML = `<div class="panel"><div class="muted" id="curves-note"></div>
-        <div id="chart-curves" class="chart tall"></div></div>`;
+      $("#tab").innerHTML = `<div class="panel"><div class="muted" id="curves-chosen"></div>
+        <div id="chart-curves" class="chart tall"></div><div class="muted note" id="note-curves" hidden></div></div>`;
     }
+    loadPlotly();
     const ids = [...chosen(expId)];
     const data = await api(`/api/experiments/${expId}/curves?chosen=${encodeURIComponent(ids.join(","))}`);
     const traces = [];
-    const groups = data.lines;
-    if (groups.other) traces.push({ type: "scatter", mode: "lines", name: "trials", x: groups.other.x, y: groups.other.y,
-      text: groups.other.id, line: { color: "rgba(37,99,235,0.28)", width: 1 }, hovertemplate: "%{text}<br>step %{x}: %{y}<extra></extra>" });
+    const band = data.band, groups = data.lines;
+    if (band && band.step.length) {
+      traces.push({ type: "scatter", mode: "lines", x: band.step, y: band.high, line: { width: 0 }, hoverinfo: "skip",
+        showlegend: false, name: "90 %" });
+      traces.push({ type: "scatter", mode: "lines", x: band.step, y: band.low, fill: "tonexty", fillcolor: "rgba(37,99,235,0.15)",
+        line: { width: 0 }, name: "10–90 % of trials", hoverinfo: "skip" });
+      traces.push({ type: "scatter", mode: "lines", x: band.step, y: band.mid, name: "median of trials", customdata: band.n,
+        line: { color: "rgba(30,58,138,0.8)", width: 2, dash: "dash" },
+        hovertemplate: "step %{x}: median %{y} of %{customdata} trials<extra></extra>" });
+    }
+    if (groups.other) traces.push({ type: "scatter", mode: "lines", name: band ? "best and running trials" : "trials",
+      x: groups.other.x, y: groups.other.y, text: groups.other.id, line: { color: "rgba(37,99,235,0.45)", width: 1 },
+      hovertemplate: "%{text}<br>step %{x}: %{y}<extra></extra>" });
     if (groups.EARLY_STOPPED) traces.push({ type: "scatter", mode: "lines", name: "early stopped", x: groups.EARLY_STOPPED.x,
-      y: groups.EARLY_STOPPED.y, text: groups.EARLY_STOPPED.id, line: { color: "rgba(217,119,6,0.45)", width: 1, dash: "dot" },
+      y: groups.EARLY_STOPPED.y, text: groups.EARLY_STOPPED.id, line: { color: "rgba(217,119,6,0.6)", width: 1, dash: "dot" },
       hovertemplate: "%{text} (early stopped)<br>step %{x}: %{y}<extra></extra>" });
     const ends = data.early_stopped_ends;
-    if (ends.x.length) traces.push({ type: markers(ends.x.length), mode: "markers", name: "stopped here", x: ends.x, y: ends.y, text: ends.id,
+    if (ends.x.length) traces.push({ type: "scatter", mode: "markers", name: "stopped here", x: ends.x, y: ends.y, text: ends.id,
       marker: { symbol: "x", color: "#d97706", size: 8 }, hovertemplate: "%{text} stopped at step %{x}<extra></extra>" });
     const palette = ["#dc2626", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d", "#ea580c"];
     ids.filter((id) => groups[id]).forEach((id, i) => traces.push({ type: "scatter", mode: "lines+markers", name: id,
       x: groups[id].x, y: groups[id].y, line: { color: palette[i % palette.length], width: 3 } }));
-    plot("chart-curves", traces, { title: { text: "Intermediate results of every trial" },
-      xaxis: { title: { text: "step" } }, yaxis: { title: { text: "intermediate result" } } });
-    $("#curves-note").textContent = (data.shown < data.total ? `showing the ${data.shown} best and running trials of ${data.total}; ` : "")
-      + (ids.length ? `highlighted: ${ids.join(", ")}` : "choose trials in the Trials tab to highlight them");
+    const layout = { title: { text: "Intermediate results of every trial" }, xaxis: { title: { text: "step" } },
+      yaxis: { title: { text: "intermediate result" } } };
+    const stops = data.stopped_at;
+    if (band && stops.step.length) {
+      traces.push({ type: "bar", x: stops.step, y: stops.n, yaxis: "y2", name: "early stopped at this step",
+        marker: { color: "rgba(217,119,6,0.35)" }, hovertemplate: "%{y} trials stopped at step %{x}<extra></extra>" });
+      layout.yaxis2 = { overlaying: "y", side: "right", range: [0, 4 * Math.max(...stops.n)], showgrid: false,
+        title: { text: "trials stopped" } };
+    }
+    plot("chart-curves", traces, layout);
+    note("note-curves", data.note);
+    $("#curves-chosen").textContent = ids.length ? `highlighted: ${ids.join(", ")}` : "choose trials in the Trials tab to highlight them";
   },
 
   async params(expId) {
-    const pts = await api(`/api/experiments/${expId}/points`);
-    const names = Object.keys(pts.params);
     if (!$("#chart-parcoords")) {
       $("#tab").innerHTML = `<div class="panel"><div id="chart-parcoords" class="chart tall"></div></div>
+        <div class="muted note" id="note-params" hidden></div>
         <div class="panel"><div id="chart-params" class="chart"></div></div>`;
     }
-    const done = pts.value.map((v) => v !== null);
-    const values = pts.value.filter((v) => v !== null);
-    const ids = pts.id.filter((_, j) => done[j]);
-    const colors = { color: values, colorscale: "Viridis", reversescale: pts.optimize_mode === "minimize" };
-    // parallel coordinates of the PARCOORDS_MAX best trials: more lines only hide each other
-    const sign = pts.optimize_mode === "minimize" ? 1 : -1;
-    const best = pts.value.map((v, i) => i).filter((i) => done[i]).sort((a, b) => sign * (pts.value[a] - pts.value[b]))
-      .slice(0, PARCOORDS_MAX).sort((a, b) => a - b);
-    const dims = names.map((n) => dimension(n, best.map((i) => pts.params[n][i])));
-    const bestValues = best.map((i) => pts.value[i]);
-    dims.push({ label: "value", values: bestValues });
-    plot("chart-parcoords", [{ type: "parcoords", dimensions: dims, line: Object.assign({ showscale: true,
-      colorbar: { title: { text: "value" } } }, colors, { color: bestValues }) }],
-    { title: { text: best.length < values.length ? `Parameters of the ${best.length} best of ${values.length} trials with a value, coloured by value`
-      : "Parameters of the trials with a value, coloured by value" }, margin: { l: 70, r: 70, t: 80, b: 30 } });
+    loadPlotly();
+    const data = await api(`/api/experiments/${expId}/params`);
+    const names = data.names, best = data.best;
+    const scale = { colorscale: "Viridis", reversescale: data.optimize_mode === "minimize" };
+    const title = best.id.length < data.total ? `Parameters of the ${best.id.length} best of ${data.total} trials with a value, coloured by value`
+      : "Parameters of the trials with a value, coloured by value";
+    if (webglIsSoftware()) parallelLines("chart-parcoords", data, scale, title);
+    else {
+      const dims = names.map((n) => dimension(n, best.params[n], data.categories[n]));
+      dims.push({ label: "value", values: best.value });
+      plot("chart-parcoords", [{ type: "parcoords", dimensions: dims, line: Object.assign({ showscale: true,
+        colorbar: { title: { text: "value" } }, color: best.value }, scale) }],
+      { title: { text: title }, margin: { l: 70, r: 70, t: 80, b: 30 } });
+    }
+    note("note-params", data.note);
     // value against each parameter: one figure, a subplot per parameter sharing the value axis
     const cols = Math.min(4, names.length), rows = Math.ceil(names.length / cols);
     const layout = { title: { text: "Value against each parameter" }, showlegend: false, margin: { l: 60, r: 20, t: 60, b: 40 },
       grid: { rows, columns: cols, pattern: "independent", ygap: 0.35, xgap: 0.08 } };
     $("#chart-params").style.height = `${120 + 240 * rows}px`;
-    const traces = names.map((n, i) => {
-      const xs = pts.params[n].filter((_, j) => done[j]);
-      const cat = xs.some((x) => typeof x !== "number");
+    const marked = best.id.slice(0, data.marked), values = best.value.slice(0, data.marked);
+    const traces = [];
+    names.forEach((n, i) => {
       const axis = i ? String(i + 1) : "";
-      const positive = !cat && xs.length && xs.every((x) => x > 0);
-      const wide = positive && Math.max(...xs) / Math.min(...xs) >= 100;  // e.g. a loguniform learning rate
-      layout[`xaxis${axis}`] = { title: { text: n }, type: cat ? "category" : wide ? "log" : "-" };
+      const kind = data.kinds[n];
+      layout[`xaxis${axis}`] = { title: { text: n }, type: kind === "category" ? "category" : kind === "log" ? "log" : "-",
+        categoryorder: "array", categoryarray: data.categories[n] };
       layout[`yaxis${axis}`] = { title: { text: i % cols ? "" : "value" } };
-      return { type: markers(values.length), mode: "markers", xaxis: `x${axis}`, yaxis: `y${axis}`, name: n,
-        x: cat ? xs.map((x) => JSON.stringify(x)) : xs, y: values, text: ids,
-        marker: Object.assign({ size: 5, opacity: 0.8 }, colors), hovertemplate: `%{text}<br>${esc(n)}=%{x}<br>value %{y}<extra></extra>` };
+      if (data.density) traces.push(densityTrace(data.density[n], { xaxis: `x${axis}`, yaxis: `y${axis}` }));
+      traces.push({ type: "scatter", mode: "markers", xaxis: `x${axis}`, yaxis: `y${axis}`, name: n,
+        x: best.params[n].slice(0, data.marked), y: values, text: marked,
+        marker: Object.assign({ size: 5, opacity: 0.85, color: values }, scale),
+        hovertemplate: `%{text}<br>${esc(n)}=%{x}<br>value %{y}<extra></extra>` });
     });
     plot("chart-params", traces, layout);
   },
@@ -334,67 +410,102 @@ const TAB_VIEWS = {
   async gpus(expId) {
     if (!$("#chart-timeline")) {
       $("#tab").innerHTML = `<div class="panel"><div id="chart-timeline" class="chart tall"></div></div>
-        <div class="panel"><div id="chart-durations" class="chart"></div></div>`;
+        <div class="panel"><div id="chart-durations" class="chart"></div><div class="muted note" id="note-durations" hidden></div></div>`;
     }
-    const [tl, pts] = await Promise.all([api(`/api/experiments/${expId}/timeline`), api(`/api/experiments/${expId}/points`)]);
-    const byState = {};
-    for (const b of tl.bars) {
-      const g = (byState[b.state] = byState[b.state] || { x: [], y: [], text: [] });
-      const label = `${b.trial}${b.attempt > 1 ? " (attempt " + b.attempt + ")" : ""}`;
-      g.x.push(date(b.start), date(b.end ?? tl.now), null);
-      g.y.push(b.lane, b.lane, null);
-      g.text.push(label, label, null);
-    }
-    const lanes = tl.lanes.length;
-    const width = Math.max(3, Math.min(28, 300 / Math.max(1, lanes)));
-    // a bar per attempt: a thick line from start to end, one SVG path per state however many trials
-    const traces = Object.entries(byState).map(([state, g]) => ({ type: "scatter", mode: "lines", name: state,
-      x: g.x, y: g.y, text: g.text, line: { color: STATE_COLORS[state] || "#6b7280", width },
-      hovertemplate: "%{text}<br>%{y}<extra>" + state + "</extra>" }));
-    $("#chart-timeline").style.height = `${Math.max(300, 120 + lanes * (width + 10))}px`;
-    plot("chart-timeline", traces, { title: { text: "GPU slots: which box and GPU ran which trial when" },
+    loadPlotly();
+    const tl = await api(`/api/experiments/${expId}/timeline`);
+    // a grid of lanes x time columns, each cell coloured by the state of the attempt holding the slot then
+    const n = tl.states.length;
+    const colorscale = tl.states.flatMap((s, i) => [[i / n, STATE_COLORS[s] || "#6b7280"], [(i + 1) / n, STATE_COLORS[s] || "#6b7280"]]);
+    const times = tl.z.length ? tl.z[0].map((_, c) => date(tl.start + (c + 0.5) * tl.width)) : [];
+    // hover names the lane and the trial (its state is the colour): numbers, not a string per cell, to draw fast
+    const traces = [{ type: "heatmap", x: times, y: tl.lanes, z: tl.z, customdata: tl.seq, zmin: -0.5, zmax: n - 0.5,
+      colorscale: n ? colorscale : undefined, showscale: false, hoverongaps: false, ygap: 1,
+      hovertemplate: "%{y}: trial #%{customdata}<br>%{x}<extra></extra>", showlegend: false },
+    ...tl.states.map((s) => ({ type: "scatter", mode: "markers", x: [null], y: [null], name: s,
+      marker: { symbol: "square", size: 10, color: STATE_COLORS[s] || "#6b7280" } }))];
+    $("#chart-timeline").style.height = `${Math.max(300, 140 + tl.lanes.length * 22)}px`;
+    plot("chart-timeline", traces, { title: { text: `GPU slots: which box and GPU ran which trial when (${tl.attempts} attempts)` },
       xaxis: { type: "date" }, yaxis: { type: "category", automargin: true, categoryorder: "category descending" },
       margin: { l: 140, r: 20, t: 40, b: 40 } });
-    const xs = [], ys = [], cs = [], ts = [];
-    pts.seq.forEach((s, i) => { if (pts.started[i]) { xs.push(s); ys.push((pts.ended[i] ?? tl.now) - pts.started[i]);
-      cs.push(STATE_COLORS[pts.state[i]] || "#6b7280"); ts.push(`${pts.id[i]} ${pts.state[i]}`); } });
-    const few = xs.length <= 300;
-    plot("chart-durations", [{ type: few ? "bar" : markers(xs.length), mode: few ? undefined : "markers", x: xs, y: ys, text: ts,
-      textposition: "none", marker: { color: cs, size: 4 }, hovertemplate: "%{text}<br>%{y:.1f} s<extra></extra>" }],
-    { title: { text: "Trial durations" }, xaxis: { title: { text: "trial #" } }, yaxis: { title: { text: "seconds" } } });
+    const d = tl.durations, m = d.marks;
+    const few = !d.density;
+    const marks = { type: few && m.seq.length <= 300 ? "bar" : "scatter", mode: "markers", x: m.seq, y: m.seconds,
+      text: m.id.map((id, i) => `${id} ${m.state[i]}`), textposition: "none",
+      marker: { color: m.state.map((s) => STATE_COLORS[s] || "#6b7280"), size: 5 }, hovertemplate: "%{text}<br>%{y:.1f} s<extra></extra>" };
+    plot("chart-durations", d.density ? [densityTrace(d.density), marks] : [marks],
+      { title: { text: "Trial durations" }, xaxis: { title: { text: "trial #" } }, yaxis: { title: { text: "seconds" } }, showlegend: false });
+    note("note-durations", d.note);
   },
 };
 
-function dimension(name, values) {
-  if (values.every((v) => typeof v === "number")) return { label: name, values };
-  const labels = [...new Set(values.map((v) => JSON.stringify(v)))];
-  return { label: name, values: values.map((v) => labels.indexOf(JSON.stringify(v))),
-    tickvals: labels.map((_, i) => i), ticktext: labels };
+function dimension(name, values, labels) {
+  if (!labels) return { label: name, values };
+  return { label: name, values: values.map((v) => labels.indexOf(v)), tickvals: labels.map((_, i) => i), ticktext: labels };
 }
 
-function bestCharts(pts) {
-  const better = pts.optimize_mode === "minimize" ? (a, b) => a < b : (a, b) => a > b;
-  const bySeq = { x: [], y: [] }, all = { x: [], y: [], text: [] };
-  let best = null;
-  pts.seq.forEach((s, i) => {
-    const v = pts.value[i];
-    if (v === null || pts.state[i] !== "SUCCEEDED") return;
-    all.x.push(s); all.y.push(v); all.text.push(pts.id[i]);
-    if (best === null || better(v, best)) best = v;
-    bySeq.x.push(s); bySeq.y.push(best);
+// parallel coordinates as SVG: one polyline per trial across the axes, grouped into a few colours by value
+// (one path each), the best trial bold on top
+function parallelLines(id, data, scale, title) {
+  const names = data.names, best = data.best, k = names.length;
+  const fmt = (v) => Number(Number(v).toPrecision(3)).toString();
+  const axes = [...names.map((n) => [n, best.params[n], data.kinds[n]]), ["value", best.value, "number"]].map(([n, vals, kind]) => {
+    if (kind === "category") {
+      const labels = data.categories[n];
+      const pos = (v) => (labels.length > 1 ? labels.indexOf(v) / (labels.length - 1) : 0.5);
+      return { name: n, pos, ticks: labels.map((l) => [pos(l), l]) };
+    }
+    const f = kind === "log" ? Math.log10 : (v) => v;
+    let lo = Infinity, hi = -Infinity;
+    for (const v of vals) { const x = f(v); if (x < lo) lo = x; if (x > hi) hi = x; }
+    const span = hi - lo || 1;
+    return { name: n, pos: (v) => (f(v) - lo) / span, ticks: [[0, fmt(kind === "log" ? 10 ** lo : lo)], [1, fmt(kind === "log" ? 10 ** hi : hi)]] };
   });
-  plot("chart-best-seq", [{ type: markers(all.x.length), mode: "markers", name: "trial value", x: all.x, y: all.y, text: all.text,
-    marker: { color: "rgba(37,99,235,0.35)", size: 6 }, hovertemplate: "%{text}: %{y}<extra></extra>" },
-  { type: "scatter", mode: "lines", name: "best so far", x: bySeq.x, y: bySeq.y, line: { shape: "hv", color: "#dc2626", width: 2 } }],
-  { title: { text: "Best value so far, by trial number" }, xaxis: { title: { text: "trial #" } } });
-  const order = pts.seq.map((_, i) => i).filter((i) => pts.value[i] !== null && pts.ended[i] && pts.state[i] === "SUCCEEDED")
-    .sort((a, b) => pts.ended[a] - pts.ended[b]);
-  const byTime = { x: [], y: [] };
-  best = null;
-  for (const i of order) { if (best === null || better(pts.value[i], best)) best = pts.value[i]; byTime.x.push(date(pts.ended[i])); byTime.y.push(best); }
-  plot("chart-best-time", [{ type: "scatter", mode: "lines+markers", name: "best so far", x: byTime.x, y: byTime.y,
+  const vmin = Math.min(...best.value), vmax = Math.max(...best.value), bins = 8;
+  const viridis = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"];
+  const colors = scale.reversescale ? viridis.slice().reverse() : viridis;
+  const groups = colors.map(() => ({ x: [], y: [] }));
+  const line = (j) => axes.map((a, i) => [i, a.pos(i < k ? best.params[a.name][j] : best.value[j])]);
+  for (let j = best.id.length - 1; j >= 1; j--) {  // worst first, so the better lines end up on top within a colour
+    const bin = Math.min(bins - 1, Math.floor(((best.value[j] - vmin) / (vmax - vmin || 1)) * bins));
+    for (const [x, y] of line(j)) { groups[bin].x.push(x); groups[bin].y.push(y); }
+    groups[bin].x.push(null); groups[bin].y.push(null);
+  }
+  const traces = groups.map((g, i) => ({ type: "scatter", mode: "lines", x: g.x, y: g.y, hoverinfo: "skip", showlegend: false,
+    line: { color: colors[i], width: 1 }, opacity: 0.55 }));
+  const order = scale.reversescale ? traces.reverse() : traces;  // the best colour drawn last
+  if (best.id.length) {
+    const top = line(0);
+    order.push({ type: "scatter", mode: "lines+markers", name: `best: ${best.id[0]}`, x: top.map((p) => p[0]), y: top.map((p) => p[1]),
+      text: axes.map((a, i) => `${a.name}=${i < k ? best.params[a.name][0] : best.value[0]}`), line: { color: "#dc2626", width: 3 },
+      hovertemplate: `${esc(best.id[0])}<br>%{text}<extra></extra>` });
+  }
+  order.push({ type: "scatter", mode: "markers", x: [null], y: [null], showlegend: false, hoverinfo: "skip",
+    marker: Object.assign({ color: [vmin, vmax], cmin: vmin, cmax: vmax, showscale: true, colorbar: { title: { text: "value" } } }, scale) });
+  const shapes = axes.map((_, i) => ({ type: "line", x0: i, x1: i, y0: 0, y1: 1, line: { color: "#6b7280", width: 1 } }));
+  const annotations = axes.flatMap((a, i) => [{ x: i, y: 1.08, text: `<b>${esc(a.name)}</b>`, showarrow: false },
+    ...a.ticks.map(([y, t]) => ({ x: i, y, text: esc(t), showarrow: false, xanchor: "right", xshift: -4, font: { size: 10 } }))]);
+  plot(id, order, { title: { text: title }, shapes, annotations, showlegend: true, legend: { orientation: "h", y: -0.05 },
+    xaxis: { visible: false, range: [-0.4, axes.length - 0.6] }, yaxis: { visible: false, range: [-0.05, 1.14] },
+    margin: { l: 40, r: 40, t: 60, b: 30 } });
+}
+
+function bestCharts(data) {
+  const traces = [];
+  if (data.density) traces.push(densityTrace(data.density));
+  const m = data.marks;
+  traces.push({ type: "scatter", mode: "markers", name: data.density ? `the ${m.seq.length} best` : "trial value",
+    x: m.seq, y: m.value, text: m.id, marker: { color: "rgba(37,99,235,0.5)", size: 6 }, hovertemplate: "%{text}: %{y}<extra></extra>" });
+  traces.push({ type: "scatter", mode: "lines", name: "best so far", x: data.by_seq.x, y: data.by_seq.y,
+    line: { shape: "hv", color: "#dc2626", width: 2 } });
+  const at = m.id.indexOf(data.best);
+  if (at >= 0) traces.push({ type: "scatter", mode: "markers", name: `best: ${data.best}`, x: [m.seq[at]], y: [m.value[at]],
+    text: [data.best], marker: { symbol: "star", size: 14, color: "#dc2626" }, hovertemplate: "best: %{text}: %{y}<extra></extra>" });
+  plot("chart-best-seq", traces, { title: { text: "Best value so far, by trial number" }, xaxis: { title: { text: "trial #" } } });
+  plot("chart-best-time", [{ type: "scatter", mode: "lines+markers", name: "best so far", x: data.by_time.x.map(date), y: data.by_time.y,
     line: { shape: "hv", color: "#dc2626", width: 2 }, marker: { size: 4 } }],
   { title: { text: "Best value so far, over time" }, xaxis: { type: "date" } });
+  note("note-progress", data.note);
 }
 
 async function tablePage(expId, t, ov) {
@@ -506,35 +617,40 @@ function route() {
   const parts = (location.hash.replace(/^#\/?/, "") || (info.default_experiment ? `experiment/${info.default_experiment}` : ""))
     .split("/").map(decodeURIComponent);
   notice("");
-  lastVersion = null;
   $("#view").innerHTML = '<div class="muted">loading…</div>';
   if (parts[0] === "experiment" && parts[1]) current = experimentPage(parts[1], parts[2]);
   else if (parts[0] === "trial" && parts[1]) current = trialPage(parts[1]);
   else if (parts[0] === "compare" && parts[1]) current = comparePage(parts[1].split(",").filter(Boolean));
   else current = experimentsPage();
   current.expId = parts[0] === "experiment" ? parts[1] : "";
-  tick(true);
+  const charts = parts[0] === "experiment" ? parts[2] !== "trials" : parts[0] === "trial" || parts[0] === "compare";
+  if (charts && parts[1]) loadPlotly().catch(() => {});  // at once, beside the page's data (errors: at the chart)
+  tick();
 }
 
-let busy = false;
-async function tick(force = false) {
-  if (busy || !current) return;
+// Each page remembers the version of the record it last showed, so a page opened while a poll was under way
+// is still drawn (by a poll run again as soon as that one ends, not at the next interval)
+let busy = false, again = false;
+async function tick() {
+  if (!current) return;
+  if (busy) { again = true; return; }
   busy = true;
   const page = current;
   try {
-    let changed = force || REPORT;
-    if (!REPORT) {
-      const v = (await api(`/api/version/${page.expId || ""}`)).version;
-      changed = changed || v !== lastVersion || page.live;
-      lastVersion = v;
+    const v = REPORT ? "report" : (await api(`/api/version/${page.expId || ""}`)).version;
+    if (page === current && (v !== page.shown || page.live)) {
+      await page.refresh();
+      page.shown = v;
     }
-    if (changed && page === current) await page.refresh();
     $("#live").className = REPORT ? "" : "on";
     $("#live").textContent = REPORT ? "report" : "live";
   } catch (e) {
     notice(e.message, true);
     $("#live").className = ""; $("#live").textContent = "offline?";
-  } finally { busy = false; }
+  } finally {
+    busy = false;
+    if (again) { again = false; tick(); }
+  }
 }
 
 async function start() {
