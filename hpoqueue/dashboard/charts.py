@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from hpoqueue.dashboard import reduce
-from hpoqueue.optimize_mode import best_first, better
+from hpoqueue.results.optimize_mode import best_first, better
 from hpoqueue.states import TrialState
 from hpoqueue.storage import Event, ExperimentRecord, Metric, Storage, Trial
 
