@@ -5,9 +5,14 @@ the best ``min(ceil(gamma * n), 25)`` (gamma 0.2) ("below") and the rest ("above
 product kernels over the parameters jointly (see _parzen.py), older trials weighing less once there
 are more than 25. ``n_ei_candidates`` (32) draws from the below mixture are scored by log l(x) - log g(x)
 and the best new one is proposed. A nested choice is a tree: the parameters active together (the
-top level, or one option's own) form a group, modelled only on the trials where that branch ran.
+top level, or one option's own) form a group, modelled only on the trials where that branch ran (its
+own split into below and above). The option of a nested choice is picked by Thompson sampling over its
+branches (each branch's best loss minus a half-normal draw of BRANCH_OPTIMISM standard errors of its
+losses): ranking branches by the global split starves a branch that is best only in a narrow region.
 Pending trials (handed out, no result yet) join the "above" side (``constant_liar_type='worst'``,
-the default) or count at the best / mean loss, so concurrent suggestions spread out.
+the default) or count at the best / mean loss, so concurrent suggestions spread out; while p trials
+are pending, gamma shrinks to gamma / (1 + p / PENDING_SCALE), keeping the below side on the very best
+trials (with 15 pending and the full gamma, the liars crowd the good region and suggestions scatter).
 
 ``implementation='hyperopt'`` gives hyperopt's TPE instead, exactly as NNI runs it (see _hyperopt.py).
 """
@@ -33,6 +38,10 @@ LiarType = Literal["best", "worst", "mean"]
 #: Most trials in the "below" side, and the number of most recent trials that keep full weight.
 BELOW_CAP = 25
 RECENT = 25
+#: How many pending trials halve gamma (see the module docstring); chosen at concurrency 4 and 16.
+PENDING_SCALE = 10.0
+#: Standard errors of a branch's losses its Thompson draw may reach below the branch's best loss.
+BRANCH_OPTIMISM = 2.0
 _Group = tuple[str, int] | None  # (choice path, option index) of a nested branch; None: the top level
 
 
@@ -158,8 +167,10 @@ class ParzenTPE(SequentialTuner):
         cols = self._groups[group]
         kinds = [self._kinds[i] for i in cols]
         obs = rows[:, cols]
-        n_done = int(np.isfinite(losses).sum())
-        n_below = min(math.ceil(self.gamma * n_done), BELOW_CAP, n_done)
+        done = np.isfinite(losses)
+        n_done = int(done.sum())
+        gamma = self.gamma / (1.0 + (len(rows) - n_done) / PENDING_SCALE)
+        n_below = min(math.ceil(gamma * n_done), BELOW_CAP, n_done)
         order = np.argsort(losses, kind="stable")
         below = np.zeros(len(rows), dtype=bool)
         below[order[:n_below]] = True
@@ -170,7 +181,26 @@ class ParzenTPE(SequentialTuner):
         for j, kind in enumerate(kinds):
             cand[:, j] = snap(cand[:, j], kind)
         score = lower.log_pdf(cand) - upper.log_pdf(cand)
-        return cand[np.argsort(-score, kind="stable")]
+        cand = cand[np.argsort(-score, kind="stable")]
+        for j, i in enumerate(cols):
+            if any((i, o) in self._children for o in range(kinds[j].n_categories)):
+                cand[:, j] = self._pick_branch(obs[done, j], losses[done], kinds[j].n_categories)
+        return cand
+
+    def _pick_branch(self, options: np.ndarray, losses: np.ndarray, n_options: int) -> int:
+        """A nested choice's option by Thompson sampling: each branch's best loss less |z| x BRANCH_OPTIMISM
+        standard errors of its losses (the spread of all losses for a branch tried once); untried first."""
+        draws = np.empty(n_options)
+        for o in range(n_options):
+            mine = losses[options == o]
+            if not len(mine):
+                draws[o] = -np.inf
+                continue
+            spread = mine.std() if len(mine) > 1 else losses.std()
+            z = abs(self.rng.standard_normal())
+            draws[o] = mine.min() - z * BRANCH_OPTIMISM * spread / math.sqrt(len(mine))
+        untried = np.flatnonzero(np.isneginf(draws))
+        return int(self.rng.choice(untried) if len(untried) else np.argmin(draws))
 
 
 def _recency_weights(n: int) -> np.ndarray:
