@@ -1,11 +1,12 @@
 """Auto: the tuner hpoqueue picks by search space and budget (the default when a config names none).
 
-GP is the strongest per trial on small, mostly numeric spaces, but its cost grows with the number of
-trials; TPE handles large, categorical and nested spaces and any number of trials cheaply (on the nested
-benchmark, 10 seeds, GP finds the best branch in fewer than half its runs, TPE's branch sampling in
-most; see benchmarks/results/tuners.md). So Auto runs GP while the space has no nested choice, at most
-``GP_MAX_PARAMS`` parameters, at least two thirds of them numeric, and hands over to TPE (rebuilt from
-every trial so far) once ``GP_MAX_TRIALS`` trials were handed out; otherwise it runs TPE from the start.
+GP is the strongest per trial on small, mostly numeric spaces (nested ones included: it finds the branch
+that is best, where TPE, like Optuna's, settles on the branch that is good on average; see
+benchmarks/results/tuners.md), but its cost grows with the number of trials; TPE handles large and
+categorical spaces and any number of trials cheaply. So Auto runs GP while the space has at most
+``GP_MAX_PARAMS`` parameters (those of every branch counted), at least two thirds of them numeric, and
+hands over to TPE (rebuilt from every trial so far) once ``GP_MAX_TRIALS`` trials were handed out;
+otherwise it runs TPE from the start.
 """
 
 from __future__ import annotations
@@ -22,17 +23,16 @@ GP_MAX_TRIALS = 200
 
 
 def gp_suits(space: SearchSpace) -> bool:
-    """True for a small, mostly numeric space without nested choices: Auto starts with GP there."""
+    """True for a small, mostly numeric space: Auto starts with GP there."""
     dims = space.dims
     numeric = sum(d.kind != "categorical" for d in dims)
-    flat = all(d.parent is None for d in dims)
-    return flat and 0 < len(dims) <= GP_MAX_PARAMS and 3 * numeric >= 2 * len(dims)
+    return 0 < len(dims) <= GP_MAX_PARAMS and 3 * numeric >= 2 * len(dims)
 
 
 def describe(space: SearchSpace, trials: int = 0) -> str:
     """What Auto runs on `space` once `trials` trials were created, in words (`submit`, `status`)."""
     if not gp_suits(space):
-        return "TPE (a nested, large or mostly categorical space)"
+        return "TPE (a large or mostly categorical space)"
     if trials >= GP_MAX_TRIALS:
         return f"TPE (GP ran the first {GP_MAX_TRIALS} trials of this small, mostly numeric space)"
     return f"GP (a small, mostly numeric space; TPE after {GP_MAX_TRIALS} trials)"

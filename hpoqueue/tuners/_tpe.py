@@ -7,8 +7,7 @@ are more than 25. ``n_ei_candidates`` (32) draws from the below mixture are scor
 and the best new one is proposed. A nested choice is a tree: the parameters active together (the
 top level, or one option's own) form a group, modelled only on the trials where that branch ran (its
 own split into below and above). The option of a nested choice is picked by Thompson sampling over its
-branches (each branch's best loss minus a half-normal draw of BRANCH_OPTIMISM standard errors of its
-losses): ranking branches by the global split starves a branch that is best only in a narrow region.
+branches (_branches.py): ranking branches by the global split starves a branch best in a narrow region.
 Pending trials (handed out, no result yet) join the "above" side (``constant_liar_type='worst'``,
 the default) or count at the best / mean loss, so concurrent suggestions spread out; while p trials
 are pending, gamma shrinks to gamma / (1 + p / PENDING_SCALE), keeping the below side on the very best
@@ -29,6 +28,7 @@ from scipy.stats import qmc
 from hpoqueue.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode, SequentialTuner
+from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._parzen import ColumnKind, Parzen, snap
 from hpoqueue.tuners._spacecols import Columns
@@ -40,8 +40,6 @@ BELOW_CAP = 25
 RECENT = 25
 #: How many pending trials halve gamma (see the module docstring); chosen at concurrency 4 and 16.
 PENDING_SCALE = 10.0
-#: Standard errors of a branch's losses its Thompson draw may reach below the branch's best loss.
-BRANCH_OPTIMISM = 2.0
 _Group = tuple[str, int] | None  # (choice path, option index) of a nested branch; None: the top level
 
 
@@ -184,23 +182,8 @@ class ParzenTPE(SequentialTuner):
         cand = cand[np.argsort(-score, kind="stable")]
         for j, i in enumerate(cols):
             if any((i, o) in self._children for o in range(kinds[j].n_categories)):
-                cand[:, j] = self._pick_branch(obs[done, j], losses[done], kinds[j].n_categories)
+                cand[:, j] = pick_branch(self.rng, obs[done, j], losses[done], kinds[j].n_categories)
         return cand
-
-    def _pick_branch(self, options: np.ndarray, losses: np.ndarray, n_options: int) -> int:
-        """A nested choice's option by Thompson sampling: each branch's best loss less |z| x BRANCH_OPTIMISM
-        standard errors of its losses (the spread of all losses for a branch tried once); untried first."""
-        draws = np.empty(n_options)
-        for o in range(n_options):
-            mine = losses[options == o]
-            if not len(mine):
-                draws[o] = -np.inf
-                continue
-            spread = mine.std() if len(mine) > 1 else losses.std()
-            z = abs(self.rng.standard_normal())
-            draws[o] = mine.min() - z * BRANCH_OPTIMISM * spread / math.sqrt(len(mine))
-        untried = np.flatnonzero(np.isneginf(draws))
-        return int(self.rng.choice(untried) if len(untried) else np.argmin(draws))
 
 
 def _recency_weights(n: int) -> np.ndarray:
