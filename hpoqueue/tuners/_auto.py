@@ -1,8 +1,8 @@
 """Auto: the tuner hpoqueue picks by search space and budget (the default when a config names none).
 
-GP is the strongest per trial on small, mostly numeric spaces (nested ones included: it finds the branch
-that is best, where TPE, like Optuna's, settles on the branch that is good on average; see
-benchmarks/results/tuners.md), but its cost grows with the number of trials; TPE handles large and
+GP is the strongest per trial on small, mostly numeric spaces (nested ones included: best of all methods
+on the benchmark's nested model choice; see benchmarks/results/tuners.md), but its cost grows with the
+number of trials; TPE handles large and
 categorical spaces and any number of trials cheaply. So Auto runs GP while the space has at most
 ``GP_MAX_PARAMS`` parameters (those of every branch counted), at least two thirds of them numeric, and
 hands over to TPE (rebuilt from every trial so far) once ``GP_MAX_TRIALS`` trials were handed out;

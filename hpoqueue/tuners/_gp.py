@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
+from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._gp_model import Acquisition, Posterior, default_raw, fit_kernel
 from hpoqueue.tuners._spacecols import Columns
@@ -131,13 +132,20 @@ class GPTuner(SequentialTuner):
         post, best = self._posterior()
         acq = Acquisition(self.utility, best, self.kappa, self.xi)
         n_random = min(self.n_candidates, max(MIN_CANDIDATES, CANDIDATE_BUDGET // len(post.y)))
-        cand = self.columns.canonical(np.vstack([self.columns.random(self.rng, n_random),
-                                                 self._local_candidates()]))
+        cand = np.vstack([self.columns.random(self.rng, n_random), self._local_candidates()])
+        picks = self._pick_branches()
+        for p, option in picks.items():  # every candidate takes the sampled branch (see _branches.py)
+            s, w = self.columns.starts[p], self.columns.widths[p]
+            cand[:, s:s + w] = np.eye(w)[option]
+        cand = self.columns.canonical(cand)
         scores = acq.value(*post.predict(cand))
         order = np.argsort(-scores)
         if self.n_starts:  # L-BFGS from the best candidates and from the incumbent (Optuna's warm start)
             incumbent = np.array(self._x)[int(np.argmin(self._y))]
-            refined = self._refine(post, acq, np.vstack([cand[order[:self.n_starts]], incumbent]))
+            on_branch = all(np.argmax(incumbent[self.columns.starts[p]:self.columns.starts[p] + self.columns.widths[p]])
+                            == option for p, option in picks.items())
+            starts = [cand[order[:self.n_starts]]] + ([incumbent[None]] if on_branch else [])
+            refined = self._refine(post, acq, np.vstack(starts))
         else:
             refined = []
         # integer, q and choice columns are rounded by decode: score the configurations really proposed
@@ -151,6 +159,19 @@ class GPTuner(SequentialTuner):
             if params not in self._seen:
                 return params
         return self._seen.random_unseen(self.rng)
+
+    def _pick_branches(self) -> dict[int, int]:
+        """For each top-level nested choice, the option every candidate takes this time (Thompson sampling
+        on each branch's finished trials: one-hot columns alone left the GP on the branch that is good on
+        average, 9% of trials on the best branch of the benchmark's nested problem)."""
+        x, y = np.array(self._x), np.array(self._y)
+        nested = {link[0] for link in self.columns.parents if link is not None}
+        picks = {}
+        for p in sorted(nested):
+            if self.columns.parents[p] is None:
+                s, w = self.columns.starts[p], self.columns.widths[p]
+                picks[p] = pick_branch(self.rng, np.argmax(x[:, s:s + w], axis=1), y, int(w))
+        return picks
 
     def _local_candidates(self) -> np.ndarray:
         """Gaussian perturbations (numeric columns only) of the best observed points, and of the best

@@ -5,9 +5,13 @@ the best ``min(ceil(gamma * n), 25)`` (gamma 0.2) ("below") and the rest ("above
 product kernels over the parameters jointly (see _parzen.py), older trials weighing less once there
 are more than 25. ``n_ei_candidates`` (32) draws from the below mixture are scored by log l(x) - log g(x)
 and the best new one is proposed. A nested choice is a tree: the parameters active together (the
-top level, or one option's own) form a group, modelled only on the trials where that branch ran.
+top level, or one option's own) form a group, modelled only on the trials where that branch ran (its
+own split into below and above). The option of a nested choice is picked by Thompson sampling over its
+branches (_branches.py): ranking branches by the global split starves a branch best in a narrow region.
 Pending trials (handed out, no result yet) join the "above" side (``constant_liar_type='worst'``,
-the default) or count at the best / mean loss, so concurrent suggestions spread out.
+the default) or count at the best / mean loss, so concurrent suggestions spread out; while p trials
+are pending, gamma shrinks to gamma / (1 + p / PENDING_SCALE), keeping the below side on the very best
+trials (with 15 pending and the full gamma, the liars crowd the good region and suggestions scatter).
 
 ``implementation='hyperopt'`` gives hyperopt's TPE instead, exactly as NNI runs it (see _hyperopt.py).
 """
@@ -24,6 +28,7 @@ from scipy.stats import qmc
 from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode, SequentialTuner
+from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._parzen import ColumnKind, Parzen, snap
 from hpoqueue.tuners._spacecols import Columns
@@ -37,6 +42,8 @@ RECENT = 25
 #: MODEL_RECENT newest (pending ones among them) and the pending ones (the older rest weighs little, see
 #: _recency_weights); a suggestion then stops growing with the history (issue #21: 290 ms at 10,000 trials)
 MODEL_BEST, MODEL_RECENT = 200, 800
+#: How many pending trials halve gamma (see the module docstring); chosen at concurrency 4 and 16.
+PENDING_SCALE = 10.0
 _Group = tuple[str, int] | None  # (choice path, option index) of a nested branch; None: the top level
 
 
@@ -162,8 +169,10 @@ class ParzenTPE(SequentialTuner):
         cols = self._groups[group]
         kinds = [self._kinds[i] for i in cols]
         obs = rows[:, cols]
-        n_done = int(np.isfinite(losses).sum())
-        n_below = min(math.ceil(self.gamma * n_done), BELOW_CAP, n_done)
+        done = np.isfinite(losses)
+        n_done = int(done.sum())
+        gamma = self.gamma / (1.0 + (len(rows) - n_done) / PENDING_SCALE)
+        n_below = min(math.ceil(gamma * n_done), BELOW_CAP, n_done)
         order = np.argsort(losses, kind="stable")
         below = np.zeros(len(rows), dtype=bool)
         below[order[:n_below]] = True
@@ -174,7 +183,11 @@ class ParzenTPE(SequentialTuner):
         for j, kind in enumerate(kinds):
             cand[:, j] = snap(cand[:, j], kind)
         score = lower.log_pdf(cand) - upper.log_pdf(cand)
-        return cand[np.argsort(-score, kind="stable")]
+        cand = cand[np.argsort(-score, kind="stable")]
+        for j, i in enumerate(cols):
+            if any((i, o) in self._children for o in range(kinds[j].n_categories)):
+                cand[:, j] = pick_branch(self.rng, obs[done, j], losses[done], kinds[j].n_categories)
+        return cand
 
 
 def _model_window(losses: np.ndarray, failed: set[int]) -> np.ndarray:
