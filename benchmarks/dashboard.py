@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from hpoqueue.states import TrialState
-from hpoqueue.storage import Metric, Storage
+from hpoqueue.storage import MetricRow, Storage
 
 EXP = "bench10k"
 HOSTS = [f"box{b}" for b in range(4)]
@@ -265,7 +265,7 @@ def main() -> int:
         built = build(url, args.trials, args.steps, Path(args.db).with_suffix(".work"))
     with Storage(url) as storage:
         counts = storage.count_trials(EXP)
-        metrics = storage.select(select(func.count()).select_from(Metric))[0][0]
+        metrics = storage.select(select(func.count()).select_from(MetricRow))[0][0]
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {load()}")
     print(f"record: {sum(counts.values())} trials, {metrics} metric rows" +
           (f" (written in {built:.0f} s through Storage)" if built else ""))

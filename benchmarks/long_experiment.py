@@ -34,7 +34,7 @@ from sqlalchemy import bindparam, insert, text, update
 
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Storage
-from hpoqueue.storage._models import Event, Metric, Trial
+from hpoqueue.storage._models import EventRow, MetricRow, TrialRow
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_DB = "hpoq_i21_long"
@@ -72,7 +72,7 @@ def append_trials(url: str, exp_id: str, total: int, steps: int) -> float:
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     with Storage(url) as storage:
         engine = storage._engine  # the same engine and tables the scheduler writes through
-        end_trial = (update(Trial.__table__).where(Trial.__table__.c.id == bindparam("_id"))
+        end_trial = (update(TrialRow.__table__).where(TrialRow.__table__.c.id == bindparam("_id"))
                      .values(state=bindparam("state"), host=bindparam("host"), pid=bindparam("pid"),
                              queue=bindparam("queue"), exit_code=bindparam("exit_code"),
                              final_value=bindparam("final_value"), started_at=bindparam("started_at"),
@@ -104,8 +104,8 @@ def append_trials(url: str, exp_id: str, total: int, steps: int) -> float:
                                         "message": None, "metrics_rejected": 0}})
             with engine.begin() as conn:
                 conn.execute(end_trial, ends)
-                conn.execute(insert(Metric.__table__), metrics)
-                conn.execute(insert(Event.__table__), events)
+                conn.execute(insert(MetricRow.__table__), metrics)
+                conn.execute(insert(EventRow.__table__), events)
             have += n
         storage.update_experiment(exp_id, max_trial_number=total)
         storage.set_experiment_state(exp_id, ExperimentState.DONE)

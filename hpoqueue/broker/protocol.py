@@ -20,14 +20,10 @@ import redis
 
 from hpoqueue.broker import events, keys
 from hpoqueue.broker.events import Event, Unreadable
-from hpoqueue.worker.runner import start_time
+from hpoqueue.processes import start_time
 
 GROUP = "scheduler"
 EMIT_RETRY = 60.0  #: seconds a worker keeps trying to send an event while the broker is down
-
-
-def trial_id(exp_id: str, seq: int) -> str:
-    return f"{exp_id}-{seq}"
 
 
 def attempt_id(trial: str, attempt: int) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from hpoqueue.dashboard import reduce
 from hpoqueue.results.optimize_mode import best_first, better
 from hpoqueue.states import TrialState
-from hpoqueue.storage import Event, ExperimentRecord, Metric, Storage, Trial
+from hpoqueue.storage import EventRow, ExperimentRecord, MetricRow, Storage, TrialRow
 
 MARKS = 300  #: trials drawn one by one on a chart of every trial; past that, a density and the MARKS best
 PARAM_MARKS = 100  #: trials drawn one by one on each value-against-parameter chart (past MARKS trials)
@@ -25,8 +25,8 @@ PARCOORDS = 500  #: lines of the parallel coordinates: the best trials (more onl
 TIMELINE_COLUMNS = 400  #: time columns of the GPU-slot timeline (2-3 pixels each on a wide screen)
 LOG_TYPES = {"loguniform", "qloguniform"}  #: search-space types whose axis is logarithmic
 CATEGORIES = 12  #: numbers of at most this many distinct values (a choice) are drawn as categories
-T = Trial.__table__  #: the tables themselves: Core rows, without the ORM's per-row cost on big reads
-M = Metric.__table__
+T = TrialRow.__table__  #: the tables themselves: Core rows, without the ORM's per-row cost on big reads
+M = MetricRow.__table__
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -231,10 +231,10 @@ def _bars(storage: Storage, exp: ExperimentRecord) -> list[dict[str, Any]]:
                           .where(T.c.experiment_id == exp.id, T.c.started_at.is_not(None)))
     for tid, seq, attempt, state, host, gpus, queue, started, ended in rows:
         bars.append(_bar(tid, seq, attempt, TrialState(state).value, host, gpus, queue, started, ended, current=True))
-    events = storage.select(select(Event.trial_id, Trial.seq, Event.attempt, Event.kind, Event.data,
-                                   Event.created_at).join(Trial, Trial.id == Event.trial_id)
-                            .where(Trial.experiment_id == exp.id, Event.attempt < Trial.attempt,
-                                   Event.kind.in_(["started", "lost", "finished"])).order_by(Event.id))
+    events = storage.select(select(EventRow.trial_id, TrialRow.seq, EventRow.attempt, EventRow.kind, EventRow.data,
+                                   EventRow.created_at).join(TrialRow, TrialRow.id == EventRow.trial_id)
+                            .where(TrialRow.experiment_id == exp.id, EventRow.attempt < TrialRow.attempt,
+                                   EventRow.kind.in_(["started", "lost", "finished"])).order_by(EventRow.id))
     starts: dict[tuple[str, int], tuple[Any, ...]] = {}
     for tid, seq, attempt, kind, data, at in events:
         if kind == "started":

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Float, String, cast, func, select
 
 from hpoqueue.errors import HpoQueueError
 from hpoqueue.states import TrialState
-from hpoqueue.storage import ExperimentRecord, Storage, Trial
+from hpoqueue.storage import ExperimentRecord, Storage, TrialRow
 
 FIXED_COLUMNS = ("seq", "state", "value", "duration", "started", "ended", "host")
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">", "~")
@@ -37,8 +37,8 @@ class Columns:
 
 def columns(storage: Storage, exp_id: str) -> Columns:
     """Learn the parameter and extra metric names from the latest trials (SAMPLE of them)."""
-    rows = storage.select(select(Trial.params, Trial.final_data).where(Trial.experiment_id == exp_id)
-                          .order_by(Trial.seq.desc()).limit(SAMPLE))
+    rows = storage.select(select(TrialRow.params, TrialRow.final_data).where(TrialRow.experiment_id == exp_id)
+                          .order_by(TrialRow.seq.desc()).limit(SAMPLE))
     params: dict[str, bool] = {}
     metrics: dict[str, None] = {}
     for row_params, data in reversed(rows):
@@ -54,28 +54,28 @@ def columns(storage: Storage, exp_id: str) -> Columns:
 def _duration(dialect: str) -> ColumnElement[Any]:
     """Seconds from start to end (to now while running), in the database's own arithmetic."""
     if dialect == "sqlite":
-        end = func.coalesce(func.julianday(Trial.ended_at), func.julianday("now"))
-        return (end - func.julianday(Trial.started_at)) * 86400.0
-    end = func.coalesce(Trial.ended_at, func.now())
-    return func.extract("epoch", end - Trial.started_at)
+        end = func.coalesce(func.julianday(TrialRow.ended_at), func.julianday("now"))
+        return (end - func.julianday(TrialRow.started_at)) * 86400.0
+    end = func.coalesce(TrialRow.ended_at, func.now())
+    return func.extract("epoch", end - TrialRow.started_at)
 
 
 def _column(name: str, cols: Columns, dialect: str) -> tuple[ColumnElement[Any], bool]:
     """The SQL expression of a table column, and whether it is numeric."""
     fixed: dict[str, tuple[ColumnElement[Any], bool]] = {
-        "seq": (Trial.seq.expression, True), "state": (cast(Trial.state, String), False),
-        "value": (Trial.final_value.expression, True), "duration": (_duration(dialect), True),
-        "started": (Trial.started_at.expression, False), "ended": (Trial.ended_at.expression, False),
-        "host": (Trial.host.expression, False)}
+        "seq": (TrialRow.seq.expression, True), "state": (cast(TrialRow.state, String), False),
+        "value": (TrialRow.final_value.expression, True), "duration": (_duration(dialect), True),
+        "started": (TrialRow.started_at.expression, False), "ended": (TrialRow.ended_at.expression, False),
+        "host": (TrialRow.host.expression, False)}
     if name in fixed:
         return fixed[name]
     kind, _, key = name.partition(":")
     if kind == "param" and key in cols.params:
         numeric = cols.params[key]
-        element = Trial.params[key]
+        element = TrialRow.params[key]
         return (element.as_float() if numeric else element.as_string()), numeric
     if kind == "metric" and key in cols.metrics:
-        return Trial.final_data[key].as_float(), True
+        return TrialRow.final_data[key].as_float(), True
     known = [*FIXED_COLUMNS, *(f"param:{p}" for p in cols.params), *(f"metric:{m}" for m in cols.metrics)]
     raise QueryError(f"unknown column {name!r}; one of: {', '.join(known)}")
 
@@ -111,10 +111,10 @@ def page(storage: Storage, exp: ExperimentRecord, *, sort: str = "seq", descendi
     """One page of the experiment's trials and the number that match, as JSON-ready values."""
     dialect = "sqlite" if storage.url.startswith("sqlite") else "postgresql"
     cols = columns(storage, exp.id)
-    where: list[ColumnElement[bool]] = [Trial.experiment_id == exp.id]
+    where: list[ColumnElement[bool]] = [TrialRow.experiment_id == exp.id]
     if states:
         try:
-            where.append(Trial.state.in_([TrialState(s.upper()) for s in states]))
+            where.append(TrialRow.state.in_([TrialState(s.upper()) for s in states]))
         except ValueError:
             raise QueryError(f"unknown state in {states}; one of: {', '.join(s.value for s in TrialState)}"
                              ) from None
@@ -123,15 +123,15 @@ def page(storage: Storage, exp: ExperimentRecord, *, sort: str = "seq", descendi
     order_by = (order.desc() if descending else order.asc()).nulls_last()
     limit = max(1, int(limit))
     duration = _duration(dialect).label("duration")
-    stmt = (select(Trial, duration).where(*where).order_by(order_by, Trial.seq)
+    stmt = (select(TrialRow, duration).where(*where).order_by(order_by, TrialRow.seq)
             .offset(max(0, int(offset))).limit(limit))
-    total = storage.select(select(func.count()).select_from(Trial).where(*where))[0][0]
+    total = storage.select(select(func.count()).select_from(TrialRow).where(*where))[0][0]
     rows = [trial_json(trial, seconds) for trial, seconds in storage.select(stmt)]
     return {"total": total, "offset": offset, "limit": limit, "rows": rows,
             "params": list(cols.params), "metrics": cols.metrics}
 
 
-def trial_json(trial: Trial, duration: float | None) -> dict[str, Any]:
+def trial_json(trial: TrialRow, duration: float | None) -> dict[str, Any]:
     """A trial row as the pages show it."""
     return {"id": trial.id, "seq": trial.seq, "state": trial.state.value, "value": trial.final_value,
             "params": trial.params, "metrics": trial.final_data if isinstance(trial.final_data, dict) else {},

@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from hpoqueue.results.optimize_mode import best_first
 from hpoqueue.states import ExperimentState, TrialState
-from hpoqueue.storage import Event, Experiment, ExperimentRecord, Metric, Storage, Trial
+from hpoqueue.storage import EventRow, ExperimentRecord, ExperimentRow, MetricRow, Storage, TrialRow
 
 LOG_TAIL = 64 * 1024  #: bytes of a log shown when a trial page opens
-T = Trial.__table__  #: the table itself: Core rows, without the ORM's per-row cost on big reads
+T = TrialRow.__table__  #: the table itself: Core rows, without the ORM's per-row cost on big reads
 LOG_NAMES = {"stdout": "trial.stdout", "stderr": "trial.stderr", "hpoqueue": "trial.log"}
 
 
@@ -26,14 +26,14 @@ def _ts(value: datetime | None) -> float | None:
 
 def _better(exp: ExperimentRecord) -> Any:
     """The ORDER BY that puts the best final value first."""
-    return best_first(Trial.final_value.expression, exp.optimize_mode)
+    return best_first(TrialRow.final_value.expression, exp.optimize_mode)
 
 
 def best_trial(storage: Storage, exp: ExperimentRecord) -> dict[str, Any] | None:
     """The best succeeded trial with a value (the CLI's `best` rule, as one indexed query)."""
-    rows = storage.select(select(Trial.id, Trial.seq, Trial.final_value, Trial.params)
-                          .where(Trial.experiment_id == exp.id, Trial.state == TrialState.SUCCEEDED,
-                                 Trial.final_value.is_not(None)).order_by(_better(exp)).limit(1))
+    rows = storage.select(select(TrialRow.id, TrialRow.seq, TrialRow.final_value, TrialRow.params)
+                          .where(TrialRow.experiment_id == exp.id, TrialRow.state == TrialState.SUCCEEDED,
+                                 TrialRow.final_value.is_not(None)).order_by(_better(exp)).limit(1))
     if not rows:
         return None
     tid, seq, value, params = rows[0]
@@ -42,9 +42,9 @@ def best_trial(storage: Storage, exp: ExperimentRecord) -> dict[str, Any] | None
 
 def _counts(storage: Storage, exp_id: str | None = None) -> dict[str, dict[str, int]]:
     """Experiment id -> state -> number of trials (every state present, zeros included)."""
-    stmt = select(Trial.experiment_id, Trial.state, func.count()).group_by(Trial.experiment_id, Trial.state)
+    stmt = select(TrialRow.experiment_id, TrialRow.state, func.count()).group_by(TrialRow.experiment_id, TrialRow.state)
     if exp_id is not None:
-        stmt = stmt.where(Trial.experiment_id == exp_id)
+        stmt = stmt.where(TrialRow.experiment_id == exp_id)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {s.value: 0 for s in TrialState})
     for eid, state, n in storage.select(stmt):
         counts[eid][TrialState(state).value] = n
@@ -73,8 +73,8 @@ def overview(storage: Storage, exp_id: str) -> dict[str, Any]:
     """One experiment: its summary, the search space, and the boxes and GPUs its running trials hold."""
     exp = storage.get_experiment(exp_id)
     summary = _summary(exp, _counts(storage, exp.id)[exp.id], best_trial(storage, exp))
-    running = storage.select(select(Trial.id, Trial.host, Trial.gpus).where(
-        Trial.experiment_id == exp.id, Trial.state == TrialState.RUNNING).order_by(Trial.seq))
+    running = storage.select(select(TrialRow.id, TrialRow.host, TrialRow.gpus).where(
+        TrialRow.experiment_id == exp.id, TrialRow.state == TrialState.RUNNING).order_by(TrialRow.seq))
     in_use: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for tid, host, gpus in running:
         in_use[host or "?"].append({"trial": tid, "gpus": gpus or []})
@@ -88,11 +88,11 @@ def overview(storage: Storage, exp_id: str) -> dict[str, Any]:
 
 def version(storage: Storage, exp_id: str | None) -> str:
     """Changes whenever anything a page shows may have changed: pages poll this and refetch only then."""
-    metric = storage.select(select(func.max(Metric.id)))[0][0]
-    event = storage.select(select(func.max(Event.id)))[0][0]
-    exps = storage.select(select(Experiment.id, Experiment.state, Experiment.concurrency,
-                                 Experiment.max_trial_number, Experiment.max_duration, Experiment.next_seq)
-                          .where(*([Experiment.id == exp_id] if exp_id else [])))
+    metric = storage.select(select(func.max(MetricRow.id)))[0][0]
+    event = storage.select(select(func.max(EventRow.id)))[0][0]
+    exps = storage.select(select(ExperimentRow.id, ExperimentRow.state, ExperimentRow.concurrency,
+                                 ExperimentRow.max_trial_number, ExperimentRow.max_duration, ExperimentRow.next_seq)
+                          .where(*([ExperimentRow.id == exp_id] if exp_id else [])))
     counts = sorted((eid, sorted(c.items())) for eid, c in _counts(storage, exp_id).items())
     return str(hash((metric, event, tuple(map(tuple, exps)), repr(counts))))
 

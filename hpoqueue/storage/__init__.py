@@ -3,21 +3,21 @@ models are exported for read-only queries built elsewhere (the dashboard's paged
 
 from __future__ import annotations
 
-from hpoqueue.storage._models import Event, Experiment, Metric, Trial
+from hpoqueue.storage._models import EventRow, ExperimentRow, MetricRow, TrialRow
 from hpoqueue.storage._records import EventRecord, ExperimentRecord, MetricRecord, TrialRecord
 from hpoqueue.storage._schema import upgrade as upgrade_schema
 from hpoqueue.storage._storage import TRIAL_FIELDS, Storage, default_storage_url, make_trial_id
 
 __all__ = [
     "TRIAL_FIELDS",
-    "Event",
+    "EventRow",
     "EventRecord",
-    "Experiment",
+    "ExperimentRow",
     "ExperimentRecord",
-    "Metric",
+    "MetricRow",
     "MetricRecord",
     "Storage",
-    "Trial",
+    "TrialRow",
     "TrialRecord",
     "default_storage_url",
     "make_trial_id",

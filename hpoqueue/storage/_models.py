@@ -56,7 +56,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
-class Experiment(Base):
+class ExperimentRow(Base):
     __tablename__ = "experiments"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -76,7 +76,7 @@ class Experiment(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
 
-class Trial(Base):
+class TrialRow(Base):
     __tablename__ = "trials"
     __table_args__ = (Index("ix_trials_experiment_seq", "experiment_id", "seq", unique=True),)
 
@@ -99,7 +99,7 @@ class Trial(Base):
     ended_at: Mapped[datetime | None]
 
 
-class Metric(Base):
+class MetricRow(Base):
     __tablename__ = "metrics"
     __table_args__ = (
         # unique: a redelivered metric (same attempt, kind and step) is ignored, not stored twice
@@ -116,7 +116,7 @@ class Metric(Base):
     created_at: Mapped[datetime]
 
 
-class Event(Base):
+class EventRow(Base):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_trial", "trial_id"),)
 

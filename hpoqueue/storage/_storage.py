@@ -20,7 +20,7 @@ from hpoqueue.results.optimize_mode import best_first
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import _schema
 from hpoqueue.storage._engine import one_line, open_engine, parse_url
-from hpoqueue.storage._models import Base, Event, Experiment, Metric, Trial, utcnow
+from hpoqueue.storage._models import Base, EventRow, ExperimentRow, MetricRow, TrialRow, utcnow
 from hpoqueue.storage._records import EventRecord, ExperimentRecord, MetricRecord, TrialRecord
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ TRIAL_FIELDS = frozenset({"attempt", "queue", "host", "gpus", "pid", "exit_code"
 METRIC_KINDS = ("intermediate", "final", "loss")
 
 _Ts = TypeVarTuple("_Ts")
-_Row = TypeVar("_Row", Experiment, Trial, Metric, Event)
+_Row = TypeVar("_Row", ExperimentRow, TrialRow, MetricRow, EventRow)
 
 
 def default_storage_url(home: Path) -> str:
@@ -74,11 +74,11 @@ class Storage:
         # costs SQLite users a seventh of the storage's start-up
         dialect = importlib.import_module(f"sqlalchemy.dialects.{self._engine.dialect.name}")
         self._insert = dialect.insert
-        self._insert_metric = self._insert_for_trial(Metric).on_conflict_do_nothing(
+        self._insert_metric = self._insert_for_trial(MetricRow).on_conflict_do_nothing(
             index_elements=["trial_id", "attempt", "kind", "step"])
-        self._insert_event = self._insert_for_trial(Event)
+        self._insert_event = self._insert_for_trial(EventRow)
         self._trial_updates: dict[tuple[str, ...], Update] = {}
-        experiments = _table(Experiment)
+        experiments = _table(ExperimentRow)
         self._take_seqs = (update(experiments).where(experiments.c.id == bindparam("_id"))
                            .values(next_seq=experiments.c.next_seq + bindparam("_count"))
                            .returning(experiments.c.next_seq))
@@ -162,7 +162,7 @@ class Storage:
                           max_duration: float | None) -> ExperimentRecord:
         """Insert a RUNNING experiment started now, whose first trial will be seq 1."""
         now = utcnow()
-        row = Experiment(id=exp_id, name=name, state=ExperimentState.RUNNING, config=config,
+        row = ExperimentRow(id=exp_id, name=name, state=ExperimentState.RUNNING, config=config,
                          work_dir=work_dir, optimize_mode=optimize_mode, concurrency=concurrency,
                          max_trial_number=max_trial_number, max_duration=max_duration, next_seq=1,
                          created_at=now, started_at=now, ended_at=None, message=None)
@@ -182,7 +182,7 @@ class Storage:
 
     def list_experiments(self) -> list[ExperimentRecord]:
         """Every experiment, newest first."""
-        stmt = select(Experiment).order_by(Experiment.created_at.desc(), Experiment.id.desc())
+        stmt = select(ExperimentRow).order_by(ExperimentRow.created_at.desc(), ExperimentRow.id.desc())
         with self._session() as session:
             return [ExperimentRecord.from_row(row) for row in self._rows(session, stmt)]
 
@@ -195,12 +195,12 @@ class Storage:
         finished and cleared when it is RUNNING (a resume).
         """
         new = ExperimentState(new)
-        where = [Experiment.id == exp_id]
+        where = [ExperimentRow.id == exp_id]
         if expected is not None:
-            where.append(Experiment.state.in_([ExperimentState(s) for s in expected]))
+            where.append(ExperimentRow.state.in_([ExperimentState(s) for s in expected]))
         ended_at = utcnow() if new.is_finished() else None
         with self._session() as session:
-            if self._update(session, Experiment, *where, state=new, message=message, ended_at=ended_at):
+            if self._update(session, ExperimentRow, *where, state=new, message=message, ended_at=ended_at):
                 return True
             self._experiment_row(session, exp_id)
             return False
@@ -219,21 +219,21 @@ class Storage:
         values = {key: value for key, value in given.items() if value is not None}
         with self._session() as session:
             if values:
-                self._update(session, Experiment, Experiment.id == exp_id, **values)
+                self._update(session, ExperimentRow, ExperimentRow.id == exp_id, **values)
             return ExperimentRecord.from_row(self._experiment_row(session, exp_id))
 
     def delete_experiment(self, exp_id: str) -> None:
         """Remove the experiment with its trials, metrics and events (one transaction)."""
         with self._session() as session:
             self._experiment_row(session, exp_id)
-            trial_ids = select(Trial.id).where(Trial.experiment_id == exp_id).scalar_subquery()
-            for model in (Metric, Event):
+            trial_ids = select(TrialRow.id).where(TrialRow.experiment_id == exp_id).scalar_subquery()
+            for model in (MetricRow, EventRow):
                 session.execute(delete(model).where(model.trial_id.in_(trial_ids)))
-            session.execute(delete(Trial).where(Trial.experiment_id == exp_id))
-            session.execute(delete(Experiment).where(Experiment.id == exp_id))
+            session.execute(delete(TrialRow).where(TrialRow.experiment_id == exp_id))
+            session.execute(delete(ExperimentRow).where(ExperimentRow.id == exp_id))
 
-    def _experiment_row(self, session: Session, exp_id: str) -> Experiment:
-        rows = self._rows(session, select(Experiment).where(Experiment.id == exp_id))
+    def _experiment_row(self, session: Session, exp_id: str) -> ExperimentRow:
+        rows = self._rows(session, select(ExperimentRow).where(ExperimentRow.id == exp_id))
         if not rows:
             raise NotFoundError(f"no experiment {exp_id!r} (see `hpoqueue list`)")
         return rows[0]
@@ -263,7 +263,7 @@ class Storage:
                            state=TrialState.WAITING, attempt=1, created_at=now, queue=queue)
                       for seq, params, queue in zip(range(end - count, end), params_list,
                                                     queues or [None] * count, strict=True)]
-            connection.execute(_table(Trial).insert(), values)
+            connection.execute(_table(TrialRow).insert(), values)
             return [TrialRecord(host=None, gpus=None, pid=None, exit_code=None, exit_reason=None,
                                 final_value=None, final_data=None, started_at=None, ended_at=None, **value)
                     for value in values]
@@ -279,16 +279,16 @@ class Storage:
         (then seq) or ``value`` (best first under ``optimize_mode``, no value last, then seq); at most
         ``limit`` of them, and only those after seq ``after_seq`` (reading a long experiment page by page).
         Order and limit run in the database: a long experiment is never loaded whole for a top 20."""
-        stmt = select(Trial).where(Trial.experiment_id == exp_id)
+        stmt = select(TrialRow).where(TrialRow.experiment_id == exp_id)
         if states is not None:
-            stmt = stmt.where(Trial.state.in_([TrialState(s) for s in states]))
+            stmt = stmt.where(TrialRow.state.in_([TrialState(s) for s in states]))
         if after_seq is not None:
-            stmt = stmt.where(Trial.seq > after_seq)
+            stmt = stmt.where(TrialRow.seq > after_seq)
         if sort == "value":
-            value = best_first(Trial.final_value.expression, optimize_mode)
-            stmt = stmt.order_by(Trial.final_value.is_(None), value, Trial.seq)
+            value = best_first(TrialRow.final_value.expression, optimize_mode)
+            stmt = stmt.order_by(TrialRow.final_value.is_(None), value, TrialRow.seq)
         else:
-            stmt = stmt.order_by(Trial.state, Trial.seq) if sort == "state" else stmt.order_by(Trial.seq)
+            stmt = stmt.order_by(TrialRow.state, TrialRow.seq) if sort == "state" else stmt.order_by(TrialRow.seq)
         stmt = stmt.limit(limit) if limit is not None else stmt
         with self._session() as session:
             rows = self._rows(session, stmt)
@@ -306,8 +306,8 @@ class Storage:
 
     def count_trials(self, exp_id: str) -> dict[TrialState, int]:
         """How many trials are in each state; every state is a key, zeros included."""
-        stmt = (select(Trial.state, func.count()).where(Trial.experiment_id == exp_id)
-                .group_by(Trial.state))
+        stmt = (select(TrialRow.state, func.count()).where(TrialRow.experiment_id == exp_id)
+                .group_by(TrialRow.state))
         with self._session() as session:
             counts = {state: 0 for state in TrialState}
             counts.update({TrialState(state): n for state, n in session.execute(stmt)})
@@ -347,7 +347,7 @@ class Storage:
         key = (*sorted(values), "?state" if states is not None else "")
         stmt = self._trial_updates.get(key)
         if stmt is None:
-            table = _table(Trial)
+            table = _table(TrialRow)
             where = [table.c.id == bindparam("_id")]
             if states is not None:
                 where.append(table.c.state.in_(bindparam("_states", expanding=True)))
@@ -356,8 +356,8 @@ class Storage:
         params = {"_id": trial_id, **values} if states is None else {"_id": trial_id, "_states": states, **values}
         return _connection(session).execute(stmt, params).rowcount
 
-    def _trial_row(self, session: Session, trial_id: str) -> Trial:
-        rows = self._rows(session, select(Trial).where(Trial.id == trial_id))
+    def _trial_row(self, session: Session, trial_id: str) -> TrialRow:
+        rows = self._rows(session, select(TrialRow).where(TrialRow.id == trial_id))
         if not rows:
             raise NotFoundError(f"no trial {trial_id!r} (trial ids are EXPERIMENT-SEQ; see `hpoqueue list`)")
         return rows[0]
@@ -379,10 +379,10 @@ class Storage:
 
     def metrics(self, trial_id: str, *, kind: str | None = None) -> list[MetricRecord]:
         """The trial's metrics (of ``kind`` when given), ordered by attempt then step."""
-        stmt = select(Metric).where(Metric.trial_id == trial_id).order_by(Metric.attempt, Metric.kind,
-                                                                           Metric.step)
+        stmt = select(MetricRow).where(MetricRow.trial_id == trial_id).order_by(MetricRow.attempt, MetricRow.kind,
+                                                                           MetricRow.step)
         if kind is not None:
-            stmt = stmt.where(Metric.kind == kind)
+            stmt = stmt.where(MetricRow.kind == kind)
         with self._session() as session:
             rows = self._rows(session, stmt)
             if not rows:
@@ -392,13 +392,13 @@ class Storage:
     def intermediate_values(self, exp_id: str, *, seqs: tuple[int, int] | None = None) -> dict[str, list[float]]:
         """Trial id -> intermediate values of its current attempt in step order (none: absent); only of the
         trials whose seq is in the inclusive range ``seqs`` when given."""
-        stmt = (select(Metric.trial_id, Metric.value)
-                .join(Trial, Trial.id == Metric.trial_id)
-                .where(Trial.experiment_id == exp_id, Metric.kind == "intermediate",
-                       Metric.attempt == Trial.attempt)
-                .order_by(Trial.seq, Metric.step))
+        stmt = (select(MetricRow.trial_id, MetricRow.value)
+                .join(TrialRow, TrialRow.id == MetricRow.trial_id)
+                .where(TrialRow.experiment_id == exp_id, MetricRow.kind == "intermediate",
+                       MetricRow.attempt == TrialRow.attempt)
+                .order_by(TrialRow.seq, MetricRow.step))
         if seqs is not None:
-            stmt = stmt.where(Trial.seq.between(*seqs))
+            stmt = stmt.where(TrialRow.seq.between(*seqs))
         result: dict[str, list[float]] = {}
         with self._session() as session:
             for tid, value in session.execute(stmt):
@@ -410,10 +410,10 @@ class Storage:
     def curves(self, exp_id: str, *, seqs: tuple[int, int]) -> dict[str, list[MetricRecord]]:
         """Trial id -> the per-step metrics (intermediate results and report_loss's curve) of its current
         attempt in step order, for the trials whose seq is in the inclusive range ``seqs``: one query a page."""
-        stmt = (select(Metric).join(Trial, Trial.id == Metric.trial_id)
-                .where(Trial.experiment_id == exp_id, Metric.kind.in_(["intermediate", "loss"]),
-                       Metric.attempt == Trial.attempt, Trial.seq.between(*seqs))
-                .order_by(Trial.seq, Metric.kind, Metric.step))
+        stmt = (select(MetricRow).join(TrialRow, TrialRow.id == MetricRow.trial_id)
+                .where(TrialRow.experiment_id == exp_id, MetricRow.kind.in_(["intermediate", "loss"]),
+                       MetricRow.attempt == TrialRow.attempt, TrialRow.seq.between(*seqs))
+                .order_by(TrialRow.seq, MetricRow.kind, MetricRow.step))
         result: dict[str, list[MetricRecord]] = {}
         with self._session() as session:
             for row in self._rows(session, stmt):
@@ -427,7 +427,7 @@ class Storage:
             if _connection(session).execute(self._insert_event, values).first() is None:
                 self._trial_row(session, trial_id)
 
-    def _insert_for_trial(self, model: type[Metric] | type[Event]) -> PgInsert | SqliteInsert:
+    def _insert_for_trial(self, model: type[MetricRow] | type[EventRow]) -> PgInsert | SqliteInsert:
         """``INSERT ... SELECT :values WHERE the trial exists``, built once: an unknown trial inserts nothing
         instead of breaking a foreign key, which on PostgreSQL would abort the whole surrounding
         transaction(). RETURNING tells whether a row went in (rowcount is -1 for INSERT ... SELECT under
@@ -436,12 +436,12 @@ class Storage:
         columns = [c.name for c in table.columns if c.name != "id"]
         params = {name: bindparam(name, type_=table.c[name].type) for name in columns}
         row = select(*params.values()).where(
-            select(Trial.id).where(Trial.id == params["trial_id"]).exists())
+            select(TrialRow.id).where(TrialRow.id == params["trial_id"]).exists())
         return self._insert(table).from_select(columns, row).returning(table.c.id)
 
     def events(self, trial_id: str) -> list[EventRecord]:
         """The trial's event log, oldest first."""
-        stmt = select(Event).where(Event.trial_id == trial_id).order_by(Event.id)
+        stmt = select(EventRow).where(EventRow.trial_id == trial_id).order_by(EventRow.id)
         with self._session() as session:
             rows = self._rows(session, stmt)
             if not rows:

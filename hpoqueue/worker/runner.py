@@ -28,6 +28,7 @@ from typing import Literal
 from hpoqueue.broker.events import StopReason
 from hpoqueue.errors import HpoQueueError, MetricError
 from hpoqueue.metrics import Metric, match_stdout, parse_metric_line, stdout_value
+from hpoqueue.processes import start_time
 from hpoqueue.trial import METRIC_FILE_ENV
 from hpoqueue.worker.cgroup import AttemptCgroup
 
@@ -82,17 +83,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-def start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (tells a live pid from a reused one)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    return None if fields[0] == "Z" else int(fields[19])
 
 
 def _killpg(pgid: int, sig: int) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from hpoqueue.dashboard import charts
 from hpoqueue.states import TrialState
-from hpoqueue.storage import Metric, Storage, Trial
+from hpoqueue.storage import MetricRow, Storage, TrialRow
 from tests.dashboard.conftest import BIG, make_big_record
 
 TRIALS = 600
@@ -46,7 +46,7 @@ def test_progress_marks_the_best_and_the_density_counts_every_succeeded_trial(st
 
 
 def current_curves(storage: Storage) -> dict[str, list[tuple[int, float]]]:
-    T, M = Trial.__table__, Metric.__table__
+    T, M = TrialRow.__table__, MetricRow.__table__
     rows = storage.select(select(M.c.trial_id, M.c.step, M.c.value).join(T, T.c.id == M.c.trial_id).where(
         T.c.experiment_id == BIG, M.c.kind == "intermediate", M.c.attempt == T.c.attempt).order_by(M.c.step))
     out: dict[str, list[tuple[int, float]]] = {}

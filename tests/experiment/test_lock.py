@@ -13,7 +13,7 @@ import redis
 from hpoqueue.broker.protocol import Channel
 from hpoqueue.errors import AlreadyRunningError
 from hpoqueue.experiment.lock import broker_lock
-from hpoqueue.worker.runner import start_time
+from hpoqueue.processes import start_time
 
 
 def channel(redis_url: str) -> Channel:

@@ -9,9 +9,9 @@ from sqlalchemy import inspect
 
 from hpoqueue.states import TrialState
 from hpoqueue.storage import EventRecord, ExperimentRecord, MetricRecord, Storage, TrialRecord
-from hpoqueue.storage._models import Base, Event, Experiment, Metric, Trial
+from hpoqueue.storage._models import Base, EventRow, ExperimentRow, MetricRow, TrialRow
 
-PAIRS = [(ExperimentRecord, Experiment), (TrialRecord, Trial), (MetricRecord, Metric), (EventRecord, Event)]
+PAIRS = [(ExperimentRecord, ExperimentRow), (TrialRecord, TrialRow), (MetricRecord, MetricRow), (EventRecord, EventRow)]
 
 
 @pytest.mark.parametrize(("record", "model"), PAIRS, ids=[r.__name__ for r, _ in PAIRS])

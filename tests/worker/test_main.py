@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hpoqueue.worker.runner import PGID_FILE, start_time
+from hpoqueue.processes import start_time
+from hpoqueue.worker.runner import PGID_FILE
 from tests.e2e.conftest import wait_for
 
 
