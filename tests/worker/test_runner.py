@@ -9,12 +9,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from hpoqueue import settings
 from hpoqueue.metrics import Metric, stdout_pattern
+from hpoqueue.worker import cgroup
 from hpoqueue.worker.runner import PGID_FILE, Outcome, RunSpec, TrialRunner, kill_stale_groups
 
 
@@ -48,6 +50,19 @@ def read_leader(directory: Path) -> int:
     path = directory / PGID_FILE
     assert wait_for(lambda: path.exists() and path.read_text().endswith("\n")), f"{path} never written"
     return int(json.loads(path.read_text())["pgid"])
+
+
+@pytest.fixture(params=["cgroup", "process group"])
+def isolation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Each way a trial's processes are reached: its cgroup where the box allows one, else its process
+    group alone (HPOQUEUE_CGROUP=off, as on a box without a writable cgroup v2)."""
+    if request.param == "cgroup" and cgroup.cgroup_base() is None:
+        pytest.skip("no writable cgroup v2 with cgroup.kill on this box")
+    if request.param == "process group":
+        monkeypatch.setenv(settings.ENV_CGROUP, "off")
+    cgroup._probe_base.cache_clear()
+    yield request.param
+    cgroup._probe_base.cache_clear()
 
 
 def make_spec(tmp_path: Path, command: str, **options: object) -> RunSpec:
@@ -176,7 +191,7 @@ def test_timeout_kills_the_trial(tmp_path: Path) -> None:
     assert outcome.message == "timed out after 0.5 s (maxTrialDuration): SIGTERM"
 
 
-def test_stop_kills_the_trial_and_its_children(tmp_path: Path) -> None:
+def test_stop_kills_the_trial_and_its_children(tmp_path: Path, isolation: str) -> None:
     runner = TrialRunner(make_spec(tmp_path, "sleep 300 & echo $! > child.pid; sleep 300; wait"))
     leader = runner.start()
     assert json.loads((tmp_path / PGID_FILE).read_text())["pgid"] == leader
@@ -191,7 +206,7 @@ def test_stop_kills_the_trial_and_its_children(tmp_path: Path) -> None:
     assert not (tmp_path / PGID_FILE).exists()
 
 
-def test_stop_sends_sigterm_to_every_process_of_the_group(tmp_path: Path) -> None:
+def test_stop_sends_sigterm_to_every_process_of_the_group(tmp_path: Path, isolation: str) -> None:
     """A child of the trial gets the SIGTERM too (it may save a checkpoint): its handler writes a file. With
     SIGTERM to the leader alone the child would only get the SIGKILL at the end, and write nothing."""
     (tmp_path / "child.py").write_text(
@@ -224,7 +239,7 @@ def test_a_trial_ignoring_sigterm_is_killed_after_grace(tmp_path: Path) -> None:
     assert not alive(leader)
 
 
-def test_background_children_do_not_outlive_a_trial_that_exits(tmp_path: Path) -> None:
+def test_background_children_do_not_outlive_a_trial_that_exits(tmp_path: Path, isolation: str) -> None:
     outcome, _ = run(make_spec(tmp_path, "sleep 300 & echo $! > child.pid; exit 0"))
     assert outcome.message == "exited with 0"
     child = int((tmp_path / "child.pid").read_text())
