@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from benchmarks.problems import NESTED_SPACE, nested
 from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
@@ -169,31 +170,7 @@ def test_a_model_capped_far_below_the_history_still_finds_the_minimum(monkeypatc
     assert _optimize(GPTuner(QUAD, seed=0), _quad, 60) < 0.05
 
 
-MODEL_CHOICE = SearchSpace.from_dict({
-    "scaler": {"_type": "choice", "_value": ["none", "standard", "minmax"]},
-    "model": {"_type": "choice", "_value": [
-        {"_name": "svm", "C": {"_type": "loguniform", "_value": [1e-3, 1e3]},
-         "gamma": {"_type": "loguniform", "_value": [1e-4, 10.0]}},
-        {"_name": "knn", "n_neighbors": {"_type": "randint", "_value": [1, 51]},
-         "weights": {"_type": "choice", "_value": ["uniform", "distance"]}},
-        {"_name": "rf", "n_estimators": {"_type": "randint", "_value": [10, 301]},
-         "max_depth": {"_type": "randint", "_value": [2, 21]},
-         "max_features": {"_type": "uniform", "_value": [0.1, 1.0]}}]},
-})
-
-
-def _model_choice(p: dict) -> float:
-    """benchmarks/problems.py's `nested`: the forest good everywhere (0.035+), the SVM best (0.02) only
-    near C = 10^1.3, gamma = 10^-2.1 with a scaler, poor elsewhere."""
-    m, scaled = p["model"], p["scaler"] != "none"
-    if m["_name"] == "svm":
-        d2 = ((math.log10(m["C"]) - 1.3) / 2.0) ** 2 + ((math.log10(m["gamma"]) + 2.1) / 1.5) ** 2
-        return 0.02 + (0.0 if scaled else 0.25) + 0.12 * (1 - math.exp(-d2 / 2)) + 0.005 * (p["scaler"] == "minmax")
-    if m["_name"] == "knn":
-        return (0.045 + (0.0 if scaled else 0.2) + 0.002 * abs(m["n_neighbors"] - 13)
-                + 0.01 * (m["weights"] == "uniform"))
-    depth = 0.004 * max(0, 8 - m["max_depth"]) ** 1.5
-    return 0.035 + 0.03 * math.exp(-m["n_estimators"] / 60) + depth + 0.02 * (m["max_features"] - 0.35) ** 2
+MODEL_CHOICE = SearchSpace.from_dict(NESTED_SPACE)  # the benchmark's nested model choice
 
 
 @pytest.mark.slow
@@ -207,7 +184,7 @@ def test_a_branch_best_only_in_a_narrow_region_is_found() -> None:
         best = math.inf
         for seq in range(1, 61):
             (s,) = tuner.suggest(1)
-            value = _model_choice(s.params)
+            value = nested(s.params)
             best = min(best, value)
             tuner.observe(TrialResult(seq, s.params, TrialState.SUCCEEDED, value))
         found += best - 0.02 < 1e-3
