@@ -212,9 +212,9 @@ class Scheduler:
         now = self.clock()
         for flight in self.flights.values():
             flight.hb_seen = now
-            if not flight.claimed and not flight.state.is_finished() and \
-                    not self.channel.is_claimed(flight.attempt_id):
-                self._dispatch(flight)  # a Redis back without its data lost the message; a copy is a no-op
+        # a Redis back without its data lost the messages; a copy is a no-op
+        self._dispatch_all([f for f in self.flights.values() if not f.claimed and not f.state.is_finished()
+                            and not self.channel.is_claimed(f.attempt_id)])
         log.warning("broker reachable again")
 
     def request_stop(self) -> None:
@@ -592,7 +592,7 @@ class Scheduler:
         Trials are read a page at a time, and finished curves only when the assessor or the tuner reads them:
         a long experiment's resume then holds the tuner's input, not every row and metric (680 MiB at
         100,000 trials of 20 results once)."""
-        results = []
+        results, unclaimed = [], []
         curves = self.keep_history or self.tuner.reads_curves
         for record, result in self._stored_results(curves=curves):
             self.counts[record.state] += 1
@@ -606,13 +606,14 @@ class Scheduler:
                 self.flights[record.id] = flight
                 flight.claimed = self.channel.is_claimed(flight.attempt_id)
                 if not flight.claimed and not self.stop_requested:
-                    self._dispatch(flight)  # its message may be gone; a second copy is a no-op
+                    unclaimed.append(flight)
             else:
                 if self.keep_history:
                     self.history[record.id] = result
                 if record.state is TrialState.SUCCEEDED and record.final_value is not None:
                     self._consider_best(record.final_value, record.id, record.final_data)
             results.append(result)
+        self._dispatch_all(unclaimed)  # their messages may be gone; a second copy is a no-op
         if results:
             self.tuner.rebuild(space_update.fitting(self.tuner, results))
         warm_start.replay(self.tuner, self.work_dir)
