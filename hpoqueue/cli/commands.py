@@ -268,7 +268,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
         print_table(["trial", "state", "value", *extra, "attempt", "duration", "host", "parameters"], rows)
     else:
         print("no trials")
-    elsewhere = sorted({s["machine"] for t in trials if t.host and (s := _started_elsewhere(storage, t))})
+    started = storage.started_events([(t.id, t.attempt) for t in trials if t.host])
+    elsewhere = sorted({m for e in started.values() if (m := _other_machine(e.data))})
     if elsewhere:
         log.info("files the trials wrote (NNI_OUTPUT_DIR) stay on the machine that ran them (%s); "
                  "`hpoqueue logs TRIAL` names the directory there", ", ".join(elsewhere))
@@ -342,14 +343,19 @@ def cmd_logs(args: argparse.Namespace) -> int:
         time.sleep(0.5)
 
 
+def _other_machine(started: dict[str, Any]) -> str | None:
+    """The machine named by a `started` event's data when it is not this one."""
+    import socket
+
+    machine = started.get("machine")
+    return machine if machine and machine != socket.gethostname() else None
+
+
 def _started_elsewhere(storage: Storage, trial: TrialRecord) -> dict[str, Any] | None:
     """The `started` event of the trial's attempt when another machine ran it (its `machine`, worker `host`
     and `log_dir` there); None when this machine did, or it has not started."""
-    import socket
-
-    started = [e.data for e in storage.events(trial.id) if e.kind == "started" and e.attempt == trial.attempt]
-    machine = started[-1].get("machine") if started else None
-    return started[-1] if machine and machine != socket.gethostname() else None
+    event = storage.started_events([(trial.id, trial.attempt)]).get(trial.id)
+    return event.data if event is not None and _other_machine(event.data) else None
 
 
 def _ran_elsewhere(storage: Storage, trial: TrialRecord) -> str | None:

@@ -439,6 +439,21 @@ class Storage:
             select(TrialRow.id).where(TrialRow.id == params["trial_id"]).exists())
         return self._insert(table).from_select(columns, row).returning(table.c.id)
 
+    def started_events(self, trials: Sequence[tuple[str, int]]) -> dict[str, EventRecord]:
+        """Trial id -> the last `started` event of the given attempt, for (trial id, attempt) pairs: one
+        query a thousand trials, so a listing never reads events trial by trial."""
+        wanted = dict(trials)
+        result: dict[str, EventRecord] = {}
+        ids = list(wanted)
+        with self._session() as session:
+            for start in range(0, len(ids), 1000):
+                stmt = (select(EventRow).where(EventRow.trial_id.in_(ids[start:start + 1000]),
+                                               EventRow.kind == "started").order_by(EventRow.id))
+                for row in self._rows(session, stmt):
+                    if row.attempt == wanted[row.trial_id]:
+                        result[row.trial_id] = EventRecord.from_row(row)
+        return result
+
     def events(self, trial_id: str) -> list[EventRecord]:
         """The trial's event log, oldest first."""
         stmt = select(EventRow).where(EventRow.trial_id == trial_id).order_by(EventRow.id)

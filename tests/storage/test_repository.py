@@ -253,6 +253,18 @@ def test_events_in_order(store: Storage, exp: ExperimentRecord) -> None:
         store.events("exp1-5")
 
 
+def test_started_events_of_many_trials_in_one_call(store: Storage, exp: ExperimentRecord) -> None:
+    trials = store.create_trials(exp.id, [{}] * 1203)  # past one IN list of 1,000
+    for t in trials[::2]:
+        store.add_event(t.id, 1, "started", {"machine": f"box{t.seq}"})
+    store.add_event(trials[0].id, 2, "started", {"machine": "again"})  # another attempt's start
+    store.add_event(trials[1].id, 1, "claimed", {"machine": "no"})  # not a start
+    started = store.started_events([(t.id, 1) for t in trials] + [("exp1-99999", 1)])
+    assert {tid: e.data["machine"] for tid, e in started.items()} == {t.id: f"box{t.seq}" for t in trials[::2]}
+    assert store.started_events([(trials[0].id, 2)])[trials[0].id].data == {"machine": "again"}
+    assert store.started_events([]) == {}
+
+
 def test_records_are_frozen(store: Storage, exp: ExperimentRecord) -> None:
     (trial,) = store.create_trials(exp.id, [{}])
     with pytest.raises(AttributeError):
