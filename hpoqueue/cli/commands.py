@@ -51,7 +51,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from hpoqueue.experiment import launch
 
     config = load_config(args.config)
-    broker_url = launch.check(config, broker=args.broker)
+    storage_url = settings.storage_url(args.storage, config.storage)
+    broker_url = launch.check(config, broker=args.broker, storage_url=storage_url)
     exp_id = launch.new_experiment_id()
     work_dir = config.experiment_working_directory / exp_id
     queues = None

@@ -37,9 +37,11 @@ def new_experiment_id() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
-def check(config: ExperimentConfig, *, broker: str | None = None) -> str | None:
+def check(config: ExperimentConfig, *, broker: str | None = None, storage_url: str | None = None) -> str | None:
     """Everything that can be checked before anything is written: the broker answers, the GPUs asked for
-    exist, the tuner and assessor accept their arguments. Returns the broker URL (None: embedded)."""
+    exist, the tuner and assessor accept their arguments, the code to ship is within its limits (hpoqueue's
+    own files in it not counted; `storage_url`: the database the run will use). Returns the broker URL
+    (None: embedded)."""
     broker_url = resolve_broker_url(broker, config.broker)
     if broker_url is not None and not ping(broker_url, timeout=3.0):
         raise BrokerError(f"cannot reach the broker at {redact(broker_url)} (start Redis there, fix --broker "
@@ -61,9 +63,24 @@ def check(config: ExperimentConfig, *, broker: str | None = None) -> str | None:
 
         create_assessor(config.assessor, optimize_mode=config.optimize_mode, source=config.source)
     if ships(config.ship_code, local=broker_url is None and not remote):
-        scan(config.trial_code_directory, source=config.source)
+        own = own_files(storage_url, config.experiment_working_directory) if storage_url else []
+        scan(config.trial_code_directory, source=config.source, leave_out=own)
     check_working_directory(config)  # last: the only check that may create something (an empty directory)
     return broker_url
+
+
+def own_files(storage_url: str, work_dir: Path) -> list[Path]:
+    """What hpoqueue itself writes during the run, never shipped as trial code even inside the code directory:
+    the experiments' directory (broker passwords too) and a SQLite database with its -wal, -shm and -journal
+    files (see code_bundle.pack for why this process must not even open them)."""
+    from sqlalchemy.engine import make_url  # only where code is shipped: a local run starts without it
+
+    url = make_url(storage_url)
+    files = [work_dir]
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        database = Path(url.database).expanduser().absolute()
+        files += [database, *(database.with_name(database.name + end) for end in ("-wal", "-shm", "-journal"))]
+    return files
 
 
 def check_working_directory(config: ExperimentConfig) -> None:

@@ -9,14 +9,19 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from hpoqueue.broker.embedded import ping, redis_client, resolve_broker_url
 from hpoqueue.broker.protocol import Channel
 from hpoqueue.broker.task_messages import RedisDispatcher
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
 from hpoqueue.errors import BrokerError, StorageUnavailableError, redact
-from hpoqueue.experiment.launch import is_embedded, start_embedded, start_local_workers, trial_queues, warn_user
+from hpoqueue.experiment.launch import (
+    is_embedded,
+    own_files,
+    start_embedded,
+    start_local_workers,
+    trial_queues,
+    warn_user,
+)
 from hpoqueue.experiment.lock import broker_lock, scheduler_lock
 from hpoqueue.experiment.reconnect import wait_for_storage
 from hpoqueue.scheduler import ALIVE_TTL, Progress, Scheduler
@@ -39,18 +44,6 @@ def create(config: ExperimentConfig, storage: Storage, exp_id: str, broker_url: 
     work_dir.mkdir(parents=True, exist_ok=True)
     if broker_url is not None:
         remember_broker(work_dir, broker_url)
-
-
-def own_files(storage: Storage, work_dir: Path) -> list[Path]:
-    """What hpoqueue itself writes during the run, never shipped as trial code even inside the code directory:
-    the experiment's directory (its broker password too) and a SQLite database with its -wal, -shm and
-    -journal files (see code_bundle.pack for why this process must not even open them)."""
-    url = make_url(storage.url)
-    files = [work_dir]
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        database = Path(url.database).expanduser().absolute()
-        files += [database, *(database.with_name(database.name + end) for end in ("-wal", "-shm", "-journal"))]
-    return files
 
 
 def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_workers: bool | None = None,
@@ -95,7 +88,7 @@ def run(exp_id: str, storage: Storage, *, broker: str | None = None, local_worke
         bundle = None
         if ships(config.ship_code, local=embedded and not remote) and not stop:
             bundle = pack(config.trial_code_directory, source=config.source,
-                          leave_out=own_files(storage, work_dir))
+                          leave_out=own_files(storage.url, work_dir))
             ship(bundle, client)
         while True:  # a database that goes away mid-run: wait for it, then go on from storage, as resume does
             scheduler = None

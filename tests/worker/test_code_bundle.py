@@ -41,14 +41,14 @@ PACK_NEXT_TO_A_LIVE_DATABASE = """
 import io, subprocess, sys, tarfile
 from pathlib import Path
 from hpoqueue.worker.code_bundle import pack
-from hpoqueue.experiment.run import own_files
+from hpoqueue.experiment.launch import own_files
 from hpoqueue.storage import Storage
 
 code = Path(sys.argv[1])
 storage = Storage(f"sqlite:///{code / 'home' / 'hpoqueue.db'}")
 storage.create_experiment("e1", name=None, config={}, work_dir=str(code / "home" / "e1"), optimize_mode="minimize",
                           concurrency=1, max_trial_number=1, max_duration=None)
-bundle = pack(code, leave_out=own_files(storage, code / "home" / "e1"))
+bundle = pack(code, leave_out=own_files(storage.url, code / "home" / "e1"))
 print(tarfile.open(fileobj=io.BytesIO(bundle.data), mode="r:gz").getnames())
 reader = subprocess.Popen([sys.executable, "-c", "import sys\\nfrom hpoqueue.storage import Storage\\n"
                            "for _ in range(40): Storage(sys.argv[1]).close()", storage.url])
