@@ -70,9 +70,10 @@ def check(config: ExperimentConfig, *, broker: str | None = None, storage_url: s
 
 
 def own_files(storage_url: str, work_dir: Path) -> list[Path]:
-    """What hpoqueue itself writes during the run, never shipped as trial code even inside the code directory:
-    the experiments' directory (broker passwords too) and a SQLite database with its -wal, -shm and -journal
-    files (see code_bundle.pack for why this process must not even open them)."""
+    """What hpoqueue itself writes, never shipped as trial code even inside the code directory: `work_dir` (an
+    experiment's directory with its broker password, or the directory of every experiment) and a SQLite
+    database with its -wal, -shm and -journal files (see code_bundle.pack for why this process must not even
+    open them)."""
     from sqlalchemy.engine import make_url  # only where code is shipped: a local run starts without it
 
     url = make_url(storage_url)
