@@ -272,7 +272,7 @@ class Scheduler:
             return []
         if self.max_trials is not None:
             free = min(free, self.max_trials - self.created)
-        manual = self.manual.take(free)  # configurations enqueued by hand go first
+        manual = self.manual.peek(free)  # configurations enqueued by hand go first, dropped once recorded
         for params in manual:
             self.tuner.mark_pending(params)
         suggestions = [Suggestion(p) for p in manual]
@@ -284,6 +284,7 @@ class Scheduler:
             return []
         queues = self._pick_queues(len(suggestions))
         records = self.storage.create_trials(self.exp_id, [s.params for s in suggestions], queues)
+        self.manual.drop(len(manual))
         flights = [Flight(record=r, attempt=1, state=TrialState.WAITING, queue=q)
                    for r, q in zip(records, queues, strict=True)]
         self.flights.update((f.record.id, f) for f in flights)

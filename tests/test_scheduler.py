@@ -14,6 +14,7 @@ import pytest
 from hpoqueue.assessors import ASSESSORS
 from hpoqueue.broker.events import Finished, Metric, Started
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
+from hpoqueue.experiment.manual_trials import ManualQueue
 from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.storage import Storage
@@ -294,6 +295,24 @@ def test_resume_after_a_crash_continues_seqs_and_rebuilds_the_tuner() -> None:
     assert sorted(t.params["a"] for t in result.trials) == list(range(12))  # no config twice
     assert all(t.state is TrialState.SUCCEEDED and t.attempt == 1 for t in result.trials)
     assert result.state is ExperimentState.DONE
+
+
+def test_a_configuration_enqueued_by_hand_survives_a_crash_before_its_trial_is_recorded(tmp_path: Path) -> None:
+    cfg = config(maxTrialNumber=4, experimentWorkingDirectory=str(tmp_path))
+    sim = Simulation(cfg, lambda p: SimTrial(values=[float(p["x"])]))
+    (tmp_path / "sim").mkdir()
+    ManualQueue(tmp_path / "sim").add([{"x": 0.25}, {"x": 0.75}])
+    record = sim.storage.create_trials
+
+    def dies_before_recording(*args: Any, **kwargs: Any) -> Any:
+        raise SimulatedCrash("the scheduler died between taking the configurations and recording them")
+    sim.storage.create_trials = dies_before_recording  # type: ignore[method-assign]
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    sim.storage.create_trials = record  # type: ignore[method-assign]
+    result = sim.run()
+    assert [t.params for t in result.trials[:2]] == [{"x": 0.25}, {"x": 0.75}]  # neither lost, each once
+    assert len(result.trials) == 4 and ManualQueue(tmp_path / "sim").pending() == 0
 
 
 def test_a_resumed_scheduler_keeps_counting_toward_max_trial_number() -> None:

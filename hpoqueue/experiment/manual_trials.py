@@ -112,14 +112,21 @@ class ManualQueue:
             queued.extend(items)
             return len(queued)
 
-    def take(self, n: int) -> list[dict[str, Any]]:
-        """Up to `n` waiting configurations, first in first out, removed from the queue."""
+    def peek(self, n: int) -> list[dict[str, Any]]:
+        """Up to `n` waiting configurations, first in first out, left in the queue until drop(): one taken by
+        a scheduler killed before recording it runs after `resume` instead of being lost."""
         if n <= 0 or not self.path.exists():
             return []
         with self._locked() as queued:
-            taken = queued[:n]
+            return queued[:n]
+
+    def drop(self, n: int) -> None:
+        """Remove the first `n` configurations, once their trials are recorded (only the scheduler removes,
+        and `add` appends, so they are the ones peek() gave)."""
+        if n <= 0:
+            return
+        with self._locked() as queued:
             del queued[:n]
-            return taken
 
     def pending(self) -> int:
         """How many configurations wait."""

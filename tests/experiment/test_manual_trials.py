@@ -58,7 +58,9 @@ def test_a_new_space_is_refused_by_tuners_that_cannot_take_it_or_when_a_running_
 
 def test_the_queue_hands_configurations_out_first_in_first_out(tmp_path: Path) -> None:
     queue = ManualQueue(tmp_path)
-    assert queue.take(3) == [] and queue.pending() == 0
+    assert queue.peek(3) == [] and queue.pending() == 0
     assert queue.add([{"x": 1}, {"x": 2}]) == 2 and queue.add([{"x": 3}]) == 3
-    assert queue.take(2) == [{"x": 1}, {"x": 2}] and queue.pending() == 1
+    assert queue.peek(2) == [{"x": 1}, {"x": 2}] and queue.pending() == 3  # left until recorded
+    queue.drop(2)
+    assert queue.peek(5) == [{"x": 3}] and queue.pending() == 1
     assert (tmp_path / "enqueued.json").stat().st_mode & 0o077 == 0  # the owner's alone
