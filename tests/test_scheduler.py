@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from hpoqueue.assessors import ASSESSORS
+from hpoqueue.broker import control
 from hpoqueue.broker.events import Finished, Metric, Started
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
 from hpoqueue.results.records import Suggestion, TrialResult
@@ -233,7 +234,7 @@ def test_early_stop_is_recorded_before_the_stop_is_sent() -> None:
 def test_kill_cancels_one_running_trial() -> None:
     cfg = config(maxTrialNumber=4)
     sim = Simulation(cfg, lambda p: curve(p, steps=5))
-    sim.cluster.control_at(2.5, "kill", trial="sim-1")
+    sim.cluster.control_at(2.5, control.Kill(trial="sim-1"))
     result = sim.run()
     states = {t.seq: t.state for t in result.trials}
     assert states == {1: TrialState.USER_CANCELED, 2: TrialState.SUCCEEDED, 3: TrialState.SUCCEEDED,
@@ -246,7 +247,7 @@ def test_a_killed_trial_whose_worker_then_vanishes_stays_killed_and_is_not_retri
     cfg = config(maxTrialNumber=1, maxTrialRetries=2, heartbeatTimeout="10s")
     # the worker dies silently after 3 steps (heartbeats included); the kill comes after that
     sim = Simulation(cfg, lambda p: SimTrial(values=[1.0, 2.0, 3.0], outcome="hang"))
-    sim.cluster.control_at(3.5, "kill", trial="sim-1")
+    sim.cluster.control_at(3.5, control.Kill(trial="sim-1"))
     result = sim.run()
     trial = result.storage.get_trial("sim-1")
     assert trial.state is TrialState.USER_CANCELED and trial.attempt == 1
@@ -257,7 +258,7 @@ def test_a_killed_trial_whose_worker_then_vanishes_stays_killed_and_is_not_retri
 def test_stop_cancels_everything_in_flight_and_creates_nothing_more() -> None:
     cfg = config(maxTrialNumber=10, trialConcurrency=3)
     sim = Simulation(cfg, lambda p: curve(p, steps=4))
-    sim.cluster.control_at(6.5, "stop")
+    sim.cluster.control_at(6.5, control.Stop())
     result = sim.run()
     assert result.state is ExperimentState.STOPPED
     assert sim.storage.get_experiment("sim").state is ExperimentState.STOPPED
@@ -268,7 +269,7 @@ def test_stop_cancels_everything_in_flight_and_creates_nothing_more() -> None:
 def test_update_changes_concurrency_while_running() -> None:
     cfg = config(maxTrialNumber=8, trialConcurrency=1)
     sim = Simulation(cfg, lambda p: curve(p, steps=3))
-    sim.cluster.control_at(5.0, "update", concurrency=3)
+    sim.cluster.control_at(5.0, control.Update(concurrency=3))
     result = sim.run()
     early = sorted(t for t, _ in result.cluster.dispatched if t < 5.0)
     assert early == [0.0, 3.0]  # one at a time before the update
@@ -365,7 +366,7 @@ def test_a_new_search_space_after_a_resume_sees_every_finished_trial() -> None:
         sim.run()
     assert sum(t.state.is_finished() for t in sim.storage.trials("sim")) >= 3
     sim.cluster.crash_at = None
-    sim.cluster.control_at(8.0, "search_space", space={"a": {"_type": "choice", "_value": list(range(16))}})
+    sim.cluster.control_at(8.0, control.SearchSpace(space={"a": {"_type": "choice", "_value": list(range(16))}}))
     result = sim.run()
     assert result.scheduler.history == {}
     assert sorted(t.params["a"] for t in result.trials) == list(range(16))  # each value once, old ones too

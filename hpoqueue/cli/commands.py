@@ -31,6 +31,7 @@ from hpoqueue.worker.quick_exit import exit_now
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from hpoqueue.broker.protocol import Channel
     from hpoqueue.storage import ExperimentRecord, Storage, TrialRecord
 
 
@@ -42,7 +43,8 @@ def _storage(args: argparse.Namespace, config_value: str | None = None, *, upgra
     from hpoqueue.storage import Storage  # SQLAlchemy: a third of a second, loaded when first needed
 
     url = settings.storage_url(args.storage, config_value)
-    return args.resources.enter_context(Storage(url, upgrade=upgrade, create=create))
+    resources: ExitStack = args.resources
+    return resources.enter_context(Storage(url, upgrade=upgrade, create=create))
 
 
 # ---- running experiments ---------------------------------------------------------------------------
@@ -372,9 +374,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ---- changing running experiments --------------------------------------------------------------------
-def _channel(storage: Storage, exp_id: str) -> Any:
+def _channel(storage: Storage, exp_id: str) -> Channel | None:
     """The experiment's broker channel if its broker answers, else None."""
-    from hpoqueue.broker.embedded import ping, redis_client
+    from hpoqueue.broker.client import redis_client
+    from hpoqueue.broker.embedded import ping
     from hpoqueue.broker.protocol import Channel
 
     url = settings.stored_broker(Path(storage.get_experiment(exp_id).work_dir))
@@ -383,13 +386,14 @@ def _channel(storage: Storage, exp_id: str) -> Any:
     return Channel(redis_client(url), exp_id)
 
 
-def _live_channel(storage: Storage, exp_id: str) -> Any:
+def _live_channel(storage: Storage, exp_id: str) -> Channel | None:
     """The experiment's broker channel if its scheduler is alive, else None."""
     channel = _channel(storage, exp_id)
     return channel if channel is not None and channel.scheduler_alive() else None
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
+    from hpoqueue.broker import control
     from hpoqueue.broker.protocol import attempt_id
 
     storage = _storage(args)
@@ -399,7 +403,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
         print(f"trial {trial.id} already ended ({trial.state.value})")
         return 0
     if channel is not None and channel.scheduler_alive():
-        channel.send_control("kill", trial=trial.id)
+        channel.send_control(control.Kill(trial=trial.id))
         print(f"asked the scheduler to kill trial {trial.id}")
         return 0
     if channel is not None:  # its worker stops it; the next scheduler records how it ended (a result too)
@@ -417,7 +421,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
     storage = _storage(args, upgrade=True)
     channel = _live_channel(storage, args.experiment)
     if channel is not None:
-        channel.send_control("stop")
+        from hpoqueue.broker import control
+
+        channel.send_control(control.Stop())
         print(f"asked the scheduler of {args.experiment} to stop")
         return 0
     if storage.get_experiment(args.experiment).state is not ExperimentState.RUNNING:
@@ -456,7 +462,9 @@ def cmd_update(args: argparse.Namespace) -> int:
     storage = _storage(args)
     channel = _live_channel(storage, args.experiment)
     if channel is not None:
-        channel.send_control("update", **{k: v for k, v in changes.items() if v is not None})
+        from hpoqueue.broker import control
+
+        channel.send_control(control.Update(**changes))
         print(f"sent the update to the scheduler of {args.experiment}")
     else:
         storage.update_experiment(args.experiment, **changes)
