@@ -319,7 +319,7 @@ class Scheduler:
         idle = [q for q in self.queues if self.capacity and not self.capacity.get(q)]
         if idle and idle != self._warned_idle:
             log.warning("no live worker consumes %s; trials go to the other queues (start one with "
-                        "`celery -A hpoqueue worker -Q %s`)", ", ".join(idle), idle[0])
+                        "`python -m hpoqueue.worker.main -Q %s`)", ", ".join(idle), idle[0])
         self._warned_idle = idle
 
     def _spec(self, flight: Flight) -> TrialSpec:
