@@ -498,12 +498,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", help="database URL (default: $HPOQUEUE_STORAGE_URL or SQLite under "
                                           "$HPOQUEUE_HOME, ~/hpoqueue-experiments)")
     _verbosity_options(parser, default=False)
+    # every command and subcommand takes them after its name too: `hpoqueue submit x.yml -q`, `hpoqueue db upgrade -v`
+    after = argparse.ArgumentParser(add_help=False)
+    _verbosity_options(after, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[after])
         p.set_defaults(func=func)
-        _verbosity_options(p, default=argparse.SUPPRESS)  # after the command too: `hpoqueue submit x.yml -q`
         return p
 
     for name, func, text in (("submit", cmd_submit, "run an experiment from a YAML config"),
@@ -557,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("--intermediate", action="store_true", help="include intermediate results")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
-    db_cli.add_parser(sub)
+    db_cli.add_parser(sub, parents=[after])
     p = add("workers", cmd_workers, "start, stop or list Celery workers for this machine's GPUs (start|stop|"
             "status), or over SSH on the boxes of a hosts file (up|down|status HOSTS.yml)")
     p.add_argument("action", choices=["start", "stop", "status", "up", "down"])
