@@ -315,19 +315,25 @@ def test_a_resumed_scheduler_keeps_counting_toward_max_trial_number() -> None:
     assert result.state is ExperimentState.DONE
 
 
-def test_a_resumed_scheduler_sends_again_the_trials_no_worker_claimed() -> None:
+def test_a_resumed_scheduler_sends_again_the_trials_no_worker_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
     """A trial recorded WAITING whose message no worker took before the crash may have lost it (a broker
-    restarted without persistence): the resumed scheduler sends it again; a second copy is a no-op."""
+    restarted without persistence): the resumed scheduler sends it again; a second copy is a no-op. It asks
+    the broker about every attempt in flight at once (one round trip), not one attempt at a time."""
     cfg = config(maxTrialNumber=4, trialConcurrency=2)
     sim = Simulation(cfg, lambda p: curve(p, steps=1), start_delay=5.0)
     sim.cluster.crash_at = 5.5  # trials 1-2 ended at 6 s; 3-4 were just sent, to start at 11 s
     with pytest.raises(SimulatedCrash):
         sim.run()
     unclaimed = {t.id for t in sim.storage.trials("sim") if t.state is TrialState.WAITING}
-    assert unclaimed
+    assert len(unclaimed) == 2
     sent_before = len(sim.cluster.dispatched)
     sim.cluster.crash_at = None
+    asked: list[object] = []
+    one_at_a_time, all_at_once = sim.cluster.is_claimed, sim.cluster.claimed
+    monkeypatch.setattr(sim.cluster, "is_claimed", lambda a: asked.append(a) or one_at_a_time(a))
+    monkeypatch.setattr(sim.cluster, "claimed", lambda ids: asked.append(sorted(ids)) or all_at_once(ids))
     result = sim.run()
+    assert asked[0] == sorted(f"{trial}-a1" for trial in unclaimed)  # the resume's one question
     assert {spec.trial_id for _, spec in sim.cluster.dispatched[sent_before:]} >= unclaimed
     assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 4
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from hpoqueue.broker import client
 from hpoqueue.broker.client import UNREACHABLE, BrokerClient, Pipeline, connect
 from hpoqueue.broker.embedded import free_port
+from hpoqueue.broker.protocol import Channel
 
 PACKAGE = Path(client.__file__).parents[1]
 ALLOWED = {PACKAGE / "broker" / "client.py"}
@@ -67,3 +68,10 @@ def test_a_broker_away_raises_what_callers_retry_on() -> None:
         pass
     else:
         raise AssertionError("no error from a broker that is not there")
+
+
+def test_which_attempts_are_claimed_is_one_question(redis_url: str) -> None:
+    channel = Channel(connect(redis_url), "cl")
+    assert channel.claim("cl-1-a1", "w")[0] and channel.claim("cl-3-a2", "w")[0]
+    assert channel.claimed(["cl-1-a1", "cl-2-a1", "cl-3-a2"]) == {"cl-1-a1", "cl-3-a2"}
+    assert channel.claimed([]) == set()

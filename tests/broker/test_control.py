@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,9 @@ def test_the_scheduler_logs_and_drops_a_command_it_cannot_read(caplog: pytest.Lo
     assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 2
     dropped = [r.getMessage() for r in caplog.records if "control message that cannot be read" in r.getMessage()]
     assert len(dropped) == 3 and "reboot" in dropped[0] and "'trial'" in dropped[1], dropped
+
+
+def test_every_command_kind_is_in_the_architecture_doc() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
+    for kind, cls in control.KINDS.items():
+        assert f"| `{kind}` | `{cls.__name__}` |" in doc, kind
