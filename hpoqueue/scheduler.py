@@ -23,7 +23,7 @@ from hpoqueue.broker.client import UNREACHABLE, ResponseError
 from hpoqueue.broker.events import EndReason, Event, Finished, Log, Metric, Started, StopReason, Unreadable, Waiting
 from hpoqueue.broker.protocol import Channel, TrialSpec, attempt_id
 from hpoqueue.config.experiment_config import ExperimentConfig
-from hpoqueue.errors import AlreadyRunningError, StorageError, StorageUnavailableError
+from hpoqueue.errors import AlreadyRunningError, ConfigError, StorageError, StorageUnavailableError
 from hpoqueue.experiment import space_update, warm_start
 from hpoqueue.experiment.assessing import Assessing
 from hpoqueue.experiment.interrupts import signals_handled
@@ -542,12 +542,16 @@ class Scheduler:
 
     # ---- control from the CLI --------------------------------------------------------------------
     def _handle_control(self, commands: Iterable[control.Command | Unreadable]) -> None:
-        """Apply each command through CONTROL; one that cannot be read is logged and dropped."""
+        """Apply each command through CONTROL; one that cannot be read, or whose content is refused (a search
+        space pushed by hand without `hpoqueue update`'s checks), is logged and dropped."""
         for command in commands:
             if isinstance(command, Unreadable):
                 log.warning("dropped a control message that cannot be read (%s): %r", command.why, command.raw[:300])
                 continue
-            self.CONTROL[type(command)](self, command)
+            try:
+                self.CONTROL[type(command)](self, command)
+            except ConfigError as exc:
+                log.warning("dropped a %s command: %s", command.TYPE, exc)
 
     def _on_stop(self, command: control.Stop) -> None:
         self.request_stop()

@@ -75,11 +75,13 @@ def test_the_scheduler_logs_and_drops_a_command_it_cannot_read(caplog: pytest.Lo
     sim.cluster.control_at(0.5, '{"cmd": "reboot"}')
     sim.cluster.control_at(0.5, '{"cmd": "kill", "trial": 7}')
     sim.cluster.control_at(0.5, "not json")
+    sim.cluster.control_at(0.5, control.SearchSpace(space={"x": {"_type": "bogus"}}))  # no `hpoqueue update` check
     with caplog.at_level(logging.WARNING, logger="hpoqueue.scheduler"):
         result = sim.run()
     assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 2
     dropped = [r.getMessage() for r in caplog.records if "control message that cannot be read" in r.getMessage()]
     assert len(dropped) == 3 and "reboot" in dropped[0] and "'trial'" in dropped[1], dropped
+    assert any(r.getMessage().startswith("dropped a search_space command: ") for r in caplog.records)
 
 
 def test_every_command_kind_is_in_the_architecture_doc() -> None:
