@@ -34,6 +34,7 @@ import redis
 import yaml
 
 from hpoqueue.broker.capacity import live_workers
+from hpoqueue.broker.client import BrokerClient
 from hpoqueue.broker.embedded import EmbeddedRedis
 from hpoqueue.storage import Storage, TrialRecord
 from hpoqueue.worker.code_bundle import pack
@@ -139,7 +140,7 @@ def main() -> None:
         client = redis.Redis.from_url(server.url)
         wanted = {f"gpu{g}@{b}" for g in range(GPUS) for b in BOXES}
         deadline = time.monotonic() + 120
-        while not wanted <= {w.name for w in live_workers(client)}:
+        while not wanted <= {w.name for w in live_workers(BrokerClient(client))}:
             if time.monotonic() > deadline:
                 raise SystemExit(f"workers did not start; see {root}/box*.log")
             time.sleep(0.5)

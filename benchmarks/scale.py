@@ -43,6 +43,7 @@ from typing import Any
 import redis
 
 from hpoqueue.broker.capacity import live_workers
+from hpoqueue.broker.client import BrokerClient
 from hpoqueue.broker.embedded import EmbeddedRedis
 from hpoqueue.storage import Storage
 
@@ -105,7 +106,7 @@ def stop_boxes(procs: list[subprocess.Popen], layout: str, root: Path, boxes: in
 def wait_for_workers(client: redis.Redis, slots: int, timeout: float) -> float:
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
-        live = live_workers(client)
+        live = live_workers(BrokerClient(client))
         if sum(w.concurrency for w in live) >= slots:
             return time.perf_counter() - start
         time.sleep(0.5)

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-import redis
-
 from hpoqueue.assessors import create_assessor
+from hpoqueue.broker import control
+from hpoqueue.broker.client import UNREACHABLE, ResponseError
 from hpoqueue.broker.events import EndReason, Event, Finished, Log, Metric, Started, StopReason, Unreadable, Waiting
 from hpoqueue.broker.protocol import Channel, TrialSpec, attempt_id
 from hpoqueue.config.experiment_config import ExperimentConfig
-from hpoqueue.errors import AlreadyRunningError, StorageError, StorageUnavailableError
+from hpoqueue.errors import AlreadyRunningError, ConfigError, StorageError, StorageUnavailableError
 from hpoqueue.experiment import space_update, warm_start
 from hpoqueue.experiment.assessing import Assessing
 from hpoqueue.experiment.interrupts import signals_handled
@@ -174,9 +174,9 @@ class Scheduler:
                     self._step()
                     if self._done():
                         break
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                except UNREACHABLE as exc:
                     self._wait_for_broker(exc)
-                except redis.ResponseError as exc:
+                except ResponseError as exc:
                     if "NOGROUP" not in str(exc):
                         raise
                     self._wait_for_broker(exc)  # Redis came back empty before a read failed
@@ -207,14 +207,15 @@ class Scheduler:
                     ship(self.code, self.channel.client)  # a Redis back without its data lost the code too
                 self._persist(self.channel.read_events(0, pending=True, ack=self._take_unacked()))
                 break
-            except (redis.ConnectionError, redis.TimeoutError):
+            except UNREACHABLE:
                 continue
         now = self.clock()
         for flight in self.flights.values():
             flight.hb_seen = now
         # a Redis back without its data lost the messages; a copy is a no-op
-        self._dispatch_all([f for f in self.flights.values() if not f.claimed and not f.state.is_finished()
-                            and not self.channel.is_claimed(f.attempt_id)])
+        unsure = [f for f in self.flights.values() if not f.claimed and not f.state.is_finished()]
+        claimed = self.channel.claimed([f.attempt_id for f in unsure])
+        self._dispatch_all([f for f in unsure if f.attempt_id not in claimed])
         log.warning("broker reachable again")
 
     def request_stop(self) -> None:
@@ -319,7 +320,7 @@ class Scheduler:
         idle = [q for q in self.queues if self.capacity and not self.capacity.get(q)]
         if idle and idle != self._warned_idle:
             log.warning("no live worker consumes %s; trials go to the other queues (start one with "
-                        "`celery -A hpoqueue worker -Q %s`)", ", ".join(idle), idle[0])
+                        "`python -m hpoqueue.worker.main -Q %s`)", ", ".join(idle), idle[0])
         self._warned_idle = idle
 
     def _spec(self, flight: Flight) -> TrialSpec:
@@ -541,19 +542,31 @@ class Scheduler:
         self._observe(flight)
 
     # ---- control from the CLI --------------------------------------------------------------------
-    def _handle_control(self, commands: Iterable[dict[str, Any]]) -> None:
+    def _handle_control(self, commands: Iterable[control.Command | Unreadable]) -> None:
+        """Apply each command through CONTROL; one that cannot be read, or whose content is refused (a search
+        space pushed by hand without `hpoqueue update`'s checks), is logged and dropped."""
         for command in commands:
-            kind = command.get("cmd")
-            if kind == "stop":
-                self.request_stop()
-            elif kind == "kill" and command.get("trial") in self.flights:
-                self._cancel(self.flights[command["trial"]], "user_canceled")
-            elif kind == "update":
-                self._update(command)
-            elif kind == "search_space":  # checked by `hpoqueue update --search-space`, stored by it too
-                self.config, self.tuner = space_update.retune(self.config, self.tuner, command["space"], [
-                    *self._finished(), *(self._result(f) for f in self.flights.values())])
-                self.starved = False
+            if isinstance(command, Unreadable):
+                log.warning("dropped a control message that cannot be read (%s): %r", command.why, command.raw[:300])
+                continue
+            try:
+                self.CONTROL[type(command)](self, command)
+            except ConfigError as exc:
+                log.warning("dropped a %s command: %s", command.TYPE, exc)
+
+    def _on_stop(self, command: control.Stop) -> None:
+        self.request_stop()
+
+    def _on_kill(self, command: control.Kill) -> None:
+        flight = self.flights.get(command.trial)
+        if flight is not None:  # else it ended meanwhile
+            self._cancel(flight, "user_canceled")
+
+    def _on_search_space(self, command: control.SearchSpace) -> None:
+        """Checked by `hpoqueue update --search-space`, and stored by it too."""
+        self.config, self.tuner = space_update.retune(self.config, self.tuner, command.space, [
+            *self._finished(), *(self._result(f) for f in self.flights.values())])
+        self.starved = False
 
     def _finished(self) -> Iterable[TrialResult]:
         """Every finished trial's result: the kept history, else read from storage a page at a time (a new
@@ -563,13 +576,18 @@ class Scheduler:
         return (result for record, result in self._stored_results(curves=self.tuner.reads_curves)
                 if record.state.is_finished())
 
-    def _update(self, command: dict[str, Any]) -> None:
-        exp = self.storage.update_experiment(self.exp_id, concurrency=command.get("concurrency"),
-                                             max_trial_number=command.get("max_trial_number"),
-                                             max_duration=command.get("max_duration"))
+    def _on_update(self, command: control.Update) -> None:
+        exp = self.storage.update_experiment(self.exp_id, concurrency=command.concurrency,
+                                             max_trial_number=command.max_trial_number,
+                                             max_duration=command.max_duration)
         self.concurrency, self.max_trials, self.max_duration = (exp.concurrency, exp.max_trial_number,
                                                                 exp.max_duration)
         self.starved = False
+
+    #: the method that applies each kind of command (tests check that every kind of control.KINDS has one)
+    CONTROL: ClassVar[dict[type[control.Command], Callable[[Scheduler, Any], None]]] = {
+        control.Stop: _on_stop, control.Kill: _on_kill, control.Update: _on_update,
+        control.SearchSpace: _on_search_space}
 
     # ---- bookkeeping -----------------------------------------------------------------------------
     def _count(self, flight: Flight, state: TrialState) -> None:
@@ -593,7 +611,7 @@ class Scheduler:
         Trials are read a page at a time, and finished curves only when the assessor or the tuner reads them:
         a long experiment's resume then holds the tuner's input, not every row and metric (680 MiB at
         100,000 trials of 20 results once)."""
-        results, unclaimed = [], []
+        results = []
         curves = self.keep_history or self.tuner.reads_curves
         for record, result in self._stored_results(curves=curves):
             self.counts[record.state] += 1
@@ -605,16 +623,17 @@ class Scheduler:
                                 queue=record.queue or self._pick_queues(1)[0], intermediate=list(result.intermediate),
                                 final=record.final_value, final_data=record.final_data, hb_seen=self.clock())
                 self.flights[record.id] = flight
-                flight.claimed = self.channel.is_claimed(flight.attempt_id)
-                if not flight.claimed and not self.stop_requested:
-                    unclaimed.append(flight)
             else:
                 if self.keep_history:
                     self.history[record.id] = result
                 if record.state is TrialState.SUCCEEDED and record.final_value is not None:
                     self._consider_best(record.final_value, record.id, record.final_data)
             results.append(result)
-        self._dispatch_all(unclaimed)  # their messages may be gone; a second copy is a no-op
+        claimed = self.channel.claimed([flight.attempt_id for flight in self.flights.values()])  # one round trip
+        for flight in self.flights.values():
+            flight.claimed = flight.attempt_id in claimed
+        if not self.stop_requested:  # their messages may be gone; a second copy is a no-op
+            self._dispatch_all([flight for flight in self.flights.values() if not flight.claimed])
         if results:
             self.tuner.rebuild(space_update.fitting(self.tuner, results))
         warm_start.replay(self.tuner, self.work_dir)

@@ -66,7 +66,7 @@ def _reap_orphans(sender: str, **_: Any) -> None:
 def _announce_capacity(sender: str, instance: Any, **_: Any) -> None:
     """Tell schedulers which queues this worker consumes and how many trials it runs at once."""
     from hpoqueue.broker.capacity import Announcer
-    from hpoqueue.broker.embedded import redis_client
+    from hpoqueue.broker.client import redis_client
 
     announcer = Announcer(redis_client(app.conf.broker_url), sender, socket.gethostname(),
                           instance.app.amqp.queues.consume_from or [], int(instance.concurrency or 1))

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from hpoqueue.assessors import ASSESSORS
+from hpoqueue.broker import control
 from hpoqueue.broker.events import Finished, Metric, Started
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
 from hpoqueue.experiment.manual_trials import ManualQueue
@@ -234,7 +235,7 @@ def test_early_stop_is_recorded_before_the_stop_is_sent() -> None:
 def test_kill_cancels_one_running_trial() -> None:
     cfg = config(maxTrialNumber=4)
     sim = Simulation(cfg, lambda p: curve(p, steps=5))
-    sim.cluster.control_at(2.5, "kill", trial="sim-1")
+    sim.cluster.control_at(2.5, control.Kill(trial="sim-1"))
     result = sim.run()
     states = {t.seq: t.state for t in result.trials}
     assert states == {1: TrialState.USER_CANCELED, 2: TrialState.SUCCEEDED, 3: TrialState.SUCCEEDED,
@@ -247,7 +248,7 @@ def test_a_killed_trial_whose_worker_then_vanishes_stays_killed_and_is_not_retri
     cfg = config(maxTrialNumber=1, maxTrialRetries=2, heartbeatTimeout="10s")
     # the worker dies silently after 3 steps (heartbeats included); the kill comes after that
     sim = Simulation(cfg, lambda p: SimTrial(values=[1.0, 2.0, 3.0], outcome="hang"))
-    sim.cluster.control_at(3.5, "kill", trial="sim-1")
+    sim.cluster.control_at(3.5, control.Kill(trial="sim-1"))
     result = sim.run()
     trial = result.storage.get_trial("sim-1")
     assert trial.state is TrialState.USER_CANCELED and trial.attempt == 1
@@ -258,7 +259,7 @@ def test_a_killed_trial_whose_worker_then_vanishes_stays_killed_and_is_not_retri
 def test_stop_cancels_everything_in_flight_and_creates_nothing_more() -> None:
     cfg = config(maxTrialNumber=10, trialConcurrency=3)
     sim = Simulation(cfg, lambda p: curve(p, steps=4))
-    sim.cluster.control_at(6.5, "stop")
+    sim.cluster.control_at(6.5, control.Stop())
     result = sim.run()
     assert result.state is ExperimentState.STOPPED
     assert sim.storage.get_experiment("sim").state is ExperimentState.STOPPED
@@ -269,7 +270,7 @@ def test_stop_cancels_everything_in_flight_and_creates_nothing_more() -> None:
 def test_update_changes_concurrency_while_running() -> None:
     cfg = config(maxTrialNumber=8, trialConcurrency=1)
     sim = Simulation(cfg, lambda p: curve(p, steps=3))
-    sim.cluster.control_at(5.0, "update", concurrency=3)
+    sim.cluster.control_at(5.0, control.Update(concurrency=3))
     result = sim.run()
     early = sorted(t for t, _ in result.cluster.dispatched if t < 5.0)
     assert early == [0.0, 3.0]  # one at a time before the update
@@ -333,19 +334,25 @@ def test_a_resumed_scheduler_keeps_counting_toward_max_trial_number() -> None:
     assert result.state is ExperimentState.DONE
 
 
-def test_a_resumed_scheduler_sends_again_the_trials_no_worker_claimed() -> None:
+def test_a_resumed_scheduler_sends_again_the_trials_no_worker_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
     """A trial recorded WAITING whose message no worker took before the crash may have lost it (a broker
-    restarted without persistence): the resumed scheduler sends it again; a second copy is a no-op."""
+    restarted without persistence): the resumed scheduler sends it again; a second copy is a no-op. It asks
+    the broker about every attempt in flight at once (one round trip), not one attempt at a time."""
     cfg = config(maxTrialNumber=4, trialConcurrency=2)
     sim = Simulation(cfg, lambda p: curve(p, steps=1), start_delay=5.0)
     sim.cluster.crash_at = 5.5  # trials 1-2 ended at 6 s; 3-4 were just sent, to start at 11 s
     with pytest.raises(SimulatedCrash):
         sim.run()
     unclaimed = {t.id for t in sim.storage.trials("sim") if t.state is TrialState.WAITING}
-    assert unclaimed
+    assert len(unclaimed) == 2
     sent_before = len(sim.cluster.dispatched)
     sim.cluster.crash_at = None
+    asked: list[object] = []
+    one_at_a_time, all_at_once = sim.cluster.is_claimed, sim.cluster.claimed
+    monkeypatch.setattr(sim.cluster, "is_claimed", lambda a: asked.append(a) or one_at_a_time(a))
+    monkeypatch.setattr(sim.cluster, "claimed", lambda ids: asked.append(sorted(ids)) or all_at_once(ids))
     result = sim.run()
+    assert asked[0] == sorted(f"{trial}-a1" for trial in unclaimed)  # the resume's one question
     assert {spec.trial_id for _, spec in sim.cluster.dispatched[sent_before:]} >= unclaimed
     assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 4
 
@@ -384,7 +391,7 @@ def test_a_new_search_space_after_a_resume_sees_every_finished_trial() -> None:
         sim.run()
     assert sum(t.state.is_finished() for t in sim.storage.trials("sim")) >= 3
     sim.cluster.crash_at = None
-    sim.cluster.control_at(8.0, "search_space", space={"a": {"_type": "choice", "_value": list(range(16))}})
+    sim.cluster.control_at(8.0, control.SearchSpace(space={"a": {"_type": "choice", "_value": list(range(16))}}))
     result = sim.run()
     assert result.scheduler.history == {}
     assert sorted(t.params["a"] for t in result.trials) == list(range(16))  # each value once, old ones too

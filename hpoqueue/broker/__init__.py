@@ -1,1 +1,2 @@
-"""The broker side: the embedded Redis, the Celery app, task messages, the events and keys that cross it."""
+"""The broker side: the typed Redis client, the embedded Redis, the Celery app, task messages, and the keys,
+events and control commands that cross it."""

@@ -55,8 +55,8 @@ def make_app(broker_url: str | None = None) -> Celery:
         task_ignore_result=True,  #: results travel on hpoqueue's event stream, not Celery's backend
         task_acks_late=False,  #: early ack; a worker that dies is detected by missing heartbeats
         #: a task only supervises a subprocess, so threads are enough and light; set here, every way of
-        #: starting a worker (`celery -A hpoqueue worker`, hpoqueue.worker.main, launch.sh, the systemd unit)
-        #: gets it without repeating -P threads
+        #: starting a worker (hpoqueue.worker.main, which every hpoqueue way of starting one runs, or a plain
+        #: `celery -A hpoqueue worker`) gets it without repeating -P threads
         worker_pool="threads",
         worker_prefetch_multiplier=1,
         worker_disable_prefetch=True,  #: no message waits unacknowledged behind a long trial

@@ -8,9 +8,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import redis
-
 from hpoqueue.broker import keys
+from hpoqueue.broker.client import BrokerClient, RedisError
 
 ANNOUNCE_EVERY = 5.0  #: seconds between two announcements of a worker
 STALE_AFTER = 20.0  #: an announcement older than this is a worker that is gone
@@ -27,30 +26,24 @@ class WorkerInfo:
     seen: float  #: the broker's clock when it last announced
 
 
-def server_time(client: redis.Redis) -> float:
-    seconds, micros = client.time()
-    return seconds + micros / 1e6
-
-
-def announce(client: redis.Redis, name: str, host: str, queues: Iterable[str], concurrency: int) -> None:
+def announce(client: BrokerClient, name: str, host: str, queues: Iterable[str], concurrency: int) -> None:
     """Record (or refresh) worker `name`, stamped with the broker's clock so that boxes agree."""
-    info = {"host": host, "queues": sorted(queues), "concurrency": concurrency, "seen": server_time(client)}
+    info = {"host": host, "queues": sorted(queues), "concurrency": concurrency, "seen": client.time()}
     client.hset(keys.workers(), name, json.dumps(info))
 
 
-def withdraw(client: redis.Redis, name: str) -> None:
+def withdraw(client: BrokerClient, name: str) -> None:
     client.hdel(keys.workers(), name)
 
 
-def live_workers(client: redis.Redis) -> list[WorkerInfo]:
+def live_workers(client: BrokerClient) -> list[WorkerInfo]:
     """Workers that announced themselves within STALE_AFTER seconds."""
-    now = server_time(client)
+    now = client.time()
     out = []
     for name, raw in client.hgetall(keys.workers()).items():
         info = json.loads(raw)
         if now - info["seen"] <= STALE_AFTER:
-            name = name.decode() if isinstance(name, bytes) else name
-            out.append(WorkerInfo(name=name, host=info["host"], queues=tuple(info["queues"]),
+            out.append(WorkerInfo(name=name.decode(), host=info["host"], queues=tuple(info["queues"]),
                                   concurrency=int(info["concurrency"]), seen=info["seen"]))
     return out
 
@@ -66,7 +59,7 @@ def queue_capacity(workers: Iterable[WorkerInfo], queues: Iterable[str]) -> dict
 class Announcer:
     """A daemon thread announcing one worker every ANNOUNCE_EVERY seconds until `stop()`."""
 
-    def __init__(self, client: redis.Redis, name: str, host: str, queues: Iterable[str], concurrency: int) -> None:
+    def __init__(self, client: BrokerClient, name: str, host: str, queues: Iterable[str], concurrency: int) -> None:
         self.client = client
         self.args = (name, host, tuple(queues), concurrency)
         self._stop = threading.Event()
@@ -79,7 +72,7 @@ class Announcer:
         while not self._stop.is_set():
             try:
                 announce(self.client, *self.args)
-            except redis.RedisError:
+            except RedisError:
                 pass  # the broker is restarting; the next round announces again
             self._stop.wait(ANNOUNCE_EVERY)
 
@@ -87,5 +80,5 @@ class Announcer:
         self._stop.set()
         try:
             withdraw(self.client, self.args[0])
-        except redis.RedisError:
+        except RedisError:
             pass

@@ -9,9 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
-from functools import cache
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from hpoqueue import settings
@@ -59,34 +57,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def connect(url: str, **options: Any) -> Any:
-    """A redis-py client for `url`; for rediss:// the CA in $HPOQUEUE_BROKER_CA (if set) verifies the
-    server, as it does for Celery's own connection."""
-    import redis
-
-    ca = settings.broker_ca()
-    if urlsplit(url).scheme == "rediss" and ca and "ssl_ca_certs" not in url:
-        options.setdefault("ssl_ca_certs", ca)
-    return redis.Redis.from_url(url, **options)
-
-
-@cache
-def redis_client(url: str) -> Any:
-    """One client (and connection pool) per broker URL and process."""
-    return connect(url, health_check_interval=30, socket_keepalive=True, retry_on_timeout=True)
-
-
 def ping(url: str, timeout: float = 2.0) -> bool:
     """True when a Redis server answers PING at `url`."""
-    import redis
+    from hpoqueue.broker.client import RedisError, connect  # redis-py: loaded when first needed
 
     try:
         client = connect(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         try:
-            return bool(client.ping())
+            return client.ping()
         finally:
             client.close()
-    except (redis.RedisError, OSError, ValueError):
+    except (RedisError, OSError, ValueError):
         return False
 
 
@@ -201,14 +182,14 @@ def shut_down(url: str, data_dir: Path) -> bool:
     """Send SHUTDOWN to the Redis at `url`, which saves its append-only file and exits at once (SIGTERM
     waits for the server's next timer tick, up to 100 ms), only if it is the embedded one that runs on
     `data_dir`: a server that took its port meanwhile is someone else's. False when none of ours answered."""
-    import redis
+    from hpoqueue.broker.client import RedisError, connect
 
     try:
         client = connect(url, socket_connect_timeout=0.5, socket_timeout=10)
-        config_file = str(client.info("server").get("config_file") or "")
+        config_file = client.config_file()
         if not config_file or Path(config_file).resolve() != (data_dir / "redis.conf").resolve():
             return False
         client.shutdown()
-    except (redis.RedisError, OSError, ValueError):
+    except (RedisError, OSError, ValueError):
         return False
     return True

@@ -1,5 +1,5 @@
 """The events a worker sends the scheduler about one attempt: one frozen dataclass per kind, built, encoded
-to JSON and decoded here only.
+to JSON and decoded here only (through wire.Codec).
 
 On the wire an event is one JSON object, ``{"type": KIND, "v": VERSION, "trial", "attempt", "ts", ...its
 fields}``, in the `e` field of an entry of the experiment's events stream (keys.events). Every event checks
@@ -11,12 +11,11 @@ missing or ill-typed field, a newer version), which the scheduler logs and ackno
 
 from __future__ import annotations
 
-import json
-import types
 import typing
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, ClassVar, Literal, Union
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
+from hpoqueue.broker.wire import Codec, Unreadable, WireError
 from hpoqueue.metrics import MetricKind
 
 VERSION = 1  #: raise it when an event changes in a way an older scheduler would misread
@@ -41,8 +40,7 @@ def stop_reason(raw: bytes | str | None) -> StopReason | None:
     return "user_canceled"
 
 
-class EventError(ValueError):
-    """An event that cannot be built or read: the message names the field and what was wrong."""
+EventError = WireError  #: an event that cannot be built or read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,13 +54,7 @@ class Event:
     version: int = VERSION
 
     def __post_init__(self) -> None:
-        for name, check, wanted in _CHECKS[type(self)]:
-            given = getattr(self, name)
-            value = check(given)
-            if value is _BAD:
-                raise EventError(f"field {name!r} is {given!r}, not {wanted}")
-            if value is not given:
-                object.__setattr__(self, name, value)  # a list made a tuple, an int made a float
+        _CODEC.check(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,111 +115,14 @@ class Finished(Event):
 
 #: every event kind by its wire name
 KINDS: dict[str, type[Event]] = {cls.TYPE: cls for cls in (Started, Waiting, Log, Metric, Finished)}
-_WIRE = {"version": "v"}  #: wire names of fields whose attribute is named otherwise
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """What came in place of an event that cannot be read; the scheduler logs it and acknowledges it."""
-
-    raw: str
-    why: str
+_CODEC = Codec(KINDS, what="event", tag="type", version=VERSION, renames={"version": "v"})
 
 
 def encode(event: Event) -> str:
     """The event as the JSON text a stream entry carries."""
-    body = {"type": event.TYPE}
-    body.update((wire, getattr(event, name)) for name, wire in _NAMES[type(event)])
-    return json.dumps(body)
+    return _CODEC.encode(event)
 
 
 def decode(raw: bytes | str) -> Event | Unreadable:
     """The event `raw` encodes, or Unreadable saying why not (never an exception)."""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    try:
-        return _decode(text)
-    except EventError as exc:
-        return Unreadable(text, str(exc))
-
-
-def _decode(text: str) -> Event:
-    try:
-        body = json.loads(text)
-    except ValueError as exc:
-        raise EventError(f"not JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise EventError(f"not a JSON object but {type(body).__name__}")
-    cls = KINDS.get(body.get("type"))  # type: ignore[arg-type]
-    if cls is None:
-        raise EventError(f"unknown type {body.get('type')!r} (known: {', '.join(KINDS)})")
-    version = body.get("v", 1)
-    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
-        raise EventError(f"version {version} is newer than this hpoqueue's {VERSION} (upgrade hpoqueue where "
-                         "the scheduler runs)")
-    values = {name: body[wire] for name, wire in _NAMES[cls] if wire in body}
-    if len(values) < len(_NAMES[cls]):
-        missing = [name for name, _wire in _NAMES[cls] if name not in values and name not in _DEFAULTED[cls]]
-        if missing:
-            raise EventError(f"{cls.TYPE} event lacks {', '.join(missing)}")
-    return cls(**values)
-
-
-# ---- field checks, made once per class from its annotations ---------------------------------------------
-_BAD: Any = object()  #: what a check returns for a value of the wrong type
-Check = typing.Callable[[Any], Any]
-
-
-def _checker(hint: Any) -> Check:
-    """A function that returns the value as `hint` wants it (a list as a tuple, an int as a float), or _BAD."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return lambda value: value
-    if origin in (Union, types.UnionType):
-        checks = [_checker(arg) for arg in args]
-
-        def either(value: Any) -> Any:
-            for check in checks:
-                result = check(value)
-                if result is not _BAD:
-                    return result
-            return _BAD
-        return either
-    if origin is Literal:
-        return lambda value: value if isinstance(value, str) and value in args else _BAD
-    if origin is tuple:
-        item = _checker(args[0])
-
-        def items(value: Any) -> Any:
-            if not isinstance(value, (list, tuple)):
-                return _BAD
-            out = tuple(item(v) for v in value)
-            return _BAD if any(v is _BAD for v in out) else out
-        return items
-    if hint is type(None):
-        return lambda value: value if value is None else _BAD
-    if hint is float:
-        return lambda value: (_BAD if isinstance(value, bool) or not isinstance(value, (int, float))
-                              else value if isinstance(value, float) else float(value))
-    return lambda value: value if isinstance(value, hint) and not isinstance(value, bool) else _BAD
-
-
-def _describe(hint: Any) -> str:
-    """What a field of type `hint` must be, for the one line that says it is not."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_describe(arg) for arg in args)
-    if origin is Literal:
-        return "one of " + ", ".join(map(repr, args))
-    if origin is tuple:
-        return f"a list of {_describe(args[0])}"
-    return {type(None): "null", float: "a number", Any: "anything"}.get(hint) or hint.__name__
-
-
-_CHECKS: dict[type[Event], list[tuple[str, Check, str]]] = {}
-_NAMES: dict[type[Event], list[tuple[str, str]]] = {}  #: each field's name and its name on the wire
-_DEFAULTED: dict[type[Event], set[str]] = {}
-for _cls in KINDS.values():
-    _hints = typing.get_type_hints(_cls)
-    _CHECKS[_cls] = [(f.name, _checker(_hints[f.name]), _describe(_hints[f.name])) for f in fields(_cls)]
-    _NAMES[_cls] = [(f.name, _WIRE.get(f.name, f.name)) for f in fields(_cls)]
-    _DEFAULTED[_cls] = {f.name for f in fields(_cls) if f.default is not MISSING}
+    return _CODEC.decode(raw)

@@ -19,7 +19,8 @@ queue(name)        NAME (cpu, gpu0, ...)     list        the scheduler         C
   scheduler's consumer group "scheduler" (Channel.read_events) and deleted once persisted (XACK + XDEL).
 - heartbeats: attempt id -> counter, HINCRBY by the worker (Channel.claim, heartbeat), HDEL with `finished`;
   the scheduler's sweep marks an attempt whose counter stops moving lost.
-- control: JSON commands (stop, kill, update, search_space) from Channel.send_control, taken by read_control.
+- control: JSON commands (control.py: stop, kill, update, search_space) from Channel.send_control, taken by
+  read_control.
 - scheduler: JSON {host, pid, start} of the experiment's one scheduler (take_scheduler, mark_alive; the lock
   of experiment/lock.py), expiring scheduler.ALIVE_TTL after it was last renewed; Channel.clear_alive
   deletes it and sets ENDED_TTL on the experiment's three keys above (ensure_group removes it on resume).

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
-from hpoqueue.broker import events, keys
+from hpoqueue.broker import control, events, keys
+from hpoqueue.broker.client import UNREACHABLE, BrokerClient, Pipeline
 from hpoqueue.broker.events import Event, Unreadable
 from hpoqueue.processes import start_time
 
@@ -76,7 +75,7 @@ class TrialSpec:
 class Channel:
     """The Redis side of one experiment: events stream, stop lists, claims, heartbeats and control."""
 
-    def __init__(self, client: redis.Redis, exp_id: str) -> None:
+    def __init__(self, client: BrokerClient, exp_id: str) -> None:
         self.client = client
         self.exp_id = exp_id
         self.events_key = keys.events(exp_id)
@@ -94,12 +93,12 @@ class Channel:
     def claim(self, attempt: str, holder: str) -> tuple[bool, events.StopReason | None]:
         """Claim an attempt exactly once and start its heartbeat: (False, None) for a second delivery of
         the task, else (True, the reason of a stop already asked for, or None)."""
-        script = self.client.register_script(self._CLAIM)
-        reply = script(keys=[keys.claim(attempt), self.heartbeats_key, keys.stop(attempt)],
-                       args=[holder, keys.CLAIM_TTL, attempt])
-        if not reply:
+        reply = self.client.script(self._CLAIM)(keys=[keys.claim(attempt), self.heartbeats_key, keys.stop(attempt)],
+                                                args=[holder, keys.CLAIM_TTL, attempt])
+        if not isinstance(reply, list):
             return False, None
-        return True, events.stop_reason(reply[1])
+        taken = reply[1] if len(reply) > 1 else None  # a Lua list ends at its first nil
+        return True, events.stop_reason(taken if isinstance(taken, bytes) else None)
 
     def emit(self, event: Event) -> None:
         """Append one event for the scheduler (see emit_many)."""
@@ -119,23 +118,21 @@ class Channel:
                 pipe.xadd(self.events_key, {"e": payload})
             if clear_heartbeat:
                 pipe.hdel(self.heartbeats_key, attempt)
-            if take_stop:
-                pipe.lpop(keys.stop(attempt))
+            taken = pipe.lpop(keys.stop(attempt)) if take_stop else None
             try:
-                replies = pipe.execute()
-            except (redis.ConnectionError, redis.TimeoutError):
+                pipe.execute()
+            except UNREACHABLE:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(1.0)
                 continue
-            return events.stop_reason(replies[-1]) if take_stop else None
+            return events.stop_reason(taken.value) if taken is not None else None
 
     def heartbeat(self, attempt: str) -> None:
         self.client.hincrby(self.heartbeats_key, attempt, 1)
 
     def pending_stop(self, attempt: str) -> events.StopReason | None:
-        item = self.client.lpop(keys.stop(attempt))
-        return events.stop_reason(item if isinstance(item, bytes) else None)
+        return events.stop_reason(self.client.lpop(keys.stop(attempt)))
 
     # ---- scheduler side ----------------------------------------------------------------------
     def ensure_group(self) -> None:
@@ -144,11 +141,7 @@ class Channel:
         self.client.persist(self.events_key)
         self.client.persist(self.heartbeats_key)
         self.client.persist(self.control_key)
-        try:
-            self.client.xgroup_create(self.events_key, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        self.client.create_group(self.events_key, GROUP)
 
     def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
                     ) -> list[tuple[bytes, Event | Unreadable]]:
@@ -158,16 +151,15 @@ class Channel:
         pipe = self.client.pipeline(transaction=False)
         if ack:
             self._ack(pipe, ack)
-        pipe.xreadgroup(GROUP, "scheduler", {self.events_key: "0" if pending else ">"}, count=count,
-                        block=None if pending else block_ms)
-        reply = pipe.execute()[-1]
+        read = pipe.read_group(self.events_key, GROUP, "scheduler", "0" if pending else ">", count=count,
+                               block_ms=None if pending else block_ms)
+        pipe.execute()
         out: list[tuple[bytes, Event | Unreadable]] = []
-        for _stream, entries in reply or []:
-            for entry_id, fields in entries:
-                if fields:  # none: deleted after delivery (acknowledged by a scheduler that then died)
-                    raw = fields.get(b"e")
-                    out.append((entry_id, events.decode(raw) if raw is not None
-                                else Unreadable(repr(fields), "a stream entry without an 'e' field")))
+        for entry_id, fields in read.value:
+            if fields:  # none: deleted after delivery (acknowledged by a scheduler that then died)
+                raw = fields.get(b"e")
+                out.append((entry_id, events.decode(raw) if raw is not None
+                            else Unreadable(repr(fields), "a stream entry without an 'e' field")))
         return out
 
     def ack(self, ids: Sequence[bytes]) -> None:
@@ -176,7 +168,7 @@ class Channel:
             self._ack(pipe, ids)
             pipe.execute()
 
-    def _ack(self, pipe: Any, ids: Sequence[bytes]) -> None:
+    def _ack(self, pipe: Pipeline, ids: Sequence[bytes]) -> None:
         pipe.xack(self.events_key, GROUP, *ids)
         pipe.xdel(self.events_key, *ids)
 
@@ -189,8 +181,7 @@ class Channel:
         pipe.execute()
 
     def heartbeats(self) -> dict[str, int]:
-        counts = self.client.hgetall(self.heartbeats_key)
-        return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in counts.items()}
+        return {k.decode(): int(v) for k, v in self.client.hgetall(self.heartbeats_key).items()}
 
     def capacity(self, queues: list[str]) -> dict[str, int]:
         """Trials each queue can run at once over the live workers; {} while no worker announced itself."""
@@ -199,7 +190,17 @@ class Channel:
         return queue_capacity(live_workers(self.client), queues)
 
     def is_claimed(self, attempt: str) -> bool:
-        return bool(self.client.exists(keys.claim(attempt)))
+        return self.client.exists(keys.claim(attempt))
+
+    def claimed(self, attempts: Sequence[str]) -> set[str]:
+        """Which of `attempts` a worker has claimed, in one round trip (a resume asks for every attempt in
+        flight)."""
+        if not attempts:
+            return set()
+        pipe = self.client.pipeline(transaction=False)
+        replies = [(attempt, pipe.exists(keys.claim(attempt))) for attempt in attempts]
+        pipe.execute()
+        return {attempt for attempt, reply in replies if reply.value}
 
     #: the key still (or again) names this scheduler: keep it `ttl` more milliseconds; else leave it
     _RENEW = ("local v = redis.call('GET', KEYS[1]) "
@@ -229,44 +230,49 @@ class Channel:
             holder: dict[str, Any] = json.loads(said)
             if self._alive(holder):
                 return holder
-            if self.client.eval(self._SWAP, 1, self.alive_key, said, me, ms):
+            if self.client.script(self._SWAP)(keys=[self.alive_key], args=[said, me, ms]):
                 return None
 
     def mark_alive(self, ttl: float = 15) -> bool:
         """Say again that this process schedules the experiment, for `ttl` seconds; False when another
         scheduler holds it (this one's word expired while it could not reach the broker)."""
-        return bool(self.client.eval(self._RENEW, 1, self.alive_key, self._me(), int(ttl * 1000)))
+        return bool(self.client.script(self._RENEW)(keys=[self.alive_key], args=[self._me(), int(ttl * 1000)]))
 
     def scheduler_alive(self) -> bool:
         """Whether a scheduler said so in the last `ttl` seconds and, when it runs on this machine, still
         exists (same pid and start time, not a zombie): a killed one is seen dead at once, not only once its
         word expires."""
+        holder = self.scheduler_holder()
+        return holder is not None and self._alive(holder)
+
+    def scheduler_holder(self) -> dict[str, Any] | None:
+        """What the experiment's scheduler last said of itself ({host, pid, start}), None when nothing."""
         said = self.client.get(self.alive_key)
-        if said is None:
-            return False
-        return self._alive(json.loads(said))
+        return None if said is None else dict(json.loads(said))
 
     @staticmethod
     def _alive(holder: dict[str, Any]) -> bool:
-        return holder["host"] != socket.gethostname() or start_time(holder["pid"]) == holder["start"]
+        return bool(holder["host"] != socket.gethostname() or start_time(holder["pid"]) == holder["start"])
 
     def clear_alive(self, ttl: int = keys.ENDED_TTL) -> None:
         """The scheduler has ended the experiment: give it up (if this process holds it), and let the
         experiment's keys expire in `ttl` seconds instead of staying in a shared Redis for ever (claims and
         stop requests expire on their own; ensure_group keeps them again for a resume)."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.eval(self._RELEASE, 1, self.alive_key, self._me())
+        pipe.eval(self.client.script(self._RELEASE), [self.alive_key], [self._me()])
         for key in (self.events_key, self.heartbeats_key, self.control_key):
             pipe.expire(key, ttl)
         pipe.execute()
 
     # ---- control (CLI -> scheduler) ------------------------------------------------------------
-    def send_control(self, command: str, **data: Any) -> None:
-        self.client.rpush(self.control_key, json.dumps({"cmd": command, **data}))
+    def send_control(self, command: control.Command) -> None:
+        """Queue `command` for the experiment's scheduler."""
+        self.client.rpush(self.control_key, control.encode(command))
 
-    def read_control(self) -> list[dict[str, Any]]:
-        pipe = self.client.pipeline()
-        pipe.lrange(self.control_key, 0, -1)
+    def read_control(self) -> list[control.Command | Unreadable]:
+        """The commands sent since the last read, taken in one atomic round trip."""
+        pipe = self.client.pipeline(transaction=True)
+        items = pipe.lrange(self.control_key, 0, -1)
         pipe.delete(self.control_key)
-        items, _ = pipe.execute()
-        return [json.loads(i) for i in items]
+        pipe.execute()
+        return [control.decode(item) for item in items.value]

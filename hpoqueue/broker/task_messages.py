@@ -17,9 +17,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import redis
-
 from hpoqueue.broker import keys
+from hpoqueue.broker.client import UNREACHABLE, BrokerClient
 from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.errors import BrokerError
 
@@ -53,7 +52,7 @@ def task_message(name: str, args: list[Any], queue: str, task_id: str, argsrepr:
 class RedisDispatcher:
     """Sends trial attempts (task id = attempt id) as Celery tasks on the broker."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: BrokerClient) -> None:
         self.client = client
         self.origin = f"{os.getpid()}@{socket.gethostname()}"
 
@@ -79,7 +78,7 @@ class RedisDispatcher:
                     pipe.expire(key, keys.CODE_TTL)
                 pipe.execute()
                 return
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except UNREACHABLE as exc:
                 if attempt == SEND_TRIES:
                     first = items[0][0].attempt_id
                     raise BrokerError(f"cannot send task {first}" + (f" and {len(items) - 1} more" if len(items) > 1

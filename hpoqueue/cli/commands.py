@@ -31,6 +31,7 @@ from hpoqueue.worker.quick_exit import exit_now
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from hpoqueue.broker.protocol import Channel
     from hpoqueue.storage import ExperimentRecord, Storage, TrialRecord
 
 
@@ -42,7 +43,8 @@ def _storage(args: argparse.Namespace, config_value: str | None = None, *, upgra
     from hpoqueue.storage import Storage  # SQLAlchemy: a third of a second, loaded when first needed
 
     url = settings.storage_url(args.storage, config_value)
-    return args.resources.enter_context(Storage(url, upgrade=upgrade, create=create))
+    resources: ExitStack = args.resources
+    return resources.enter_context(Storage(url, upgrade=upgrade, create=create))
 
 
 # ---- running experiments ---------------------------------------------------------------------------
@@ -379,9 +381,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ---- changing running experiments --------------------------------------------------------------------
-def _channel(storage: Storage, exp_id: str) -> Any:
+def _channel(storage: Storage, exp_id: str) -> Channel | None:
     """The experiment's broker channel if its broker answers, else None."""
-    from hpoqueue.broker.embedded import ping, redis_client
+    from hpoqueue.broker.client import redis_client
+    from hpoqueue.broker.embedded import ping
     from hpoqueue.broker.protocol import Channel
 
     url = settings.stored_broker(Path(storage.get_experiment(exp_id).work_dir))
@@ -390,13 +393,14 @@ def _channel(storage: Storage, exp_id: str) -> Any:
     return Channel(redis_client(url), exp_id)
 
 
-def _live_channel(storage: Storage, exp_id: str) -> Any:
+def _live_channel(storage: Storage, exp_id: str) -> Channel | None:
     """The experiment's broker channel if its scheduler is alive, else None."""
     channel = _channel(storage, exp_id)
     return channel if channel is not None and channel.scheduler_alive() else None
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
+    from hpoqueue.broker import control
     from hpoqueue.broker.protocol import attempt_id
 
     storage = _storage(args)
@@ -406,7 +410,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
         print(f"trial {trial.id} already ended ({trial.state.value})")
         return 0
     if channel is not None and channel.scheduler_alive():
-        channel.send_control("kill", trial=trial.id)
+        channel.send_control(control.Kill(trial=trial.id))
         print(f"asked the scheduler to kill trial {trial.id}")
         return 0
     if channel is not None:  # its worker stops it; the next scheduler records how it ended (a result too)
@@ -424,7 +428,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
     storage = _storage(args, upgrade=True)
     channel = _live_channel(storage, args.experiment)
     if channel is not None:
-        channel.send_control("stop")
+        from hpoqueue.broker import control
+
+        channel.send_control(control.Stop())
         print(f"asked the scheduler of {args.experiment} to stop")
         return 0
     if storage.get_experiment(args.experiment).state is not ExperimentState.RUNNING:
@@ -463,7 +469,9 @@ def cmd_update(args: argparse.Namespace) -> int:
     storage = _storage(args)
     channel = _live_channel(storage, args.experiment)
     if channel is not None:
-        channel.send_control("update", **{k: v for k, v in changes.items() if v is not None})
+        from hpoqueue.broker import control
+
+        channel.send_control(control.Update(**changes))
         print(f"sent the update to the scheduler of {args.experiment}")
     else:
         storage.update_experiment(args.experiment, **changes)
@@ -497,12 +505,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", help="database URL (default: $HPOQUEUE_STORAGE_URL or SQLite under "
                                           "$HPOQUEUE_HOME, ~/hpoqueue-experiments)")
     _verbosity_options(parser, default=False)
+    # every command and subcommand takes them after its name too: `hpoqueue submit x.yml -q`, `hpoqueue db upgrade -v`
+    after = argparse.ArgumentParser(add_help=False)
+    _verbosity_options(after, default=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[after])
         p.set_defaults(func=func)
-        _verbosity_options(p, default=argparse.SUPPRESS)  # after the command too: `hpoqueue submit x.yml -q`
         return p
 
     for name, func, text in (("submit", cmd_submit, "run an experiment from a YAML config"),
@@ -556,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("--intermediate", action="store_true", help="include intermediate results")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
-    db_cli.add_parser(sub)
+    db_cli.add_parser(sub, parents=[after])
     p = add("workers", cmd_workers, "start, stop or list Celery workers for this machine's GPUs (start|stop|"
             "status), or over SSH on the boxes of a hosts file (up|down|status HOSTS.yml)")
     p.add_argument("action", choices=["start", "stop", "status", "up", "down"])

@@ -8,14 +8,15 @@ from typing import Any
 from hpoqueue import settings
 
 
-def add_parser(sub: Any) -> None:
-    """Register `hpoqueue db ...` on the CLI's subcommands."""
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """Register `hpoqueue db ...` on the CLI's subcommands; `parents` holds the options every (sub)command
+    takes (-v, -q)."""
     text = "the database's schema version"
-    db = sub.add_parser("db", help=text, description=text)
+    db = sub.add_parser("db", help=text, description=text, parents=parents)
     actions = db.add_subparsers(dest="db_action", required=True, metavar="ACTION")
     text = ("upgrade the database to this hpoqueue's schema (submit, resume and stop do it themselves; the "
             "reading commands refuse an older schema)")
-    upgrade = actions.add_parser("upgrade", help=text, description=text)
+    upgrade = actions.add_parser("upgrade", help=text, description=text, parents=parents)
     # SUPPRESS: without --storage here, the one given before `db` (or its default) stays
     upgrade.add_argument("--storage", default=argparse.SUPPRESS,
                          help="database URL (default: $HPOQUEUE_STORAGE_URL or SQLite under $HPOQUEUE_HOME)")

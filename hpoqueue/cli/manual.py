@@ -72,6 +72,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def update_search_space(args: argparse.Namespace) -> int:
     """`hpoqueue update EXP --search-space FILE`: checked, stored, and sent to a live scheduler."""
+    from hpoqueue.broker import control
     from hpoqueue.cli.commands import _live_channel, _storage
     from hpoqueue.config.experiment_config import config_from_dict
     from hpoqueue.experiment.space_update import check
@@ -86,7 +87,7 @@ def update_search_space(args: argparse.Namespace) -> int:
     storage.update_experiment(exp.id, config={**exp.config, "searchSpace": config.search_space.raw})
     channel = _live_channel(storage, exp.id)
     if channel is not None:
-        channel.send_control("search_space", space=config.search_space.raw)
+        channel.send_control(control.SearchSpace(space=config.search_space.raw))
         print(f"sent the new search space to the scheduler of {exp.id}")
     else:
         print(f"updated the search space of {exp.id}; it takes effect on `hpoqueue resume {exp.id}`")

@@ -138,7 +138,7 @@ class Experiment:
     def state(self) -> str:
         """RUNNING, DONE or STOPPED (an ExperimentState's value)."""
         with self._storage() as store:
-            return store.get_experiment(self._id()).state.value
+            return str(store.get_experiment(self._id()).state.value)
 
     def trials(self) -> list[Trial]:
         """Every trial, in sequence order."""

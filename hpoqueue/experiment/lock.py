@@ -9,7 +9,6 @@ until that key expires, within heartbeatTimeout (at most 15 s) of the holder's d
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,7 +47,7 @@ def broker_lock(channel: Channel, exp_id: str, ttl: float) -> Iterator[None]:
 def ensure_no_scheduler(channel: Channel, exp_id: str) -> None:
     """AlreadyRunningError if experiment `exp_id` has a live scheduler on any machine."""
     if channel.scheduler_alive():
-        raise _running(exp_id, json.loads(channel.client.get(channel.alive_key) or "{}"))
+        raise _running(exp_id, channel.scheduler_holder() or {})
 
 
 def _running(exp_id: str, holder: dict[str, Any]) -> AlreadyRunningError:

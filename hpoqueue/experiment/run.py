@@ -9,7 +9,8 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from hpoqueue.broker.embedded import ping, redis_client, resolve_broker_url
+from hpoqueue.broker.client import redis_client
+from hpoqueue.broker.embedded import ping, resolve_broker_url
 from hpoqueue.broker.protocol import Channel
 from hpoqueue.broker.task_messages import RedisDispatcher
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict

@@ -59,7 +59,8 @@ class Box:
             lines = [line for line in err.strip().splitlines() if line.strip()]
             raise RemoteError(f"{self.name}: {lines[-1] if lines else f'the agent exited with {rc}'}")
         try:
-            return json.loads(out.strip().splitlines()[-1])
+            reply: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+            return reply
         except (IndexError, ValueError):
             raise RemoteError(f"{self.name}: the agent answered {out.strip()[:200]!r}, not JSON") from None
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from hpoqueue.broker.capacity import live_workers
-from hpoqueue.broker.embedded import redis_client
+from hpoqueue.broker.client import redis_client
 from hpoqueue.config.experiment_config import ExperimentConfig, MachineConfig
 from hpoqueue.errors import ConfigError
 from hpoqueue.remote.box import Box

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hpoqueue.broker import events
+from hpoqueue.broker import control, events
 from hpoqueue.broker.events import Event, Unreadable
 from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.config.experiment_config import ExperimentConfig
@@ -98,7 +98,7 @@ class SimulatedCluster:
         self._stream: list[tuple[bytes, str]] = []  #: emitted (as JSON, as on the wire), not yet delivered
         self._pending: dict[bytes, Event | Unreadable] = {}  #: delivered, not acknowledged
         self.sent: list[Event] = []  #: every event the simulated workers sent, in order
-        self._control: list[tuple[float, dict[str, Any]]] = []
+        self._control: list[tuple[float, str]] = []  #: (time, command as on the wire)
         self._stops: dict[str, list[events.StopReason]] = {}
         self.attempts: dict[str, _Attempt] = {}
         self.dispatched: list[tuple[float, TrialSpec]] = []  #: (time, spec) of every dispatch, in order
@@ -136,9 +136,10 @@ class SimulatedCluster:
                                     "has not ended")
 
     # ---- what a test or benchmark injects ----------------------------------------------------------
-    def control_at(self, when: float, command: str, **data: Any) -> None:
-        """Send a CLI control command (stop, kill, update) at simulated time `when`."""
-        self._control.append((when, {"cmd": command, **data}))
+    def control_at(self, when: float, command: control.Command | str) -> None:
+        """Send a CLI control command (control.py's classes, through the same JSON as Channel.send_control;
+        a str is sent as it is: what no CLI sends) at simulated time `when`."""
+        self._control.append((when, command if isinstance(command, str) else control.encode(command)))
 
     def emit_at(self, when: float, event_class: type[Event], trial: str, attempt: int, **fields: Any) -> None:
         """Make an event appear at `when`, stamped then (duplicates, late events of old attempts...)."""
@@ -283,6 +284,9 @@ class SimulatedCluster:
         attempt = self.attempts.get(attempt_id)
         return attempt is not None and attempt.started is not None
 
+    def claimed(self, attempt_ids: Sequence[str]) -> set[str]:
+        return {attempt_id for attempt_id in attempt_ids if self.is_claimed(attempt_id)}
+
     def mark_alive(self, ttl: float = 15) -> bool:
         self.alive = True
         return True
@@ -290,8 +294,8 @@ class SimulatedCluster:
     def clear_alive(self) -> None:
         self.alive = False
 
-    def read_control(self) -> list[dict[str, Any]]:
-        due = [command for when, command in self._control if when <= self.now]
+    def read_control(self) -> list[control.Command | Unreadable]:
+        due = [control.decode(command) for when, command in self._control if when <= self.now]
         self._control = [(when, command) for when, command in self._control if when > self.now]
         return due
 

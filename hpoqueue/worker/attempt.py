@@ -14,10 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from hpoqueue.broker import events
-from hpoqueue.broker.embedded import redis_client
+from hpoqueue.broker.client import UNREACHABLE, RedisError, redis_client
 from hpoqueue.broker.protocol import Channel, TrialSpec
 from hpoqueue.credentials import trial_safe_environment
 from hpoqueue.gpu import trial_env
@@ -100,7 +98,7 @@ class Outbox:
             return self.channel.emit_many(self.spec.attempt_id, held, take_stop=True)
         try:
             return self.channel.pending_stop(self.spec.attempt_id)
-        except (redis.ConnectionError, redis.TimeoutError):
+        except UNREACHABLE:
             return None
 
     def finish(self, reason: events.EndReason, message: str, *, exit_code: int | None = None,
@@ -152,7 +150,7 @@ def _release(slots: GpuSlots) -> None:
     """Give the GPU slots back if the broker answers; if not, their lease expires on its own (LEASE_TTL)."""
     try:
         slots.release()
-    except (redis.ConnectionError, redis.TimeoutError):
+    except UNREACHABLE:
         pass
 
 
@@ -214,7 +212,7 @@ def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hos
         try:
             outbox.channel.heartbeat(spec.attempt_id)
             slots.renew()
-        except (redis.ConnectionError, redis.TimeoutError):  # broker restarting: the trial goes on
+        except UNREACHABLE:  # broker restarting: the trial goes on
             pass
 
     def on_tick() -> None:
@@ -228,7 +226,7 @@ def _supervise(outbox: Outbox, spec: TrialSpec, slots: GpuSlots, queue: str, hos
         and sees_scheduler_files(Path(spec.work_dir), spec.log_token)))
     try:
         cwd = checkout(outbox.channel.client, spec.code_hash) if spec.code_hash else Path(spec.code_dir)
-    except (CodeError, OSError, tarfile.TarError, redis.RedisError) as exc:
+    except (CodeError, OSError, tarfile.TarError, RedisError) as exc:
         message = f"could not get the trial code: {exc}"
         with open(directory / "trial.log", "a", encoding="utf-8") as fh:
             fh.write(message + "\n")

@@ -22,11 +22,14 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpoqueue.broker import keys
 from hpoqueue.errors import ConfigError, HpoQueueError
 from hpoqueue.settings import code_cache_dir
+
+if TYPE_CHECKING:
+    from hpoqueue.broker.client import BrokerClient
 
 IGNORE_FILE = ".nniignore"
 ALWAYS_IGNORED = (".git/", "__pycache__/")
@@ -167,7 +170,7 @@ def pack(directory: Path, *, max_bytes: int = MAX_BYTES, max_files: int = MAX_FI
     return Bundle(digest=hashlib.sha256(data).hexdigest(), data=data, files=len(names), size=size)
 
 
-def ship(bundle: Bundle, client: Any) -> None:
+def ship(bundle: Bundle, client: BrokerClient) -> None:
     """Store `bundle` in the broker (once per version); it expires keys.CODE_TTL after its last dispatch."""
     key = keys.code(bundle.digest)
     if not client.expire(key, keys.CODE_TTL):
@@ -188,7 +191,7 @@ def worker_code_dir(code_dir: Path, shared_storage: dict[str, Any] | None) -> st
 
 
 # ---- unpacking (worker box) ------------------------------------------------------------------------
-def checkout(client: Any, digest: str) -> Path:
+def checkout(client: BrokerClient, digest: str) -> Path:
     """The directory holding code version `digest` on this box, fetched and unpacked on first use. Workers
     of one box take turns (a lock file), and the unpacked tree appears at once (a rename)."""
     root = code_cache_dir()

@@ -10,11 +10,9 @@ stops renewing, and its slots free themselves `ttl` seconds later.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
-
-import redis
 
 from hpoqueue.broker import keys
+from hpoqueue.broker.client import BrokerClient
 from hpoqueue.errors import GpuError
 
 # Shared prologue: "now" is ARGV[1] when the caller simulates time, else the server's clock. Scripts that
@@ -103,7 +101,7 @@ class GpuLeases:
     (a crashed worker) loses them `ttl` seconds after its last acquire or renew.
     """
 
-    def __init__(self, client: redis.Redis, host: str, *, ttl: float = 30.0,
+    def __init__(self, client: BrokerClient, host: str, *, ttl: float = 30.0,
                  clock: Callable[[], float] | None = None) -> None:
         if ttl <= 0:
             raise GpuError(f"GPU lease ttl is {ttl}; it must be a positive number of seconds")
@@ -113,10 +111,10 @@ class GpuLeases:
         self.host = host
         self.ttl = ttl
         self.clock = clock
-        self._acquire = client.register_script(_ACQUIRE)
-        self._renew = client.register_script(_RENEW)
-        self._holders = client.register_script(_HOLDERS)
-        self._pick = client.register_script(_PICK)
+        self._acquire = client.script(_ACQUIRE)
+        self._renew = client.script(_RENEW)
+        self._holders = client.script(_HOLDERS)
+        self._pick = client.script(_PICK)
 
     def __repr__(self) -> str:
         clock = "server" if self.clock is None else "simulated"
@@ -148,27 +146,25 @@ class GpuLeases:
         self._check_cap(cap)
         if not gpus:
             return True
-        result: Any = self._acquire(keys=self._keys(gpus), args=[self._now(), holder, cap, self.ttl])
-        return bool(result)
+        return bool(self._acquire(keys=self._keys(gpus), args=[self._now(), holder, cap, self.ttl]))
 
     def renew(self, gpus: Sequence[int], holder: str) -> bool:
         """Extend `holder`'s leases on `gpus` by ttl (a heartbeat); False, extending none, if any was lost."""
         if not gpus:
             return True
-        result: Any = self._renew(keys=self._keys(gpus), args=[self._now(), holder, self.ttl])
-        return bool(result)
+        return bool(self._renew(keys=self._keys(gpus), args=[self._now(), holder, self.ttl]))
 
     def release(self, gpus: Sequence[int], holder: str) -> None:
         """Give `holder`'s slots on `gpus` back; releasing a slot not held is harmless."""
-        with self.client.pipeline(transaction=True) as pipe:
-            for key in self._keys(gpus):
-                pipe.zrem(key, holder)
-            pipe.execute()
+        pipe = self.client.pipeline(transaction=True)
+        for key in self._keys(gpus):
+            pipe.zrem(key, holder)
+        pipe.execute()
 
     def holders(self, gpu: int) -> list[str]:
         """The live holders of GPU `gpu` (expired leases are dropped on the way)."""
-        members: Any = self._holders(keys=[self.key(gpu)], args=[self._now()])
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        members = self._holders(keys=[self.key(gpu)], args=[self._now()])
+        return sorted(m.decode() for m in members if isinstance(m, bytes)) if isinstance(members, list) else []
 
     def pick(self, candidates: Sequence[int], count: int, holder: str, cap: int,
              required: Sequence[int] = ()) -> list[int] | None:
@@ -187,6 +183,6 @@ class GpuLeases:
             return []
         if count > len(ordered):
             return None
-        chosen: Any = self._pick(keys=self._keys(ordered),
-                                 args=[self._now(), holder, cap, self.ttl, count, len(required), *ordered])
-        return [int(i) for i in chosen] or None
+        chosen = self._pick(keys=self._keys(ordered),
+                            args=[self._now(), holder, cap, self.ttl, count, len(required), *ordered])
+        return [int(i) for i in chosen if isinstance(i, (bytes, int))] or None if isinstance(chosen, list) else None

@@ -8,9 +8,8 @@ import logging
 import socket
 from collections.abc import Sequence
 
-import redis
-
 from hpoqueue import settings
+from hpoqueue.broker.client import BrokerClient
 from hpoqueue.broker.protocol import TrialSpec, attempt_experiment
 from hpoqueue.errors import GpuError
 from hpoqueue.gpu import GpuInfo, discover_gpus, queue_gpu, trial_pids, usable_gpus
@@ -54,7 +53,7 @@ class GpuSlots:
     """The slots one attempt holds on this box's GPUs: the GPU its queue names plus, for trials needing
     more, the least-loaded other usable GPUs of the box (all or nothing)."""
 
-    def __init__(self, client: redis.Redis, spec: TrialSpec, queue: str, node: str = "") -> None:
+    def __init__(self, client: BrokerClient, spec: TrialSpec, queue: str, node: str = "") -> None:
         self.spec = spec
         self.node = node or socket.gethostname()  #: the Celery node name, for log messages
         self.first = queue_gpu(queue)

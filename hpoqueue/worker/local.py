@@ -25,11 +25,9 @@ class WorkerSpec:
 
 
 def worker_command(spec: WorkerSpec, log_file: Path) -> list[str]:
-    """`celery -A hpoqueue worker` with these options, through hpoqueue.worker.main (faster to start); the pool
-    is the app's (threads)."""
+    """The worker command line (hpoqueue.worker.main, which holds its other defaults) for `spec`."""
     return [sys.executable, "-m", "hpoqueue.worker.main", "-Q", ",".join(spec.queues),
-            "-c", str(spec.concurrency), "-n", f"{spec.name}@%h", "--loglevel", "INFO",
-            "--logfile", str(log_file)]
+            "-c", str(spec.concurrency), "-n", f"{spec.name}@%h", "--logfile", str(log_file)]
 
 
 class LocalWorkers:

@@ -15,6 +15,7 @@ import redis
 
 from hpoqueue.broker import task_messages
 from hpoqueue.broker.app import make_app
+from hpoqueue.broker.client import BrokerClient, connect
 from hpoqueue.broker.embedded import EmbeddedRedis, free_port
 from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.broker.task_messages import RedisDispatcher
@@ -42,7 +43,7 @@ def test_a_message_is_what_celery_send_task_writes(case: str, redis_url: str) ->
     send, name, args, options = CASES[case]
     queue = "gpu1"
     client = redis.Redis.from_url(redis_url)
-    send(RedisDispatcher(client), queue)
+    send(RedisDispatcher(connect(redis_url)), queue)
     ours = read(client, queue)
     make_app(redis_url).send_task(name, args=args, queue=queue, **options)
     theirs = json.loads(client.lpop(queue))  # the older message is at the right end: ours
@@ -68,11 +69,11 @@ def test_a_batch_of_attempts_is_each_one_message_on_its_queue_in_order(redis_url
     specs = [(replace(SPEC, trial_id=f"exp-{seq}", seq=seq, attempt=1), queue)
              for seq, queue in ((4, "gpu0"), (5, "gpu1"), (6, "gpu0"))]
     batched, single = redis.Redis.from_url(redis_url), redis.Redis.from_url(redis_url)
-    RedisDispatcher(batched).dispatch_many(specs)
+    RedisDispatcher(BrokerClient(batched)).dispatch_many(specs)
     sent = {q: [json.loads(m)["headers"]["id"] for m in batched.lrange(q, 0, -1)] for q in ("gpu0", "gpu1")}
     batched.delete("gpu0", "gpu1")
     for spec, queue in specs:
-        RedisDispatcher(single).dispatch(spec, queue)
+        RedisDispatcher(BrokerClient(single)).dispatch(spec, queue)
     assert sent == {q: [json.loads(m)["headers"]["id"] for m in single.lrange(q, 0, -1)] for q in ("gpu0", "gpu1")}
     assert sent == {"gpu0": ["exp-6-a1", "exp-4-a1"], "gpu1": ["exp-5-a1"]}  # LPUSH: workers pop from the right
     batched.delete("gpu0", "gpu1")
@@ -84,7 +85,7 @@ def test_a_message_waits_for_a_restarting_broker(tmp_path: Path, monkeypatch: py
     starter = threading.Timer(1.0, server.start)
     starter.start()
     try:
-        RedisDispatcher(redis.Redis.from_url(server.url)).dispatch(SPEC, "cpu")
+        RedisDispatcher(connect(server.url)).dispatch(SPEC, "cpu")
         starter.join()
         assert read(redis.Redis.from_url(server.url), "cpu")["headers"]["id"] == SPEC.attempt_id
     finally:
@@ -94,6 +95,6 @@ def test_a_message_waits_for_a_restarting_broker(tmp_path: Path, monkeypatch: py
 
 def test_a_broker_that_stays_away_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(task_messages, "SEND_TRIES", 2)
-    client = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    client = connect(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(BrokerError, match=rf"cannot send task {SPEC.attempt_id} to queue 'cpu'.*hpoqueue resume"):
         RedisDispatcher(client).dispatch(SPEC, "cpu")

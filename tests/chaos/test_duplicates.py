@@ -7,8 +7,9 @@ import json
 import pytest
 import redis
 
-from hpoqueue.broker.embedded import redis_client
-from hpoqueue.broker.protocol import Channel, TrialSpec
+from hpoqueue.broker import keys
+from hpoqueue.broker.client import redis_client
+from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.broker.task_messages import RedisDispatcher
 from tests.chaos.conftest import ChaosProject
 from tests.e2e.conftest import alive, wait_for
@@ -40,6 +41,6 @@ def test_the_same_attempt_delivered_three_times_runs_once(chaos: ChaosProject, r
     [run] = chaos.executions()["dupe-1"]
     assert run["ended"] and not alive(run["pid"])
     client = redis.Redis.from_url(redis_url)
-    events = [json.loads(f[b"e"]) for _id, f in client.xrange(Channel(client, "dupe").events_key)]
+    events = [json.loads(f[b"e"]) for _id, f in client.xrange(keys.events("dupe"))]
     assert [e["type"] for e in events].count("finished") == 1
     assert [e["type"] for e in events].count("started") == 1

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hpoqueue.cli.commands import main
+from hpoqueue.cli.commands import build_parser, main
 from hpoqueue.states import TrialState
 from hpoqueue.storage import Storage
 
@@ -72,3 +74,29 @@ def test_the_cli_gives_the_logging_setup_back(sqlite_url: str, capsys: pytest.Ca
     before = logger.level, logger.propagate, list(logger.handlers)
     main(["--quiet", "--storage", sqlite_url, "list"])
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+def test_db_upgrade_takes_verbose_after_the_subcommand(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`hpoqueue db upgrade -v` as `hpoqueue -v db upgrade` (the options were once only before the command)."""
+    for argv in (["-v", "--storage", sqlite_url, "db", "upgrade"], ["--storage", sqlite_url, "db", "upgrade", "-v"],
+                 ["--storage", sqlite_url, "db", "--verbose", "upgrade"]):
+        code, lines = stderr_of(capsys, *argv)
+        assert code == 0 and any(line.startswith("hpoqueue: debug: ") for line in lines), (argv, lines)
+    code, lines = stderr_of(capsys, "--storage", sqlite_url, "db", "upgrade", "-q")
+    assert code == 0 and lines == []
+
+
+def test_every_command_and_subcommand_takes_verbose_and_quiet() -> None:
+    def parsers(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+        found = [(path, parser)]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found += parsers(child, (*path, name))
+        return found
+
+    every = parsers(build_parser(), ())
+    assert len(every) > 20 and ("db", "upgrade") in [path for path, _ in every]
+    for path, parser in every:
+        options = {o for action in parser._actions for o in action.option_strings}
+        assert {"-v", "--verbose", "-q", "--quiet"} <= options, path

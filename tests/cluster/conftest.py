@@ -19,6 +19,7 @@ import redis
 import yaml
 
 from hpoqueue.broker.capacity import live_workers
+from hpoqueue.broker.client import BrokerClient
 from hpoqueue.broker.embedded import EmbeddedRedis
 from hpoqueue.storage import Storage
 from tests.e2e.conftest import Run, wait_for
@@ -95,7 +96,7 @@ class Cluster:
 
     def wait_boxes(self, *names: str) -> None:
         wanted = {f"gpu0@{n}" for n in names}
-        wait_for(lambda: wanted <= {w.name for w in live_workers(self.client)}, 60,
+        wait_for(lambda: wanted <= {w.name for w in live_workers(BrokerClient(self.client))}, 60,
                  f"workers {sorted(wanted)} to announce themselves")
 
     def kill_box(self, name: str) -> None:

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 import redis
 
-from hpoqueue.broker.embedded import EmbeddedRedis, redis_client
+from hpoqueue.broker import control, keys
+from hpoqueue.broker.client import BrokerClient, redis_client
+from hpoqueue.broker.embedded import EmbeddedRedis
 from hpoqueue.broker.events import Event, Finished, Started, Unreadable
 from hpoqueue.broker.protocol import Channel, TrialSpec
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
@@ -82,7 +84,7 @@ class Recording(Channel):
     """The scheduler's channel, keeping every event it read; garbage goes in again once trials run, and
     trial `kill` is killed (as `hpoqueue kill` asks) once it started."""
 
-    def __init__(self, client: redis.Redis, exp_id: str, kill: str) -> None:
+    def __init__(self, client: BrokerClient, exp_id: str, kill: str) -> None:
         super().__init__(client, exp_id)
         self.kill = kill
         self.read: list[Event | Unreadable] = []
@@ -93,14 +95,16 @@ class Recording(Channel):
         for _id, event in batch:
             self.read.append(event)
             if isinstance(event, Started) and event.trial == self.kill:
-                self.send_control("kill", trial=self.kill)
+                self.send_control(control.Kill(trial=self.kill))
                 push_garbage(self)
         return batch
 
 
 def push_garbage(channel: Channel) -> None:
     for _what, raw, _names in GARBAGE:  # they name trial sim-1 attempt 1: here, trial 1 of experiment sim
-        channel.client.xadd(channel.events_key, {"e": raw})
+        pipe = channel.client.pipeline()
+        pipe.xadd(channel.events_key, {"e": raw})
+        pipe.execute()
 
 
 def _shapes(events: Sequence[Event]) -> set[tuple[str, tuple[tuple[str, Any], ...]]]:
@@ -178,7 +182,7 @@ def test_garbage_in_the_stream_is_logged_and_the_experiment_ends_as_its_workers_
     for what, _raw, names in GARBAGE:
         assert sum(names in line for line in lines) == 2, (what, lines)
     client = redis.Redis.from_url(real_run.url)
-    assert client.xlen(Channel(client, "sim").events_key) == 0  # all acknowledged and deleted
+    assert client.xlen(keys.events("sim")) == 0  # all acknowledged and deleted
 
 
 def test_the_simulation_sends_what_the_worker_sends(real_run: RealRun, tmp_path: Path) -> None:
@@ -187,7 +191,7 @@ def test_the_simulation_sends_what_the_worker_sends(real_run: RealRun, tmp_path:
     behaviour = {"ok": SimTrial(values=[0.5, 0.25]), "fail": SimTrial(values=[1.0], outcome=3),
                  "slow": SimTrial(values=[], step_time=120.0), "kill": SimTrial(values=[], step_time=120.0)}
     sim = Simulation(_config(tmp_path), lambda params: behaviour[params["mode"]], exp_id="simulated")
-    sim.cluster.control_at(1.0, "kill", trial=f"simulated-{MODES.index('kill') + 1}")
+    sim.cluster.control_at(1.0, control.Kill(trial=f"simulated-{MODES.index('kill') + 1}"))
     result = sim.run()
     assert {t.params["mode"]: t.state for t in result.trials} == {
         "ok": TrialState.SUCCEEDED, "fail": TrialState.FAILED, "slow": TrialState.TIMEOUT,

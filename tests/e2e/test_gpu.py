@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
+from hpoqueue.broker.client import connect
 from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.states import ExperimentState, TrialState
 from hpoqueue.worker.gpu_slots import GpuSlots, gpu_indices_env
@@ -316,7 +316,7 @@ def test_two_workers_share_the_cap_and_a_killed_workers_slot_frees(
 def slots_for(redis_url: str, queue: str, seq: int, **fields: Any) -> GpuSlots:
     spec = TrialSpec(exp_id="e", trial_id=f"e-{seq}", seq=seq, attempt=1, params={}, command="true",
                      code_dir=".", work_dir=".", **fields)
-    return GpuSlots(redis.Redis.from_url(redis_url), spec, queue, "w@box")
+    return GpuSlots(connect(redis_url), spec, queue, "w@box")
 
 
 def test_extra_gpus_of_a_multi_gpu_trial_come_from_gpu_indices(redis_url: str,

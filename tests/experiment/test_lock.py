@@ -8,8 +8,8 @@ import socket
 import time
 
 import pytest
-import redis
 
+from hpoqueue.broker.client import connect
 from hpoqueue.broker.protocol import Channel
 from hpoqueue.errors import AlreadyRunningError
 from hpoqueue.experiment.lock import broker_lock
@@ -17,7 +17,7 @@ from hpoqueue.processes import start_time
 
 
 def channel(redis_url: str) -> Channel:
-    return Channel(redis.Redis.from_url(redis_url), "lk")
+    return Channel(connect(redis_url), "lk")
 
 
 def test_a_scheduler_on_another_machine_is_refused_until_its_word_expires(redis_url: str) -> None:

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 import yaml
 
 from hpoqueue.broker.capacity import live_workers
+from hpoqueue.broker.client import connect
 from hpoqueue.broker.embedded import free_port
 from tests.remote.conftest import BOX2_PASSWORD, Box, cli_env, hpoqueue, keygen
 
@@ -47,7 +47,7 @@ def test_up_status_down(tmp_path: Path, boxes: tuple[Box, Box], user_key: Path, 
     first = sorted(box1.worker_pids() + box2.worker_pids())
     assert len(first) == 3  # they outlived the SSH session that started them
 
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     deadline = time.monotonic() + 30
     while {(w.host, w.concurrency) for w in live_workers(client)} != {("box1", 2), ("box2", 1)}:
         assert time.monotonic() < deadline, [w for w in live_workers(client)]

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from hpoqueue.broker import keys
+from hpoqueue.broker.client import connect
 from hpoqueue.broker.embedded import EmbeddedRedis, free_port, ping
 from hpoqueue.broker.protocol import Channel, TrialSpec
 from hpoqueue.worker.attempt import execute_attempt
@@ -29,7 +31,7 @@ def _spec(tmp_path: Path, exp_id: str) -> TrialSpec:
 
 def _events(url: str, exp_id: str) -> list[dict]:
     client = redis.Redis.from_url(url)
-    return [json.loads(fields[b"e"]) for _id, fields in client.xrange(Channel(client, exp_id).events_key)]
+    return [json.loads(fields[b"e"]) for _id, fields in client.xrange(keys.events(exp_id))]
 
 
 def _run(spec: TrialSpec, url: str) -> str:
@@ -46,14 +48,14 @@ def test_an_attempt_runs_once_and_reports_started_metrics_finished(tmp_path: Pat
     assert [e["type"] for e in events if e["type"] != "log"] == ["started", "metric", "metric", "finished"]
     assert [e["value"] for e in events if e["type"] == "metric"] == [0.5, 0.25]
     assert [e["step"] for e in events if e["type"] == "metric"] == [0, 1]
-    assert Channel(redis.Redis.from_url(redis_url), "wk1").heartbeats() == {}  # ended with the attempt
+    assert Channel(connect(redis_url), "wk1").heartbeats() == {}  # ended with the attempt
 
 
 def test_a_stop_asked_before_the_attempt_started_keeps_the_command_from_running(
         tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
     spec = _spec(tmp_path, "wk2")
-    Channel(redis.Redis.from_url(redis_url), "wk2").stop(spec.attempt_id, "user_canceled")
+    Channel(connect(redis_url), "wk2").stop(spec.attempt_id, "user_canceled")
     assert _run(spec, redis_url) == "stopped before start"
     [event] = _events(redis_url, "wk2")
     assert (event["type"], event["reason"], event["stop_reason"]) == ("finished", "stopped", "user_canceled")
@@ -79,7 +81,7 @@ def test_a_stop_asked_while_the_trial_runs_ends_it(tmp_path: Path, redis_url: st
     monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
     spec = TrialSpec(exp_id="wk4", trial_id="wk4-1", seq=1, attempt=1, params={}, command="sleep 300",
                      code_dir=str(tmp_path), work_dir=str(tmp_path / "exp"))
-    channel = Channel(redis.Redis.from_url(redis_url), "wk4")
+    channel = Channel(connect(redis_url), "wk4")
     result: list[str] = []
     worker = threading.Thread(target=lambda: result.append(_run(spec, redis_url)))
     worker.start()
@@ -191,7 +193,7 @@ def test_the_heartbeat_count_grows_all_through_a_long_attempt(tmp_path: Path, re
     monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
     spec = TrialSpec(exp_id="wk7", trial_id="wk7-1", seq=1, attempt=1, params={}, command="sleep 1.5",
                      code_dir=str(tmp_path), work_dir=str(tmp_path / "exp"), heartbeat_interval=0.1)
-    channel = Channel(redis.Redis.from_url(redis_url), "wk7")
+    channel = Channel(connect(redis_url), "wk7")
     worker = threading.Thread(target=_run, args=(spec, redis_url))
     worker.start()
     counts: list[int] = []
@@ -217,7 +219,7 @@ def test_an_attempt_waiting_for_a_gpu_slot_keeps_heartbeating(tmp_path: Path, re
     the scheduler takes its worker for lost. It runs once the slot frees."""
     monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
     monkeypatch.setenv("HPOQUEUE_FAKE_GPUS", "1")
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     holder = GpuSlots(client, _gpu_spec(tmp_path, "wk8", 9, "true"), "gpu0", "other")
     assert holder.try_acquire() == (True, "")
     spec = _gpu_spec(tmp_path, "wk8", 1, "true")
@@ -247,7 +249,7 @@ def test_a_running_trial_keeps_its_gpu_slot_past_the_lease_ttl(tmp_path: Path, r
     monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
     monkeypatch.setenv("HPOQUEUE_FAKE_GPUS", "1")
     monkeypatch.setenv("HPOQUEUE_GPU_LEASE_TTL", "1.2")
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     spec = _gpu_spec(tmp_path, "wk9", 1, "sleep 3", heartbeat_interval=0.2)
     worker = threading.Thread(target=_run_on_gpu0, args=(spec, redis_url))
     worker.start()

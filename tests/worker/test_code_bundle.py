@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from hpoqueue.broker import keys
+from hpoqueue.broker.client import connect
 from hpoqueue.errors import ConfigError
 from hpoqueue.settings import ENV_CODE_CACHE
 from hpoqueue.worker import code_bundle
@@ -103,9 +104,9 @@ def test_workers_of_one_box_unpack_a_version_once_and_run_in_it(tmp_path: Path, 
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_CODE_CACHE, str(tmp_path / "cache"))
     bundle = pack(tree(tmp_path / "code", {"train.py": "print(1)", "pkg/mod.py": "X = 1"}))
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     ship(bundle, client)
-    assert 0 < client.ttl(keys.code(bundle.digest)) <= keys.CODE_TTL
+    assert 0 < redis.Redis.from_url(redis_url).ttl(keys.code(bundle.digest)) <= keys.CODE_TTL
     gets = []
     real_get = client.get
 
@@ -130,7 +131,7 @@ def test_a_version_gone_from_the_broker_says_how_to_ship_it_again(tmp_path: Path
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_CODE_CACHE, str(tmp_path / "cache"))
     with pytest.raises(CodeError, match="hpoqueue resume"):
-        checkout(redis.Redis.from_url(redis_url), "ab" * 32)
+        checkout(connect(redis_url), "ab" * 32)
 
 
 def test_shared_storage_maps_the_code_directory_to_the_boxes_mount_point() -> None:

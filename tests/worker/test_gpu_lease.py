@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 
+from hpoqueue.broker.client import BrokerClient, connect
 from hpoqueue.errors import GpuError
 from hpoqueue.worker.gpu_lease import GpuLeases
 
@@ -24,8 +24,8 @@ class FakeTime:
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
+def client(redis_url: str) -> Iterator[BrokerClient]:
+    c = connect(redis_url)
     yield c
     c.close()
 
@@ -36,16 +36,16 @@ def clock() -> FakeTime:
 
 
 @pytest.fixture
-def leases(client: redis.Redis, clock: FakeTime) -> GpuLeases:
+def leases(client: BrokerClient, clock: FakeTime) -> GpuLeases:
     return GpuLeases(client, "box1", ttl=30.0, clock=clock)
 
 
-def test_cap_holds_against_sixteen_racing_workers(redis_url: str, client: redis.Redis) -> None:
+def test_cap_holds_against_sixteen_racing_workers(redis_url: str, client: BrokerClient) -> None:
     start = threading.Barrier(16)
     won: list[str] = []
 
     def worker(name: str) -> None:
-        client = redis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         mine = GpuLeases(client, "box1")
         start.wait()
         if mine.acquire([0], name, cap=2):
@@ -67,7 +67,7 @@ def test_cap_is_never_exceeded_while_workers_come_and_go(redis_url: str) -> None
     seen_holders: list[int] = []
 
     def worker(name: str) -> None:
-        client = redis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         mine = GpuLeases(client, "box1")
         while not mine.acquire([0], name, cap=2):
             time.sleep(0.001)
@@ -143,7 +143,7 @@ def test_renew_extends_nothing_when_one_lease_was_lost(leases: GpuLeases, clock:
     assert leases.holders(0) == []
 
 
-def test_server_clock_expiry_frees_a_dead_holder(client: redis.Redis) -> None:
+def test_server_clock_expiry_frees_a_dead_holder(client: BrokerClient) -> None:
     real = GpuLeases(client, "box1", ttl=0.3)  # the production path: Redis TIME, no simulated clock
     assert real.acquire([0], "crashed", cap=1)
     assert real.holders(0) == ["crashed"]
@@ -152,8 +152,8 @@ def test_server_clock_expiry_frees_a_dead_holder(client: redis.Redis) -> None:
     assert real.holders(0) == ["b"]
 
 
-def test_workers_of_one_host_share_the_cap(client: redis.Redis, redis_url: str, clock: FakeTime) -> None:
-    other_client = redis.Redis.from_url(redis_url)
+def test_workers_of_one_host_share_the_cap(client: BrokerClient, redis_url: str, clock: FakeTime) -> None:
+    other_client = connect(redis_url)
     worker_a = GpuLeases(client, "box1", clock=clock)
     worker_b = GpuLeases(other_client, "box1", clock=clock)
     assert worker_a.acquire([0], "t1", cap=2)
@@ -163,7 +163,7 @@ def test_workers_of_one_host_share_the_cap(client: redis.Redis, redis_url: str, 
     other_client.close()
 
 
-def test_hosts_do_not_share_gpus(client: redis.Redis, clock: FakeTime) -> None:
+def test_hosts_do_not_share_gpus(client: BrokerClient, clock: FakeTime) -> None:
     box1 = GpuLeases(client, "box1", clock=clock)
     box2 = GpuLeases(client, "box2", clock=clock)
     assert box1.acquire([0], "t1", cap=1)
@@ -214,6 +214,6 @@ def test_bad_requests_are_gpu_errors(leases: GpuLeases, call: Callable[[GpuLease
 
 
 @pytest.mark.parametrize(("host", "ttl"), [("", 30.0), ("a:b", 30.0), ("box", 0)])
-def test_bad_construction_is_a_gpu_error(client: redis.Redis, host: str, ttl: float) -> None:
+def test_bad_construction_is_a_gpu_error(client: BrokerClient, host: str, ttl: float) -> None:
     with pytest.raises(GpuError):
         GpuLeases(client, host, ttl=ttl)

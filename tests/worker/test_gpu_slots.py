@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import redis
 
+from hpoqueue.broker.client import connect
 from hpoqueue.broker.protocol import TrialSpec
 from hpoqueue.worker.gpu_slots import GpuSlots
 
@@ -12,7 +12,7 @@ from hpoqueue.worker.gpu_slots import GpuSlots
 def _slots(redis_url: str, seq: int, cap: int) -> GpuSlots:
     spec = TrialSpec(exp_id="cap", trial_id=f"cap-{seq}", seq=seq, attempt=1, params={}, command="true",
                      code_dir=".", work_dir=".", gpu_number=1, gpu_cap=cap)
-    return GpuSlots(redis.Redis.from_url(redis_url), spec, "gpu0", "w@box")
+    return GpuSlots(connect(redis_url), spec, "gpu0", "w@box")
 
 
 @pytest.mark.parametrize("cap", [1, 2, 3])
