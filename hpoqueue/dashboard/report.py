@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hpoqueue.dashboard import charts, trial_table, views
-from hpoqueue.dashboard.server import STATIC, plotly_js
+from hpoqueue.dashboard.server import PLOTLY_JS, STATIC
 from hpoqueue.errors import HpoQueueError
 from hpoqueue.storage import Storage
 
@@ -40,7 +40,7 @@ def render(data: dict[str, Any], exp_id: str) -> str:
     inlined = {
         '<link rel="stylesheet" href="/static/style.css">': f"<style>\n{(STATIC / 'style.css').read_text()}</style>",
         '<script src="/static/app.js"></script>':
-            f"<script>{plotly_js().read_text()}</script>\n<script>window.HPOQ_REPORT = {payload};</script>\n"
+            f"<script>{PLOTLY_JS.read_text()}</script>\n<script>window.HPOQ_REPORT = {payload};</script>\n"
             f"<script>{(STATIC / 'app.js').read_text()}</script>",
         "<title>hpoqueue dashboard</title>": f"<title>hpoqueue report {exp_id}</title>"}
     for tag, replacement in inlined.items():

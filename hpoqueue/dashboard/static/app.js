@@ -59,14 +59,14 @@ function notice(text, error = false) {
   box.textContent = text || "";
 }
 
-// Plotly (4.8 MB) is loaded by the first page that draws a chart, never by the list or the table; a versioned
-// URL lets the browser keep it and its compiled code (a report has it inline)
+// Plotly (1.3 MB: only the trace types drawn here) is loaded by the first page that draws a chart, never by the
+// list or the table; its URL holds its hash, so the browser keeps it and its compiled code (a report has it inline)
 let plotlyLoading = null;
 function loadPlotly() {
   if (window.Plotly) return Promise.resolve();
   plotlyLoading = plotlyLoading || new Promise((resolve, reject) => {
     const tag = document.createElement("script");
-    tag.src = info.plotly || "/static/plotly.min.js";
+    tag.src = info.plotly;
     tag.onload = resolve;
     tag.onerror = () => { plotlyLoading = null; reject(new Error(`cannot load ${tag.src}`)); };
     document.head.appendChild(tag);
