@@ -9,6 +9,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import threading
 import time
 import urllib.request
 from collections import OrderedDict
@@ -23,6 +24,7 @@ import tornado.web
 
 from hpoqueue.dashboard import charts, trial_table, views
 from hpoqueue.dashboard.actions import ActionError, Actions
+from hpoqueue.dashboard.snapshot import Snapshot
 from hpoqueue.errors import HpoQueueError, NotFoundError
 from hpoqueue.storage import Storage
 
@@ -42,7 +44,8 @@ PLOTLY_URL = f"/static/{PLOTLY_JS.name}?v={hashlib.sha256(PLOTLY_JS.read_bytes()
 
 
 class Dashboard:
-    """What the handlers share: storage, actions, a cache of the heavy chart data keyed by version."""
+    """What the handlers share: storage, actions, each experiment's snapshot (kept up to date incrementally)
+    and a cache of the chart data keyed by version."""
 
     def __init__(self, storage: Storage, actions: Actions, flower: str | None) -> None:
         self.storage = storage
@@ -50,6 +53,8 @@ class Dashboard:
         self.flower = flower
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dashboard")
         self._cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._snapshots: dict[str, Snapshot] = {}  # per experiment: the trials as the charts last read them
+        self._snapshots_lock = threading.Lock()
         self._flower_seen: tuple[float, bool] = (0.0, False)
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
@@ -63,6 +68,14 @@ class Dashboard:
             while len(self._cache) > 32:
                 self._cache.popitem(last=False)
         return self._cache[full]
+
+    def chart(self, exp_id: str, kind: str, chosen: list[str]) -> Any:
+        """One chart's data, from the experiment's snapshot brought up to date first (off the event loop)."""
+        with self._snapshots_lock:
+            snapshot = self._snapshots.setdefault(exp_id, Snapshot(self.storage, exp_id))
+        with snapshot.lock:
+            snapshot.refresh()
+            return CHARTS[kind](snapshot, chosen) if kind == "curves" else CHARTS[kind](snapshot)
 
     def flower_url(self) -> str | None:
         """The Flower to link to when it answers (asked at most every 10 s)."""
@@ -160,8 +173,7 @@ class Chart(Handler):
 
     async def get(self, exp_id: str, kind: str) -> None:
         chosen = [c for c in self.get_argument("chosen", "").split(",") if c] if kind == "curves" else []
-        self.reply(await self.dash.cached((kind, exp_id, *chosen), exp_id, CHARTS[kind], self.dash.storage,
-                                          exp_id, *([chosen] if kind == "curves" else [])))
+        self.reply(await self.dash.cached((kind, exp_id, *chosen), exp_id, self.dash.chart, exp_id, kind, chosen))
 
 
 CHARTS: dict[str, Callable[..., Any]] = {"progress": charts.progress, "curves": charts.curves,
