@@ -146,7 +146,7 @@ def _kind(values: list[Any], spec: Any) -> str:
     """How a parameter's axis is drawn: "category" (anything not a number, and numbers of at most CATEGORIES
     distinct values), "log" (a log-uniform type; without a type, positive numbers spanning 100x or more whose
     median lies low, as log-uniform ones do) or "number"."""
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+    if not reduce.numbers(values):
         return "category"
     if len(set(values)) <= CATEGORIES:
         return "category"
@@ -159,7 +159,7 @@ def _kind(values: list[Any], spec: Any) -> str:
 def _categories(values: list[Any]) -> list[str]:
     """A category axis's labels: numbers in numeric order, anything else in order of first appearance."""
     distinct = list(dict.fromkeys(values))
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct):
+    if reduce.numbers(distinct):
         distinct.sort()
     return list(dict.fromkeys(reduce.label(v) for v in distinct))
 
