@@ -221,10 +221,34 @@ def plotly_cost(driver: Any, base: str) -> tuple[float, float]:
     return loaded / 1000, first / 1000
 
 
+FRESH = """const done = arguments[0], began = performance.now(), tag = document.createElement('script');
+tag.src = info.plotly || '/static/plotly.min.js';
+tag.onload = () => { const ran = performance.now(), el = document.createElement('div');
+  const got = performance.getEntriesByType('resource').find(e => e.name.endsWith(tag.src)).responseEnd;
+  document.body.appendChild(el);
+  Plotly.newPlot(el, [{x: [1, 2], y: [1, 2]}]).then(() => done([got - began, ran - got, performance.now() - ran])); };
+document.head.appendChild(tag);"""
+
+
+def plotly_fresh(base: str) -> tuple[float, float, float]:
+    """In a browser of its own (empty cache): seconds to fetch Plotly, to parse, compile and run it, and to draw
+    a first tiny chart."""
+    driver = chromium()
+    driver.set_script_timeout(120)
+    try:
+        driver.get(base + "/#/")
+        wait(driver, PAGES[0][2], time.perf_counter())  # type: ignore[arg-type]
+        fetched, ran, first = driver.execute_async_script(FRESH)
+        return fetched / 1000, ran / 1000, first / 1000
+    finally:
+        driver.quit()
+
+
 Pages = list[tuple[str, list[tuple[float, float, int]], list[float]]]
 
 
-def browser_times(base: str, url: str, repeat: int) -> tuple[Pages, list[tuple[float, float]]] | str:
+def browser_times(base: str, url: str, repeat: int) -> tuple[Pages, list[tuple[float, float]],
+                                                            list[tuple[float, float, float]]] | str:
     """Per page: (first chart, every chart, API bytes) of each full load (the first on a fresh dashboard, the
     last two right after a change of the record), and the in-app times; Plotly's cost."""
     if not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")):
@@ -242,7 +266,7 @@ def browser_times(base: str, url: str, repeat: int) -> tuple[Pages, list[tuple[f
         pages = [(name, [load_page(driver, base + "/" + fragment, ready) for _ in range(repeat)]
                   + [after_change(fragment, ready) for _ in range(2)],
                   [in_app(driver, base, fragment, ready) for _ in range(repeat)]) for name, fragment, ready in PAGES]
-        return pages, [plotly_cost(driver, base) for _ in range(repeat)]
+        return pages, [plotly_cost(driver, base) for _ in range(repeat)], [plotly_fresh(base) for _ in range(repeat)]
     finally:
         driver.quit()
 
@@ -340,6 +364,10 @@ def main() -> int:
         first = statistics.median(c[1] for c in pages[1])
         print(f"\nplotly.min.js from the browser's cache: {loaded * 1000:.0f} ms to load and run, then "
               f"{first * 1000:.0f} ms to draw a first 2-point chart (medians): in every full load of a chart page")
+        fresh = [statistics.median(c[i] for c in pages[2]) * 1000 for i in range(3)]
+        print(f"Plotly in a fresh browser (empty cache): {fresh[0]:.0f} ms to fetch, {fresh[1]:.0f} ms to parse, "
+              f"compile and run, {fresh[2]:.0f} ms to draw a first 2-point chart (medians): the first chart page's "
+              "first load")
     print()
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {load()}")
     print(json.dumps({"trials": args.trials, "steps": args.steps, "db": args.db}))
