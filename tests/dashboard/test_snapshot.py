@@ -40,10 +40,21 @@ def start(storage: Storage, tid: str, attempt: int, host: str, gpu: int) -> None
 
 def test_an_updated_snapshot_draws_what_a_full_read_draws(sqlite_url: str, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    check_updates(sqlite_url, tmp_path, monkeypatch)
+
+
+@pytest.mark.postgres
+def test_an_updated_snapshot_on_postgresql(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_updates(postgres_url, tmp_path, monkeypatch)
+
+
+def check_updates(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three rounds of changes as the scheduler and the CLI write them; after each, the snapshot brought up to
+    date gives every chart what a snapshot read in full gives, and read only the trials that changed."""
     monkeypatch.setattr(charts, "BAND_TRIALS", 150)
     monkeypatch.setattr(snapshot_module, "SLACK", 0)  # only what changed is read again
-    make_big_record(sqlite_url, tmp_path / "work", TRIALS)
-    with Storage(sqlite_url) as storage:
+    make_big_record(url, tmp_path / "work", TRIALS)
+    with Storage(url) as storage:
         snapshot = Snapshot.read(storage, BIG)
         trials = snapshot.by_seq()
         running = [t.id for t in trials if t.state is TrialState.RUNNING]
