@@ -1,54 +1,52 @@
-"""What each chart of an experiment draws, read from the record and reduced so that a browser draws it in well
-under a second at 10,000 trials: a few hundred individual marks at most, the rest as a density or a band,
-and a `note` that says so whenever something was reduced."""
+"""What each chart of an experiment draws, read from its snapshot (snapshot.py) and reduced so that a browser
+draws it in well under a second at 10,000 trials: a few hundred individual marks at most, the rest as a
+density or a band, and a `note` that says so whenever something was reduced."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections import defaultdict
-from datetime import datetime
+from collections import Counter, defaultdict
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 
 from hpoqueue.dashboard import reduce
-from hpoqueue.results.optimize_mode import best_first, better
+from hpoqueue.dashboard.snapshot import Snapshot, Trial
+from hpoqueue.results.optimize_mode import better
 from hpoqueue.states import TrialState
-from hpoqueue.storage import EventRow, ExperimentRecord, MetricRow, Storage, TrialRow
 
 MARKS = 300  #: trials drawn one by one on a chart of every trial; past that, a density and the MARKS best
 PARAM_MARKS = 100  #: trials drawn one by one on each value-against-parameter chart (past MARKS trials)
 CURVES = 50  #: curves drawn one by one (the best, and each running or chosen trial); past that, a band
-BAND_TRIALS = 1000  #: trials, spread evenly over the experiment, whose intermediate results make the band
+#: at most this many trials, spread evenly over the experiment, make the band: past it, every 2nd, 4th, 8th...
+#: trial (a power of two, so the sample stays put, and read once, while trials are added)
+BAND_TRIALS = 1000
 PARCOORDS = 500  #: lines of the parallel coordinates: the best trials (more only hide each other, and cost time)
 TIMELINE_COLUMNS = 400  #: time columns of the GPU-slot timeline (2-3 pixels each on a wide screen)
 LOG_TYPES = {"loguniform", "qloguniform"}  #: search-space types whose axis is logarithmic
 CATEGORIES = 12  #: numbers of at most this many distinct values (a choice) are drawn as categories
-T = TrialRow.__table__  #: the tables themselves: Core rows, without the ORM's per-row cost on big reads
-M = MetricRow.__table__
-
-
-def _ts(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
 
 
 def _columns(rows: list[Any], names: tuple[str, ...]) -> dict[str, list[Any]]:
     return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
-def progress(storage: Storage, exp_id: str) -> dict[str, Any]:
+def _best_first(trials: list[Trial], mode: str) -> list[Trial]:
+    """The trials (in creation order) with a value, best first (a stable sort: in creation order among equals)."""
+    return sorted((t for t in trials if t.value is not None), key=attrgetter("value"), reverse=mode != "minimize")
+
+
+def progress(snapshot: Snapshot) -> dict[str, Any]:
     """Best value so far by trial number and over time (the steps where it improved), and each succeeded
     trial's value: every one as a mark up to MARKS trials, else a density of all and the MARKS best."""
-    exp = storage.get_experiment(exp_id)
-    mode = exp.optimize_mode
-    rows = storage.select(select(T.c.seq, T.c.id, T.c.final_value, T.c.ended_at).where(
-        T.c.experiment_id == exp.id, T.c.state == TrialState.SUCCEEDED, T.c.final_value.is_not(None))
-        .order_by(T.c.seq))
+    mode = snapshot.experiment.optimize_mode
+    rows = [(t.seq, t.id, t.value, t.ended) for t in snapshot.by_seq()
+            if t.state is TrialState.SUCCEEDED and t.value is not None]
     by_seq = _improvements([(r[0], r[2]) for r in rows], mode)
-    by_time = _improvements(sorted(((_ts(r[3]), r[2]) for r in rows if r[3] is not None), key=lambda p: p[0]),
-                            mode)
-    marked = sorted(rows, key=lambda r: r[2] if mode == "minimize" else -r[2])[:MARKS]
+    by_time = _improvements(sorted(((r[3], r[2]) for r in rows if r[3] is not None), key=lambda p: p[0]), mode)
+    marked = sorted(rows, key=itemgetter(2), reverse=mode != "minimize")[:MARKS]  # stable: in seq order among equals
     reduced = len(rows) > MARKS
     return {"optimize_mode": mode, "total": len(rows), "best": marked[0][1] if marked else None,
             "marks": _columns(sorted(marked), ("seq", "id", "value")),
@@ -73,76 +71,58 @@ def _improvements(points: list[tuple[Any, float]], mode: str) -> dict[str, list[
     return out
 
 
-def curves(storage: Storage, exp_id: str, chosen: list[str]) -> dict[str, Any]:
+def curves(snapshot: Snapshot, chosen: list[str]) -> dict[str, Any]:
     """Intermediate results of the current attempts. Up to CURVES trials: every curve. Past that: the CURVES
-    best and every running and chosen trial as curves, and a band (quantiles per step) over BAND_TRIALS
+    best and every running and chosen trial as curves, and a band (quantiles per step) over at most BAND_TRIALS
     trials spread evenly over all; early-stopped trials' curves dotted, and how many stopped at each step."""
-    exp = storage.get_experiment(exp_id)
-    trials = storage.select(select(T.c.id, T.c.seq, T.c.state).where(T.c.experiment_id == exp.id))
+    trials = snapshot.by_seq()
     total = len(trials)
     reduced = total > CURVES
     if reduced:
-        order = best_first(T.c.final_value, exp.optimize_mode).nulls_last()
-        best = storage.select(select(T.c.id).where(T.c.experiment_id == exp.id, T.c.final_value.is_not(None))
-                              .order_by(order).limit(CURVES))
-        drawn = {r[0] for r in best} | {tid for tid, _, state in trials if state is TrialState.RUNNING}
-        drawn |= set(chosen) & {tid for tid, _, _ in trials}
+        drawn = {t.id for t in _best_first(trials, snapshot.experiment.optimize_mode)[:CURVES]}
+        drawn |= {t.id for t in trials if t.state is TrialState.RUNNING} | (set(chosen) & snapshot.trials.keys())
     else:
-        drawn = {tid for tid, _, _ in trials}
-    state_of = {tid: state for tid, _, state in trials}
-    group_of = {tid: tid if tid in chosen else "EARLY_STOPPED" if state_of[tid] is TrialState.EARLY_STOPPED
-                else "other" for tid in drawn}
-    current = M.c.attempt == T.c.attempt
-    rows = storage.select(select(M.c.trial_id, M.c.step, M.c.value).join(T, T.c.id == M.c.trial_id)
-                          .where(T.c.id.in_(drawn), M.c.kind == "intermediate", current)
-                          .order_by(T.c.seq, M.c.step)) if drawn else []
+        drawn = {t.id for t in trials}
+    series = snapshot.series(t.id for t in trials if t.id in drawn)
     lines: dict[str, dict[str, list[Any]]] = {}
     ends: dict[str, list[Any]] = {"x": [], "y": [], "id": []}
-    for i, (tid, step, value) in enumerate(rows):
-        line = lines.setdefault(group_of[tid], {"x": [], "y": [], "id": []})
-        line["x"].append(step)
-        line["y"].append(value)
-        line["id"].append(tid)
-        if i + 1 == len(rows) or rows[i + 1][0] != tid:  # a gap between two curves of one line
-            for key in ("x", "y", "id"):
-                line[key].append(None)
-            if state_of[tid] is TrialState.EARLY_STOPPED:  # chosen ones too
-                ends["x"].append(step)
-                ends["y"].append(value)
-                ends["id"].append(tid)
-    last = (select(func.max(M.c.step).label("step")).join(T, T.c.id == M.c.trial_id)
-            .where(T.c.experiment_id == exp.id, T.c.state == TrialState.EARLY_STOPPED, M.c.kind == "intermediate",
-                   current).group_by(M.c.trial_id).subquery())
-    stopped = storage.select(select(last.c.step, func.count()).group_by(last.c.step).order_by(last.c.step))
+    for tid, (steps, values) in series.items():  # in creation order
+        if not steps:
+            continue
+        stopped = snapshot.trials[tid].state is TrialState.EARLY_STOPPED
+        line = lines.setdefault(tid if tid in chosen else "EARLY_STOPPED" if stopped else "other",
+                                {"x": [], "y": [], "id": []})
+        line["x"] += [*steps, None]  # None: a gap between two curves of one line
+        line["y"] += [*values, None]
+        line["id"] += [tid] * len(steps) + [None]
+        if stopped:  # chosen ones too
+            ends["x"].append(steps[-1])
+            ends["y"].append(values[-1])
+            ends["id"].append(tid)
+    stops = sorted(Counter(snapshot.stopped_at.values()).items())
     out = {"lines": lines, "early_stopped_ends": ends, "total": total, "shown": len(drawn), "chosen": chosen,
-           "band": None, "stopped_at": {"step": [r[0] for r in stopped], "n": [r[1] for r in stopped]},
-           "note": ""}
+           "band": None, "stopped_at": {"step": [r[0] for r in stops], "n": [r[1] for r in stops]}, "note": ""}
     if reduced:
-        stride = max(1, -(-total // BAND_TRIALS))
-        sample = [tid for tid, seq, _ in trials if seq % stride == 0] if stride > 1 else None
-        where = T.c.id.in_(sample) if sample is not None else T.c.experiment_id == exp.id
-        points = storage.select(select(M.c.step, M.c.value).join(T, T.c.id == M.c.trial_id)
-                                .where(where, M.c.kind == "intermediate", current))
-        steps = np.fromiter((p[0] for p in points), dtype=float, count=len(points))
-        values = np.fromiter((p[1] for p in points), dtype=float, count=len(points))
-        out["band"] = reduce.band(steps, values)
-        spread = f"every {stride}th trial ({len(sample)})" if sample is not None else "every trial"
+        stride = 1 << max(0, math.ceil(math.log2(total / BAND_TRIALS))) if total > BAND_TRIALS else 1
+        sample = snapshot.series(t.id for t in trials if t.seq % stride == 0)
+        out["band"] = reduce.band(np.fromiter((x for xs, _ in sample.values() for x in xs), dtype=float),
+                                  np.fromiter((y for _, ys in sample.values() for y in ys), dtype=float))
+        spread = f"every {stride}th trial ({len(sample)})" if stride > 1 else "every trial"
         out["note"] = (f"{total:,} trials: the {CURVES} best, the running and the chosen ones drawn as curves "
                        f"({len(drawn)}); the band is the 10–90 % range of {spread} at each step, its line the "
                        "median; the bars count the early-stopped trials by the step they stopped at")
     return out
 
 
-def params(storage: Storage, exp_id: str) -> dict[str, Any]:
+def params(snapshot: Snapshot) -> dict[str, Any]:
     """The parameters of the trials with a value: the PARCOORDS best as columns (best first, categories as
     labels) and, past MARKS trials, the density of value against each parameter over all of them."""
-    exp = storage.get_experiment(exp_id)
-    rows = storage.select(select(T.c.id, T.c.final_value, T.c.params).where(
-        T.c.experiment_id == exp.id, T.c.final_value.is_not(None))
-        .order_by(best_first(T.c.final_value, exp.optimize_mode), T.c.seq))
-    names = list(dict.fromkeys(k for r in rows for k in (r[2] or {})))
+    exp = snapshot.experiment
+    rows = [(t.id, t.value, t.params) for t in _best_first(snapshot.by_seq(), exp.optimize_mode)
+            if t.value is not None]
+    names = list(dict.fromkeys(k for r in rows for k in r[2]))
     space = exp.config.get("searchSpace") or {}
-    columns = {n: [(r[2] or {}).get(n) for r in rows] for n in names}
+    columns = {n: [r[2].get(n) for r in rows] for n in names}
     kinds = {n: _kind(columns[n], space.get(n)) for n in names}
     labels = {n: [reduce.label(v) for v in columns[n]] for n in names if kinds[n] == "category"}
     order = {n: _categories(columns[n]) for n in labels}
@@ -166,7 +146,7 @@ def _kind(values: list[Any], spec: Any) -> str:
     """How a parameter's axis is drawn: "category" (anything not a number, and numbers of at most CATEGORIES
     distinct values), "log" (a log-uniform type; without a type, positive numbers spanning 100x or more whose
     median lies low, as log-uniform ones do) or "number"."""
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+    if not reduce.numbers(values):
         return "category"
     if len(set(values)) <= CATEGORIES:
         return "category"
@@ -179,18 +159,18 @@ def _kind(values: list[Any], spec: Any) -> str:
 def _categories(values: list[Any]) -> list[str]:
     """A category axis's labels: numbers in numeric order, anything else in order of first appearance."""
     distinct = list(dict.fromkeys(values))
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct):
+    if reduce.numbers(distinct):
         distinct.sort()
     return list(dict.fromkeys(reduce.label(v) for v in distinct))
 
 
-def timeline(storage: Storage, exp_id: str) -> dict[str, Any]:
+def timeline(snapshot: Snapshot, now: float | None = None) -> dict[str, Any]:
     """Which box and GPU ran which attempt when, as a grid of lanes x TIMELINE_COLUMNS time columns (each
     cell: the state and trial of the attempt that held the slot then, None when idle), and the trials'
-    durations: each as a mark up to MARKS trials, else a density and the MARKS longest."""
-    exp = storage.get_experiment(exp_id)
-    now = time.time()
-    bars = _bars(storage, exp)
+    durations: each as a mark up to MARKS trials, else a density and the MARKS longest. Running attempts
+    last until `now` (the present unless given)."""
+    now = time.time() if now is None else now
+    bars = _bars(snapshot, now)
     lanes = sorted({b["lane"] for b in bars})
     states = sorted({b["state"] for b in bars})
     start = min((b["start"] for b in bars), default=now)
@@ -222,29 +202,15 @@ def _durations(bars: list[dict[str, Any]], now: float) -> dict[str, Any]:
                      "density") if reduced else ""}
 
 
-def _bars(storage: Storage, exp: ExperimentRecord) -> list[dict[str, Any]]:
-    """Every attempt that started, sorted by start: the current ones from the trials, earlier (lost, retried)
-    ones from their `started` and `lost`/`finished` events; each with its lane (box / GPU, slot)."""
-    bars = []
-    rows = storage.select(select(T.c.id, T.c.seq, T.c.attempt, T.c.state, T.c.host, T.c.gpus, T.c.queue,
-                                 T.c.started_at, T.c.ended_at)
-                          .where(T.c.experiment_id == exp.id, T.c.started_at.is_not(None)))
-    for tid, seq, attempt, state, host, gpus, queue, started, ended in rows:
-        bars.append(_bar(tid, seq, attempt, TrialState(state).value, host, gpus, queue, started, ended, current=True))
-    events = storage.select(select(EventRow.trial_id, TrialRow.seq, EventRow.attempt, EventRow.kind, EventRow.data,
-                                   EventRow.created_at).join(TrialRow, TrialRow.id == EventRow.trial_id)
-                            .where(TrialRow.experiment_id == exp.id, EventRow.attempt < TrialRow.attempt,
-                                   EventRow.kind.in_(["started", "lost", "finished"])).order_by(EventRow.id))
-    starts: dict[tuple[str, int], tuple[Any, ...]] = {}
-    for tid, seq, attempt, kind, data, at in events:
-        if kind == "started":
-            starts[(tid, attempt)] = (seq, data or {}, at)
-        elif (tid, attempt) in starts:
-            seq, data, began = starts.pop((tid, attempt))
-            bars.append(_bar(tid, seq, attempt, "LOST" if kind == "lost" else "RETRIED", data.get("host"),
-                             data.get("gpus"), data.get("queue"), began, at))
-    bars.sort(key=lambda b: b["start"])
-    _slots(bars, time.time())
+def _bars(snapshot: Snapshot, now: float) -> list[dict[str, Any]]:
+    """Every attempt that started, sorted by start: the current ones and the earlier (lost, retried) ones,
+    each with its lane (box / GPU, slot)."""
+    bars = [_bar(t.id, t.seq, t.attempt, t.state.value, t.host, t.gpus, t.queue, t.started, t.ended, current=True)
+            for t in snapshot.by_seq() if t.started is not None]
+    bars += [_bar(a.trial, a.seq, a.attempt, a.state, a.host, a.gpus, a.queue, a.start, a.end)
+             for attempts in snapshot.earlier.values() for a in attempts]
+    bars.sort(key=lambda b: (b["start"], b["seq"], b["attempt"]))
+    _slots(bars, now)
     return bars
 
 
@@ -266,7 +232,7 @@ def _slots(bars: list[dict[str, Any]], now: float) -> None:
 
 
 def _bar(tid: str, seq: int, attempt: int, state: str, host: str | None, gpus: list[int] | None,
-         queue: str | None, started: datetime | None, ended: datetime | None, current: bool = False) -> dict[str, Any]:
+         queue: str | None, started: float, ended: float | None, current: bool = False) -> dict[str, Any]:
     where = f"GPU {','.join(map(str, gpus))}" if gpus else (queue or "cpu")
     return {"trial": tid, "seq": seq, "attempt": attempt, "state": state, "lane": f"{host or '?'} / {where}",
-            "start": _ts(started), "end": _ts(ended), "current": current}
+            "start": started, "end": ended, "current": current}

@@ -6,7 +6,7 @@ stay individual marks."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ BAND = (0.1, 0.5, 0.9)  #: quantiles of a band: its lower edge, middle line and 
 def axis_bins(values: Sequence[Any], bins: int, log: bool, categories: list[str] | None = None) -> dict[str, Any]:
     """Bin edges for numbers (logarithmic when `log` and every value is positive), or the categories (given,
     else in order of first appearance) for anything else; returned with each value's bin index."""
-    if categories is not None or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+    if categories is not None or not numbers(values):
         labels = categories if categories is not None else list(dict.fromkeys(label(v) for v in values))
         where = {name: i for i, name in enumerate(labels)}
         return {"categories": labels, "index": np.array([where[label(v)] for v in values], dtype=np.int64)}
@@ -63,6 +63,11 @@ def band(steps: np.ndarray, values: np.ndarray) -> dict[str, Any]:
         quantile = values[below] + (values[above] - values[below]) * (position - below)
         out[key] = [_finite(float(v)) for v in quantile]
     return out
+
+
+def numbers(values: Iterable[Any]) -> bool:
+    """Whether every value is a number (True and False are not): asked of each type once, not of each value."""
+    return all(issubclass(kind, int | float) and not issubclass(kind, bool) for kind in set(map(type, values)))
 
 
 def label(value: Any) -> str:

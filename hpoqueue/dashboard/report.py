@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from hpoqueue.dashboard import charts, trial_table, views
-from hpoqueue.dashboard.server import STATIC, plotly_js
+from hpoqueue.dashboard.server import PLOTLY_JS, STATIC
+from hpoqueue.dashboard.snapshot import Snapshot
 from hpoqueue.errors import HpoQueueError
 from hpoqueue.storage import Storage
 
@@ -19,14 +20,15 @@ DETAILED = 200  #: trials (the best first) whose own page, with curves and attem
 def report_data(storage: Storage, exp_id: str) -> dict[str, Any]:
     """What the page's API calls would answer, keyed by their paths; every trial in the table."""
     exp = storage.get_experiment(exp_id)
+    snapshot = Snapshot.read(storage, exp_id)
     base = f"/api/experiments/{exp_id}"
     table = trial_table.page(storage, exp, sort="value", descending=exp.optimize_mode == "maximize",
                              limit=exp.next_seq)
     data: dict[str, Any] = {
         "/api/experiments": [e for e in views.experiments(storage) if e["id"] == exp_id],
         base: views.overview(storage, exp_id), f"{base}/trials": table,
-        f"{base}/progress": charts.progress(storage, exp_id), f"{base}/curves": charts.curves(storage, exp_id, []),
-        f"{base}/params": charts.params(storage, exp_id), f"{base}/timeline": charts.timeline(storage, exp_id)}
+        f"{base}/progress": charts.progress(snapshot), f"{base}/curves": charts.curves(snapshot, []),
+        f"{base}/params": charts.params(snapshot), f"{base}/timeline": charts.timeline(snapshot)}
     for row in table["rows"][:DETAILED]:
         data[f"/api/trials/{row['id']}"] = views.trial(storage, row["id"])
     return data
@@ -40,7 +42,7 @@ def render(data: dict[str, Any], exp_id: str) -> str:
     inlined = {
         '<link rel="stylesheet" href="/static/style.css">': f"<style>\n{(STATIC / 'style.css').read_text()}</style>",
         '<script src="/static/app.js"></script>':
-            f"<script>{plotly_js().read_text()}</script>\n<script>window.HPOQ_REPORT = {payload};</script>\n"
+            f"<script>{PLOTLY_JS.read_text()}</script>\n<script>window.HPOQ_REPORT = {payload};</script>\n"
             f"<script>{(STATIC / 'app.js').read_text()}</script>",
         "<title>hpoqueue dashboard</title>": f"<title>hpoqueue report {exp_id}</title>"}
     for tag, replacement in inlined.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,37 @@ def test_a_page_opened_during_a_poll_is_drawn(sqlite_url: str, tmp_path: Path, b
     browser.execute_script("location.hash = '#/'")
     wait_js(browser, "return document.querySelectorAll('#experiments tbody tr').length", 10,
             "the experiments list, with no change to the record")
+
+
+#: words app.js gives as `type:` that name no trace: axis types ("-": Plotly's automatic) and shapes
+NOT_TRACES = {"category", "date", "log", "-", "line"}
+
+
+def test_the_bundled_plotly_holds_every_trace_type_the_pages_use(sqlite_url: str, tmp_path: Path, browser: Any,
+                                                                  start_dashboard: Any) -> None:
+    """The dashboard ships plotly.js with only some trace types (tools/build_plotly.sh): each type app.js asks
+    for must be in it, and draw (parcoords too, which this headless Chromium's pages replace with SVG lines)."""
+    app = (Path(__file__).parents[2] / "hpoqueue" / "dashboard" / "static" / "app.js").read_text()
+    asked = {word for value in re.findall(r"\btype: ([^,}]+)", app) for word in re.findall(r'"([\w-]+)"', value)}
+    traces = sorted(asked - NOT_TRACES)
+    assert {"scatter", "heatmap", "bar", "parcoords"} <= set(traces)
+    make_big_record(sqlite_url, tmp_path / "work", 3)
+    dash = start_dashboard(sqlite_url, "--read-only")
+    browser.get(f"{dash.base}/#/experiment/{BIG}/trials")
+    wait_js(browser, "return document.querySelectorAll('#trial-table tr[data-id]').length == 3", 20, "the table")
+    browser.set_script_timeout(60)
+    drawn = browser.execute_async_script("""const [types, done] = arguments;
+        loadPlotly().then(async () => {
+          const known = Object.keys(Plotly.PlotSchema.get().traces), out = {};
+          for (const type of types) {
+            if (!known.includes(type)) { out[type] = 'not in the bundle'; continue; }
+            const el = document.createElement('div');
+            document.body.appendChild(el);
+            const trace = type === 'parcoords' ? { type, dimensions: [{ values: [1, 2, 3] }, { values: [3, 1, 2] }] }
+              : type === 'heatmap' ? { type, z: [[1, 2], [3, 4]] } : { type, x: [1, 2, 3], y: [2, 1, 3] };
+            try { await Plotly.newPlot(el, [trace]); out[type] = el._fullData[0].type; }
+            catch (e) { out[type] = String(e); }
+          }
+          done(out);
+        }).catch((e) => done({ error: String(e) }));""", traces)
+    assert drawn == {t: t for t in traces}

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from hpoqueue.dashboard import charts
+from hpoqueue.dashboard.snapshot import Snapshot
 from hpoqueue.states import TrialState
 from hpoqueue.storage import MetricRow, Storage, TrialRow
 from tests.dashboard.conftest import BIG, make_big_record
@@ -35,7 +36,7 @@ def test_thresholds_are_passed(storage: Storage) -> None:
 def test_progress_marks_the_best_and_the_density_counts_every_succeeded_trial(storage: Storage) -> None:
     succeeded = [t for t in storage.trials(BIG, states=[TrialState.SUCCEEDED]) if t.final_value is not None]
     best = min(succeeded, key=lambda t: t.final_value or 0)
-    data = charts.progress(storage, BIG)
+    data = charts.progress(Snapshot.read(storage, BIG))
     assert data["best"] == best.id and data["total"] == len(succeeded)
     cutoff = sorted(t.final_value or 0 for t in succeeded)[charts.MARKS - 1]
     assert len(data["marks"]["id"]) == charts.MARKS and max(data["marks"]["value"]) == cutoff
@@ -61,7 +62,7 @@ def test_curves_draw_the_best_running_and_chosen_and_band_all(storage: Storage,
     ranked = sorted((t for t in trials if t.final_value is not None), key=lambda t: t.final_value or 0)
     running = {t.id for t in trials if t.state is TrialState.RUNNING}
     chosen = ranked[-1].id  # the worst: drawn only because it was chosen
-    data = charts.curves(storage, BIG, [chosen])
+    data = charts.curves(Snapshot.read(storage, BIG), [chosen])
     drawn = {tid for line in data["lines"].values() for tid in line["id"] if tid}
     assert drawn == {t.id for t in ranked[:charts.CURVES]} | running | {chosen}
     assert data["shown"] == len(drawn) and data["total"] == TRIALS
@@ -80,7 +81,7 @@ def test_curves_draw_the_best_running_and_chosen_and_band_all(storage: Storage,
     assert "the 10–90 % range of every trial" in data["note"]
 
     monkeypatch.setattr(charts, "BAND_TRIALS", 150)  # past it: every 4th trial
-    sampled = charts.curves(storage, BIG, [])["band"]
+    sampled = charts.curves(Snapshot.read(storage, BIG), [])["band"]
     every4th = [points for tid, points in curves.items() if int(tid.rsplit("-", 1)[1]) % 4 == 0]
     assert sampled["n"][0] == len(every4th) < len(curves)
     assert sampled["mid"][0] == pytest.approx(float(np.median([p[0][1] for p in every4th])))
@@ -88,7 +89,7 @@ def test_curves_draw_the_best_running_and_chosen_and_band_all(storage: Storage,
 
 def test_params_kinds_best_columns_and_densities(storage: Storage) -> None:
     with_value = sorted((t for t in storage.trials(BIG) if t.final_value is not None), key=lambda t: t.final_value or 0)
-    data = charts.params(storage, BIG)
+    data = charts.params(Snapshot.read(storage, BIG))
     assert data["kinds"] == {"lr": "log", "dropout": "number", "batch": "category", "opt": "category"}
     assert data["categories"]["batch"] == ["32", "64", "128", "256"]
     assert data["best"]["id"] == [t.id for t in with_value][:charts.PARCOORDS]
@@ -102,7 +103,7 @@ def test_params_kinds_best_columns_and_densities(storage: Storage) -> None:
 
 def test_timeline_grid_shows_who_held_each_slot(storage: Storage) -> None:
     trials = storage.trials(BIG)
-    data = charts.timeline(storage, BIG)
+    data = charts.timeline(Snapshot.read(storage, BIG))
     assert data["lanes"] == [f"box{b} / GPU {g}" for b in (0, 1) for g in range(4)]
     assert data["attempts"] == TRIALS and len(data["z"][0]) == charts.TIMELINE_COLUMNS
     first = trials[0]  # box0 / GPU 0 from the start

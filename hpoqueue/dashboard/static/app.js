@@ -32,7 +32,20 @@ function dur(s) {
 const fmtParams = (p) => esc(Object.entries(p || {}).map(([k, v]) => `${k}=${typeof v === "number" ?
   Number(v.toPrecision(4)) : JSON.stringify(v)}`).join("  "));
 
+// answers asked for early: a chart tab's data is asked for beside the overview, not after it
+const prefetched = new Map();
+function prefetch(path) {
+  const answer = api(path);
+  answer.catch(() => {});  // an error shows where the answer is used
+  prefetched.set(path, answer);
+}
+
 async function api(path) {
+  const early = prefetched.get(path);
+  if (early) {
+    prefetched.delete(path);
+    return early;
+  }
   if (REPORT) {
     const key = path.split("?")[0];
     if (!(key in REPORT.data)) throw new Error(`not in this report: ${key}`);
@@ -59,14 +72,14 @@ function notice(text, error = false) {
   box.textContent = text || "";
 }
 
-// Plotly (4.8 MB) is loaded by the first page that draws a chart, never by the list or the table; a versioned
-// URL lets the browser keep it and its compiled code (a report has it inline)
+// Plotly (1.3 MB: only the trace types drawn here) is loaded by the first page that draws a chart, never by the
+// list or the table; its URL holds its hash, so the browser keeps it and its compiled code (a report has it inline)
 let plotlyLoading = null;
 function loadPlotly() {
   if (window.Plotly) return Promise.resolve();
   plotlyLoading = plotlyLoading || new Promise((resolve, reject) => {
     const tag = document.createElement("script");
-    tag.src = info.plotly || "/static/plotly.min.js";
+    tag.src = info.plotly;
     tag.onload = resolve;
     tag.onerror = () => { plotlyLoading = null; reject(new Error(`cannot load ${tag.src}`)); };
     document.head.appendChild(tag);
@@ -174,6 +187,13 @@ function experimentsPage() {
 // ---- one experiment -------------------------------------------------------------------------------
 const TABS = [["overview", "Overview"], ["trials", "Trials"], ["curves", "Intermediate results"],
   ["params", "Parameters"], ["gpus", "Durations & GPUs"]];
+// where each chart tab's data comes from
+const TAB_DATA = {
+  overview: (expId) => `/api/experiments/${expId}/progress`,
+  curves: (expId) => `/api/experiments/${expId}/curves?chosen=${encodeURIComponent([...chosen(expId)].join(","))}`,
+  params: (expId) => `/api/experiments/${expId}/params`,
+  gpus: (expId) => `/api/experiments/${expId}/timeline`,
+};
 
 function chosenKey(exp) { return `hpoq-chosen-${exp}`; }
 function chosen(exp) { return new Set(JSON.parse(sessionStorage.getItem(chosenKey(exp)) || "[]")); }
@@ -211,6 +231,8 @@ function experimentPage(expId, tab) {
 
   const page = {
     async refresh() {
+      prefetched.clear();
+      if (TAB_DATA[tab]) prefetch(TAB_DATA[tab](expId));
       const ov = await api(`/api/experiments/${expId}`);
       if (!shell) { await header(ov); shell = true; }
       $("#exp-state").innerHTML = badge(ov.state);
@@ -250,7 +272,7 @@ const TAB_VIEWS = {
         <div class="label" style="margin-top:4px">boxes and GPUs in use</div>${hosts}</div>
       ${ov.message ? `<div class="card"><div class="label">message</div>${esc(ov.message)}</div>` : ""}`;
     loadPlotly();  // while the data comes
-    bestCharts(await api(`/api/experiments/${expId}/progress`));
+    bestCharts(await api(TAB_DATA.overview(expId)));
   },
 
   async trials(expId, ov, table, page) {
@@ -326,7 +348,7 @@ const TAB_VIEWS = {
     }
     loadPlotly();
     const ids = [...chosen(expId)];
-    const data = await api(`/api/experiments/${expId}/curves?chosen=${encodeURIComponent(ids.join(","))}`);
+    const data = await api(TAB_DATA.curves(expId));
     const traces = [];
     const band = data.band, groups = data.lines;
     if (band && band.step.length) {
@@ -371,7 +393,7 @@ const TAB_VIEWS = {
         <div class="panel"><div id="chart-params" class="chart"></div></div>`;
     }
     loadPlotly();
-    const data = await api(`/api/experiments/${expId}/params`);
+    const data = await api(TAB_DATA.params(expId));
     const names = data.names, best = data.best;
     const scale = { colorscale: "Viridis", reversescale: data.optimize_mode === "minimize" };
     const title = best.id.length < data.total ? `Parameters of the ${best.id.length} best of ${data.total} trials with a value, coloured by value`
@@ -413,7 +435,7 @@ const TAB_VIEWS = {
         <div class="panel"><div id="chart-durations" class="chart"></div><div class="muted note" id="note-durations" hidden></div></div>`;
     }
     loadPlotly();
-    const tl = await api(`/api/experiments/${expId}/timeline`);
+    const tl = await api(TAB_DATA.gpus(expId));
     // a grid of lanes x time columns, each cell coloured by the state of the attempt holding the slot then
     const n = tl.states.length;
     const colorscale = tl.states.flatMap((s, i) => [[i / n, STATE_COLORS[s] || "#6b7280"], [(i + 1) / n, STATE_COLORS[s] || "#6b7280"]]);
