@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import re
@@ -95,7 +96,10 @@ def test_page_and_scripts_come_from_installed_packages(dash: Dashboard) -> None:
     assert info["plotly"] == f"/static/plotly-hpoqueue.min.js?v={digest[:16]}"
     with urllib.request.urlopen(dash.base + info["plotly"], timeout=30) as resp:
         assert resp.read() == PLOTLY_JS.read_bytes()
-        assert int(resp.headers["Cache-Control"].split("max-age=")[1]) >= 365 * 86400
+        assert int(resp.headers["Cache-Control"].split("max-age=")[1].split(",")[0]) >= 365 * 86400
+    gzipped = urllib.request.Request(dash.base + info["plotly"], headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(gzipped, timeout=30) as resp:  # compressed once, not on every fetch
+        assert resp.headers["Content-Encoding"] == "gzip" and gzip.decompress(resp.read()) == PLOTLY_JS.read_bytes()
     assert dash.printed.startswith("hpoqueue dashboard on http://127.0.0.1:") and dash.token
 
 
