@@ -4,8 +4,9 @@ The first ``cold_start_num`` configurations are a scrambled Sobol sequence. Afte
 GP with one lengthscale per encoded column (MAP fit, warm-started, refitted less often as data grows)
 models the standardised losses, and the next configuration maximises log EI (or LCB / log PI) over
 random candidates plus perturbations of the best points, refined by L-BFGS-B on the numeric columns.
-Pending trials are fantasised at the GP's predicted mean (Kriging believer), so concurrent suggestions
-differ without the search losing track of where the good region is.
+Pending trials are locally penalised (_gp_model.LocalPenalty): each rules out a ball around itself as
+wide as its predicted excess over the best loss allows, so concurrent suggestions differ and a batch
+can still close in on the optimum together.
 """
 
 from __future__ import annotations
