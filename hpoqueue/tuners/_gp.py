@@ -4,8 +4,9 @@ The first ``cold_start_num`` configurations are a scrambled Sobol sequence. Afte
 GP with one lengthscale per encoded column (MAP fit, warm-started, refitted less often as data grows)
 models the standardised losses, and the next configuration maximises log EI (or LCB / log PI) over
 random candidates plus perturbations of the best points, refined by L-BFGS-B on the numeric columns.
-Pending trials are fantasised at the GP's predicted mean (Kriging believer), so concurrent suggestions
-differ without the search losing track of where the good region is.
+Pending trials are locally penalised (_gp_model.LocalPenalty): each rules out a ball around itself as
+wide as its predicted excess over the best loss allows, so concurrent suggestions differ and a batch
+can still close in on the optimum together.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._dedup import SeenConfigs
-from hpoqueue.tuners._gp_model import Acquisition, Posterior, default_raw, fit_kernel
+from hpoqueue.tuners._gp_model import Acquisition, LocalPenalty, Objective, Posterior, default_raw, fit_kernel
 from hpoqueue.tuners._spacecols import Columns
 
 #: Observations used to fit kernel parameters (the most recent of the model's points).
@@ -40,6 +41,8 @@ CANDIDATE_BUDGET, MIN_CANDIDATES = 120_000, 500
 REFINE_ITERATIONS = 100
 #: Best-scoring candidates that are rounded to real configurations and scored again, beside the refined.
 SNAPPED = 20
+#: Candidates whose largest gradient of the posterior mean estimates its Lipschitz constant (LocalPenalty).
+LIPSCHITZ_PROBES = 500
 
 
 class GPTuner(SequentialTuner):
@@ -104,8 +107,7 @@ class GPTuner(SequentialTuner):
             return self._model_next()
 
     def _posterior(self) -> tuple[Posterior, float]:
-        """The GP on observed (standardised) losses plus pending trials at their predicted mean, and the
-        best loss."""
+        """The GP on the observed (standardised) losses, and the best of them."""
         x, y = np.array(self._x), np.array(self._y)
         y = (y - y.mean()) / max(y.std(), 1e-12)
         n = len(y)
@@ -117,35 +119,29 @@ class GPTuner(SequentialTuner):
             starts = [default_raw(x.shape[1])] + ([self._raw] if self._raw is not None else [])
             self._raw = fit_kernel(x[-FIT_CAP:], y[-FIT_CAP:], starts)
             self._fitted_at = n
-        best = float(y.min())
-        if self._pending:
-            pending = np.array(list(self._pending.values()))
-            # Kriging believer: each pending trial counts at the mean the GP predicts for it. Their
-            # variance collapses, so the next suggestion goes elsewhere, but the mean around them stays
-            # what the data say (counting them at the best loss made the best basin look explored and,
-            # with 15 pending, stopped all progress: 40-30,000x worse regret at concurrency 16)
-            lies = Posterior(x, y, self._raw).predict(pending)[0]
-            x, y = np.vstack([x, pending]), np.concatenate([y, lies])
-        return Posterior(x, y, self._raw), best
+        return Posterior(x, y, self._raw), float(y.min())
 
     def _model_next(self) -> dict[str, Any] | None:
         post, best = self._posterior()
         acq = Acquisition(self.utility, best, self.kappa, self.xi)
         n_random = min(self.n_candidates, max(MIN_CANDIDATES, CANDIDATE_BUDGET // len(post.y)))
         cand = np.vstack([self.columns.random(self.rng, n_random), self._local_candidates()])
+        penalty = (LocalPenalty.of(post, np.array(list(self._pending.values())), best, cand[:LIPSCHITZ_PROBES])
+                   if self._pending else None)
+        obj = Objective(post, acq, penalty)
         picks = self._pick_branches()
         for p, option in picks.items():  # every candidate takes the sampled branch (see _branches.py)
             s, w = self.columns.starts[p], self.columns.widths[p]
             cand[:, s:s + w] = np.eye(w)[option]
         cand = self.columns.canonical(cand)
-        scores = acq.value(*post.predict(cand))
+        scores = obj.value(cand)
         order = np.argsort(-scores)
         if self.n_starts:  # L-BFGS from the best candidates and from the incumbent (Optuna's warm start)
             incumbent = np.array(self._x)[int(np.argmin(self._y))]
             on_branch = all(np.argmax(incumbent[self.columns.starts[p]:self.columns.starts[p] + self.columns.widths[p]])
                             == option for p, option in picks.items())
             starts = [cand[order[:self.n_starts]]] + ([incumbent[None]] if on_branch else [])
-            refined = self._refine(post, acq, np.vstack(starts))
+            refined = self._refine(obj, np.vstack(starts))
         else:
             refined = []
         # integer, q and choice columns are rounded by decode: score the configurations really proposed
@@ -153,7 +149,7 @@ class GPTuner(SequentialTuner):
         finalists = [params for params in finalists if params not in self._seen]
         if finalists:
             snapped = np.array([self.space.encode(params) for params in finalists])
-            return finalists[int(np.argmax(acq.value(*post.predict(snapped))))]
+            return finalists[int(np.argmax(obj.value(snapped)))]
         for x in cand[order[SNAPPED:]]:
             params = self.space.decode(x)
             if params not in self._seen:
@@ -189,7 +185,7 @@ class GPTuner(SequentialTuner):
         noise = self.rng.normal(size=centres.shape) * scale * self.columns.numeric_mask
         return np.clip(centres + noise, 0.0, 1.0)
 
-    def _refine(self, post: Posterior, acq: Acquisition, x0: np.ndarray) -> list[np.ndarray]:
+    def _refine(self, obj: Objective, x0: np.ndarray) -> list[np.ndarray]:
         """L-BFGS-B on the numeric columns of the rows of `x0` at once (their acquisitions summed, so
         one vectorised gradient serves every start); best first. One-hot columns stay fixed, and so do
         those of parameters a row does not use (a nested branch it did not take)."""
@@ -199,14 +195,14 @@ class GPTuner(SequentialTuner):
         if mask.any():
             def negacq(z: np.ndarray) -> tuple[float, np.ndarray]:
                 x[:, mask] = z.reshape(len(x), -1)
-                value, grad = acq.value_grad(*post.predict_grad(x))
+                value, grad = obj.value_grad(x)
                 return -float(value.sum()), -(grad[:, mask] * used).ravel()
 
             res = minimize(negacq, x0[:, mask].ravel(), jac=True, method="L-BFGS-B",
                            bounds=[(0.0, 1.0)] * (len(x) * int(mask.sum())),
                            options={"maxiter": REFINE_ITERATIONS, "ftol": 1e-15, "gtol": 1e-9})
             x[:, mask] = res.x.reshape(len(x), -1)
-        return list(x[np.argsort(-acq.value(*post.predict(x)))])
+        return list(x[np.argsort(-obj.value(x))])
 
 
 def _model_points(y: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from hpoqueue.results.records import TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.states import TrialState
 from hpoqueue.tuners import GPTuner, _gp
-from hpoqueue.tuners._gp_model import Acquisition, Posterior, default_raw
+from hpoqueue.tuners._gp_model import Acquisition, LocalPenalty, Objective, Posterior, default_raw
 
 QUAD = SearchSpace.from_dict({"x": {"_type": "uniform", "_value": [-5, 5]},
                               "y": {"_type": "uniform", "_value": [-5, 5]}})
@@ -189,3 +189,38 @@ def test_a_branch_best_only_in_a_narrow_region_is_found() -> None:
             tuner.observe(TrialResult(seq, s.params, TrialState.SUCCEEDED, value))
         found += best - 0.02 < 1e-3
     assert found >= 5, found
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_batch_closes_in_on_the_optimum_without_repeating_itself(seed: int) -> None:
+    """8 asked at once after 10 results of a 2-D bowl: each pending one rules out only the small ball its
+    predicted loss allows, so the batch spreads (seeds 0-5: closest two 0.02-0.04 apart in the unit square)
+    and still lands mostly near the optimum (5-8 of 8 within 0.1). With no penalty the 8 are near-copies
+    (1e-12-1e-9 apart); with pending trials fantasised at their mean (Kriging believer), 1e-11-7e-4."""
+    space = SearchSpace.from_dict({f"x{i}": {"_type": "uniform", "_value": [0, 1]} for i in range(2)})
+    centre = np.array([0.3, 0.7])
+    tuner = GPTuner(space, seed=seed)
+    _optimize(tuner, lambda p: float(np.sum((np.array([p["x0"], p["x1"]]) - centre) ** 2)), 10)
+    points = np.array([[s.params["x0"], s.params["x1"]] for s in tuner.suggest(8)])
+    gaps = np.linalg.norm(points[:, None] - points[None], axis=2)[np.triu_indices(8, 1)]
+    assert gaps.min() > 0.01, np.sort(gaps)[:3]
+    assert np.sum(np.linalg.norm(points - centre, axis=1) < 0.1) >= 4, points
+
+
+def test_pending_penalty_gradient_matches_finite_differences() -> None:
+    """L-BFGS-B climbs the penalised acquisition only if the penalty's gradient is right."""
+    rng = np.random.default_rng(1)
+    x = rng.random((15, 3))
+    y = np.sin(4 * x).sum(1)
+    post = Posterior(x, (y - y.mean()) / y.std(), default_raw(3))
+    best = float(post.y.min())
+    obj = Objective(post, Acquisition("ei", best, 2.0, 0.0), LocalPenalty.of(post, rng.random((4, 3)), best,
+                                                                            rng.random((100, 3))))
+    xq = rng.random((4, 3))
+    _, grad = obj.value_grad(xq)
+    eps = 1e-6
+    for j in range(3):
+        step = np.zeros(3)
+        step[j] = eps
+        numeric = (obj.value(xq + step) - obj.value(xq - step)) / (2 * eps)
+        np.testing.assert_allclose(grad[:, j], numeric, rtol=1e-4, atol=1e-6)
