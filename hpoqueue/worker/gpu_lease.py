@@ -158,12 +158,16 @@ class GpuLeases:
         result: Any = self._renew(keys=self._keys(gpus), args=[self._now(), holder, self.ttl])
         return bool(result)
 
-    def release(self, gpus: Sequence[int], holder: str) -> None:
-        """Give `holder`'s slots on `gpus` back; releasing a slot not held is harmless."""
-        with self.client.pipeline(transaction=True) as pipe:
+    def release(self, gpus: Sequence[int], holder: str, pipe: Any = None) -> None:
+        """Give `holder`'s slots on `gpus` back; releasing a slot not held is harmless. With `pipe` (a
+        transaction), the release is queued in it, to happen with whatever else it holds."""
+        if pipe is not None:
             for key in self._keys(gpus):
                 pipe.zrem(key, holder)
-            pipe.execute()
+            return
+        with self.client.pipeline(transaction=True) as own:
+            self.release(gpus, holder, own)
+            own.execute()
 
     def holders(self, gpu: int) -> list[str]:
         """The live holders of GPU `gpu` (expired leases are dropped on the way)."""

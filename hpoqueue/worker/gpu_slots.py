@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 
@@ -125,3 +126,8 @@ class GpuSlots:
         if self.gpus:
             self.leases.release(self.gpus, self.holder)
             self.gpus = []
+
+    def release_in(self, pipe: Any) -> None:
+        """Queue the release of the slots in `pipe` (a transaction); `release` then does nothing."""
+        if self.gpus:
+            self.leases.release(self.gpus, self.holder, pipe)

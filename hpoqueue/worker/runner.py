@@ -149,6 +149,12 @@ class _Tail:
 
     def lines(self, final: bool = False) -> list[tuple[int, str]]:
         """New complete lines with their 1-based numbers; ``final`` also returns an unterminated last line."""
+        if not final:  # a stat, not an open and a read, for the slices in which nothing was written
+            try:
+                if os.stat(self.path).st_size <= self.offset:
+                    return []
+            except FileNotFoundError:
+                return []
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self.offset)
