@@ -95,7 +95,7 @@ for gpu in "${indices[@]}"; do
   fi
   # setsid: the worker leads its own session, so --stop can kill it with every trial it started.
   setsid "$python" -m celery -A hpoqueue worker -Q "$name" -n "$name@%h" --concurrency "$cap" -P threads \
-    --without-mingle --without-gossip --loglevel INFO --logfile "$dir/$name.log" \
+    --without-mingle --without-gossip --heartbeat-interval 10 --loglevel INFO --logfile "$dir/$name.log" \
     </dev/null >>"$dir/$name.log" 2>&1 &
   echo $! >"$pidfile"
   echo "started $name (pid $!, cap $cap), log $dir/$name.log"

@@ -128,6 +128,7 @@ class GpuSlots:
             self.gpus = []
 
     def release_in(self, pipe: Any) -> None:
-        """Queue the release of the slots in `pipe` (a transaction); `release` then does nothing."""
+        """Queue the release of the slots in `pipe` (a transaction, which may be built again to retry it);
+        once it ran, the caller empties `gpus`."""
         if self.gpus:
             self.leases.release(self.gpus, self.holder, pipe)
