@@ -68,6 +68,10 @@ class Dispatcher(Protocol):
         """Send several at once (one round trip to the broker)."""
 
 
+class _Refused(Exception):
+    """A batch of events the database (or the data) refused, undone to be applied again event by event."""
+
+
 @dataclass
 class Flight:
     """A trial in flight (WAITING or RUNNING), as the scheduler tracks it between events."""
@@ -357,20 +361,70 @@ class Scheduler:
         acknowledged as well: it would come back on every resume otherwise."""
         if not batch:
             return
-        with self.storage.transaction():
-            for _id, event in batch:
-                if isinstance(event, Unreadable):
-                    log.warning("dropped an event that cannot be read (%s): %r", event.why, event.raw[:300])
-                    continue
-                flight = self.flights.get(event.trial)
-                if flight is None or event.attempt != flight.attempt:
-                    continue  # a late event of an old attempt or a finished trial: harmless
-                if self._apply(flight, event):
-                    self._observe(flight)  # before the new suggestions, which must see it
-            new = [] if self.stop_requested else self._new_flights()
+        readable: list[Event] = []
+        for _id, event in batch:
+            if isinstance(event, Unreadable):
+                log.warning("dropped an event that cannot be read (%s): %r", event.why, event.raw[:300])
+            else:
+                readable.append(event)
+        saved = self._save(readable)
+        try:
+            with self.storage.transaction():
+                new = self._apply_batch(readable, isolated=False)
+        except _Refused as refused:
+            log.info("a batch of %d events was refused (%s); applying them one at a time", len(readable),
+                     refused.__cause__)
+            self._restore(saved)
+            with self.storage.transaction():
+                new = self._apply_batch(readable, isolated=True)
         self._unacked.extend(i for i, _ in batch)
         self._dispatch_all(new)
         self._assess()
+
+    def _apply_batch(self, batch: list[Event], isolated: bool) -> list[Flight]:
+        """Apply the events, tell the tuner of the trials they ended and record the trials that take their
+        slots; returns those. Not `isolated`, the events share the transaction, no savepoint each (a third
+        of the scheduler's SQL): should the database (or the data) refuse one, _Refused undoes it all and
+        _persist applies the batch again `isolated`, one savepoint per event (`_apply`), dropping only the
+        events refused."""
+        try:
+            ended = self._apply_each(batch, isolated)
+        except StorageUnavailableError:
+            raise  # the database went away: experiment.run waits for it
+        except (StorageError, ValueError, TypeError, KeyError) as exc:
+            if isolated:
+                raise
+            raise _Refused from exc
+        for flight in ended:
+            self._observe(flight)  # before the new suggestions, which must see it
+        return [] if self.stop_requested else self._new_flights()
+
+    def _save(self, batch: list[Event]) -> tuple[dict[str, tuple[Flight, Flight]], dict[TrialState, int],
+                                                  dict[str, None] | None]:
+        """What applying `batch` may change in memory, to undo it (_restore) when the batch is refused."""
+        flights = {e.trial: self.flights[e.trial] for e in batch if e.trial in self.flights}
+        return ({trial: (f, replace(f, intermediate=list(f.intermediate))) for trial, f in flights.items()},
+                dict(self.counts), dict(self.assessing.pending) if self.assessing is not None else None)
+
+    def _restore(self, saved: tuple[dict[str, tuple[Flight, Flight]], dict[TrialState, int],
+                                    dict[str, None] | None]) -> None:
+        flights, counts, pending = saved
+        for flight, before in flights.values():
+            vars(flight).update(vars(before))
+        self.counts.update(counts)
+        if self.assessing is not None and pending is not None:
+            self.assessing.pending.clear()
+            self.assessing.pending.update(pending)
+
+    def _apply_each(self, batch: list[Event], isolated: bool) -> list[Flight]:
+        over: dict[str, Flight] = {}
+        for event in batch:
+            flight = self.flights.get(event.trial)
+            if flight is None or event.attempt != flight.attempt or event.trial in over:
+                continue  # a late event of an old attempt or a finished trial: harmless
+            if self._apply(flight, event) if isolated else self.HANDLERS[type(event)](self, flight, event):
+                over[event.trial] = flight
+        return list(over.values())
 
     def _apply(self, flight: Flight, event: Event) -> bool:
         """Apply one event in a savepoint; True when the trial is over. An event the database refuses (one

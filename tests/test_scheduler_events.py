@@ -58,3 +58,31 @@ def test_hostile_events_are_dropped_and_the_experiment_goes_on(caplog: pytest.Lo
     assert len(unreadable) == 2 * len(GARBAGE) and all("\n" not in line for line in unreadable)
     for what, _raw, names in GARBAGE:
         assert sum(names in line for line in unreadable) >= 2, (what, unreadable)
+
+
+def test_a_refused_event_costs_only_itself_when_it_shares_a_batch(caplog: pytest.LogCaptureFixture) -> None:
+    """Events are applied a batch at a time. A metric the scheduler refuses comes after the end of trial 1 and
+    the results of trials 2-4 in one batch: the batch is undone and applied again event by event. Every
+    trial ends SUCCEEDED once, in storage and in the scheduler's counts, the tuner sees each once, and only
+    the bad metric is missing."""
+    cfg = config(maxTrialNumber=4, trialConcurrency=4)
+    curves = iter([[1.0, 2.0, 3.0]] + [[1.0, 2.0, 3.0, 4.0]] * 3)  # trial 1 ends while the others run
+    sim = Simulation(cfg, lambda _params: SimTrial(values=next(curves)))
+    bad = {"kind": "intermediate", "step": 9, "value": float("nan"), "data": None}
+    sim.cluster.at(3.0, lambda: sim.cluster.emit_at(3.0, Metric, "sim-4", 1, **bad))  # after the others of 3.0
+    tuner, observed = sim.tuner(), []
+    observe = tuner.observe
+    tuner.observe = lambda trial: (observed.append(trial.seq), observe(trial))  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="hpoqueue.scheduler"):
+        result = sim.run(tuner)
+    assert any("applying them one at a time" in r.getMessage() for r in caplog.records)  # the batch was refused
+    assert result.state is ExperimentState.DONE
+    assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 4
+    assert [t.final_value for t in result.trials] == [3.0, 4.0, 4.0, 4.0]
+    for trial in result.trials:
+        curve = [m.value for m in result.storage.metrics(trial.id, kind="intermediate")]
+        assert curve == ([1.0, 2.0, 3.0] if trial.seq == 1 else [1.0, 2.0, 3.0, 4.0])
+        assert [e.kind for e in result.storage.events(trial.id)].count("finished") == 1
+    counts = result.scheduler.counts
+    assert counts[TrialState.SUCCEEDED] == 4 and counts[TrialState.RUNNING] == counts[TrialState.WAITING] == 0
+    assert sorted(observed) == [1, 2, 3, 4]

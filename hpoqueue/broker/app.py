@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import ssl
+import threading
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -11,24 +17,80 @@ from celery import Celery, bootsteps, signals
 from hpoqueue import settings
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
-FREE_SLOT_CHECK = 0.1  #: seconds between two wake-ups of a worker's event loop (see NoticeFreeSlots)
+BRPOP_TIMEOUT = 5.0  #: seconds an idle worker's BRPOP waits before Redis answers "nothing" and it asks again
+#: this process's name on its Redis connections, so that a worker stopping finds its own pending BRPOP
+CLIENT_NAME = f"hpoqueue:{socket.gethostname()}:{os.getpid()}"
 
 
-class NoticeFreeSlots(bootsteps.StartStopStep):
-    """Wakes the worker's event loop every FREE_SLOT_CHECK seconds. A worker whose thread pool is full
-    stops asking Redis for messages and, with nothing else due, sleeps up to a second before it looks
-    again: a GPU queue's worker, which runs maxTrialNumberPerGpu trials, left its GPU idle that long
-    between two trials."""
+class WakeLoop(bootsteps.StartStopStep):
+    """Wakes the worker's event loop the moment a pool thread ends a task or a signal arrives, so that an
+    idle worker sleeps on its BRPOP instead of waking ten times a second. A worker whose threads are all
+    busy stops asking Redis for messages; without a wake-up it would look again only when its next timer is
+    due (up to seconds later), leaving its GPU idle meanwhile. A SIGTERM sets Celery's shutdown flag, which
+    the loop reads only when its poll returns: Python's signal wake-up fd ends that poll at once."""
 
     requires = {"celery.worker.consumer.tasks:Tasks"}
 
     def start(self, parent: Any) -> None:
-        if parent.hub is not None:
-            parent.hub.call_repeatedly(FREE_SLOT_CHECK, _nothing)
+        if parent.hub is None:
+            return
+        reader, writer = _wake_pipe()
+        parent.hub.add_reader(reader, _drain, reader)  # again after each reconnection: a reset hub forgets it
+        pool = parent.pool
+        if pool is not None and not getattr(pool, "_hpoqueue_wakes", False):
+            pool.on_apply = _waking(pool.on_apply, writer)
+            pool._hpoqueue_wakes = True
+
+    def shutdown(self, parent: Any) -> None:
+        """Have Redis answer this worker's pending BRPOP now, as if it had timed out: kombu reads that answer
+        before it closes the connection (so no message it took is lost), which took up to BRPOP_TIMEOUT."""
+        _unblock_brpop(parent.app.conf.broker_url)
 
 
-def _nothing() -> None:
-    """A timer's callback: the wake-up itself is what counts."""
+@cache
+def _wake_pipe() -> tuple[int, int]:
+    """The process's wake-up pipe (read end, write end), also Python's signal wake-up fd (main thread)."""
+    reader, writer = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    if threading.current_thread() is threading.main_thread():
+        signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
+    return reader, writer
+
+
+def _drain(reader: int) -> None:
+    try:
+        while os.read(reader, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _unblock_brpop(url: str) -> None:
+    from hpoqueue.broker.client import RedisError, redis_client
+
+    try:
+        redis_client(url).unblock_clients(CLIENT_NAME)
+    except RedisError:  # e.g. CLIENT denied by the server's ACL: the BRPOP ends by itself
+        pass
+
+
+def _waking(on_apply: Callable[..., Any], writer: int) -> Callable[..., Any]:
+    """The pool's on_apply, whose task-done callback (which frees the thread's slot) then wakes the loop."""
+
+    def apply(target: Any, args: Any = None, kwargs: Any = None, callback: Callable[..., Any] | None = None,
+              **options: Any) -> Any:
+        def done(*result: Any) -> None:
+            try:
+                if callback is not None:
+                    callback(*result)
+            finally:
+                try:
+                    os.write(writer, b"\0")
+                except BlockingIOError:  # the pipe is full: the loop has wake-ups pending already
+                    pass
+
+        return on_apply(target, args, kwargs, callback=done, **options)
+
+    return apply
 
 
 def broker_settings(url: str) -> dict[str, Any]:
@@ -66,19 +128,19 @@ def make_app(broker_url: str | None = None) -> Celery:
         task_send_sent_event=False,
         task_track_started=True,
         task_default_queue="cpu",
-        #: polling_interval is kombu's BRPOP timeout: a worker notices SIGTERM when its BRPOP returns, so an
-        #: idle worker stops within 0.1 s instead of 1 s, for ten cheap BRPOPs a second; messages are still
-        #: picked up at once
+        #: polling_interval is kombu's BRPOP timeout: how often an idle worker asks again; messages are
+        #: picked up at once, and a SIGTERM ends the wait at once (WakeLoop)
         #: ack_emulation off: no unacked-message bookkeeping (two MULTI round trips per task), hence no
         #: visibility-timeout redelivery of long trials; with early ack it never protected anything
-        broker_transport_options={"polling_interval": 0.1, "ack_emulation": False},
+        broker_transport_options={"polling_interval": BRPOP_TIMEOUT, "client_name": CLIENT_NAME,
+                                  "ack_emulation": False},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  #: keep retrying while Redis restarts
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
-    celery_app.steps["consumer"].add(NoticeFreeSlots)
+    celery_app.steps["consumer"].add(WakeLoop)
     return celery_app
 
 

@@ -143,6 +143,15 @@ class BrokerClient:
         """SHUTDOWN: the server saves its append-only file and exits."""
         self._redis.shutdown()
 
+    def unblock_clients(self, name: str) -> int:
+        """Answer at once the blocking commands (a worker's BRPOP) of this server's connections named
+        `name`; how many were waiting."""
+        blocked = [int(c["id"]) for c in self._redis.client_list()
+                   if c.get("name") == name and "b" in str(c.get("flags", ""))]
+        for client_id in blocked:
+            self._redis.client_unblock(client_id)
+        return len(blocked)
+
     def time(self) -> float:
         """The server's clock, in seconds."""
         seconds, micros = self._redis.time()

@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,15 +105,19 @@ class Channel:
         self.emit_many(attempt_id(event.trial, event.attempt), [event])
 
     def emit_many(self, attempt: str, batch: Sequence[Event], clear_heartbeat: bool = False,
-                  take_stop: bool = False) -> events.StopReason | None:
+                  take_stop: bool = False, before: Callable[[Pipeline], None] | None = None
+                  ) -> events.StopReason | None:
         """Append events of `attempt` in order in one round trip, retrying for up to EMIT_RETRY s while Redis
         restarts (a lost `finished` event would leave the trial RUNNING); a duplicate append is harmless. In
         the same round trip, end the attempt's heartbeat when asked, or take a stop request for it
-        (`take_stop`), whose reason is returned."""
+        (`take_stop`), whose reason is returned; `before` queues commands to run first, in the same
+        transaction (the attempt's GPU slots given back)."""
         payloads = [events.encode(event) for event in batch]
         deadline = time.monotonic() + EMIT_RETRY
         while True:
             pipe = self.client.pipeline(transaction=True)  # a pipeline forgets its commands once executed
+            if before is not None:
+                before(pipe)
             for payload in payloads:
                 pipe.xadd(self.events_key, {"e": payload})
             if clear_heartbeat:

@@ -37,6 +37,9 @@ from hpoqueue.worker.log_relay import LogRelay, sees_scheduler_files
 from hpoqueue.worker.runner import PGID_FILE, Outcome, RunSpec, SpawnError, TrialRunner, kill_stale_groups
 
 GPU_WAIT_POLL = 0.5
+#: seconds between two checks for a stop request while an attempt has no event to send (a silent trial):
+#: one round trip a slice (0.1 s) was most of a running trial's cost to its worker and to Redis
+STOP_CHECK_EVERY = 1.0
 
 
 def trial_dir(spec: TrialSpec) -> Path:
@@ -92,23 +95,30 @@ class Outbox:
 
     def send(self) -> events.StopReason | None:
         """Send what is held; returns the reason of a stop asked for meanwhile (None while Redis is away:
-        the trial goes on)."""
+        the trial goes on). With nothing to send, the stop request is looked for every STOP_CHECK_EVERY s."""
         held, self.events = self.events, []
+        now = time.monotonic()
         if held:
+            self._checked = now
             return self.channel.emit_many(self.spec.attempt_id, held, take_stop=True)
+        if now - self._checked < STOP_CHECK_EVERY:
+            return None
+        self._checked = now
         try:
             return self.channel.pending_stop(self.spec.attempt_id)
         except UNREACHABLE:
             return None
 
-    def finish(self, reason: events.EndReason, message: str, *, exit_code: int | None = None,
+    def finish(self, slots: GpuSlots, reason: events.EndReason, message: str, *, exit_code: int | None = None,
                signal: str | None = None, stop_reason: events.StopReason | None = None,
                metrics_rejected: int = 0) -> None:
-        """Send what is held and the `finished` event, ending the attempt's heartbeat in the same round trip."""
+        """Send what is held and the `finished` event, giving the GPU slots back first and ending the
+        attempt's heartbeat, in one transaction."""
         self.add(events.Finished, reason=reason, message=message, exit_code=exit_code, signal=signal,
                  stop_reason=stop_reason, metrics_rejected=metrics_rejected)
         held, self.events = self.events, []
-        self.channel.emit_many(self.spec.attempt_id, held, clear_heartbeat=True)
+        self.channel.emit_many(self.spec.attempt_id, held, clear_heartbeat=True, before=slots.release_in)
+        slots.gpus = []  # given back
 
 
 def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, broker_url: str) -> str:
@@ -123,11 +133,10 @@ def execute_attempt(raw_spec: dict[str, Any], *, queue: str, hostname: str, brok
     outbox = Outbox(channel, spec)
 
     def finish(reason: events.EndReason, message: str, **outcome: Any) -> None:
-        """The slots go back before `finished` is sent: the scheduler dispatches the trial that takes this
-        one's place as soon as it reads it, and that trial must find its GPU slot free. With the broker away
-        the result still goes out (retried until it is back); the lease then runs out by itself."""
-        _release(slots)
-        outbox.finish(reason, message, **outcome)
+        """The slots go back with `finished`, in the same transaction: the scheduler dispatches the trial
+        that takes this one's place as soon as it reads it, and that trial must find its GPU slot free. With
+        the broker away the result still goes out (retried until it is back)."""
+        outbox.finish(slots, reason, message, **outcome)
 
     try:
         reason = stop or _wait_for_slots(channel, spec, slots)

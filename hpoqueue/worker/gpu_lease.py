@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from hpoqueue.broker import keys
-from hpoqueue.broker.client import BrokerClient
+from hpoqueue.broker.client import BrokerClient, Pipeline
 from hpoqueue.errors import GpuError
 
 # Shared prologue: "now" is ARGV[1] when the caller simulates time, else the server's clock. Scripts that
@@ -154,12 +154,16 @@ class GpuLeases:
             return True
         return bool(self._renew(keys=self._keys(gpus), args=[self._now(), holder, self.ttl]))
 
-    def release(self, gpus: Sequence[int], holder: str) -> None:
-        """Give `holder`'s slots on `gpus` back; releasing a slot not held is harmless."""
-        pipe = self.client.pipeline(transaction=True)
-        for key in self._keys(gpus):
-            pipe.zrem(key, holder)
-        pipe.execute()
+    def release(self, gpus: Sequence[int], holder: str, pipe: Pipeline | None = None) -> None:
+        """Give `holder`'s slots on `gpus` back; releasing a slot not held is harmless. With `pipe` (a
+        transaction), the release is queued in it, to happen with whatever else it holds."""
+        if pipe is not None:
+            for key in self._keys(gpus):
+                pipe.zrem(key, holder)
+            return
+        own = self.client.pipeline(transaction=True)
+        self.release(gpus, holder, own)
+        own.execute()
 
     def holders(self, gpu: int) -> list[str]:
         """The live holders of GPU `gpu` (expired leases are dropped on the way)."""

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Sequence
 
 from hpoqueue import settings
-from hpoqueue.broker.client import BrokerClient
+from hpoqueue.broker.client import BrokerClient, Pipeline
 from hpoqueue.broker.protocol import TrialSpec, attempt_experiment
 from hpoqueue.errors import GpuError
 from hpoqueue.gpu import GpuInfo, discover_gpus, queue_gpu, trial_pids, usable_gpus
@@ -124,3 +124,9 @@ class GpuSlots:
         if self.gpus:
             self.leases.release(self.gpus, self.holder)
             self.gpus = []
+
+    def release_in(self, pipe: Pipeline) -> None:
+        """Queue the release of the slots in `pipe` (a transaction, which may be built again to retry it);
+        once it ran, the caller empties `gpus`."""
+        if self.gpus:
+            self.leases.release(self.gpus, self.holder, pipe)
