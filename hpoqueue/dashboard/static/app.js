@@ -116,6 +116,8 @@ async function draw(el, traces, layout) {
   const full = Object.assign({}, LAYOUT, layout);
   if (full.title) full.title = Object.assign({ x: 0.01, xanchor: "left", font: { size: 14 } }, full.title);
   await Plotly.react(el, traces, full, PLOT_CONFIG);
+  // let the browser paint it, and answer input, before the page builds its next chart (a frame and a bit)
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 15)));
 }
 
 // WebGL drawn in software (SwiftShader, llvmpipe: no GPU, or a headless browser) costs seconds per chart:
