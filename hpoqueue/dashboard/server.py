@@ -43,6 +43,7 @@ PLOTLY_JS = STATIC / "plotly-hpoqueue.min.js"
 #: where pages load it from, when they first draw a chart: the content's hash in the URL lets the browser keep
 #: it (and its compiled code) for good, and ask again only for a changed file
 PLOTLY_URL = f"/static/{PLOTLY_JS.name}?v={hashlib.sha256(PLOTLY_JS.read_bytes()).hexdigest()[:16]}"
+WARM = 8  #: experiments read as the dashboard starts, when none is named: the newest
 
 
 class Dashboard:
@@ -82,11 +83,15 @@ class Dashboard:
         with self._snapshots_lock:
             return self._snapshots.setdefault(exp_id, Snapshot(self.storage, exp_id))
 
-    def warm(self, exp_id: str) -> None:
-        """Read the experiment's snapshot now (a second for 10,000 trials), not when its first chart is asked for."""
-        snapshot = self.snapshot(exp_id)
-        with snapshot.lock:
-            snapshot.refresh()
+    def warm(self, exp_id: str | None) -> None:
+        """Read the experiment's snapshot now (a second for 10,000 trials), not when its first chart is asked for;
+        with None, the WARM newest experiments', one after the other (the list is open: any may be chosen next)."""
+        for exp in [exp_id] if exp_id is not None else [e.id for e in self.storage.list_experiments()[:WARM]]:
+            snapshot = self.snapshot(exp)
+            with snapshot.lock:
+                if snapshot.exp is None:  # not read by a chart meanwhile
+                    snapshot.refresh()
+            log.info("read experiment %s for its charts", exp)
 
     def flower_url(self) -> str | None:
         """The Flower to link to when it answers (asked at most every 10 s)."""
@@ -320,8 +325,7 @@ def serve(storage_url: str, experiment: str | None, *, address: str, port: int, 
     actions = Actions(storage.url, secrets.token_urlsafe(24), read_only)
     dash = Dashboard(storage, actions, flower or DEFAULT_FLOWER)
     app = make_app(dash, experiment=experiment, allowed_hosts=_allowed_hosts(address))
-    if experiment is not None:  # the page opens on it: read it while the browser starts
-        dash.pool.submit(dash.warm, experiment)
+    dash.pool.submit(dash.warm, experiment)  # while the browser starts: the page opens on it, or on the list
     try:
         sockets = tornado.netutil.bind_sockets(port, address)
     except OSError as exc:

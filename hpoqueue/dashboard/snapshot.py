@@ -5,13 +5,14 @@ read of every trial (each chart's full read took 0.4-0.8 s)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Text, cast, func, or_, select
 
 from hpoqueue.states import TrialState
 from hpoqueue.storage import EventRow, ExperimentRecord, MetricRow, Storage, TrialRow
@@ -137,10 +138,13 @@ class Snapshot:
         else:
             last = max((t.seq for t in self.trials.values()), default=0)
             where.append(or_(T.c.id.in_(changed), T.c.seq > last) if changed else T.c.seq > last)
-        rows = self.storage.select(select(T.c.id, T.c.seq, T.c.state, T.c.attempt, T.c.final_value, T.c.params,
-                                          T.c.host, T.c.gpus, T.c.queue, T.c.started_at, T.c.ended_at).where(*where))
+        rows = self.storage.select(select(T.c.id, T.c.seq, T.c.state, T.c.attempt, T.c.final_value,
+                                          cast(T.c.params, Text), T.c.host, cast(T.c.gpus, Text), T.c.queue,
+                                          T.c.started_at, T.c.ended_at).where(*where))
+        parsed = _json([r[5] for r in rows] + [r[7] for r in rows])
         read = []
-        for tid, seq, state, attempt, value, params, host, gpus, queue, started, ended in rows:
+        for i, (tid, seq, state, attempt, value, _, host, _, queue, started, ended) in enumerate(rows):
+            params, gpus = parsed[i], parsed[len(rows) + i]
             trial = Trial(tid, seq, TrialState(state), attempt, value, params or {}, host, gpus, queue, _ts(started),
                           _ts(ended))
             self.trials[tid] = trial
@@ -192,3 +196,8 @@ class Snapshot:
 
 def _ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
+
+
+def _json(texts: list[str | None]) -> list[Any]:
+    """JSON texts (None: SQL NULL) parsed in one call: a json.loads per value was a third of a full read."""
+    return json.loads("[" + ",".join("null" if t is None else t for t in texts) + "]")

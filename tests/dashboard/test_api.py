@@ -5,11 +5,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import os
 import re
+import select
 import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -293,3 +296,17 @@ def test_bad_input_is_one_line(record: str) -> None:
             run = cli(*args)
             assert run.returncode == 2 and run.stderr.startswith("hpoqueue: error: ") and words in run.stderr, run
             assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_experiments_are_read_as_the_dashboard_starts(record: str, start_dashboard) -> None:  # type: ignore[no-untyped-def]
+    """Opened on the list (no experiment named), the dashboard still reads the newest experiments for their charts
+    in the background, so the first chart page opened does not wait for a full read of the record."""
+    dash = start_dashboard(record, "--read-only")
+    assert dash.get("/api/experiments")[0] == 200  # answered while the read goes on
+    seen, deadline = b"", time.monotonic() + 60
+    while f"read experiment {EXP} for its charts".encode() not in seen:
+        assert select.select([dash.proc.stderr], [], [], max(0.0, deadline - time.monotonic()))[0], \
+            f"{EXP} not read within 60 s of the start: {seen!r}"
+        chunk = os.read(dash.proc.stderr.fileno(), 65536)
+        assert chunk, f"the dashboard ended: {seen!r}"
+        seen += chunk
