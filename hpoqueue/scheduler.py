@@ -138,6 +138,7 @@ class Scheduler:
         self.created = exp.next_seq - 1
         self.work_dir = Path(exp.work_dir)
         self.manual = ManualQueue(self.work_dir)  #: configurations enqueued by hand, run before suggestions
+        self._by_hand = 0  #: how many of those the last _new_flights recorded, dropped once committed
         self.flights: dict[str, Flight] = {}
         #: finished trials' results, kept only for an assessor (it reads every finished curve); without one,
         #: `update --search-space` reads them from storage when it comes, so memory does not grow with them
@@ -264,11 +265,20 @@ class Scheduler:
         return not self.flights and (self.out_of_budget() or self.starved)
 
     def _fill(self) -> None:
-        self._dispatch_all(self._new_flights())
+        new = self._new_flights()
+        self._drop_recorded()
+        self._dispatch_all(new)
+
+    def _drop_recorded(self) -> None:
+        """Take the configurations enqueued by hand that _new_flights recorded out of the queue, once their
+        trials' rows are committed: a scheduler killed before that runs them after `resume`."""
+        self.manual.drop(self._by_hand)
+        self._by_hand = 0
 
     def _new_flights(self) -> list[Flight]:
         """Trials for the free slots: suggested, bound to a queue and recorded WAITING, not yet dispatched
         (a message is sent only once its trial row is committed)."""
+        self._by_hand = 0  # a count left by a batch that failed before its commit is stale
         free = self.concurrency - len(self.flights)
         if self.capacity:  # workers announced themselves: never queue more than they can start
             load = self._load_per_queue()
@@ -289,7 +299,7 @@ class Scheduler:
             return []
         queues = self._pick_queues(len(suggestions))
         records = self.storage.create_trials(self.exp_id, [s.params for s in suggestions], queues)
-        self.manual.drop(len(manual))
+        self._by_hand = len(manual)  # still queued: _drop_recorded, after the commit (inside _persist's transaction)
         flights = [Flight(record=r, attempt=1, state=TrialState.WAITING, queue=q)
                    for r, q in zip(records, queues, strict=True)]
         self.flights.update((f.record.id, f) for f in flights)
@@ -377,6 +387,7 @@ class Scheduler:
             self._restore(saved)
             with self.storage.transaction():
                 new = self._apply_batch(readable, isolated=True)
+        self._drop_recorded()
         self._unacked.extend(i for i, _ in batch)
         self._dispatch_all(new)
         self._assess()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +315,41 @@ def test_a_configuration_enqueued_by_hand_survives_a_crash_before_its_trial_is_r
     result = sim.run()
     assert [t.params for t in result.trials[:2]] == [{"x": 0.25}, {"x": 0.75}]  # neither lost, each once
     assert len(result.trials) == 4 and ManualQueue(tmp_path / "sim").pending() == 0
+
+
+def test_a_configuration_enqueued_while_running_survives_a_crash_before_its_batch_commits(tmp_path: Path) -> None:
+    """Enqueued while trials run, the configuration's trial is recorded in the transaction of a batch of events:
+    it leaves the queue only once that transaction commits."""
+    cfg = config(maxTrialNumber=3, trialConcurrency=1, experimentWorkingDirectory=str(tmp_path))
+    (tmp_path / "sim").mkdir()
+    queue, added = ManualQueue(tmp_path / "sim"), []
+
+    def trial(params: dict[str, Any]) -> SimTrial:
+        if not added:
+            added.append(queue.add([{"x": 0.5}]))  # while the first trial runs
+        return SimTrial(values=[float(params["x"])])
+    sim = Simulation(cfg, trial)
+    record, transaction = sim.storage.create_trials, sim.storage.transaction
+    armed: list[bool] = []
+
+    def recording(exp_id: str, params_list: Any, *args: Any, **kwargs: Any) -> Any:
+        armed.append({"x": 0.5} in params_list)
+        return record(exp_id, params_list, *args, **kwargs)
+
+    @contextmanager
+    def dies_before_commit() -> Iterator[None]:
+        with transaction():
+            yield
+            if any(armed):  # the batch recorded the enqueued configuration's trial: die before the commit
+                raise SimulatedCrash("the scheduler died before its batch committed")
+    sim.storage.create_trials = recording  # type: ignore[method-assign]
+    sim.storage.transaction = dies_before_commit  # type: ignore[method-assign]
+    with pytest.raises(SimulatedCrash):
+        sim.run()
+    sim.storage.create_trials, sim.storage.transaction = record, transaction  # type: ignore[method-assign]
+    assert queue.pending() == 1  # its trial was rolled back with the batch: it waits still
+    result = sim.run()
+    assert [t.params for t in result.trials].count({"x": 0.5}) == 1 and queue.pending() == 0
 
 
 def test_a_resumed_scheduler_keeps_counting_toward_max_trial_number() -> None:
