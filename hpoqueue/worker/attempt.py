@@ -83,6 +83,7 @@ class Outbox:
         self.channel = channel
         self.spec = spec
         self.events: list[events.Event] = []
+        self._checked = 0.0  #: when a stop request was last looked for (time.monotonic); never yet
 
     def add(self, event_class: type[events.Event], /, **fields: Any) -> None:
         """Hold an event of that class about this attempt, stamped now."""
