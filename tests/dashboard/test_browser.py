@@ -172,10 +172,27 @@ def test_pages_of_a_big_experiment_draw_reduced_charts_and_say_so(sqlite_url: st
             traces = browser.execute_script(TRACES, "chart-parcoords")
             assert {kind for kind, _ in traces} == {"scatter"} and ["scatter", f"best: {best.id}"] in traces
             assert not browser.execute_script("return document.querySelector('#chart-parcoords canvas')")
+            # past 250 trials: the 100 best and a sample of the others, as many lines as the title says
+            _, data = dash.get(f"/api/experiments/{BIG}/params")
+            lines, every = len(data["lines"]["id"]), data["sample"]["every"]
+            said = f"Parameters of {lines} of {data['total']} trials with a value (the 100 best, every {every}th of"
+            assert title(browser, "chart-parcoords").startswith(said)
+            assert browser.execute_script(LINES, "chart-parcoords") == lines
 
 
 #: each trace of a chart as [type, name]
 TRACES = "return document.getElementById(arguments[0]).data.map(t => [t.type, t.name || ''])"
+#: how many trials the SVG parallel coordinates draw as lines: the polylines of the colour groups (each ended by a
+#: null), and the best trial's
+LINES = "const d = document.getElementById(arguments[0]).data; return d.filter(t => t.mode === 'lines')" \
+        ".reduce((n, t) => n + t.x.filter(x => x === null).length, 0) + d.filter(t => t.name && " \
+        "t.name.startsWith('best: ')).length"
+
+
+def title(driver: Any, element_id: str) -> str:
+    """A chart's title as drawn."""
+    return str(driver.execute_script(
+        "const t = document.querySelector(`#${arguments[0]} .gtitle`); return t ? t.textContent : ''", element_id))
 
 
 def note(driver: Any, element_id: str) -> str:
