@@ -252,3 +252,31 @@ def test_the_bundled_plotly_holds_every_trace_type_the_pages_use(sqlite_url: str
           done(out);
         }).catch((e) => done({ error: String(e) }));""", traces)
     assert drawn == {t: t for t in traces}
+
+
+def test_the_overview_names_a_few_running_trials_and_links_to_the_rest(sqlite_url: str, tmp_path: Path,
+                                                                       browser: Any, start_dashboard: Any) -> None:
+    """30 trials running on 4 boxes (and 10 ended): the overview names 12 of them, box by box, so its charts stay in
+    view, and links to the table of every running trial."""
+    with Storage(sqlite_url) as storage:
+        storage.create_experiment(BIG, name="many running", config={"trialCommand": "true"}, work_dir=str(tmp_path),
+                                  optimize_mode="minimize", concurrency=40, max_trial_number=None, max_duration=None)
+        for n, t in enumerate(storage.create_trials(BIG, [{"x": i} for i in range(40)])):
+            storage.transition(t.id, TrialState.RUNNING, expected=[TrialState.WAITING], host=f"box{n % 4}",
+                               gpus=[n // 4 % 8], pid=1000 + n)
+            if n >= 30:
+                storage.transition(t.id, TrialState.SUCCEEDED, expected=[TrialState.RUNNING], exit_code=0)
+    dash = start_dashboard(sqlite_url, "--read-only")
+    browser.get(f"{dash.base}/#/experiment/{BIG}")
+    more = wait_js(browser, "return document.getElementById('running-more')", 20, "the running trials' card")
+    assert more.text == "18 more running trials in the table"
+    assert len(browser.find_elements("css selector", "#ov-cards .hosts a")) == 12
+    boxes = [li.text for li in browser.find_elements("css selector", "#ov-cards .hosts li")]
+    assert [b.split(":")[0] for b in boxes] == ["box0", "box1"] and boxes[1].endswith(" and 4 more")  # 8 run on each
+    more.click()
+    wait_js(browser, "return document.querySelectorAll('#trial-table tr[data-id]').length == 30", 20,
+            "the table of the running trials")
+    states = browser.execute_script("return [...document.querySelectorAll('#trial-table tr[data-id] .badge')]"
+                                    ".map(b => b.textContent)")
+    assert states == ["RUNNING"] * 30
+    assert browser.execute_script("return document.getElementById('f-state').value") == "RUNNING"

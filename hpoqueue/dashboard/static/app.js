@@ -189,6 +189,28 @@ function experimentsPage() {
 }
 
 // ---- one experiment -------------------------------------------------------------------------------
+const RUNNING_SHOWN = 12;  // running trials named on the overview: hundreds would push its charts below the fold
+
+// the boxes and GPUs the running trials hold, box by box, naming at most RUNNING_SHOWN trials: the rest are counted,
+// and linked to in the trial table
+function runningList(expId, hosts) {
+  if (!hosts.length) return '<span class="muted">no trial running</span>';
+  let room = RUNNING_SHOWN, running = 0;
+  const items = [];
+  for (const h of hosts) {
+    running += h.trials.length;
+    const shown = h.trials.slice(0, Math.max(0, room));
+    room -= shown.length;
+    if (!shown.length) continue;
+    const rest = h.trials.length - shown.length;
+    items.push(`<li><b>${esc(h.host)}</b>: ${shown.map((t) => `<a href="#/trial/${esc(t.trial)}">${esc(t.trial.split("-").pop())}</a>
+      on ${t.gpus.length ? "GPU " + t.gpus.join(",") : "cpu"}`).join(", ")}${rest ? ` and ${rest} more` : ""}</li>`);
+  }
+  const more = running - Math.min(running, RUNNING_SHOWN);
+  return `<ul class="hosts">${items.join("")}</ul>${more ? `<a id="running-more" href="#/experiment/${esc(expId)}/trials/RUNNING">${
+    more} more running trial${more === 1 ? "" : "s"} in the table</a>` : ""}`;
+}
+
 const TABS = [["overview", "Overview"], ["trials", "Trials"], ["curves", "Intermediate results"],
   ["params", "Parameters"], ["gpus", "Durations & GPUs"]];
 // where each chart tab's data comes from
@@ -203,9 +225,11 @@ function chosenKey(exp) { return `hpoq-chosen-${exp}`; }
 function chosen(exp) { return new Set(JSON.parse(sessionStorage.getItem(chosenKey(exp)) || "[]")); }
 function setChosen(exp, set) { sessionStorage.setItem(chosenKey(exp), JSON.stringify([...set])); }
 
-function experimentPage(expId, tab) {
+function experimentPage(expId, tab, state) {
   tab = tab || "overview";
-  const table = { sort: "seq", desc: false, state: "", filter: "", offset: 0, limit: 50 };
+  // #/experiment/EXP/trials/STATE opens the table showing the trials in that state
+  const table = { sort: "seq", desc: false, state: tab === "trials" && state in STATE_COLORS ? state : "", filter: "", offset: 0,
+    limit: 50 };
   let shell = false;
   crumbs([["experiments", "#/"], [expId]]);
 
@@ -259,9 +283,7 @@ const TAB_VIEWS = {
     }
     const c = ov.counts;
     const states = Object.entries(c).filter(([, n]) => n).map(([s, n]) => `${badge(s)} ${n}`).join(" ");
-    const hosts = ov.hosts.length ? `<ul class="hosts">${ov.hosts.map((h) => `<li><b>${esc(h.host)}</b>: ${h.trials.map((t) =>
-      `<a href="#/trial/${esc(t.trial)}">${esc(t.trial.split("-").pop())}</a> on ${t.gpus.length ? "GPU " + t.gpus.join(",") : "cpu"}`)
-      .join(", ")}</li>`).join("")}</ul>` : '<span class="muted">no trial running</span>';
+    const hosts = runningList(expId, ov.hosts);
     $("#ov-cards").innerHTML = `
       <div class="card"><div class="label">best ${esc(ov.optimize_mode === "minimize" ? "(lowest)" : "(highest)")}</div>
         <div class="big" id="best-value">${ov.best ? num(ov.best.value) : "–"}</div>
@@ -284,7 +306,7 @@ const TAB_VIEWS = {
     if (!$("#trial-table")) {
       tab.innerHTML = `<div class="panel"><div class="toolbar">
         <select id="f-state"><option value="">every state</option>${Object.keys(STATE_COLORS).filter((s) => s !== "RETRIED")
-          .map((s) => `<option>${s}</option>`).join("")}</select>
+          .map((s) => `<option ${s === table.state ? "selected" : ""}>${s}</option>`).join("")}</select>
         ${REPORT ? "" : `<input type="text" id="f-filter" placeholder="filter, e.g.  lr < 0.01, optimizer = adam, metric:acc > 0.9">
         <button id="f-apply">Filter</button>`}
         <span class="muted" id="t-total"></span>
@@ -654,7 +676,7 @@ function route() {
     .split("/").map(decodeURIComponent);
   notice("");
   $("#view").innerHTML = '<div class="muted">loading…</div>';
-  if (parts[0] === "experiment" && parts[1]) current = experimentPage(parts[1], parts[2]);
+  if (parts[0] === "experiment" && parts[1]) current = experimentPage(parts[1], parts[2], parts[3]);
   else if (parts[0] === "trial" && parts[1]) current = trialPage(parts[1]);
   else if (parts[0] === "compare" && parts[1]) current = comparePage(parts[1].split(",").filter(Boolean));
   else current = experimentsPage();
