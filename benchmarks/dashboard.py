@@ -14,7 +14,8 @@ compiles Plotly and reads the record): time from the start of the navigation to 
 the table pages: the table filled), to every chart drawn (scrolling each into view, so charts drawn lazily
 count), the same right after a change, and the bytes of API data the page fetched (after gzip, from the
 browser's resource timing). The times are the page's own: app.js sets a performance mark as each chart is
-drawn and painted (`hpoq-drawn ID`) and as a page is built (`hpoq-shown`), read here through WebDriver. (Until
+drawn and painted (`hpoq-drawn ID`; `hpoq-draw ID` as its drawing starts: the "drawing" column sums the
+charts' drawing times) and as a page is built (`hpoq-shown`), read here through WebDriver. (Until
 2026-12-03 17:00 UTC the script polled the page over WebDriver for charts laid out, timed from before the
 navigation: that added WebDriver's latency, and missed a chart drawn in the 15 ms before the next one started.)
 The changes go to a copy of --db, which stays as it was.
@@ -185,13 +186,18 @@ def marked(driver: Any, names: list[str], after: float, limit: float) -> list[fl
         time.sleep(0.02)
 
 
-def load_page(driver: Any, url: str, ready: list[str]) -> tuple[float, float, int]:
+def load_page(driver: Any, url: str, ready: list[str]) -> tuple[float, float, int, float]:
     """(seconds from the start of the navigation to the first chart drawn, or the table filled, as the page's own
-    performance marks time it; to every chart drawn; API bytes fetched)."""
+    performance marks time it; to every chart drawn; API bytes fetched; seconds spent drawing the charts, each
+    from its Plotly call to its paint, summed: NaN for a page without charts)."""
     driver.get("about:blank")
     driver.get(url)
     times = marked(driver, ready, 0, 90)
-    return min(times), max(times), int(driver.execute_script(API_BYTES))
+    drawn = [(name.replace("hpoq-drawn ", "hpoq-draw "), t) for name, t in zip(ready, times, strict=True)
+             if name.startswith("hpoq-drawn ")]
+    began = marked(driver, [name for name, _ in drawn], 0, 1)
+    drawing = sum(t for _, t in drawn) - sum(began) if drawn else math.nan
+    return min(times), max(times), int(driver.execute_script(API_BYTES)), drawing
 
 
 def in_app(driver: Any, base: str, fragment: str, ready: list[str]) -> float:
@@ -250,12 +256,12 @@ def plotly_fresh(base: str) -> tuple[float, float, float]:
         driver.quit()
 
 
-Pages = list[tuple[str, list[tuple[float, float, int]], list[float]]]
+Pages = list[tuple[str, list[tuple[float, float, int, float]], list[float]]]
 
 
 def browser_times(base: str, url: str, repeat: int) -> tuple[Pages, list[tuple[float, float]],
                                                             list[tuple[float, float, float]]] | str:
-    """Per page: (first chart, every chart, API bytes) of each full load (the first on a fresh dashboard, the
+    """Per page: (first chart, every chart, API bytes, drawing) of each full load (the first on a fresh dashboard, the
     last two right after a change of the record), and the in-app times; Plotly's cost."""
     if not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")):
         return "no /usr/bin/chromium or /usr/bin/chromedriver: page times skipped"
@@ -265,7 +271,7 @@ def browser_times(base: str, url: str, repeat: int) -> tuple[Pages, list[tuple[f
         return "selenium not installed: page times skipped"
     driver.set_script_timeout(120)
     try:
-        def after_change(fragment: str, ready: list[str]) -> tuple[float, float, int]:
+        def after_change(fragment: str, ready: list[str]) -> tuple[float, float, int, float]:
             change(url)
             return load_page(driver, base + "/" + fragment, ready)
 
@@ -300,6 +306,11 @@ def _ms(times: list[float]) -> str:
     done = [t for t in times if not math.isnan(t)]
     stuck = f" ({len(times) - len(done)} of {len(times)} stuck)" if len(done) < len(times) else ""
     return (f"{statistics.median(done) * 1000:.0f}" if done else "–") + stuck
+
+
+def _drawing(times: list[float]) -> str:
+    """The median in ms; "–" for a page without charts."""
+    return "–" if math.isnan(times[0]) else f"{statistics.median(times) * 1000:.0f}"
 
 
 def load() -> str:
@@ -358,14 +369,14 @@ def main() -> int:
     else:
         print("| page (headless Chromium) | trials | first chart ms: first load | median of loads | after a change "
               "| every chart ms: first load | median of loads | after a change | in the app ms: median "
-              "| API data KiB (gzip) |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| drawing the charts ms: median of loads | API data KiB (gzip) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name, runs, moves in pages[0]:
             firsts, everys = [r[0] for r in runs], [r[1] for r in runs]
             print(f"| {name} | {args.trials} | {firsts[0] * 1000:.0f} | {statistics.median(firsts[1:-2]) * 1000:.0f} "
                   f"| {statistics.median(firsts[-2:]) * 1000:.0f} | {everys[0] * 1000:.0f} "
                   f"| {statistics.median(everys[1:-2]) * 1000:.0f} | {statistics.median(everys[-2:]) * 1000:.0f} "
-                  f"| {_ms(moves)} | {runs[-1][2] / 1024:.0f} |")
+                  f"| {_ms(moves)} | {_drawing([r[3] for r in runs[1:-2]])} | {runs[-1][2] / 1024:.0f} |")
         loaded = statistics.median(c[0] for c in pages[1])
         first = statistics.median(c[1] for c in pages[1])
         print(f"\nplotly.min.js from the browser's cache: {loaded * 1000:.0f} ms to load and run, then "

@@ -115,6 +115,7 @@ async function draw(el, traces, layout) {
   if (!el.isConnected) return;
   const full = Object.assign({}, LAYOUT, layout);
   if (full.title) full.title = Object.assign({ x: 0.01, xanchor: "left", font: { size: 14 } }, full.title);
+  performance.mark(`hpoq-draw ${el.id}`);  // to hpoq-drawn: the chart's drawing, as benchmarks/dashboard.py times it
   await Plotly.react(el, traces, full, PLOT_CONFIG);
   // let the browser paint it, and answer input, before the page builds its next chart (a frame and a bit)
   await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
