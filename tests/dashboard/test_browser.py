@@ -221,7 +221,7 @@ def test_a_page_opened_during_a_poll_is_drawn(sqlite_url: str, tmp_path: Path, b
 
 
 #: words app.js gives as `type:` that name no trace: axis types ("-": Plotly's automatic) and shapes
-NOT_TRACES = {"category", "date", "log", "-", "line"}
+NOT_TRACES = {"category", "date", "log", "-", "line", "rect"}
 
 
 def test_the_bundled_plotly_holds_every_trace_type_the_pages_use(sqlite_url: str, tmp_path: Path, browser: Any,
