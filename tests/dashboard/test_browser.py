@@ -178,6 +178,14 @@ def test_pages_of_a_big_experiment_draw_reduced_charts_and_say_so(sqlite_url: st
             said = f"Parameters of {lines} of {data['total']} trials with a value (the 100 best, every {every}th of"
             assert title(browser, "chart-parcoords").startswith(said)
             assert browser.execute_script(LINES, "chart-parcoords") == lines
+            # where WebGL runs on a GPU, Plotly's parcoords draw the same lines (forced here: slow, in software)
+            browser.execute_script("sessionStorage.setItem('hpoq-software-gl', '0'); location.reload()")
+            wait_js(browser, "const el = document.getElementById('chart-parcoords'); return el && el.data && "
+                             "el.data[0].type === 'parcoords'", 60, "Plotly's parcoords")
+            dims = browser.execute_script("return document.getElementById('chart-parcoords').data[0].dimensions"
+                                          ".map(d => [d.label, d.values.length])")
+            assert dims == [[name, lines] for name in data["names"]] + [["value", lines]]
+            browser.execute_script("sessionStorage.removeItem('hpoq-software-gl')")
 
 
 #: each trace of a chart as [type, name]
