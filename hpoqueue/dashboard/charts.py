@@ -156,11 +156,11 @@ def _parcoords_lines(rows: list[tuple[str, float, dict[str, Any], int]]) -> tupl
     two that leaves at most PARCOORDS - PARCOORDS_BEST (returned: 0 when every row is drawn)."""
     if len(rows) <= PARCOORDS:
         return list(range(len(rows))), 0
-    others = range(PARCOORDS_BEST, len(rows))
+    seqs = np.fromiter((r[3] for r in rows[PARCOORDS_BEST:]), dtype=np.int64, count=len(rows) - PARCOORDS_BEST)
     every = 2
-    while sum(1 for i in others if rows[i][3] % every == 0) > PARCOORDS - PARCOORDS_BEST:
+    while np.count_nonzero(seqs % every == 0) > PARCOORDS - PARCOORDS_BEST:
         every *= 2
-    return [*range(PARCOORDS_BEST), *(i for i in others if rows[i][3] % every == 0)], every
+    return [*range(PARCOORDS_BEST), *(PARCOORDS_BEST + int(i) for i in np.flatnonzero(seqs % every == 0))], every
 
 
 def _kind(values: list[Any], spec: Any) -> str:
