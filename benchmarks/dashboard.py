@@ -10,10 +10,15 @@ revision of the record: the first call on a fresh dashboard reads the experiment
 a change of the record as a running experiment writes it (a trial ends, the next starts and reports its
 first result: `change`), and, where Debian's chromium and chromium-driver are installed, each page in
 headless Chromium (a fresh browser and a fresh dashboard, so the first load of the first chart page also
-compiles Plotly and reads the record): time from navigation to the first chart drawn (for the table
-pages: the table filled), to every chart drawn (scrolling each into view, so charts drawn lazily count),
-the same right after a change, and the bytes of API data the page fetched (after gzip, from the browser's
-resource timing). The changes go to a copy of --db, which stays as it was.
+compiles Plotly and reads the record): time from the start of the navigation to the first chart drawn (for
+the table pages: the table filled), to every chart drawn (scrolling each into view, so charts drawn lazily
+count), the same right after a change, and the bytes of API data the page fetched (after gzip, from the
+browser's resource timing). The times are the page's own: app.js sets a performance mark as each chart is
+drawn and painted (`hpoq-drawn ID`; `hpoq-draw ID` as its drawing starts: the "drawing" column sums the
+charts' drawing times) and as a page is built (`hpoq-shown`), read here through WebDriver. (Until
+2026-12-03 17:00 UTC the script polled the page over WebDriver for charts laid out, timed from before the
+navigation: that added WebDriver's latency, and missed a chart drawn in the 15 ms before the next one started.)
+The changes go to a copy of --db, which stays as it was.
 The machine's load average is printed before and after. Goal: every page within 1 s.
 """
 
@@ -130,19 +135,22 @@ def api_calls(trials: int) -> list[tuple[str, str]]:
     ]
 
 
-#: (page, URL fragment, what "ready" means: a JS condition, or the ids of its charts)
-PAGES: list[tuple[str, str, str | list[str]]] = [
-    ("experiments", "#/", "return document.querySelectorAll('#experiments tbody tr').length > 0"),
-    ("overview", f"#/experiment/{EXP}", ["chart-best-seq", "chart-best-time"]),
-    ("trial table", f"#/experiment/{EXP}/trials", "return document.querySelectorAll('#trial-table tr').length > 50"),
-    ("intermediate results", f"#/experiment/{EXP}/curves", ["chart-curves"]),
-    ("parameters", f"#/experiment/{EXP}/params", ["chart-parcoords", "chart-params"]),
-    ("durations & GPUs", f"#/experiment/{EXP}/gpus", ["chart-timeline", "chart-durations"]),
-    ("trial", f"#/trial/{EXP}-1", ["chart-trial"]),
+#: (page, URL fragment, the performance marks app.js sets when the page is ready: "hpoq-shown" when it is built
+#: (a list or table filled), "hpoq-drawn ID" when chart ID is drawn and painted)
+PAGES: list[tuple[str, str, list[str]]] = [
+    ("experiments", "#/", ["hpoq-shown"]),
+    ("overview", f"#/experiment/{EXP}", ["hpoq-drawn chart-best-seq", "hpoq-drawn chart-best-time"]),
+    ("trial table", f"#/experiment/{EXP}/trials", ["hpoq-shown"]),
+    ("intermediate results", f"#/experiment/{EXP}/curves", ["hpoq-drawn chart-curves"]),
+    ("parameters", f"#/experiment/{EXP}/params", ["hpoq-drawn chart-parcoords", "hpoq-drawn chart-params"]),
+    ("durations & GPUs", f"#/experiment/{EXP}/gpus", ["hpoq-drawn chart-timeline", "hpoq-drawn chart-durations"]),
+    ("trial", f"#/trial/{EXP}-1", ["hpoq-drawn chart-trial"]),
 ]
-#: a chart counts as drawn once Plotly has laid it out and its SVG is in the page
-DRAWN = "return arguments[0].filter(id => { const el = document.getElementById(id); " \
-        "return el && el._fullLayout && el.querySelector('.main-svg') && el.data && el.data.length; }).length"
+#: ms after the page's time origin (its navigation's start) of the first of each of these marks set at or after
+#: arguments[1] ms, null for one not set yet
+MARKED = """const [names, after] = arguments, marks = performance.getEntriesByType('mark');
+return names.map(n => { const m = marks.find(e => e.name === n && e.startTime >= after);
+  return m ? m.startTime : null; });"""
 API_BYTES = "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/'))" \
             ".reduce((n, e) => n + e.encodedBodySize, 0)"
 
@@ -161,44 +169,48 @@ def chromium() -> Any:
     return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
 
 
-def wait(driver: Any, script: str, began: float, *args: Any, limit: float = 90) -> float:
-    while not driver.execute_script(script, *args):
-        if time.perf_counter() - began > limit:
-            raise RuntimeError(f"not ready in {limit:g} s: {script[:80]}")
-        time.sleep(0.005)
-    return time.perf_counter() - began
-
-
-def load_page(driver: Any, url: str, ready: str | list[str]) -> tuple[float, float, int]:
-    """(seconds to the first chart drawn or the table filled, to every chart drawn, API bytes fetched)."""
-    driver.get("about:blank")
+def marked(driver: Any, names: list[str], after: float, limit: float) -> list[float]:
+    """Seconds from the page's time origin to each of the marks `names` set at or after `after` ms, once all are
+    set; charts are scrolled into view (those below the fold wait for that) as the marks come."""
     began = time.perf_counter()
+    while True:
+        times = driver.execute_script(MARKED, names, after)
+        if all(t is not None for t in times):
+            return [t / 1000 for t in times]
+        if time.perf_counter() - began > limit:
+            raise RuntimeError(f"not set in {limit:g} s: {[n for n, t in zip(names, times, strict=True) if t is None]}")
+        for name, t in zip(names, times, strict=True):
+            if t is None and name.startswith("hpoq-drawn "):
+                driver.execute_script("const el = document.getElementById(arguments[0]); if (el) el.scrollIntoView()",
+                                      name.split(" ", 1)[1])
+        time.sleep(0.02)
+
+
+def load_page(driver: Any, url: str, ready: list[str]) -> tuple[float, float, int, float]:
+    """(seconds from the start of the navigation to the first chart drawn, or the table filled, as the page's own
+    performance marks time it; to every chart drawn; API bytes fetched; seconds spent drawing the charts, each
+    from its Plotly call to its paint, summed: NaN for a page without charts)."""
+    driver.get("about:blank")
     driver.get(url)
-    if isinstance(ready, str):
-        first = every = wait(driver, ready, began)
-    else:
-        first = wait(driver, DRAWN + " > 0", began, ready)
-        for chart in ready:  # charts below the fold may wait to be scrolled to
-            driver.execute_script("const el = document.getElementById(arguments[0]); if (el) el.scrollIntoView()",
-                                  chart)
-            wait(driver, f"return document.getElementById('{chart}') !== null", began)
-        every = wait(driver, DRAWN + " == arguments[0].length", began, ready)
-    return first, every, int(driver.execute_script(API_BYTES))
+    times = marked(driver, ready, 0, 90)
+    drawn = [(name.replace("hpoq-drawn ", "hpoq-draw "), t) for name, t in zip(ready, times, strict=True)
+             if name.startswith("hpoq-drawn ")]
+    began = marked(driver, [name for name, _ in drawn], 0, 1)
+    drawing = sum(t for _, t in drawn) - sum(began) if drawn else math.nan
+    return min(times), max(times), int(driver.execute_script(API_BYTES)), drawing
 
 
-def in_app(driver: Any, base: str, fragment: str, ready: str | list[str]) -> float:
-    """Seconds from following a link inside the app (from the experiments list, Plotly already loaded) to the
-    first chart drawn or the table filled: what moving between pages and tabs costs. NaN where a page did not
-    show within 10 s (the list) or 30 s (the page): the dashboard before 2026-12-03 could stay on "loading…"
-    after a link followed during a poll; the app is then loaded again."""
+def in_app(driver: Any, base: str, fragment: str, ready: list[str]) -> float:
+    """Seconds from following a link inside the app (from the experiments list, Plotly already loaded; to the list:
+    from the trial table) to the first chart drawn or the table filled: what moving between pages and tabs costs.
+    NaN where a page did not show within 10 s (the one linked from) or 30 s (the page): the dashboard before
+    2026-12-03 could stay on "loading…" after a link followed during a poll; the app is then loaded again."""
+    _, origin, shown = PAGES[2] if fragment == PAGES[0][1] else PAGES[0]
     try:
-        driver.execute_script("location.hash = '#/'")
-        wait(driver, PAGES[0][2], time.perf_counter(), limit=10)  # type: ignore[arg-type]
-        began = time.perf_counter()
-        driver.execute_script("location.hash = arguments[0]", fragment)
-        if isinstance(ready, str):
-            return wait(driver, ready, began, limit=30)
-        return wait(driver, DRAWN + " > 0", began, ready, limit=30)
+        start = driver.execute_script("const t = performance.now(); location.hash = arguments[0]; return t", origin)
+        marked(driver, shown, start, 10)
+        start = driver.execute_script("const t = performance.now(); location.hash = arguments[0]; return t", fragment)
+        return min(marked(driver, ready, start, 30)) - start / 1000
     except RuntimeError:
         driver.get(base + "/#/")
         return math.nan
@@ -216,7 +228,7 @@ def plotly_cost(driver: Any, base: str) -> tuple[float, float]:
     """Seconds to load and run plotly.min.js (from the browser's cache), and to draw a first tiny chart."""
     driver.get("about:blank")
     driver.get(base + "/#/")
-    wait(driver, PAGES[0][2], time.perf_counter())  # type: ignore[arg-type]
+    marked(driver, PAGES[0][2], 0, 90)
     loaded, first = driver.execute_async_script(PLOTLY)
     return loaded / 1000, first / 1000
 
@@ -237,19 +249,19 @@ def plotly_fresh(base: str) -> tuple[float, float, float]:
     driver.set_script_timeout(120)
     try:
         driver.get(base + "/#/")
-        wait(driver, PAGES[0][2], time.perf_counter())  # type: ignore[arg-type]
+        marked(driver, PAGES[0][2], 0, 90)
         fetched, ran, first = driver.execute_async_script(FRESH)
         return fetched / 1000, ran / 1000, first / 1000
     finally:
         driver.quit()
 
 
-Pages = list[tuple[str, list[tuple[float, float, int]], list[float]]]
+Pages = list[tuple[str, list[tuple[float, float, int, float]], list[float]]]
 
 
 def browser_times(base: str, url: str, repeat: int) -> tuple[Pages, list[tuple[float, float]],
                                                             list[tuple[float, float, float]]] | str:
-    """Per page: (first chart, every chart, API bytes) of each full load (the first on a fresh dashboard, the
+    """Per page: (first chart, every chart, API bytes, drawing) of each full load (the first on a fresh dashboard, the
     last two right after a change of the record), and the in-app times; Plotly's cost."""
     if not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")):
         return "no /usr/bin/chromium or /usr/bin/chromedriver: page times skipped"
@@ -259,7 +271,7 @@ def browser_times(base: str, url: str, repeat: int) -> tuple[Pages, list[tuple[f
         return "selenium not installed: page times skipped"
     driver.set_script_timeout(120)
     try:
-        def after_change(fragment: str, ready: str | list[str]) -> tuple[float, float, int]:
+        def after_change(fragment: str, ready: list[str]) -> tuple[float, float, int, float]:
             change(url)
             return load_page(driver, base + "/" + fragment, ready)
 
@@ -294,6 +306,11 @@ def _ms(times: list[float]) -> str:
     done = [t for t in times if not math.isnan(t)]
     stuck = f" ({len(times) - len(done)} of {len(times)} stuck)" if len(done) < len(times) else ""
     return (f"{statistics.median(done) * 1000:.0f}" if done else "–") + stuck
+
+
+def _drawing(times: list[float]) -> str:
+    """The median in ms; "–" for a page without charts."""
+    return "–" if math.isnan(times[0]) else f"{statistics.median(times) * 1000:.0f}"
 
 
 def load() -> str:
@@ -352,14 +369,14 @@ def main() -> int:
     else:
         print("| page (headless Chromium) | trials | first chart ms: first load | median of loads | after a change "
               "| every chart ms: first load | median of loads | after a change | in the app ms: median "
-              "| API data KiB (gzip) |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| drawing the charts ms: median of loads | API data KiB (gzip) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name, runs, moves in pages[0]:
             firsts, everys = [r[0] for r in runs], [r[1] for r in runs]
             print(f"| {name} | {args.trials} | {firsts[0] * 1000:.0f} | {statistics.median(firsts[1:-2]) * 1000:.0f} "
                   f"| {statistics.median(firsts[-2:]) * 1000:.0f} | {everys[0] * 1000:.0f} "
                   f"| {statistics.median(everys[1:-2]) * 1000:.0f} | {statistics.median(everys[-2:]) * 1000:.0f} "
-                  f"| {_ms(moves)} | {runs[-1][2] / 1024:.0f} |")
+                  f"| {_ms(moves)} | {_drawing([r[3] for r in runs[1:-2]])} | {runs[-1][2] / 1024:.0f} |")
         loaded = statistics.median(c[0] for c in pages[1])
         first = statistics.median(c[1] for c in pages[1])
         print(f"\nplotly.min.js from the browser's cache: {loaded * 1000:.0f} ms to load and run, then "

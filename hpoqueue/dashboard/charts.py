@@ -23,7 +23,11 @@ CURVES = 50  #: curves drawn one by one (the best, and each running or chosen tr
 #: at most this many trials, spread evenly over the experiment, make the band: past it, every 2nd, 4th, 8th...
 #: trial (a power of two, so the sample stays put, and read once, while trials are added)
 BAND_TRIALS = 1000
-PARCOORDS = 500  #: lines of the parallel coordinates: the best trials (more only hide each other, and cost time)
+#: lines of the parallel coordinates, at most: every trial up to it; past it the PARCOORDS_BEST best and, of the
+#: others, every 2nd, 4th, 8th... trial (a power of two: the sample stays put while trials are added), so the lines
+#: span every value, not only the best (more lines only hide each other, and cost time to draw)
+PARCOORDS = 250
+PARCOORDS_BEST = 100
 TIMELINE_COLUMNS = 400  #: time columns of the GPU-slot timeline (2-3 pixels each on a wide screen)
 LOG_TYPES = {"loguniform", "qloguniform"}  #: search-space types whose axis is logarithmic
 CATEGORIES = 12  #: numbers of at most this many distinct values (a choice) are drawn as categories
@@ -115,10 +119,11 @@ def curves(snapshot: Snapshot, chosen: list[str]) -> dict[str, Any]:
 
 
 def params(snapshot: Snapshot) -> dict[str, Any]:
-    """The parameters of the trials with a value: the PARCOORDS best as columns (best first, categories as
-    labels) and, past MARKS trials, the density of value against each parameter over all of them."""
+    """The parameters of the trials with a value: the trials drawn as parallel-coordinate lines as columns (best
+    first, categories as labels; past PARCOORDS trials the PARCOORDS_BEST best and a sample of the others) and,
+    past MARKS trials, the density of value against each parameter over all of them."""
     exp = snapshot.experiment
-    rows = [(t.id, t.value, t.params) for t in _best_first(snapshot.by_seq(), exp.optimize_mode)
+    rows = [(t.id, t.value, t.params, t.seq) for t in _best_first(snapshot.by_seq(), exp.optimize_mode)
             if t.value is not None]
     names = list(dict.fromkeys(k for r in rows for k in r[2]))
     space = exp.config.get("searchSpace") or {}
@@ -128,18 +133,34 @@ def params(snapshot: Snapshot) -> dict[str, Any]:
     order = {n: _categories(columns[n]) for n in labels}
     reduced = len(rows) > MARKS
     values = [r[1] for r in rows]
-    best = rows[:PARCOORDS]
+    drawn, every = _parcoords_lines(rows)
+    line_params = {n: labels.get(n, columns[n]) for n in names}
+    lines_note = (f"the {PARCOORDS_BEST} best and every {every}th of the other trials ({len(drawn) - PARCOORDS_BEST}"
+                  f" of {len(rows) - PARCOORDS_BEST:,})" if every else "every one")
     return {
         "optimize_mode": exp.optimize_mode, "total": len(rows), "names": names, "kinds": kinds,
-        "best": {"id": [r[0] for r in best], "value": [r[1] for r in best],
-                 "params": {n: labels.get(n, columns[n])[:PARCOORDS] for n in names}},
+        "lines": {"id": [rows[i][0] for i in drawn], "value": [rows[i][1] for i in drawn],
+                  "params": {n: [line_params[n][i] for i in drawn] for n in names}},
+        "sample": {"best": PARCOORDS_BEST, "every": every} if every else None,
         "categories": order, "marked": PARAM_MARKS if reduced else len(rows),
         "density": {n: reduce.density(labels.get(n, columns[n]), values, x_log=kinds[n] == "log",
                                       x_categories=order.get(n)) for n in names} if reduced else None,
-        "note": (f"{len(rows):,} trials with a value: the parallel coordinates draw "
-                 f"{f'the {len(best):,} best' if len(best) < len(rows) else 'every one'}; the value-against-parameter "
-                 f"charts draw the {PARAM_MARKS} best as dots and all of them as the shaded density")
-        if reduced else ""}
+        "note": (f"{len(rows):,} trials with a value: the parallel coordinates draw {lines_note}; the "
+                 f"value-against-parameter charts draw the {PARAM_MARKS} best as dots and all of them as the shaded "
+                 "density") if reduced else ""}
+
+
+def _parcoords_lines(rows: list[tuple[str, float, dict[str, Any], int]]) -> tuple[list[int], int]:
+    """Which of `rows` (best first) the parallel coordinates draw, best first: all of them up to PARCOORDS; past it
+    the PARCOORDS_BEST best and, of the others, those whose trial number is a multiple of the smallest power of
+    two that leaves at most PARCOORDS - PARCOORDS_BEST (returned: 0 when every row is drawn)."""
+    if len(rows) <= PARCOORDS:
+        return list(range(len(rows))), 0
+    seqs = np.fromiter((r[3] for r in rows[PARCOORDS_BEST:]), dtype=np.int64, count=len(rows) - PARCOORDS_BEST)
+    every = 2
+    while np.count_nonzero(seqs % every == 0) > PARCOORDS - PARCOORDS_BEST:
+        every *= 2
+    return [*range(PARCOORDS_BEST), *(PARCOORDS_BEST + int(i) for i in np.flatnonzero(seqs % every == 0))], every
 
 
 def _kind(values: list[Any], spec: Any) -> str:

@@ -44,6 +44,9 @@ PLOTLY_JS = STATIC / "plotly-hpoqueue.min.js"
 #: it (and its compiled code) for good, and ask again only for a changed file
 PLOTLY_URL = f"/static/{PLOTLY_JS.name}?v={hashlib.sha256(PLOTLY_JS.read_bytes()).hexdigest()[:16]}"
 WARM = 8  #: experiments read as the dashboard starts, when none is named: the newest
+#: experiments whose snapshot (their trials in memory: about 10 MB at 10,000 trials) is kept: the least recently
+#: used one is dropped past this (read in full again if its charts are asked for again)
+SNAPSHOTS = 12
 
 
 class Dashboard:
@@ -56,7 +59,8 @@ class Dashboard:
         self.flower = flower
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="dashboard")
         self._cache: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-        self._snapshots: dict[str, Snapshot] = {}  # per experiment: the trials as the charts last read them
+        #: per experiment: the trials as the charts last read them, the least recently used first
+        self._snapshots: OrderedDict[str, Snapshot] = OrderedDict()
         self._snapshots_lock = threading.Lock()
         self._flower_seen: tuple[float, bool] = (0.0, False)
 
@@ -80,8 +84,16 @@ class Dashboard:
             return CHARTS[kind](snapshot, chosen) if kind == "curves" else CHARTS[kind](snapshot)
 
     def snapshot(self, exp_id: str) -> Snapshot:
+        """The experiment's snapshot: kept for the SNAPSHOTS experiments used last (a dropped one may still be in
+        use by a request: it is read and dropped with it)."""
         with self._snapshots_lock:
-            return self._snapshots.setdefault(exp_id, Snapshot(self.storage, exp_id))
+            if exp_id in self._snapshots:
+                self._snapshots.move_to_end(exp_id)
+                return self._snapshots[exp_id]
+            snapshot = self._snapshots[exp_id] = Snapshot(self.storage, exp_id)
+            while len(self._snapshots) > SNAPSHOTS:
+                self._snapshots.popitem(last=False)
+            return snapshot
 
     def warm(self, exp_id: str | None) -> None:
         """Read the experiment's snapshot now (a second for 10,000 trials), not when its first chart is asked for;

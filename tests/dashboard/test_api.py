@@ -173,7 +173,8 @@ def test_chart_timeline_and_trial_data(dash: Dashboard, record: str) -> None:
     assert progress["best"] == f"{EXP}-27" and progress["marks"]["seq"] == list(range(1, 28))
     assert progress["by_seq"]["x"] == list(range(1, 28)) and progress["density"] is None  # each one improved
     _, params = dash.get(f"/api/experiments/{EXP}/params")
-    assert params["best"]["id"][0] == f"{EXP}-27" and len(params["best"]["id"]) == 27
+    assert params["lines"]["id"][0] == f"{EXP}-27" and len(params["lines"]["id"]) == 27  # every one, best first
+    assert params["sample"] is None
     assert params["kinds"] == {"lr": "category", "opt": "category", "layers": "category"}  # few distinct values
     _, tl = dash.get(f"/api/experiments/{EXP}/timeline")
     assert tl["attempts"] == 30 and tl["lanes"] == ["box1 / GPU 0", "box1 / GPU 1"]

@@ -172,10 +172,35 @@ def test_pages_of_a_big_experiment_draw_reduced_charts_and_say_so(sqlite_url: st
             traces = browser.execute_script(TRACES, "chart-parcoords")
             assert {kind for kind, _ in traces} == {"scatter"} and ["scatter", f"best: {best.id}"] in traces
             assert not browser.execute_script("return document.querySelector('#chart-parcoords canvas')")
+            # past 250 trials: the 100 best and a sample of the others, as many lines as the title says
+            _, data = dash.get(f"/api/experiments/{BIG}/params")
+            lines, every = len(data["lines"]["id"]), data["sample"]["every"]
+            said = f"Parameters of {lines} of {data['total']} trials with a value (the 100 best, every {every}th of"
+            assert title(browser, "chart-parcoords").startswith(said)
+            assert browser.execute_script(LINES, "chart-parcoords") == lines
+            # where WebGL runs on a GPU, Plotly's parcoords draw the same lines (forced here: slow, in software)
+            browser.execute_script("sessionStorage.setItem('hpoq-software-gl', '0'); location.reload()")
+            wait_js(browser, "const el = document.getElementById('chart-parcoords'); return el && el.data && "
+                             "el.data[0].type === 'parcoords'", 60, "Plotly's parcoords")
+            dims = browser.execute_script("return document.getElementById('chart-parcoords').data[0].dimensions"
+                                          ".map(d => [d.label, d.values.length])")
+            assert dims == [[name, lines] for name in data["names"]] + [["value", lines]]
+            browser.execute_script("sessionStorage.removeItem('hpoq-software-gl')")
 
 
 #: each trace of a chart as [type, name]
 TRACES = "return document.getElementById(arguments[0]).data.map(t => [t.type, t.name || ''])"
+#: how many trials the SVG parallel coordinates draw as lines: the polylines of the colour groups (each ended by a
+#: null), and the best trial's
+LINES = "const d = document.getElementById(arguments[0]).data; return d.filter(t => t.mode === 'lines')" \
+        ".reduce((n, t) => n + t.x.filter(x => x === null).length, 0) + d.filter(t => t.name && " \
+        "t.name.startsWith('best: ')).length"
+
+
+def title(driver: Any, element_id: str) -> str:
+    """A chart's title as drawn."""
+    return str(driver.execute_script(
+        "const t = document.querySelector(`#${arguments[0]} .gtitle`); return t ? t.textContent : ''", element_id))
 
 
 def note(driver: Any, element_id: str) -> str:
@@ -204,7 +229,7 @@ def test_a_page_opened_during_a_poll_is_drawn(sqlite_url: str, tmp_path: Path, b
 
 
 #: words app.js gives as `type:` that name no trace: axis types ("-": Plotly's automatic) and shapes
-NOT_TRACES = {"category", "date", "log", "-", "line"}
+NOT_TRACES = {"category", "date", "log", "-", "line", "rect"}
 
 
 def test_the_bundled_plotly_holds_every_trace_type_the_pages_use(sqlite_url: str, tmp_path: Path, browser: Any,
@@ -235,3 +260,31 @@ def test_the_bundled_plotly_holds_every_trace_type_the_pages_use(sqlite_url: str
           done(out);
         }).catch((e) => done({ error: String(e) }));""", traces)
     assert drawn == {t: t for t in traces}
+
+
+def test_the_overview_names_a_few_running_trials_and_links_to_the_rest(sqlite_url: str, tmp_path: Path,
+                                                                       browser: Any, start_dashboard: Any) -> None:
+    """30 trials running on 4 boxes (and 10 ended): the overview names 12 of them, box by box, so its charts stay in
+    view, and links to the table of every running trial."""
+    with Storage(sqlite_url) as storage:
+        storage.create_experiment(BIG, name="many running", config={"trialCommand": "true"}, work_dir=str(tmp_path),
+                                  optimize_mode="minimize", concurrency=40, max_trial_number=None, max_duration=None)
+        for n, t in enumerate(storage.create_trials(BIG, [{"x": i} for i in range(40)])):
+            storage.transition(t.id, TrialState.RUNNING, expected=[TrialState.WAITING], host=f"box{n % 4}",
+                               gpus=[n // 4 % 8], pid=1000 + n)
+            if n >= 30:
+                storage.transition(t.id, TrialState.SUCCEEDED, expected=[TrialState.RUNNING], exit_code=0)
+    dash = start_dashboard(sqlite_url, "--read-only")
+    browser.get(f"{dash.base}/#/experiment/{BIG}")
+    more = wait_js(browser, "return document.getElementById('running-more')", 20, "the running trials' card")
+    assert more.text == "18 more running trials in the table"
+    assert len(browser.find_elements("css selector", "#ov-cards .hosts a")) == 12
+    boxes = [li.text for li in browser.find_elements("css selector", "#ov-cards .hosts li")]
+    assert [b.split(":")[0] for b in boxes] == ["box0", "box1"] and boxes[1].endswith(" and 4 more")  # 8 run on each
+    more.click()
+    wait_js(browser, "return document.querySelectorAll('#trial-table tr[data-id]').length == 30", 20,
+            "the table of the running trials")
+    states = browser.execute_script("return [...document.querySelectorAll('#trial-table tr[data-id] .badge')]"
+                                    ".map(b => b.textContent)")
+    assert states == ["RUNNING"] * 30
+    assert browser.execute_script("return document.getElementById('f-state').value") == "RUNNING"

@@ -87,13 +87,22 @@ def test_curves_draw_the_best_running_and_chosen_and_band_all(storage: Storage,
     assert sampled["mid"][0] == pytest.approx(float(np.median([p[0][1] for p in every4th])))
 
 
-def test_params_kinds_best_columns_and_densities(storage: Storage) -> None:
+def test_params_kinds_lines_and_densities(storage: Storage) -> None:
     with_value = sorted((t for t in storage.trials(BIG) if t.final_value is not None), key=lambda t: t.final_value or 0)
     data = charts.params(Snapshot.read(storage, BIG))
     assert data["kinds"] == {"lr": "log", "dropout": "number", "batch": "category", "opt": "category"}
     assert data["categories"]["batch"] == ["32", "64", "128", "256"]
-    assert data["best"]["id"] == [t.id for t in with_value][:charts.PARCOORDS]
-    assert data["best"]["params"]["batch"][0] == str(with_value[0].params["batch"])
+    # past PARCOORDS lines: the best, then the others numbered a multiple of the smallest power of two that fits
+    best, room = charts.PARCOORDS_BEST, charts.PARCOORDS - charts.PARCOORDS_BEST
+    every = data["sample"]["every"]
+    others = [t for t in with_value[best:] if t.seq % every == 0]
+    assert data["sample"]["best"] == best and len(others) <= room < sum(t.seq % (every // 2) == 0
+                                                                        for t in with_value[best:])
+    assert data["lines"]["id"] == [t.id for t in with_value[:best] + others]
+    assert data["lines"]["value"] == [t.final_value for t in with_value[:best] + others]
+    assert data["lines"]["params"]["batch"][-1] == str(others[-1].params["batch"])
+    assert f"the {best} best and every {every}th of the other trials ({len(others)} of {len(with_value) - best:,})" \
+        in data["note"]
     assert data["marked"] == charts.PARAM_MARKS
     lr = data["density"]["lr"]
     assert lr["x_log"] and lr["x"][0] == pytest.approx(min(t.params["lr"] for t in with_value))

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from hpoqueue.dashboard import charts
+from hpoqueue.dashboard import charts, server
 from hpoqueue.dashboard import snapshot as snapshot_module
+from hpoqueue.dashboard.actions import Actions
 from hpoqueue.dashboard.snapshot import Snapshot
 from hpoqueue.states import TrialState
 from hpoqueue.storage import Storage
@@ -121,3 +122,22 @@ def test_trials_gone_from_the_record_are_caught_by_the_counts(sqlite_url: str, t
         assert sorted(t.seq for t in snapshot.by_seq()) == list(range(1, 13))
         now = datetime.now(timezone.utc).timestamp()
         assert every_chart(snapshot, [], now) == every_chart(Snapshot.read(storage, BIG), [], now)
+
+
+def test_the_dashboard_keeps_the_snapshots_of_the_experiments_used_last(sqlite_url: str, tmp_path: Path) -> None:
+    """A long-running dashboard that is shown many experiments keeps the trials of the SNAPSHOTS used last in
+    memory, not of every one it was ever shown."""
+    with Storage(sqlite_url) as storage:
+        ids = [f"exp{i}" for i in range(server.SNAPSHOTS + 3)]
+        for exp_id in ids:
+            storage.create_experiment(exp_id, name=None, config={"trialCommand": "true"}, work_dir=str(tmp_path),
+                                      optimize_mode="minimize", concurrency=1, max_trial_number=None,
+                                      max_duration=None)
+        dash = server.Dashboard(storage, Actions(storage.url, "token", read_only=True), None)
+        first = {exp_id: dash.snapshot(exp_id) for exp_id in ids[:server.SNAPSHOTS]}
+        assert dash.snapshot(ids[0]) is first[ids[0]]  # asked for again: the same one, now the one used last
+        first.update({exp_id: dash.snapshot(exp_id) for exp_id in ids[server.SNAPSHOTS:]})
+        # the SNAPSHOTS used last are kept (asked for first: that drops none); the 3 used least recently were dropped
+        kept = [ids[0], *ids[4:]]
+        assert [exp_id for exp_id in kept if dash.snapshot(exp_id) is first[exp_id]] == kept
+        assert not any(dash.snapshot(exp_id) is first[exp_id] for exp_id in ids[1:4])

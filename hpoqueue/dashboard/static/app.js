@@ -115,9 +115,12 @@ async function draw(el, traces, layout) {
   if (!el.isConnected) return;
   const full = Object.assign({}, LAYOUT, layout);
   if (full.title) full.title = Object.assign({ x: 0.01, xanchor: "left", font: { size: 14 } }, full.title);
+  performance.mark(`hpoq-draw ${el.id}`);  // to hpoq-drawn: the chart's drawing, as benchmarks/dashboard.py times it
   await Plotly.react(el, traces, full, PLOT_CONFIG);
   // let the browser paint it, and answer input, before the page builds its next chart (a frame and a bit)
-  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 15)));
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
+  performance.mark(`hpoq-drawn ${el.id}`);  // painted: what benchmarks/dashboard.py times
+  await new Promise((resolve) => setTimeout(resolve, 15));
 }
 
 // WebGL drawn in software (SwiftShader, llvmpipe: no GPU, or a headless browser) costs seconds per chart:
@@ -187,6 +190,28 @@ function experimentsPage() {
 }
 
 // ---- one experiment -------------------------------------------------------------------------------
+const RUNNING_SHOWN = 12;  // running trials named on the overview: hundreds would push its charts below the fold
+
+// the boxes and GPUs the running trials hold, box by box, naming at most RUNNING_SHOWN trials: the rest are counted,
+// and linked to in the trial table
+function runningList(expId, hosts) {
+  if (!hosts.length) return '<span class="muted">no trial running</span>';
+  let room = RUNNING_SHOWN, running = 0;
+  const items = [];
+  for (const h of hosts) {
+    running += h.trials.length;
+    const shown = h.trials.slice(0, Math.max(0, room));
+    room -= shown.length;
+    if (!shown.length) continue;
+    const rest = h.trials.length - shown.length;
+    items.push(`<li><b>${esc(h.host)}</b>: ${shown.map((t) => `<a href="#/trial/${esc(t.trial)}">${esc(t.trial.split("-").pop())}</a>
+      on ${t.gpus.length ? "GPU " + t.gpus.join(",") : "cpu"}`).join(", ")}${rest ? ` and ${rest} more` : ""}</li>`);
+  }
+  const more = running - Math.min(running, RUNNING_SHOWN);
+  return `<ul class="hosts">${items.join("")}</ul>${more ? `<a id="running-more" href="#/experiment/${esc(expId)}/trials/RUNNING">${
+    more} more running trial${more === 1 ? "" : "s"} in the table</a>` : ""}`;
+}
+
 const TABS = [["overview", "Overview"], ["trials", "Trials"], ["curves", "Intermediate results"],
   ["params", "Parameters"], ["gpus", "Durations & GPUs"]];
 // where each chart tab's data comes from
@@ -201,9 +226,11 @@ function chosenKey(exp) { return `hpoq-chosen-${exp}`; }
 function chosen(exp) { return new Set(JSON.parse(sessionStorage.getItem(chosenKey(exp)) || "[]")); }
 function setChosen(exp, set) { sessionStorage.setItem(chosenKey(exp), JSON.stringify([...set])); }
 
-function experimentPage(expId, tab) {
+function experimentPage(expId, tab, state) {
   tab = tab || "overview";
-  const table = { sort: "seq", desc: false, state: "", filter: "", offset: 0, limit: 50 };
+  // #/experiment/EXP/trials/STATE opens the table showing the trials in that state
+  const table = { sort: "seq", desc: false, state: tab === "trials" && state in STATE_COLORS ? state : "", filter: "", offset: 0,
+    limit: 50 };
   let shell = false;
   crumbs([["experiments", "#/"], [expId]]);
 
@@ -257,9 +284,7 @@ const TAB_VIEWS = {
     }
     const c = ov.counts;
     const states = Object.entries(c).filter(([, n]) => n).map(([s, n]) => `${badge(s)} ${n}`).join(" ");
-    const hosts = ov.hosts.length ? `<ul class="hosts">${ov.hosts.map((h) => `<li><b>${esc(h.host)}</b>: ${h.trials.map((t) =>
-      `<a href="#/trial/${esc(t.trial)}">${esc(t.trial.split("-").pop())}</a> on ${t.gpus.length ? "GPU " + t.gpus.join(",") : "cpu"}`)
-      .join(", ")}</li>`).join("")}</ul>` : '<span class="muted">no trial running</span>';
+    const hosts = runningList(expId, ov.hosts);
     $("#ov-cards").innerHTML = `
       <div class="card"><div class="label">best ${esc(ov.optimize_mode === "minimize" ? "(lowest)" : "(highest)")}</div>
         <div class="big" id="best-value">${ov.best ? num(ov.best.value) : "–"}</div>
@@ -282,7 +307,7 @@ const TAB_VIEWS = {
     if (!$("#trial-table")) {
       tab.innerHTML = `<div class="panel"><div class="toolbar">
         <select id="f-state"><option value="">every state</option>${Object.keys(STATE_COLORS).filter((s) => s !== "RETRIED")
-          .map((s) => `<option>${s}</option>`).join("")}</select>
+          .map((s) => `<option ${s === table.state ? "selected" : ""}>${s}</option>`).join("")}</select>
         ${REPORT ? "" : `<input type="text" id="f-filter" placeholder="filter, e.g.  lr < 0.01, optimizer = adam, metric:acc > 0.9">
         <button id="f-apply">Filter</button>`}
         <span class="muted" id="t-total"></span>
@@ -396,17 +421,17 @@ const TAB_VIEWS = {
     }
     loadPlotly();
     const data = await api(TAB_DATA.params(expId));
-    const names = data.names, best = data.best;
+    const names = data.names, lines = data.lines, sample = data.sample;
     const scale = { colorscale: "Viridis", reversescale: data.optimize_mode === "minimize" };
-    const title = best.id.length < data.total ? `Parameters of the ${best.id.length} best of ${data.total} trials with a value, coloured by value`
-      : "Parameters of the trials with a value, coloured by value";
+    const title = sample ? `Parameters of ${lines.id.length} of ${data.total.toLocaleString("en")} trials with a value (the `
+      + `${sample.best} best, every ${sample.every}th of the others), coloured by value` : "Parameters of the trials with a value, coloured by value";
     // one chart drawn after the other: the first shows without waiting for the second
     if (webglIsSoftware()) await parallelLines("chart-parcoords", data, scale, title);
     else {
-      const dims = names.map((n) => dimension(n, best.params[n], data.categories[n]));
-      dims.push({ label: "value", values: best.value });
+      const dims = names.map((n) => dimension(n, lines.params[n], data.categories[n]));
+      dims.push({ label: "value", values: lines.value });
       await plot("chart-parcoords", [{ type: "parcoords", dimensions: dims, line: Object.assign({ showscale: true,
-        colorbar: { title: { text: "value" } }, color: best.value }, scale) }],
+        colorbar: { title: { text: "value" } }, color: lines.value }, scale) }],
       { title: { text: title }, margin: { l: 70, r: 70, t: 80, b: 30 } });
     }
     note("note-params", data.note);
@@ -415,7 +440,8 @@ const TAB_VIEWS = {
     const layout = { title: { text: "Value against each parameter" }, showlegend: false, margin: { l: 60, r: 20, t: 60, b: 40 },
       grid: { rows, columns: cols, pattern: "independent", ygap: 0.35, xgap: 0.08 } };
     $("#chart-params").style.height = `${120 + 240 * rows}px`;
-    const marked = best.id.slice(0, data.marked), values = best.value.slice(0, data.marked);
+    // the best as dots of one colour over the density (their value is the y axis): no colour scale to compute
+    const marked = lines.id.slice(0, data.marked), values = lines.value.slice(0, data.marked);
     const traces = [];
     names.forEach((n, i) => {
       const axis = i ? String(i + 1) : "";
@@ -425,8 +451,8 @@ const TAB_VIEWS = {
       layout[`yaxis${axis}`] = { title: { text: i % cols ? "" : "value" } };
       if (data.density) traces.push(densityTrace(data.density[n], { xaxis: `x${axis}`, yaxis: `y${axis}` }));
       traces.push({ type: "scatter", mode: "markers", xaxis: `x${axis}`, yaxis: `y${axis}`, name: n,
-        x: best.params[n].slice(0, data.marked), y: values, text: marked,
-        marker: Object.assign({ size: 5, opacity: 0.85, color: values }, scale),
+        x: lines.params[n].slice(0, data.marked), y: values, text: marked,
+        marker: { size: 5, opacity: 0.7, color: "#dc2626" },
         hovertemplate: `%{text}<br>${esc(n)}=%{x}<br>value %{y}<extra></extra>` });
     });
     plot("chart-params", traces, layout);
@@ -450,7 +476,8 @@ const TAB_VIEWS = {
     ...tl.states.map((s) => ({ type: "scatter", mode: "markers", x: [null], y: [null], name: s,
       marker: { symbol: "square", size: 10, color: STATE_COLORS[s] || "#6b7280" } }))];
     $("#chart-timeline").style.height = `${Math.max(300, 140 + tl.lanes.length * 22)}px`;
-    await plot("chart-timeline", traces, {  // drawn before the durations are built: it shows first title: { text: `GPU slots: which box and GPU ran which trial when (${tl.attempts} attempts)` },
+    // drawn before the durations are built: it shows first
+    await plot("chart-timeline", traces, { title: { text: `GPU slots: which box and GPU ran which trial when (${tl.attempts} attempts)` },
       xaxis: { type: "date" }, yaxis: { type: "category", automargin: true, categoryorder: "category descending" },
       margin: { l: 140, r: 20, t: 40, b: 40 } });
     const d = tl.durations, m = d.marks;
@@ -470,11 +497,12 @@ function dimension(name, values, labels) {
 }
 
 // parallel coordinates as SVG: one polyline per trial across the axes, grouped into a few colours by value
-// (one path each), the best trial bold on top
+// (one path each), the best trial bold on top; each colour painted beside the value axis over the values it
+// stands for (a colour bar would cost a third of the chart's drawing)
 function parallelLines(id, data, scale, title) {
-  const names = data.names, best = data.best, k = names.length;
+  const names = data.names, lines = data.lines, k = names.length;
   const fmt = (v) => Number(Number(v).toPrecision(3)).toString();
-  const axes = [...names.map((n) => [n, best.params[n], data.kinds[n]]), ["value", best.value, "number"]].map(([n, vals, kind]) => {
+  const axes = [...names.map((n) => [n, lines.params[n], data.kinds[n]]), ["value", lines.value, "number"]].map(([n, vals, kind]) => {
     if (kind === "category") {
       const labels = data.categories[n];
       const pos = (v) => (labels.length > 1 ? labels.indexOf(v) / (labels.length - 1) : 0.5);
@@ -486,28 +514,29 @@ function parallelLines(id, data, scale, title) {
     const span = hi - lo || 1;
     return { name: n, pos: (v) => (f(v) - lo) / span, ticks: [[0, fmt(kind === "log" ? 10 ** lo : lo)], [1, fmt(kind === "log" ? 10 ** hi : hi)]] };
   });
-  const vmin = Math.min(...best.value), vmax = Math.max(...best.value), bins = 8;
+  const vmin = Math.min(...lines.value), vmax = Math.max(...lines.value), bins = 8;
   const viridis = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"];
   const colors = scale.reversescale ? viridis.slice().reverse() : viridis;
   const groups = colors.map(() => ({ x: [], y: [] }));
-  const line = (j) => axes.map((a, i) => [i, a.pos(i < k ? best.params[a.name][j] : best.value[j])]);
-  for (let j = best.id.length - 1; j >= 1; j--) {  // worst first, so the better lines end up on top within a colour
-    const bin = Math.min(bins - 1, Math.floor(((best.value[j] - vmin) / (vmax - vmin || 1)) * bins));
+  const line = (j) => axes.map((a, i) => [i, a.pos(i < k ? lines.params[a.name][j] : lines.value[j])]);
+  for (let j = lines.id.length - 1; j >= 1; j--) {  // worst first, so the better lines end up on top within a colour
+    const bin = Math.min(bins - 1, Math.floor(((lines.value[j] - vmin) / (vmax - vmin || 1)) * bins));
     for (const [x, y] of line(j)) { groups[bin].x.push(x); groups[bin].y.push(y); }
     groups[bin].x.push(null); groups[bin].y.push(null);
   }
   const traces = groups.map((g, i) => ({ type: "scatter", mode: "lines", x: g.x, y: g.y, hoverinfo: "skip", showlegend: false,
     line: { color: colors[i], width: 1 }, opacity: 0.55 }));
   const order = scale.reversescale ? traces.reverse() : traces;  // the best colour drawn last
-  if (best.id.length) {
+  if (lines.id.length) {
     const top = line(0);
-    order.push({ type: "scatter", mode: "lines+markers", name: `best: ${best.id[0]}`, x: top.map((p) => p[0]), y: top.map((p) => p[1]),
-      text: axes.map((a, i) => `${a.name}=${i < k ? best.params[a.name][0] : best.value[0]}`), line: { color: "#dc2626", width: 3 },
-      hovertemplate: `${esc(best.id[0])}<br>%{text}<extra></extra>` });
+    order.push({ type: "scatter", mode: "lines+markers", name: `best: ${lines.id[0]}`, x: top.map((p) => p[0]), y: top.map((p) => p[1]),
+      text: axes.map((a, i) => `${a.name}=${i < k ? lines.params[a.name][0] : lines.value[0]}`), line: { color: "#dc2626", width: 3 },
+      hovertemplate: `${esc(lines.id[0])}<br>%{text}<extra></extra>` });
   }
-  order.push({ type: "scatter", mode: "markers", x: [null], y: [null], showlegend: false, hoverinfo: "skip",
-    marker: Object.assign({ color: [vmin, vmax], cmin: vmin, cmax: vmax, showscale: true, colorbar: { title: { text: "value" } } }, scale) });
   const shapes = axes.map((_, i) => ({ type: "line", x0: i, x1: i, y0: 0, y1: 1, line: { color: "#6b7280", width: 1 } }));
+  // the value axis runs from vmin to vmax, as the bins do: bin i's colour spans [i / bins, (i + 1) / bins] of it
+  colors.forEach((color, i) => shapes.push({ type: "rect", x0: k + 0.03, x1: k + 0.1, y0: i / bins, y1: (i + 1) / bins,
+    fillcolor: color, line: { width: 0 } }));
   // the axes' names and ticks as two text traces, not an annotation each (each annotation is measured and laid
   // out on its own: a third of the chart's drawing time)
   const ticks = axes.flatMap((a, i) => a.ticks.map(([y, t]) => [i, y, esc(t)]));
@@ -648,7 +677,7 @@ function route() {
     .split("/").map(decodeURIComponent);
   notice("");
   $("#view").innerHTML = '<div class="muted">loading…</div>';
-  if (parts[0] === "experiment" && parts[1]) current = experimentPage(parts[1], parts[2]);
+  if (parts[0] === "experiment" && parts[1]) current = experimentPage(parts[1], parts[2], parts[3]);
   else if (parts[0] === "trial" && parts[1]) current = trialPage(parts[1]);
   else if (parts[0] === "compare" && parts[1]) current = comparePage(parts[1].split(",").filter(Boolean));
   else current = experimentsPage();
@@ -671,6 +700,7 @@ async function tick() {
     if (page === current && (v !== page.shown || page.live)) {
       await page.refresh();
       page.shown = v;
+      performance.mark("hpoq-shown");  // the page built (a list or table filled; charts are marked as drawn)
     }
     $("#live").className = REPORT ? "" : "on";
     $("#live").textContent = REPORT ? "report" : "live";
