@@ -70,11 +70,20 @@ class Parzen:
                 cdf = np.cumsum(self.cat_probs[j][comp], axis=1)
                 out[:, j] = np.minimum((rng.random((m, 1)) > cdf).sum(axis=1), kind.n_categories - 1)
                 continue
-            mu, sigma = self.mus[j][comp], self.sigmas[j][comp]
-            lo, hi = ndtr(-mu / sigma), ndtr((1.0 - mu) / sigma)
-            u = lo + rng.random(m) * np.maximum(hi - lo, 0.0)
-            x = np.clip(mu + sigma * ndtri(np.clip(u, 1e-16, 1 - 1e-16)), 0.0, 1.0)
-            out[:, j] = snap(x, kind)
+            out[:, j] = snap(_truncnorm(rng, self.mus[j][comp], self.sigmas[j][comp]), kind)
+        return out
+
+    def sample_near(self, rng: np.random.Generator, i: int, m: int, scale: float) -> np.ndarray:
+        """`m` draws from observation `i`'s kernel alone, its widths times `scale` (at least one bin for an
+        integer column, so neighbours are reached), its categories as observed (local search around it)."""
+        out = np.empty((m, len(self.kinds)))
+        for j, kind in enumerate(self.kinds):
+            if kind.n_categories:
+                out[:, j] = np.argmax(self.cat_probs[j][i])
+                continue
+            width = max(scale * self.sigmas[j][i], 1.0 / kind.bins if kind.bins else 0.0)
+            mu, sigma = np.full(m, self.mus[j][i]), np.full(m, width)
+            out[:, j] = snap(_truncnorm(rng, mu, sigma), kind)
         return out
 
     def log_pdf(self, x: np.ndarray) -> np.ndarray:
@@ -94,6 +103,13 @@ class Parzen:
                 z = (xj - mu) / sigma
                 total += -0.5 * z * z - np.log(sigma) - 0.5 * np.log(2 * np.pi) - norm
         return logsumexp(total, axis=1)
+
+
+def _truncnorm(rng: np.random.Generator, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """One draw per element from a normal(mu, sigma) truncated to [0, 1], by inverting its CDF."""
+    lo, hi = ndtr(-mu / sigma), ndtr((1.0 - mu) / sigma)
+    u = lo + rng.random(len(mu)) * np.maximum(hi - lo, 0.0)
+    return np.clip(mu + sigma * ndtri(np.clip(u, 1e-16, 1 - 1e-16)), 0.0, 1.0)
 
 
 def snap(x: np.ndarray, kind: ColumnKind) -> np.ndarray:

@@ -123,31 +123,35 @@ def test_a_branch_best_only_in_a_narrow_region_is_found() -> None:
 
 
 def test_tpe_beats_random_search_on_a_smooth_problem() -> None:
-    """Branin-like 2-D bowl with a valley, 60 evaluations, seeds 0-3: TPE's best is below random's."""
+    """Branin-like 2-D bowl with a valley, 60 evaluations, seeds 0-3: TPE's best is below random's on each
+    (seed 1 is random search's lucky one: 3x) and typically far below."""
     space = SearchSpace.from_dict({"x": {"_type": "uniform", "_value": [-5, 10]},
                                    "y": {"_type": "loguniform", "_value": [0.01, 100]}})
 
     def fn(p: dict) -> float:
         return (p["x"] - 2.5) ** 2 + (np.log10(p["y"]) - 0.7 - 0.1 * p["x"]) ** 2 * 4
 
+    ratios = []
     for seed in range(4):
         tpe = min(fn(p) for p in _run(TPETuner(space, seed=seed), fn, 60))
         rand = min(fn(p) for p in _run(TUNERS.create(name="Random", space=space, optimize_mode="minimize",
                                                      seed=seed), fn, 60))
-        assert tpe < rand / 3, (seed, tpe, rand)
+        ratios.append(rand / tpe)
+    assert min(ratios) > 2 and np.median(ratios) > 20, ratios  # measured: 3.0, 103, 381, 440
 
 
 @pytest.mark.parametrize("seed", range(2))
 def test_concurrent_suggestions_keep_away_from_each_other(seed: int) -> None:
     """16 asked at once after 20 results of a 3-D bowl: each pending one counts as a bad trial, so the
-    next keeps its distance. Measured (seeds 0-7): the closest two are 0.12-0.15 apart in the unit cube; a
-    TPE that leaves pending trials out of its model draws them all from one density: 0.009-0.042."""
+    next keeps its distance. Measured (seeds 0-7): the closest two are 0.063-0.097 apart in the unit cube
+    (0.10-0.16 before half the batch searched around the best trial); a TPE that leaves pending trials out
+    of its model draws them all from one density: 0.009-0.042."""
     space = SearchSpace.from_dict({f"x{i}": {"_type": "uniform", "_value": [0, 1]} for i in range(3)})
     tuner = TPETuner(space, seed=seed)
     _run(tuner, lambda p: sum((p[f"x{i}"] - c) ** 2 for i, c in enumerate((0.3, 0.7, 0.45))), 20)
     points = np.array([[s.params[f"x{i}"] for i in range(3)] for s in tuner.suggest(16)])
     gaps = np.linalg.norm(points[:, None] - points[None], axis=2)[np.triu_indices(16, 1)]
-    assert gaps.min() > 0.07, np.sort(gaps)[:5]
+    assert gaps.min() > 0.05, np.sort(gaps)[:5]
 
 
 def test_hyperopt_implementation_is_hyperopts_tpe() -> None:
@@ -193,3 +197,42 @@ def test_progress_with_many_trials_pending(name: str) -> None:
                 tuner.observe(TrialResult(done, params, TrialState.SUCCEEDED, values[-1]))
     assert len(values) == 48
     assert min(values) < (0.01 if name == "TPE" else 0.001), sorted(values)[:3]
+
+
+def test_a_batch_also_searches_around_the_best_trial() -> None:
+    """16 asked at once after 20 results of a 3-D bowl: while trials are pending, half the suggestions draw
+    their candidates around the best trial (its kernel narrowed), so part of the batch refines the incumbent
+    while the rest spreads out. Measured (seeds 0-7): 2-5 of the 16 within 0.1 of the best trial, closest
+    two still 0.063-0.097 apart; with every candidate drawn from l(x) (LOCAL_SHARE_PENDING = 0) the batch
+    scatters around it: 0-1 within 0.1, median distance to it 0.26-0.33."""
+    space = SearchSpace.from_dict({f"x{i}": {"_type": "uniform", "_value": [0, 1]} for i in range(3)})
+
+    def loss(p: dict) -> float:
+        return float(sum((p[f"x{i}"] - c) ** 2 for i, c in enumerate((0.3, 0.7, 0.45))))
+
+    near = []
+    for seed in range(4):
+        tuner = TPETuner(space, seed=seed)
+        history = _run(tuner, loss, 20)
+        best = np.array([min(history, key=loss)[f"x{i}"] for i in range(3)])
+        points = np.array([[s.params[f"x{i}"] for i in range(3)] for s in tuner.suggest(16)])
+        gaps = np.linalg.norm(points[:, None] - points[None], axis=2)[np.triu_indices(16, 1)]
+        assert gaps.min() > 0.05, (seed, np.sort(gaps)[:5])
+        near.append(int((np.linalg.norm(points - best, axis=1) < 0.1).sum()))
+    assert min(near) >= 2 and sum(near) >= 10, near
+
+
+def test_local_draws_stay_in_the_narrowed_kernel() -> None:
+    """Parzen.sample_near, TPE's local search: numeric draws within the chosen observation's kernel at the
+    given fraction of its width, its category as observed, and an integer column reaching its neighbours
+    (a width under one bin would return the observation itself, a configuration already tried)."""
+    from hpoqueue.tuners._parzen import ColumnKind, Parzen
+
+    kinds = [ColumnKind(), ColumnKind(n_categories=3), ColumnKind(bins=10)]
+    obs = np.array([[0.2, 0, 0.05], [0.6, 2, 0.45], [0.9, 1, 0.95]])
+    parzen = Parzen(obs, np.ones(3), kinds)
+    draws = parzen.sample_near(np.random.default_rng(0), 1, 500, 0.05)
+    width = 0.05 * parzen.sigmas[0][1]
+    assert np.all(np.abs(draws[:, 0] - 0.6) < 5 * width) and np.std(draws[:, 0]) == pytest.approx(width, rel=0.15)
+    assert np.all(draws[:, 1] == 2)
+    assert np.mean(np.round(draws[:, 2], 2) != 0.45) > 0.3  # measured 0.6; 0.05 at 0.05 x the kernel's width
