@@ -348,7 +348,8 @@ class TrialRunner:
         longest = max(spec.poll_interval, min(spec.quiet_interval, spec.heartbeat_interval))
         try:
             while True:
-                exit_signal.wait(slice_)
+                if proc.poll() is None or self._kill_at is not None:  # exited unasked: nothing to wait for
+                    exit_signal.wait(slice_)
                 reported = self._reported + self._rejected
                 self._pump()
                 quiet = reported == self._reported + self._rejected

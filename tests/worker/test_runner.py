@@ -317,3 +317,15 @@ def test_relative_programs_and_shell_syntax_run_as_bash_would(tmp_path: Path, co
     outcome, _ = run(make_spec(tmp_path, command))
     assert outcome.message == "exited with 0"
     assert (tmp_path / "trial.stdout").read_text() == "loss=7\n"
+
+
+def test_a_trial_that_exited_before_its_supervision_began_is_not_waited_for(tmp_path: Path) -> None:
+    """A trial that is over by the time the supervisor first looks (a quick failure, `true`) is reported at
+    once, not after a slice: the next trial waits for that report. A 60 s slice makes a wait show."""
+    runner = TrialRunner(make_spec(tmp_path, "true", poll_interval=60, quiet_interval=60, heartbeat_interval=60))
+    pid = runner.start()
+    assert wait_for(lambda: not alive(pid)), "the trial never exited"
+    waited = threading.Thread(target=runner.wait, daemon=True)
+    waited.start()
+    waited.join(30)  # a bound: the wait() this test is about would take 60 s
+    assert not waited.is_alive(), "wait() slept a slice after the trial had exited"
