@@ -9,7 +9,7 @@ Celery process per slot, about 40 MiB each), `--layout box` one worker consuming
 (`-Q gpu0,...,gpuM-1 -c M`; it takes a second trial for a GPU whose first still runs, which then waits for
 that GPU's lease while another GPU of the box idles: it shows what that layout costs). Then `hpoqueue
 submit --broker` runs --trials trials of `sleep U(min, max)`
-(a shell, no Python: the trial itself costs almost nothing), trialGpuNumber 1, at concurrency
+(bash and one `sleep`, no Python: the trial itself costs almost nothing), trialGpuNumber 1, at concurrency
 BOXES*GPUS, Random tuner, SQLite. Root is needed for `unshare`.
 
 Measured from the record and the processes:
@@ -19,8 +19,9 @@ Measured from the record and the processes:
 - scheduler CPU per trial: the `submit` process's CPU from the first trial's start to the last one's end
   over the trials in that window (steady), over the whole run, start-up included, and over the second and
   third quarters of the trials' ends (a cost that grows with the finished trials shows as a rising pair);
-- the CPU of every worker process (from `submit` on: their boot excluded) and of Redis over the whole run,
-  per trial (on one 2-core machine, the
+- the CPU of every worker process (from `submit` on: their boot excluded), of the trials' own processes
+  (what the workers reaped: the launch, bash, `sleep`) and of Redis over the whole run, per trial (on one
+  2-core machine, the
   simulated boxes' own CPU is what limits the larger sizes);
 - Redis used/peak memory and RSS at the end, and the SQLite file's size.
 """
@@ -48,16 +49,20 @@ from hpoqueue.broker.embedded import EmbeddedRedis
 from hpoqueue.storage import Storage
 
 TICKS = os.sysconf("SC_CLK_TCK")
-TRIAL = 't=$(printf %s "$HPOQUEUE_PARAMETERS" | tr -dc 0-9.); sleep "$t"; echo "loss=$t"'
+#: the parameter taken out of its JSON by bash's own expansion: one `sleep` is the trial's only fork (a
+#: `$(printf | tr)` cost each trial two more forks and an exec, about 2 ms of CPU)
+TRIAL = 't=${HPOQUEUE_PARAMETERS//[^0-9.]/}; sleep "$t"; echo "loss=$t"'
 
 
-def cpu_of(pid: int) -> float | None:
-    """CPU seconds (user + system) of a live process, None once it is gone."""
+def cpu_of(pid: int, children: bool = False) -> float | None:
+    """CPU seconds (user + system) of a live process, or with `children` of its children it waited for (a
+    worker's: its trials, each with everything it ran); None once it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) / TICKS
 
 
 def start_boxes(boxes: int, gpus: int, url: str, layout: str, root: Path) -> list[subprocess.Popen]:
@@ -143,7 +148,9 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
         url_db = f"sqlite:///{root / 'hpoqueue.db'}"
         env = {**os.environ, "HPOQUEUE_HOME": str(root)}
         env.pop("HPOQUEUE_BROKER_URL", None)
-        booted = sum(cpu_of(pid) or 0.0 for pid in worker_pids(procs, args.layout, root / "boxes"))
+        pids = worker_pids(procs, args.layout, root / "boxes")
+        booted = sum(cpu_of(pid) or 0.0 for pid in pids)
+        booted_trials = sum(cpu_of(pid, children=True) or 0.0 for pid in pids)
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "--storage", url_db, "submit", str(config),
                                  "--broker", url, "--quiet"], env=env, cwd=root, stdout=subprocess.DEVNULL,
@@ -163,8 +170,8 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
         if proc.returncode != 0:
             err = proc.stderr.read().decode() if proc.stderr else ""
             raise SystemExit(f"submit failed ({proc.returncode}): {err[-2000:]}")
-        helpers = {"workers": sum(cpu_of(pid) or 0.0 for pid in worker_pids(procs, args.layout, root / "boxes"))
-                   - booted,
+        helpers = {"workers": sum(cpu_of(pid) or 0.0 for pid in pids) - booted,
+                   "trials": sum(cpu_of(pid, children=True) or 0.0 for pid in pids) - booted_trials,
                    "redis": cpu_of(server.process.pid) or 0.0}
         info = client.info("memory")
         redis_rss = int(next(line.split()[1] for line in Path(f"/proc/{server.process.pid}/status")
@@ -175,6 +182,7 @@ def one_size(boxes: int, gpus: int, args: argparse.Namespace) -> dict[str, Any]:
         return summarize(trials, samples, slots) | {
             "boxes": boxes, "gpus": gpus, "slots": slots, "wall": wall, "boot": boot, "ready": ready,
             "workers_cpu_ms": 1000 * helpers["workers"] / len(trials),
+            "trials_cpu_ms": 1000 * helpers["trials"] / len(trials),
             "redis_cpu_ms": 1000 * helpers["redis"] / len(trials),
             "redis_used": info["used_memory"] / 2**20, "redis_peak": info["used_memory_peak"] / 2**20,
             "redis_rss": redis_rss, "db": (root / "hpoqueue.db").stat().st_size / 2**20}
@@ -241,7 +249,7 @@ def main() -> None:
     print("| boxes x GPUs = slots | trials (ok, slots used) | wall s | trials/s | slot busy "
           "| idle gap p50 / p99 / max s "
           "| dispatch lag p50 / p99 s | scheduler CPU ms/trial steady (whole run) [2nd, 3rd quarter] "
-          "| workers / Redis CPU ms/trial | Redis used / peak / RSS MiB "
+          "| workers / their trials / Redis CPU ms/trial | Redis used / peak / RSS MiB "
           "| SQLite MiB | workers ready s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size, n in zip(args.sizes, counts, strict=True):
@@ -253,7 +261,7 @@ def main() -> None:
               f"{r['tput']:.1f} | {r['busy']:.2f} | {r['gap_p50']:.3f} / {r['gap_p99']:.3f} / {r['gap_max']:.2f} | "
               f"{r['lag_p50']:.3f} / {r['lag_p99']:.3f} | {r['cpu_steady_ms']:.2f} ({r['cpu_total_ms']:.2f}) "
               f"[{r['cpu_halves_ms'][0]:.2f}, {r['cpu_halves_ms'][1]:.2f}] | "
-              f"{r['workers_cpu_ms']:.1f} / {r['redis_cpu_ms']:.1f} | "
+              f"{r['workers_cpu_ms']:.1f} / {r['trials_cpu_ms']:.1f} / {r['redis_cpu_ms']:.1f} | "
               f"{r['redis_used']:.1f} / {r['redis_peak']:.1f} / {r['redis_rss']:.0f} | {r['db']:.1f} | "
               f"{r['boot']:.1f} |", flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")

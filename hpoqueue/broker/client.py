@@ -261,6 +261,10 @@ class Pipeline:
         self._pipe.hdel(key, *fields)
         return self._queue(_int)
 
+    def hincrby(self, key: str, field: str, amount: int = 1) -> Pending[int]:
+        self._pipe.hincrby(key, field, amount)
+        return self._queue(_int)
+
     def zrem(self, key: str, *members: str) -> Pending[int]:
         self._pipe.zrem(key, *members)
         return self._queue(_int)

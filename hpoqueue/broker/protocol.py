@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpoqueue.broker import control, events, keys
-from hpoqueue.broker.client import UNREACHABLE, BrokerClient, Pipeline
+from hpoqueue.broker.client import UNREACHABLE, BrokerClient, Pending, Pipeline
 from hpoqueue.broker.events import Event, Unreadable
 from hpoqueue.processes import start_time
 
@@ -134,6 +134,11 @@ class Channel:
 
     def heartbeat(self, attempt: str) -> None:
         self.client.hincrby(self.heartbeats_key, attempt, 1)
+
+    def beat_in(self, pipe: Pipeline, attempt: str) -> Pending[bytes | None]:
+        """Queue the attempt's heartbeat and the taking of a stop request for it (the reply) in `pipe`."""
+        pipe.hincrby(self.heartbeats_key, attempt, 1)
+        return pipe.lpop(keys.stop(attempt))
 
     def pending_stop(self, attempt: str) -> events.StopReason | None:
         return events.stop_reason(self.client.lpop(keys.stop(attempt)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from hpoqueue.broker import keys
-from hpoqueue.broker.client import BrokerClient, Pipeline
+from hpoqueue.broker.client import BrokerClient, Pending, Pipeline, Reply
 from hpoqueue.errors import GpuError
 
 # Shared prologue: "now" is ARGV[1] when the caller simulates time, else the server's clock. Scripts that
@@ -153,6 +153,10 @@ class GpuLeases:
         if not gpus:
             return True
         return bool(self._renew(keys=self._keys(gpus), args=[self._now(), holder, self.ttl]))
+
+    def renew_in(self, gpus: Sequence[int], holder: str, pipe: Pipeline) -> Pending[Reply]:
+        """Queue `renew` in `pipe`; once it ran, the reply is true iff every lease was extended."""
+        return pipe.eval(self._renew, self._keys(gpus), [self._now(), holder, self.ttl])
 
     def release(self, gpus: Sequence[int], holder: str, pipe: Pipeline | None = None) -> None:
         """Give `holder`'s slots on `gpus` back; releasing a slot not held is harmless. With `pipe` (a

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hpoqueue import settings
 from hpoqueue.broker.client import BrokerClient, Pipeline
@@ -109,7 +109,20 @@ class GpuSlots:
         a broker restart) is taken again if the cap allows; False when it could not be."""
         if not self.gpus:
             return True
-        if self.leases.renew(self.gpus, self.holder):
+        return self._renewed(self.leases.renew(self.gpus, self.holder))
+
+    def renew_in(self, pipe: Pipeline) -> Callable[[], bool]:
+        """Queue the renewal in `pipe` (with the heartbeat, in one round trip); call what it returns once
+        `pipe` ran: it takes a lost lease again as `renew` does, and says whether the slots are held."""
+        if not self.gpus:
+            return lambda: True
+        reply = self.leases.renew_in(self.gpus, self.holder, pipe)
+        return lambda: self._renewed(bool(reply.value))
+
+    def _renewed(self, extended: bool) -> bool:
+        """After a renewal (`extended`: every lease was): take an expired lease again if the cap allows;
+        False when it could not be."""
+        if extended or not self.gpus:
             return True
         if self.leases.acquire(self.gpus, self.holder, self.spec.gpu_cap):
             log.warning("%s: the GPU lease of %s on gpu %s had expired; taken again", self.node, self.holder,

@@ -95,6 +95,28 @@ def test_a_stop_asked_while_the_trial_runs_ends_it(tmp_path: Path, redis_url: st
     assert (finished["type"], finished["reason"], finished["stop_reason"]) == ("finished", "stopped", "user_canceled")
 
 
+def test_a_stop_taken_with_a_heartbeat_ends_the_trial(tmp_path: Path, redis_url: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heartbeat, the GPU lease's renewal and the check for a stop request share one round trip: a stop
+    request the heartbeat took must stop the trial (here nothing else looks for one)."""
+    monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
+    monkeypatch.setenv("HPOQUEUE_FAKE_GPUS", "1")
+    monkeypatch.setattr("hpoqueue.worker.attempt.STOP_CHECK_EVERY", 1e6)  # the silent slices never look
+    spec = _gpu_spec(tmp_path, "wk10", 1, "sleep 300", heartbeat_interval=0.2)
+    channel = Channel(connect(redis_url), "wk10")
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(_run_on_gpu0(spec, redis_url)))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not any(e["type"] == "started" for e in _events(redis_url, "wk10")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    channel.stop(spec.attempt_id, "user_canceled")
+    worker.join(30)
+    assert result == ["stopped (user_canceled): SIGTERM"]
+    assert GpuSlots(connect(redis_url), _gpu_spec(tmp_path, "wk10", 2, "true"), "gpu0", "other").try_acquire() \
+        == (True, "")  # and its slot was given back
+
+
 def test_a_gpu_slot_is_free_before_the_trial_is_reported_finished(tmp_path: Path, redis_url: str,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The scheduler dispatches the next trial for a GPU the moment it reads `finished`: the slot must be

@@ -185,6 +185,18 @@ def test_heartbeats_are_sent_all_through_the_trial(tmp_path: Path) -> None:
     assert beats[-1] - started >= 0.5, "no heartbeat in the second half of the trial"
 
 
+def test_a_silent_trial_wakes_its_supervisor_about_once_a_second(tmp_path: Path) -> None:
+    """A trial that reports nothing is looked at in slices doubling from 0.1 s up to 1 s (its exit still
+    ends a slice at once): each slice costs its worker CPU, and 256 slots run 256 of them. A count, not a
+    timing: a busy machine can only make the slices fewer. 3 s of silence: 0.1+0.2+0.4+0.8+1 s, 5 slices
+    before the exit (a cap of 0.4 s would make 8)."""
+    ticks: list[float] = []
+    spec = make_spec(tmp_path, "sleep 3", poll_interval=0.1)
+    outcome = TrialRunner(spec, on_tick=lambda: ticks.append(time.monotonic())).run()
+    assert outcome.reason == "exited" and outcome.exit_code == 0
+    assert 1 <= len(ticks) <= 6, ticks
+
+
 def test_timeout_kills_the_trial(tmp_path: Path) -> None:
     outcome, _ = run(make_spec(tmp_path, "sleep 300", timeout=0.5))
     assert (outcome.reason, outcome.stop_reason, outcome.signal) == ("timeout", "timeout", "SIGTERM")
@@ -305,3 +317,15 @@ def test_relative_programs_and_shell_syntax_run_as_bash_would(tmp_path: Path, co
     outcome, _ = run(make_spec(tmp_path, command))
     assert outcome.message == "exited with 0"
     assert (tmp_path / "trial.stdout").read_text() == "loss=7\n"
+
+
+def test_a_trial_that_exited_before_its_supervision_began_is_not_waited_for(tmp_path: Path) -> None:
+    """A trial that is over by the time the supervisor first looks (a quick failure, `true`) is reported at
+    once, not after a slice: the next trial waits for that report. A 60 s slice makes a wait show."""
+    runner = TrialRunner(make_spec(tmp_path, "true", poll_interval=60, quiet_interval=60, heartbeat_interval=60))
+    pid = runner.start()
+    assert wait_for(lambda: not alive(pid)), "the trial never exited"
+    waited = threading.Thread(target=runner.wait, daemon=True)
+    waited.start()
+    waited.join(30)  # a bound: the wait() this test is about would take 60 s
+    assert not waited.is_alive(), "wait() slept a slice after the trial had exited"
