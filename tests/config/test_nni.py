@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -97,8 +98,8 @@ def test_a_custom_nni_tuner_runs_through_the_adapter(tmp_path: Path) -> None:
     tuner.observe(TrialResult(seq=1, params={"x": 1}, state=TrialState.FAILED))
     tuner.observe(TrialResult(seq=4, params={"x": 9}, state=TrialState.SUCCEEDED, value=0.7))  # enqueued by hand
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    assert calls == [["space", ["x"]], ["result", 1, {"x": 2}, 0.5, False], ["end", 1, True], ["end", 0, False],
-                     ["result", 3, {"x": 9}, 0.7, True], ["end", 3, True]]
+    assert calls == [["space", ["x"], os.getpid()], ["result", 1, {"x": 2}, 0.5, False], ["end", 1, True],
+                     ["end", 0, False], ["result", 3, {"x": 9}, 0.7, True], ["end", 3, True]]
 
 
 def test_a_class_that_is_neither_tuner_kind_is_refused_in_one_line() -> None:

@@ -4,6 +4,7 @@ delete, on the real stack (embedded Redis, real workers, a custom tuner written 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,10 @@ def _enqueue_and_update(project: Project, exp_id: str) -> None:
     running = project.cli("delete", exp_id, "--yes")
     assert running.code == 2 and "is running; stop it first" in running.stderr
     project.cli("update", exp_id, "--search-space", str(project.root / "space.json"), check=True)
-    # the scheduler reads control messages between batches: open the gate once the new space reached the tuner
-    wait_for(lambda: len(calls(project, "calls.jsonl", "space")) >= 2, 30, "the new space to reach the tuner")
+    # the scheduler reads control messages between batches: open the gate once the new space reached its tuner,
+    # the one process that is told of a space twice (submit's and update's checks build tuners of their own)
+    wait_for(lambda: max(Counter(c[2] for c in calls(project, "calls.jsonl", "space")).values()) >= 2, 30,
+             "the new space to reach the scheduler's tuner")
     (project.root / "gate").touch()
     wait_for(lambda: storage.get_experiment(exp_id).state is ExperimentState.DONE, 60, "the experiment to end")
 
@@ -73,8 +76,7 @@ def _enqueue_and_update(project: Project, exp_id: str) -> None:
     results = calls(project, "calls.jsonl", "result")
     assert [(c[2]["x"], c[3], c[4]) for c in results[:3]] == [(0.25, 2.5, False), (0.75, 7.5, True),
                                                               (0.25, 2.5, True)]
-    assert [c[1] for c in calls(project, "calls.jsonl", "space")][-1] == ["x"] and len(
-        calls(project, "calls.jsonl", "space")) >= 2  # update_search_space was called again
+    assert [c[1] for c in calls(project, "calls.jsonl", "space")][-1] == ["x"]
 
 
 def test_warm_start_import_and_delete(project: Project) -> None:

@@ -1,6 +1,7 @@
 """A custom tuner written against NNI's interface, as NNI's docs teach; it imports only `nni`."""
 
 import json
+import os
 
 import nni
 from nni.tuner import Tuner
@@ -17,7 +18,7 @@ class ListTuner(Tuner):
 
     def update_search_space(self, search_space):
         self.todo = list(search_space["x"]["_value"])
-        self._write("space", sorted(search_space))
+        self._write("space", sorted(search_space), os.getpid())  # pid: which process's tuner has it
 
     def generate_parameters(self, parameter_id, **kwargs):
         if not self.todo:
