@@ -22,8 +22,8 @@ from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._dedup import SeenConfigs
-from hpoqueue.tuners._sobol import ScrambledSobol
 from hpoqueue.tuners._gp_model import Acquisition, LocalPenalty, Objective, Posterior, default_raw, fit_kernel
+from hpoqueue.tuners._sobol import ScrambledSobol
 from hpoqueue.tuners._spacecols import Columns
 
 #: Observations used to fit kernel parameters (the most recent of the model's points).
