@@ -12,7 +12,6 @@ scramble of the direction numbers, then Gray-code order (Bratley & Fox, Algorith
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from pathlib import Path
 
@@ -21,9 +20,9 @@ import numpy as np
 BITS = 30  # scipy's default resolution; points are multiples of 2**-30
 
 
-@functools.cache
-def _direction_table() -> tuple[np.ndarray, np.ndarray]:
-    """Scipy's primitive polynomials (``poly``) and initial direction numbers (``vinit``)."""
+def _direction_table(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``d`` rows of scipy's primitive polynomials (``poly``) and initial direction numbers
+    (``vinit``); read afresh each time rather than cached, so the 3 MiB table does not stay resident."""
     spec = importlib.util.find_spec("scipy")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("scipy is needed for its Sobol' direction numbers")
@@ -31,15 +30,16 @@ def _direction_table() -> tuple[np.ndarray, np.ndarray]:
         path = Path(root) / "stats" / "_sobol_direction_numbers.npz"
         if path.is_file():
             with np.load(path) as npz:
-                return npz["poly"].astype(np.int64), npz["vinit"].astype(np.int64)
+                poly, vinit = npz["poly"], npz["vinit"]
+            if d > len(poly):
+                raise ValueError(f"at most {len(poly)} dimensions are supported")
+            return poly[:d].astype(np.int64), vinit[:d].astype(np.int64)
     raise FileNotFoundError("scipy/stats/_sobol_direction_numbers.npz not found")
 
 
 def direction_numbers(d: int) -> np.ndarray:
     """The unscrambled ``d x BITS`` direction numbers, column ``j`` scaled by ``2**(BITS-1-j)``."""
-    poly, vinit = _direction_table()
-    if d > len(poly):
-        raise ValueError(f"at most {len(poly)} dimensions are supported")
+    poly, vinit = _direction_table(d)
     v = np.ones((d, BITS), dtype=np.int64)
     for row in range(1, d):
         p = int(poly[row])
