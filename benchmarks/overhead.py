@@ -1,6 +1,6 @@
 """Per-trial overhead of hpoqueue against the plain floor and a peer: N trivial process trials, side by side.
 
-    python benchmarks/overhead.py [--trials 200] [--concurrency 2 8] [--rounds 3]
+    python benchmarks/overhead.py [--trials 200] [--concurrency 2 8] [--rounds 3] [--no-idle | --idle-only]
 
 The floor runs the same trial command through a thread pool and subprocess.run, nothing else. Optuna (when
 installed: `pip install -e '.[bench]'`) runs it from its objective with n_jobs threads, in memory and with
@@ -248,8 +248,22 @@ def main() -> None:
                         help="rounds of every system, interleaved; the table shows medians (and ranges)")
     parser.add_argument("--no-resident", action="store_true", help="skip the resident-workers row")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle memory of a local run")
+    parser.add_argument("--idle-only", action="store_true", help="measure only the idle memory of a local run")
     args = parser.parse_args()
     compile_hpoqueue()
+    if not args.idle_only:
+        throughput_table(args)
+    for tuner in [] if args.no_idle else ["Random", "TPE", "GP"]:
+        idle = idle_memory(tuner)
+        rss = sum(v for k, v in idle.items() if k.endswith("RSS"))
+        pss = sum(v for k, v in idle.items() if k.endswith("PSS"))
+        print(f"idle memory of a local run ({tuner} tuner) while one trial sleeps: {rss:.0f} MiB RSS, {pss:.0f} MiB "
+              "PSS (" + ", ".join(f"{k} {v:.0f}" for k, v in idle.items()) + ")")
+    print(f"load average after the run: {os.getloadavg()[0]:.2f}")
+
+
+def throughput_table(args: argparse.Namespace) -> None:
+    """The trials' table: every system at every concurrency, medians over interleaved rounds."""
     workdir = Path(tempfile.mkdtemp(prefix="hpoq-bench-trial-"))
     (workdir / "trial.py").write_text(TRIAL)
     print(f"{args.trials} trivial process trials (python start-up + 3 metric lines), {os.cpu_count()} cores, "
@@ -275,13 +289,6 @@ def main() -> None:
             print(f"| {name} | {c} | {col('wall', 2)} | {col('ratio', 2)} | {col('startup', 2)} | {col('steady', 2)} | "
                   f"{col('steady_ratio', 2)} | {col('cpu_ms', 1)} | {ok} | {col('sched_rss', 0)} | "
                   f"{col('helpers_rss', 0)} |")
-    for tuner in [] if args.no_idle else ["Random", "TPE"]:
-        idle = idle_memory(tuner)
-        rss = sum(v for k, v in idle.items() if k.endswith("RSS"))
-        pss = sum(v for k, v in idle.items() if k.endswith("PSS"))
-        print(f"idle memory of a local run ({tuner} tuner) while one trial sleeps: {rss:.0f} MiB RSS, {pss:.0f} MiB "
-              "PSS (" + ", ".join(f"{k} {v:.0f}" for k, v in idle.items()) + ")")
-    print(f"load average after the run: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

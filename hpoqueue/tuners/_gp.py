@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import qmc
 from threadpoolctl import threadpool_limits
 
 from hpoqueue.results.records import TrialResult
@@ -24,6 +23,7 @@ from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._gp_model import Acquisition, LocalPenalty, Objective, Posterior, default_raw, fit_kernel
+from hpoqueue.tuners._sobol import ScrambledSobol
 from hpoqueue.tuners._spacecols import Columns
 
 #: Observations used to fit kernel parameters (the most recent of the model's points).
@@ -70,7 +70,7 @@ class GPTuner(SequentialTuner):
         self.n_starts = selection_num_starting_points
         self.columns = Columns.of(space)
         self.rng = np.random.default_rng(seed)
-        self._sobol = qmc.Sobol(self.columns.n_dims, scramble=True, seed=self.rng)
+        self._sobol = ScrambledSobol(self.columns.n_dims, self.rng)
         self._seen = SeenConfigs(space)
         self._x: list[np.ndarray] = []
         self._y: list[float] = []

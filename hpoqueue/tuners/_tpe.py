@@ -28,7 +28,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import qmc
 
 from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
@@ -36,6 +35,7 @@ from hpoqueue.tuners._base import BaseTuner, OptimizeMode, SequentialTuner
 from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._parzen import ColumnKind, Parzen, snap
+from hpoqueue.tuners._sobol import ScrambledSobol
 from hpoqueue.tuners._spacecols import Columns
 
 Implementation = Literal["hpoqueue", "hyperopt"]
@@ -75,7 +75,7 @@ class ParzenTPE(SequentialTuner):
         self.constant_liar_type = constant_liar_type
         self.columns = Columns.of(space)
         self.rng = np.random.default_rng(seed)
-        self._sobol = qmc.Sobol(max(self.columns.n_dims, 1), scramble=True, seed=self.rng)
+        self._sobol = ScrambledSobol(max(self.columns.n_dims, 1), self.rng)
         self._seen = SeenConfigs(space)
         dims = space.dims
         self._kinds = [ColumnKind(n_categories=d.n_choices) if d.kind == "categorical" else
