@@ -17,6 +17,9 @@ from celery import Celery, bootsteps, signals
 from hpoqueue import settings
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+#: seconds between two of Celery's worker-heartbeat events (Flower's "online"; hpoqueue itself watches the
+#: attempts' heartbeats and the capacity announcements): Celery's 2 s was half of an idle worker's CPU
+CELERY_HEARTBEAT = 10.0
 BRPOP_TIMEOUT = 5.0  #: seconds an idle worker's BRPOP waits before Redis answers "nothing" and it asks again
 #: this process's name on its Redis connections, so that a worker stopping finds its own pending BRPOP
 CLIENT_NAME = f"hpoqueue:{socket.gethostname()}:{os.getpid()}"
@@ -45,6 +48,20 @@ class WakeLoop(bootsteps.StartStopStep):
         """Have Redis answer this worker's pending BRPOP now, as if it had timed out: kombu reads that answer
         before it closes the connection (so no message it took is lost), which took up to BRPOP_TIMEOUT."""
         _unblock_brpop(parent.app.conf.broker_url)
+
+
+class SlowHeart(bootsteps.Step):
+    """Gives Celery's worker-heartbeat step CELERY_HEARTBEAT where the command line set no
+    --heartbeat-interval, so a bare `celery -A hpoqueue worker` beats as seldom as `hpoqueue workers start`
+    (Celery has no setting for it, only the option)."""
+
+    requires = {"celery.worker.consumer.heart:Heart"}
+
+    def __init__(self, parent: Any, heartbeat_interval: float | None = None, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        heart = parent.blueprint.steps.get("celery.worker.consumer.heart.Heart")
+        if heart is not None and heartbeat_interval is None:  # made just before this step
+            heart.heartbeat_interval = CELERY_HEARTBEAT
 
 
 @cache
@@ -140,7 +157,7 @@ def make_app(broker_url: str | None = None) -> Celery:
         worker_redirect_stdouts=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
-    celery_app.steps["consumer"].add(WakeLoop)
+    celery_app.steps["consumer"].update({WakeLoop, SlowHeart})
     return celery_app
 
 

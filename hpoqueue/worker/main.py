@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-#: seconds between two of Celery's worker-heartbeat events (Flower's "online"; hpoqueue itself watches the
-#: attempts' heartbeats and the capacity announcements): Celery's 2 s was half of an idle worker's CPU
-CELERY_HEARTBEAT = 10.0
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hpoqueue.worker.main", description=__doc__.split("\n")[0])
@@ -33,7 +29,6 @@ def main(argv: list[str] | None = None) -> int:
     worker = app.Worker(hostname=host_format(default_nodename(args.hostname or f"{queues[0]}@%h")), queues=queues,
                         concurrency=args.concurrency, pool_cls=args.pool or app.conf.worker_pool,
                         loglevel=args.loglevel, logfile=args.logfile, without_mingle=True, without_gossip=True,
-                        heartbeat_interval=CELERY_HEARTBEAT,
                         quiet=True)  # no banner: stdout goes nowhere, and it runs `uname -p`
     worker.start()
     return int(worker.exitcode or 0)

@@ -9,7 +9,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from hpoqueue.broker.app import CELERY_HEARTBEAT, make_app
 from hpoqueue.processes import start_time
 from hpoqueue.worker.runner import PGID_FILE
 from tests.e2e.conftest import wait_for
@@ -46,3 +50,33 @@ def test_a_worker_says_in_its_log_what_it_killed_of_a_dead_workers_trial(tmp_pat
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+@pytest.mark.parametrize(("options", "freq"), [([], CELERY_HEARTBEAT), (["--heartbeat-interval", "3"], 3.0)])
+def test_a_bare_celery_worker_beats_seldom_unless_told(redis_url: str, options: list[str], freq: float) -> None:
+    """The README's `celery -A hpoqueue worker -Q ...` announces itself with Celery's worker-heartbeat every
+    CELERY_HEARTBEAT seconds (Celery's own 2 s was half of an idle worker's CPU); --heartbeat-interval still
+    wins. Read from the worker-online event, which carries the period Flower expects beats at."""
+    app = make_app(redis_url)
+    name = f"beat-{os.getpid()}-{len(options)}"
+    seen: list[dict[str, Any]] = []
+
+    def online(event: dict[str, Any]) -> None:  # other tests' workers may share this Redis
+        if event.get("type") == "worker-online" and event.get("hostname", "").startswith(f"{name}@"):
+            seen.append(event)
+
+    with app.connection_for_read() as connection:
+        receiver = app.events.Receiver(connection, handlers={"*": online})
+        worker = subprocess.Popen([str(Path(sys.executable).parent / "celery"), "-A", "hpoqueue", "worker", "-Q",
+                                   name, "-n", f"{name}@%h", "--without-mingle",
+                                   "--without-gossip", "--loglevel", "WARNING", *options],
+                                  env={**os.environ, "HPOQUEUE_BROKER_URL": redis_url},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in receiver.itercapture(limit=None, timeout=90):
+                if seen:
+                    break
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    assert seen and seen[0]["freq"] == freq
