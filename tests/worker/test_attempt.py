@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -81,16 +82,7 @@ def test_a_stop_asked_while_the_trial_runs_ends_it(tmp_path: Path, redis_url: st
     monkeypatch.setenv("HPOQUEUE_RUN_DIR", str(tmp_path / "running"))
     spec = TrialSpec(exp_id="wk4", trial_id="wk4-1", seq=1, attempt=1, params={}, command="sleep 300",
                      code_dir=str(tmp_path), work_dir=str(tmp_path / "exp"))
-    channel = Channel(connect(redis_url), "wk4")
-    result: list[str] = []
-    worker = threading.Thread(target=lambda: result.append(_run(spec, redis_url)))
-    worker.start()
-    deadline = time.monotonic() + 30
-    while not any(e["type"] == "started" for e in _events(redis_url, "wk4")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    channel.stop(spec.attempt_id, "user_canceled")
-    worker.join(30)
-    assert result == ["stopped (user_canceled): SIGTERM"]
+    assert _stopped_once_started(lambda: _run(spec, redis_url), spec, redis_url) == ["stopped (user_canceled): SIGTERM"]
     finished = _events(redis_url, "wk4")[-1]
     assert (finished["type"], finished["reason"], finished["stop_reason"]) == ("finished", "stopped", "user_canceled")
 
@@ -103,16 +95,8 @@ def test_a_stop_taken_with_a_heartbeat_ends_the_trial(tmp_path: Path, redis_url:
     monkeypatch.setenv("HPOQUEUE_FAKE_GPUS", "1")
     monkeypatch.setattr("hpoqueue.worker.attempt.STOP_CHECK_EVERY", 1e6)  # the silent slices never look
     spec = _gpu_spec(tmp_path, "wk10", 1, "sleep 300", heartbeat_interval=0.2)
-    channel = Channel(connect(redis_url), "wk10")
-    result: list[str] = []
-    worker = threading.Thread(target=lambda: result.append(_run_on_gpu0(spec, redis_url)))
-    worker.start()
-    deadline = time.monotonic() + 30
-    while not any(e["type"] == "started" for e in _events(redis_url, "wk10")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    channel.stop(spec.attempt_id, "user_canceled")
-    worker.join(30)
-    assert result == ["stopped (user_canceled): SIGTERM"]
+    assert _stopped_once_started(lambda: _run_on_gpu0(spec, redis_url), spec, redis_url) == [
+        "stopped (user_canceled): SIGTERM"]
     assert GpuSlots(connect(redis_url), _gpu_spec(tmp_path, "wk10", 2, "true"), "gpu0", "other").try_acquire() \
         == (True, "")  # and its slot was given back
 
@@ -328,3 +312,16 @@ def test_a_gpu_trial_that_ends_while_the_broker_is_away_still_reports(tmp_path: 
     finally:
         worker.join(90)
         server.stop()
+
+
+def _stopped_once_started(run: Callable[[], str], spec: TrialSpec, redis_url: str) -> list[str]:
+    """What `run` (an attempt of `spec`, in a thread) returned after a user's stop request sent once it started."""
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(run()))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not any(e["type"] == "started" for e in _events(redis_url, spec.exp_id)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    Channel(connect(redis_url), spec.exp_id).stop(spec.attempt_id, "user_canceled")
+    worker.join(30)
+    return result
