@@ -34,7 +34,7 @@ from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode, SequentialTuner
 from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._dedup import SeenConfigs
-from hpoqueue.tuners._parzen import ColumnKind, Parzen, snap
+from hpoqueue.tuners._parzen import ColumnKind, Parzen
 from hpoqueue.tuners._sobol import ScrambledSobol
 from hpoqueue.tuners._spacecols import Columns
 
@@ -193,9 +193,7 @@ class ParzenTPE(SequentialTuner):
             best = int(np.count_nonzero(below[:order[0]]))  # its index among the below kernels
             cand = lower.sample_near(self.rng, best, self.n_ei_candidates, LOCAL_WIDTH)
         else:
-            cand = lower.sample(self.rng, self.n_ei_candidates)
-        for j, kind in enumerate(kinds):
-            cand[:, j] = snap(cand[:, j], kind)
+            cand = lower.sample(self.rng, self.n_ei_candidates)  # both draw on the integer bins' centres
         score = lower.log_pdf(cand) - upper.log_pdf(cand)
         cand = cand[np.argsort(-score, kind="stable")]
         for j, i in enumerate(cols):
