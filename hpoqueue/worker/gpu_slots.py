@@ -104,16 +104,10 @@ class GpuSlots:
         holders = [holder for gpu in gpus for holder in self.leases.holders(gpu.index)]
         return trial_pids(gpus, experiments={attempt_experiment(holder) for holder in holders})
 
-    def renew(self) -> bool:
-        """Extend the leases (called on every heartbeat). A lease that expired meanwhile (a stalled worker,
-        a broker restart) is taken again if the cap allows; False when it could not be."""
-        if not self.gpus:
-            return True
-        return self._renewed(self.leases.renew(self.gpus, self.holder))
-
     def renew_in(self, pipe: Pipeline) -> Callable[[], bool]:
-        """Queue the renewal in `pipe` (with the heartbeat, in one round trip); call what it returns once
-        `pipe` ran: it takes a lost lease again as `renew` does, and says whether the slots are held."""
+        """Queue the leases' extension in `pipe` (sent with each heartbeat, in one round trip); call what it
+        returns once `pipe` ran: a lease that expired meanwhile (a stalled worker, a broker restart) is taken
+        again if the cap allows, and it says whether the slots are held."""
         if not self.gpus:
             return lambda: True
         reply = self.leases.renew_in(self.gpus, self.holder, pipe)
