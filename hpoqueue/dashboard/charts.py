@@ -18,7 +18,7 @@ from hpoqueue.results.optimize_mode import better
 from hpoqueue.states import TrialState
 
 MARKS = 300  #: trials drawn one by one on a chart of every trial; past that, a density and the MARKS best
-PARAM_MARKS = 100  #: trials drawn one by one on each value-against-parameter chart (past MARKS trials)
+PARAM_MARKS = 100  #: trials drawn one by one on each value-against-parameter chart (past PARCOORDS trials)
 CURVES = 50  #: curves drawn one by one (the best, and each running or chosen trial); past that, a band
 #: at most this many trials, spread evenly over the experiment, make the band: past it, every 2nd, 4th, 8th...
 #: trial (a power of two, so the sample stays put, and read once, while trials are added)
@@ -27,7 +27,7 @@ BAND_TRIALS = 1000
 #: others, every 2nd, 4th, 8th... trial (a power of two: the sample stays put while trials are added), so the lines
 #: span every value, not only the best (more lines only hide each other, and cost time to draw)
 PARCOORDS = 250
-PARCOORDS_BEST = 100
+PARCOORDS_BEST = PARAM_MARKS  # the head of the lines is also what the value-against-parameter charts draw as dots
 TIMELINE_COLUMNS = 400  #: time columns of the GPU-slot timeline (2-3 pixels each on a wide screen)
 LOG_TYPES = {"loguniform", "qloguniform"}  #: search-space types whose axis is logarithmic
 CATEGORIES = 12  #: numbers of at most this many distinct values (a choice) are drawn as categories
@@ -121,7 +121,7 @@ def curves(snapshot: Snapshot, chosen: list[str]) -> dict[str, Any]:
 def params(snapshot: Snapshot) -> dict[str, Any]:
     """The parameters of the trials with a value: the trials drawn as parallel-coordinate lines as columns (best
     first, categories as labels; past PARCOORDS trials the PARCOORDS_BEST best and a sample of the others) and,
-    past MARKS trials, the density of value against each parameter over all of them."""
+    then, the density of value against each parameter over all of them."""
     exp = snapshot.experiment
     rows = [(t.id, t.value, t.params, t.seq) for t in _best_first(snapshot.by_seq(), exp.optimize_mode)
             if t.value is not None]
@@ -131,12 +131,10 @@ def params(snapshot: Snapshot) -> dict[str, Any]:
     kinds = {n: _kind(columns[n], space.get(n)) for n in names}
     labels = {n: [reduce.label(v) for v in columns[n]] for n in names if kinds[n] == "category"}
     order = {n: _categories(columns[n]) for n in labels}
-    reduced = len(rows) > MARKS
-    values = [r[1] for r in rows]
     drawn, every = _parcoords_lines(rows)
+    reduced = bool(every)  # the lines are a sample: the value-against-parameter dots are the best, over a density
+    values = [r[1] for r in rows]
     line_params = {n: labels.get(n, columns[n]) for n in names}
-    lines_note = (f"the {PARCOORDS_BEST} best and every {every}th of the other trials ({len(drawn) - PARCOORDS_BEST}"
-                  f" of {len(rows) - PARCOORDS_BEST:,})" if every else "every one")
     return {
         "optimize_mode": exp.optimize_mode, "total": len(rows), "names": names, "kinds": kinds,
         "lines": {"id": [rows[i][0] for i in drawn], "value": [rows[i][1] for i in drawn],
@@ -145,9 +143,10 @@ def params(snapshot: Snapshot) -> dict[str, Any]:
         "categories": order, "marked": PARAM_MARKS if reduced else len(rows),
         "density": {n: reduce.density(labels.get(n, columns[n]), values, x_log=kinds[n] == "log",
                                       x_categories=order.get(n)) for n in names} if reduced else None,
-        "note": (f"{len(rows):,} trials with a value: the parallel coordinates draw {lines_note}; the "
-                 f"value-against-parameter charts draw the {PARAM_MARKS} best as dots and all of them as the shaded "
-                 "density") if reduced else ""}
+        "note": (f"{len(rows):,} trials with a value: the parallel coordinates draw the {PARCOORDS_BEST} best and "
+                 f"every {every}th of the other trials ({len(drawn) - PARCOORDS_BEST} of "
+                 f"{len(rows) - PARCOORDS_BEST:,}); the value-against-parameter charts draw the {PARAM_MARKS} best as "
+                 "dots and all of them as the shaded density") if reduced else ""}
 
 
 def _parcoords_lines(rows: list[tuple[str, float, dict[str, Any], int]]) -> tuple[list[int], int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,18 @@ def test_timeline_grid_shows_who_held_each_slot(storage: Storage) -> None:
     assert durations["total"] == TRIALS and len(durations["marks"]["id"]) == charts.MARKS
     assert min(durations["marks"]["seconds"]) >= sorted(
         (t.ended_at - t.started_at).total_seconds() for t in trials if t.ended_at and t.started_at)[-charts.MARKS]
+
+
+def test_params_past_the_lines_sample_but_below_marks_still_dot_only_the_best(tmp_path: Path) -> None:
+    """Between PARCOORDS and MARKS trials the lines are a sample: the value-against-parameter dots (the head of the
+    lines) must be the PARAM_MARKS best over a density of all, not the sample taken for dots of every trial."""
+    url = f"sqlite:///{tmp_path / 'hpoqueue.db'}"
+    make_big_record(url, tmp_path / "work", 300)
+    with Storage(url) as opened:
+        with_value = sorted((t for t in opened.trials(BIG) if t.final_value is not None),
+                            key=lambda t: t.final_value or 0)
+        assert charts.PARCOORDS < len(with_value) <= charts.MARKS
+        data = charts.params(Snapshot.read(opened, BIG))
+    assert data["sample"] and data["marked"] == charts.PARAM_MARKS
+    assert data["lines"]["id"][:data["marked"]] == [t.id for t in with_value[:charts.PARAM_MARKS]]
+    assert sum(n or 0 for row in data["density"]["lr"]["z"] for n in row) == len(with_value)
