@@ -169,13 +169,17 @@ class EmbeddedRedis:
             if self.answered:
                 shut_down(self.url, self.data_dir)
             return
-        if not shut_down(self.url, self.data_dir):
-            self.process.terminate()
+        asked = False
         try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            asked = shut_down(self.url, self.data_dir)
+        finally:  # whatever shut_down raised, the server does not outlive this call
+            if not asked:
+                self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def shut_down(url: str, data_dir: Path) -> bool:

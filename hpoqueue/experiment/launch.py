@@ -203,6 +203,9 @@ def spawn_embedded(work_dir: Path, stack: ExitStack) -> EmbeddedRedis:
     port = int(previous.rsplit(":", 1)[1].split("/")[0]) if previous else free_port()
     server = EmbeddedRedis(data_dir, port=port if _port_free(port) else None)
     with interrupts_deferred():  # a signal in between would leave the server running
+        # redis-py, which stopping the server needs, loaded here: an interrupt in the middle of its first import
+        # left it half-imported (NameError inside asyncio), so stopping the server failed and it outlived `submit`
+        from hpoqueue.broker import client  # noqa: F401
         url = server.spawn()
         stack.callback(server.stop)
     (data_dir / "embedded").write_text(str(server.port))
