@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_ndtr, logsumexp, ndtr, ndtri
+
+from hpoqueue.tuners._special import log_ndtr, logsumexp, ndtr, ndtri
 
 PRIOR_WEIGHT = 1.0
 #: Kernels at most this many: the magic clip's floor on a bandwidth is 1 / min(MAGIC_CAP, 1 + kernels).
