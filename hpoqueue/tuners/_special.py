@@ -46,7 +46,8 @@ def _polevl(x: np.ndarray, coef: tuple[float, ...]) -> np.ndarray:
     """Cephes' polevl: the polynomial with coefficients ``coef`` (highest degree first), by Horner."""
     ans = np.full_like(x, coef[0])
     for c in coef[1:]:
-        ans = ans * x + c
+        ans *= x
+        ans += c
     return ans
 
 
@@ -54,30 +55,40 @@ def _p1evl(x: np.ndarray, coef: tuple[float, ...]) -> np.ndarray:
     """Cephes' p1evl: as _polevl with an implicit leading coefficient 1."""
     ans = x + coef[0]
     for c in coef[1:]:
-        ans = ans * x + c
+        ans *= x
+        ans += c
     return ans
 
 
+def _tail_correction(z: np.ndarray, far: np.ndarray) -> np.ndarray:
+    """Cephes' x1 for z = 1 / sqrt(-2 log y): one rational function up to x = 8, another beyond."""
+    out = np.empty_like(z)
+    for rows, p, q in ((~far, _P1, _Q1), (far, _P2, _Q2)):
+        if rows.any():
+            zr = z[rows]
+            out[rows] = zr * _polevl(zr, p) / _p1evl(zr, q)
+    return out
+
+
 def ndtri(p: np.ndarray) -> np.ndarray:
-    """The inverse of the standard normal CDF (``scipy.special.ndtri``), elementwise, float64."""
+    """The inverse of the standard normal CDF (``scipy.special.ndtri``), elementwise, float64; each
+    branch is computed only for the elements that take it (TPE calls this per column, on few points)."""
     y0 = np.asarray(p, dtype=np.float64)
+    out = np.full(y0.shape, np.nan)  # stays NaN outside [0, 1]
     upper = y0 > 1.0 - _EXP_M2
     y = np.where(upper, 1.0 - y0, y0)
-    out = np.empty_like(y)
     central = y > _EXP_M2
-    yc = y[central] - 0.5
-    y2 = yc * yc
-    out[central] = (yc + yc * (y2 * _polevl(y2, _P0) / _p1evl(y2, _Q0))) * _SQRT_2PI
+    if central.any():
+        yc = y[central] - 0.5
+        y2 = yc * yc
+        out[central] = (yc + yc * (y2 * _polevl(y2, _P0) / _p1evl(y2, _Q0))) * _SQRT_2PI
     tail = ~central & (y > 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.sqrt(-2.0 * np.log(y[tail]))
+    if tail.any():
+        x = np.sqrt(-2.0 * np.log(y[tail]))  # >= 2: y <= exp(-2)
         x0 = x - np.log(x) / x
-        z = 1.0 / x
-        x1 = np.where(x < 8.0, z * _polevl(z, _P1) / _p1evl(z, _Q1), z * _polevl(z, _P2) / _p1evl(z, _Q2))
-    out[tail] = np.where(upper[tail], x0 - x1, x1 - x0)
-    out[y0 == 0.0] = -np.inf
-    out[y0 == 1.0] = np.inf
-    out[(y0 < 0.0) | (y0 > 1.0) | np.isnan(y0)] = np.nan
+        x1 = _tail_correction(1.0 / x, x >= 8.0)
+        out[tail] = np.where(upper[tail], x0 - x1, x1 - x0)
+    out[y == 0.0] = np.where(upper[y == 0.0], np.inf, -np.inf)
     return out
 
 
