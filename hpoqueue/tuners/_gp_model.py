@@ -1,8 +1,8 @@
 """Gaussian-process math for GPTuner: Matérn 5/2 ARD kernel, MAP kernel fit, posterior, acquisitions.
 
 Numpy and scipy's compiled routines, without scipy's packages (_special, _linalg, _lbfgsb). Inputs live
-in [0, 1]^d (the search space's encoding), targets are losses
-standardised by the caller. Kernel parameters are kept as a raw vector
+in [0, 1]^d (the search space's encoding), targets are losses standardised by the caller. Kernel
+parameters are kept as a raw vector
 ``[log inverse squared lengthscales (d), log kernel scale, log(noise - 0.99 * MIN_NOISE)]`` so the
 fit is unconstrained; weak priors on them keep the fit sane with few points.
 """
