@@ -1,6 +1,7 @@
 """Per-trial overhead of hpoqueue against the plain floor and a peer: N trivial process trials, side by side.
 
     python benchmarks/overhead.py [--trials 200] [--concurrency 2 8] [--rounds 3] [--no-idle | --idle-only]
+                                  [--idle-after 30]
 
 The floor runs the same trial command through a thread pool and subprocess.run, nothing else. Optuna (when
 installed: `pip install -e '.[bench]'`) runs it from its objective with n_jobs threads, in memory and with
@@ -159,19 +160,29 @@ class ResidentWorkers:
         self.redis.stop()
 
 
-def idle_memory(tuner: str) -> dict[str, float]:
-    """RSS and PSS (MiB) of a local run's scheduler, Redis and one worker while one trial sleeps."""
+def idle_memory(tuner: str, after: int = 0) -> dict[str, float]:
+    """RSS and PSS (MiB) of a local run's scheduler, Redis and one worker while one trial sleeps: the first
+    trial, or with `after` the one after `after` quick trials that report a loss (so a model-based tuner
+    has fitted its model and suggested from it)."""
     workdir = Path(tempfile.mkdtemp(prefix="hpoq-bench-idle-"))
     home = workdir / "home"
     config = workdir / "idle.yml"
+    marker = workdir / "sleeping"
+    trial = (f"import json, os, pathlib, time; x = json.loads(os.environ['HPOQUEUE_PARAMETERS'])['x']; "
+             f"print(f'loss={{(x - 0.3) ** 2}}', flush=True); last = os.environ['NNI_TRIAL_SEQ_ID'] == '{after + 1}'; "
+             f"last and pathlib.Path({str(marker)!r}).touch(); time.sleep(8 if last else 0)")
+    command = "sleep 8" if not after else f"{sys.executable} -c {json.dumps(trial)}"
     config.write_text(json.dumps({
-        "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}}, "trialCommand": "sleep 8",
-        "trialConcurrency": 1, "maxTrialNumber": 1, "tuner": {"name": tuner}}))
+        "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}}, "trialCommand": command,
+        "trialConcurrency": 1, "maxTrialNumber": after + 1, "metricName": "loss", "tuner": {"name": tuner}}))
     env = {**os.environ, "HPOQUEUE_HOME": str(home)}
     env.pop("HPOQUEUE_BROKER_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "hpoqueue", "submit", str(config), "--quiet"], cwd=workdir,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(6)
+    deadline = time.monotonic() + 300
+    while after and not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(6 if not after else 3)
     pids = {"scheduler": proc.pid}
     pids |= {f"worker {p.stem}": int(p.read_text()) for p in home.glob("*/workers/*.pid")}
     pids |= {f"redis {p.parent.parent.name}": int(p.read_text()) for p in home.glob("*/broker/redis.pid")
@@ -249,16 +260,20 @@ def main() -> None:
     parser.add_argument("--no-resident", action="store_true", help="skip the resident-workers row")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle memory of a local run")
     parser.add_argument("--idle-only", action="store_true", help="measure only the idle memory of a local run")
+    parser.add_argument("--idle-after", type=int, default=30, metavar="N",
+                        help="also measure it while trial N+1 sleeps, after N quick trials (0: skip)")
     args = parser.parse_args()
     compile_hpoqueue()
     if not args.idle_only:
         throughput_table(args)
-    for tuner in [] if args.no_idle else ["Random", "TPE", "GP"]:
-        idle = idle_memory(tuner)
-        rss = sum(v for k, v in idle.items() if k.endswith("RSS"))
-        pss = sum(v for k, v in idle.items() if k.endswith("PSS"))
-        print(f"idle memory of a local run ({tuner} tuner) while one trial sleeps: {rss:.0f} MiB RSS, {pss:.0f} MiB "
-              "PSS (" + ", ".join(f"{k} {v:.0f}" for k, v in idle.items()) + ")")
+    for after in [] if args.no_idle else sorted({0, args.idle_after}):
+        for tuner in ["Random", "TPE", "GP", "Auto"]:
+            idle = idle_memory(tuner, after)
+            rss = sum(v for k, v in idle.items() if k.endswith("RSS"))
+            pss = sum(v for k, v in idle.items() if k.endswith("PSS"))
+            when = f"after {after} trials" if after else "while its first trial sleeps"
+            print(f"idle memory of a local run ({tuner} tuner) {when}: {rss:.0f} MiB RSS, {pss:.0f} MiB "
+                  "PSS (" + ", ".join(f"{k} {v:.0f}" for k, v in idle.items()) + ")")
     print(f"load average after the run: {os.getloadavg()[0]:.2f}")
 
 

@@ -1,4 +1,4 @@
-"""Gaussian-process Bayesian optimisation (NNI's ``GP`` tuner names and classArgs), numpy/scipy only.
+"""Gaussian-process Bayesian optimisation (NNI's ``GP`` tuner names and classArgs) on numpy and scipy's compiled code.
 
 The first ``cold_start_num`` configurations are a scrambled Sobol sequence. After that a Matérn 5/2
 GP with one lengthscale per encoded column (MAP fit, warm-started, refitted less often as data grows)
@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from hpoqueue.results.records import TrialResult
@@ -23,6 +22,7 @@ from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._gp_model import Acquisition, LocalPenalty, Objective, Posterior, default_raw, fit_kernel
+from hpoqueue.tuners._lbfgsb import minimize_lbfgsb
 from hpoqueue.tuners._sobol import ScrambledSobol
 from hpoqueue.tuners._spacecols import Columns
 
@@ -198,10 +198,10 @@ class GPTuner(SequentialTuner):
                 value, grad = obj.value_grad(x)
                 return -float(value.sum()), -(grad[:, mask] * used).ravel()
 
-            res = minimize(negacq, x0[:, mask].ravel(), jac=True, method="L-BFGS-B",
-                           bounds=[(0.0, 1.0)] * (len(x) * int(mask.sum())),
-                           options={"maxiter": REFINE_ITERATIONS, "ftol": 1e-15, "gtol": 1e-9})
-            x[:, mask] = res.x.reshape(len(x), -1)
+            size = len(x) * int(mask.sum())
+            z, _ = minimize_lbfgsb(negacq, x0[:, mask].ravel(), np.zeros(size), np.ones(size),
+                                   maxiter=REFINE_ITERATIONS, ftol=1e-15, gtol=1e-9)
+            x[:, mask] = z.reshape(len(x), -1)
         return list(x[np.argsort(-obj.value(x))])
 
 

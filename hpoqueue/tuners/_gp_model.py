@@ -1,7 +1,8 @@
 """Gaussian-process math for GPTuner: Matérn 5/2 ARD kernel, MAP kernel fit, posterior, acquisitions.
 
-Numpy/scipy only. Inputs live in [0, 1]^d (the search space's encoding), targets are losses
-standardised by the caller. Kernel parameters are kept as a raw vector
+Numpy and scipy's compiled routines, without scipy's packages (_special, _linalg, _lbfgsb). Inputs live
+in [0, 1]^d (the search space's encoding), targets are losses standardised by the caller. Kernel
+parameters are kept as a raw vector
 ``[log inverse squared lengthscales (d), log kernel scale, log(noise - 0.99 * MIN_NOISE)]`` so the
 fit is unconstrained; weak priors on them keep the fit sane with few points.
 """
@@ -11,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_solve, cholesky, solve_triangular
-from scipy.optimize import minimize
-from scipy.special import erfcx, log_ndtr, ndtr
+
+from hpoqueue.tuners._lbfgsb import minimize_lbfgsb
+from hpoqueue.tuners._linalg import cho_solve_lower, cholesky_lower, solve_lower
+from hpoqueue.tuners._special import erfcx, log_ndtr, ndtr
 
 MIN_NOISE = 1e-8
 _SQRT5 = np.sqrt(5.0)
@@ -53,12 +55,12 @@ def _neg_log_posterior(raw: np.ndarray, sq: np.ndarray, y: np.ndarray) -> tuple[
     kmat = scale * m
     kmat[np.diag_indices(n)] += noise
     try:
-        chol = cholesky(kmat, lower=True, check_finite=False)
+        chol = cholesky_lower(kmat)
     except np.linalg.LinAlgError:
         return 1e25, np.zeros_like(raw)
-    alpha = cho_solve((chol, True), y, check_finite=False)
+    alpha = cho_solve_lower(chol, y)
     nll = 0.5 * y @ alpha + np.log(np.diag(chol)).sum()
-    w = np.outer(alpha, alpha) - cho_solve((chol, True), np.eye(n), check_finite=False)
+    w = np.outer(alpha, alpha) - cho_solve_lower(chol, np.eye(n))
     grad = np.empty_like(raw)
     wdm = w * (scale * dm)
     grad[:d] = -0.5 * rho * np.einsum("ij,ijk->k", wdm, sq)
@@ -83,13 +85,13 @@ def fit_kernel(x: np.ndarray, y: np.ndarray, starts: list[np.ndarray]) -> np.nda
     """MAP kernel parameters by L-BFGS-B from each of `starts` (bounded raw values); the best wins."""
     sq = _sqdiff(x, x)
     d = x.shape[1]
-    bounds = [(-9.0, 9.0)] * d + [(-6.0, 4.0), (-16.0, 1.0)]
+    lower, upper = np.array([-9.0] * d + [-6.0, -16.0]), np.array([9.0] * d + [4.0, 1.0])
     best_raw, best_val = starts[0], np.inf
     for start in starts:
-        res = minimize(_neg_log_posterior, np.clip(start, *np.array(bounds).T), args=(sq, y),
-                       jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 200})
-        if np.isfinite(res.fun) and res.fun < best_val:
-            best_raw, best_val = res.x, res.fun
+        raw, value = minimize_lbfgsb(lambda r: _neg_log_posterior(r, sq, y), np.clip(start, lower, upper),
+                                     lower, upper, maxiter=200)
+        if np.isfinite(value) and value < best_val:
+            best_raw, best_val = raw, value
     return best_raw
 
 
@@ -99,7 +101,7 @@ def _robust_cholesky(kmat: np.ndarray) -> np.ndarray:
     jitter = 0.0
     while True:
         try:
-            return cholesky(kmat + jitter * np.eye(len(kmat)), lower=True, check_finite=False)
+            return cholesky_lower(kmat + jitter * np.eye(len(kmat)))
         except np.linalg.LinAlgError:
             jitter = 1e-8 * float(np.mean(np.diag(kmat))) if jitter == 0.0 else jitter * 100.0
             if jitter > 1e-2 * float(np.mean(np.diag(kmat))):
@@ -119,12 +121,12 @@ class Posterior:
         kmat = self.scale * _matern(_scaled_r2(self.x, self.x, self.rho))[0]
         kmat[np.diag_indices(len(self.y))] += self.noise
         self.chol = _robust_cholesky(kmat)
-        self.alpha = cho_solve((self.chol, True), self.y, check_finite=False)
+        self.alpha = cho_solve_lower(self.chol, self.y)
 
     def predict(self, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of f at the rows of `xq`."""
         kq = self.scale * _matern(_scaled_r2(xq, self.x, self.rho))[0]
-        v = solve_triangular(self.chol, kq.T, lower=True, check_finite=False)
+        v = solve_lower(self.chol, kq.T)
         var = np.maximum(self.scale - np.sum(v * v, axis=0), 1e-12)
         return kq @ self.alpha, np.sqrt(var)
 
@@ -134,7 +136,7 @@ class Posterior:
         m, dm = _matern((diff * diff) @ self.rho)
         k = self.scale * m
         dk = (self.scale * 2.0 * dm)[:, :, None] * diff * self.rho
-        kinv_k = cho_solve((self.chol, True), k.T, check_finite=False).T
+        kinv_k = cho_solve_lower(self.chol, k.T).T
         sd = np.sqrt(np.maximum(self.scale - np.sum(k * kinv_k, axis=1), 1e-12))
         dmean = np.einsum("knd,n->kd", dk, self.alpha)
         dsd = -np.einsum("knd,kn->kd", dk, kinv_k) / sd[:, None]

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_ndtr, logsumexp, ndtr, ndtri
+
+from hpoqueue.tuners._special import log_ndtr, logsumexp, ndtr, ndtri
 
 PRIOR_WEIGHT = 1.0
 #: Kernels at most this many: the magic clip's floor on a bandwidth is 1 / min(MAGIC_CAP, 1 + kernels).
@@ -65,26 +66,27 @@ class Parzen:
         """`m` draws from the mixture (integer columns land on bin centres)."""
         comp = rng.choice(len(self.log_w), size=m, p=np.exp(self.log_w))
         out = np.empty((m, len(self.kinds)))
+        draws = _TruncnormDraws(rng)
         for j, kind in enumerate(self.kinds):
             if kind.n_categories:
                 cdf = np.cumsum(self.cat_probs[j][comp], axis=1)
                 out[:, j] = np.minimum((rng.random((m, 1)) > cdf).sum(axis=1), kind.n_categories - 1)
                 continue
-            out[:, j] = snap(_truncnorm(rng, self.mus[j][comp], self.sigmas[j][comp]), kind)
-        return out
+            draws.add(j, self.mus[j][comp], self.sigmas[j][comp])
+        return draws.fill(out, self.kinds)
 
     def sample_near(self, rng: np.random.Generator, i: int, m: int, scale: float) -> np.ndarray:
         """`m` draws from observation `i`'s kernel alone, its widths times `scale` (at least one bin for an
         integer column, so neighbours are reached), its categories as observed (local search around it)."""
         out = np.empty((m, len(self.kinds)))
+        draws = _TruncnormDraws(rng)
         for j, kind in enumerate(self.kinds):
             if kind.n_categories:
                 out[:, j] = np.argmax(self.cat_probs[j][i])
                 continue
             width = max(scale * self.sigmas[j][i], 1.0 / kind.bins if kind.bins else 0.0)
-            mu, sigma = np.full(m, self.mus[j][i]), np.full(m, width)
-            out[:, j] = snap(_truncnorm(rng, mu, sigma), kind)
-        return out
+            draws.add(j, np.full(m, self.mus[j][i]), np.full(m, width))
+        return draws.fill(out, self.kinds)
 
     def log_pdf(self, x: np.ndarray) -> np.ndarray:
         """Log density (mass, for integer and categorical columns) of each row of `x`."""
@@ -105,11 +107,34 @@ class Parzen:
         return logsumexp(total, axis=1)
 
 
-def _truncnorm(rng: np.random.Generator, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """One draw per element from a normal(mu, sigma) truncated to [0, 1], by inverting its CDF."""
-    lo, hi = ndtr(-mu / sigma), ndtr((1.0 - mu) / sigma)
-    u = lo + rng.random(len(mu)) * np.maximum(hi - lo, 0.0)
-    return np.clip(mu + sigma * ndtri(np.clip(u, 1e-16, 1 - 1e-16)), 0.0, 1.0)
+class _TruncnormDraws:
+    """Draws from normals (mu, sigma) truncated to [0, 1], by inverting their CDF, for several columns: each
+    column's uniforms are drawn as it is added (the Generator's order), the inversion runs once for all
+    (ndtri, a numpy port, costs mostly its fixed overhead on a column's few points)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.columns: list[int] = []
+        self.mu: list[np.ndarray] = []
+        self.sigma: list[np.ndarray] = []
+        self.u: list[np.ndarray] = []
+
+    def add(self, j: int, mu: np.ndarray, sigma: np.ndarray) -> None:
+        """Column `j`: one draw per element of `mu` and `sigma`."""
+        lo, hi = ndtr(-mu / sigma), ndtr((1.0 - mu) / sigma)
+        self.u.append(lo + self.rng.random(len(mu)) * np.maximum(hi - lo, 0.0))
+        self.columns.append(j)
+        self.mu.append(mu)
+        self.sigma.append(sigma)
+
+    def fill(self, out: np.ndarray, kinds: list[ColumnKind]) -> np.ndarray:
+        """`out` with the added columns set to their draws (integer columns on bin centres)."""
+        if self.columns:
+            mu, sigma, u = np.stack(self.mu), np.stack(self.sigma), np.stack(self.u)
+            x = np.clip(mu + sigma * ndtri(np.clip(u, 1e-16, 1 - 1e-16)), 0.0, 1.0)
+            for j, row in zip(self.columns, x, strict=True):
+                out[:, j] = snap(row, kinds[j])
+        return out
 
 
 def snap(x: np.ndarray, kind: ColumnKind) -> np.ndarray:

@@ -13,25 +13,14 @@ scramble of the direction numbers, then Gray-code order (Bratley & Fox, Algorith
 
 from __future__ import annotations
 
-import importlib.util
 import zipfile
-from pathlib import Path
 from typing import IO
 
 import numpy as np
 
+from hpoqueue.tuners._scipy_files import scipy_file
+
 BITS = 30  # scipy's default resolution; points are multiples of 2**-30
-
-
-def _table_path() -> Path:
-    """scipy's ``stats/_sobol_direction_numbers.npz`` (found without importing scipy)."""
-    spec = importlib.util.find_spec("scipy")
-    roots = spec.submodule_search_locations if spec is not None else None
-    for root in roots or []:
-        path = Path(root) / "stats" / "_sobol_direction_numbers.npz"
-        if path.is_file():
-            return path
-    raise FileNotFoundError("scipy/stats/_sobol_direction_numbers.npz not found: is scipy installed?")
 
 
 def _leading_rows(member: IO[bytes], d: int) -> np.ndarray:
@@ -61,7 +50,7 @@ def _leading_rows(member: IO[bytes], d: int) -> np.ndarray:
 def _direction_table(d: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``d`` of scipy's primitive polynomials (``poly``) and initial direction numbers
     (``vinit``), read afresh for each generator rather than cached."""
-    with zipfile.ZipFile(_table_path()) as npz:
+    with zipfile.ZipFile(scipy_file("stats/_sobol_direction_numbers.npz")) as npz:
         with npz.open("poly.npy") as member:
             poly = _leading_rows(member, d)
         with npz.open("vinit.npy") as member:
