@@ -6,6 +6,7 @@ function           key                       type        written by            r
 events(exp)        hpoqueue:EXP:events       stream      workers               the scheduler        ENDED_TTL after end
 heartbeats(exp)    hpoqueue:EXP:heartbeats   hash        workers               the scheduler        ENDED_TTL after end
 control(exp)       hpoqueue:EXP:control      list        CLI, dashboard        the scheduler        ENDED_TTL after end
+bell(exp)          hpoqueue:EXP:bell         stream      CLI, dashboard        the scheduler        ENDED_TTL after end
 scheduler(exp)     hpoqueue:EXP:scheduler    string      the scheduler         CLI, scheduler       ALIVE_TTL, renewed
 claim(attempt)     hpoqueue:claim:ATTEMPT    string      workers               the scheduler        CLAIM_TTL (30 d)
 stop(attempt)      hpoqueue:stop:ATTEMPT     list        scheduler, kill       workers              STOP_TTL (7 d)
@@ -19,11 +20,14 @@ queue(name)        NAME (cpu, gpu0, ...)     list        the scheduler         C
   scheduler's consumer group "scheduler" (Channel.read_events) and deleted once persisted (XACK + XDEL).
 - heartbeats: attempt id -> counter, HINCRBY by the worker (Channel.claim, heartbeat), HDEL with `finished`;
   the scheduler's sweep marks an attempt whose counter stops moving lost.
-- control: JSON commands (control.py: stop, kill, update, search_space) from Channel.send_control, taken by
-  read_control.
+- control: JSON commands (control.py: stop, kill, update, search_space) from Channel.send_control, taken
+  (all at once, atomically) by every read of the scheduler's loop (Channel.read_step).
+- bell: one entry per command sent (at most one kept), added by Channel.send_control after the command, read
+  by the scheduler's consumer group with the events: it ends the scheduler's blocking read at once, so the
+  scheduler need not poll for commands (it sleeps up to a heartbeat sweep when nothing happens).
 - scheduler: JSON {host, pid, start} of the experiment's one scheduler (take_scheduler, mark_alive; the lock
   of experiment/lock.py), expiring scheduler.ALIVE_TTL after it was last renewed; Channel.clear_alive
-  deletes it and sets ENDED_TTL on the experiment's three keys above (ensure_group removes it on resume).
+  deletes it and sets ENDED_TTL on the experiment's four keys above (ensure_group removes it on resume).
 - claim: SET NX by the worker that runs an attempt (Channel.claim): a second delivery is a no-op.
 - stop: reasons (events.STOP_REASONS) pushed by Channel.stop (the scheduler; `hpoqueue kill` when no
   scheduler runs), popped by the worker before the start and after every slice.
@@ -62,6 +66,11 @@ def heartbeats(exp_id: str) -> str:
 def control(exp_id: str) -> str:
     """The list of commands for an experiment's scheduler."""
     return f"{PREFIX}:{exp_id}:control"
+
+
+def bell(exp_id: str) -> str:
+    """The stream whose entries wake an experiment's scheduler for a command (see control)."""
+    return f"{PREFIX}:{exp_id}:bell"
 
 
 def scheduler(exp_id: str) -> str:

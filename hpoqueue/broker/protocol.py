@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpoqueue.broker import control, events, keys
-from hpoqueue.broker.client import UNREACHABLE, BrokerClient, Pending, Pipeline
+from hpoqueue.broker.client import UNREACHABLE, BrokerClient, Entry, Pending, Pipeline, Reply
 from hpoqueue.broker.events import Event, Unreadable
 from hpoqueue.processes import start_time
 
@@ -72,6 +72,25 @@ class TrialSpec:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """What the scheduler's heartbeat sweep reads: each attempt's heartbeat counter, and the trials each of
+    its queues can run at once over the live workers ({} while no worker announced itself)."""
+
+    heartbeats: dict[str, int]
+    capacity: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one read of the scheduler's loop brought: new events, the commands sent, and the sweep's reads
+    when it asked for them."""
+
+    events: list[tuple[bytes, Event | Unreadable]]
+    commands: list[control.Command | Unreadable]
+    sweep: Sweep | None = None
+
+
 class Channel:
     """The Redis side of one experiment: events stream, stop lists, claims, heartbeats and control."""
 
@@ -81,7 +100,9 @@ class Channel:
         self.events_key = keys.events(exp_id)
         self.heartbeats_key = keys.heartbeats(exp_id)
         self.control_key = keys.control(exp_id)
+        self.bell_key = keys.bell(exp_id)
         self.alive_key = keys.scheduler(exp_id)
+        self._rung: list[bytes] = []  #: bell entries read, acknowledged with the next read
 
     # ---- worker side -------------------------------------------------------------------------
     #: SET NX the claim and, only if that took, count a first heartbeat and take a stop asked for before
@@ -147,10 +168,10 @@ class Channel:
     def ensure_group(self) -> None:
         """Create the scheduler's consumer group (and the stream), and keep the experiment's keys: a
         resumed experiment's keys must not expire (retire) under it."""
-        self.client.persist(self.events_key)
-        self.client.persist(self.heartbeats_key)
-        self.client.persist(self.control_key)
+        for key in (self.events_key, self.heartbeats_key, self.control_key, self.bell_key):
+            self.client.persist(key)
         self.client.create_group(self.events_key, GROUP)
+        self.client.create_group(self.bell_key, GROUP)
 
     def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
                     ) -> list[tuple[bytes, Event | Unreadable]]:
@@ -158,13 +179,38 @@ class Channel:
         those delivered before a crash. `ack`: events persisted since the last read, acknowledged (and
         deleted) in the same round trip."""
         pipe = self.client.pipeline(transaction=False)
-        if ack:
-            self._ack(pipe, ack)
-        read = pipe.read_group(self.events_key, GROUP, "scheduler", "0" if pending else ">", count=count,
+        self._ack(pipe, ack)
+        read = pipe.read_group(GROUP, "scheduler", {self.events_key: "0" if pending else ">"}, count=count,
                                block_ms=None if pending else block_ms)
         pipe.execute()
+        return self._events(read.value.get(self.events_key, []))
+
+    def read_step(self, block_ms: int, ack: Sequence[bytes] = (), sweep: Sequence[str] | None = None,
+                  count: int = 1000) -> Step:
+        """The scheduler loop's one round trip: acknowledge the events persisted (`ack`); when `sweep` names
+        the queues, read the heartbeats and the live workers (a Sweep); wait up to `block_ms` (> 0) for new
+        events or a command's bell; then take the commands sent. A command rings the bell after it is
+        queued, so the read it ends takes it, and an idle scheduler sleeps `block_ms` instead of polling."""
+        from hpoqueue.broker.capacity import alive, queue_capacity
+
+        pipe = self.client.pipeline(transaction=False)
+        self._ack(pipe, ack)
+        if sweep is not None:
+            beats, now, announced = pipe.hgetall(self.heartbeats_key), pipe.time(), pipe.hgetall(keys.workers())
+        read = pipe.read_group(GROUP, "scheduler", {self.events_key: ">", self.bell_key: ">"}, count=count,
+                               block_ms=block_ms)
+        taken = self._take_control(pipe)
+        pipe.execute()
+        self._rung = [entry_id for entry_id, _fields in read.value.get(self.bell_key, [])]
+        swept = None if sweep is None else Sweep(
+            {k.decode(): int(v) for k, v in beats.value.items()},
+            queue_capacity(alive(announced.value, now.value), sweep))
+        return Step(self._events(read.value.get(self.events_key, [])), self._commands(taken.value), swept)
+
+    @staticmethod
+    def _events(entries: list[Entry]) -> list[tuple[bytes, Event | Unreadable]]:
         out: list[tuple[bytes, Event | Unreadable]] = []
-        for entry_id, fields in read.value:
+        for entry_id, fields in entries:
             if fields:  # none: deleted after delivery (acknowledged by a scheduler that then died)
                 raw = fields.get(b"e")
                 out.append((entry_id, events.decode(raw) if raw is not None
@@ -172,14 +218,19 @@ class Channel:
         return out
 
     def ack(self, ids: Sequence[bytes]) -> None:
-        if ids:
+        """Acknowledge (and delete) the events persisted, and the bells read."""
+        if ids or self._rung:
             pipe = self.client.pipeline(transaction=False)
             self._ack(pipe, ids)
             pipe.execute()
 
     def _ack(self, pipe: Pipeline, ids: Sequence[bytes]) -> None:
-        pipe.xack(self.events_key, GROUP, *ids)
-        pipe.xdel(self.events_key, *ids)
+        if ids:
+            pipe.xack(self.events_key, GROUP, *ids)
+            pipe.xdel(self.events_key, *ids)
+        if self._rung:
+            pipe.xack(self.bell_key, GROUP, *self._rung)
+            self._rung = []
 
     def stop(self, attempt: str, reason: events.StopReason) -> None:
         """Ask the worker running (or about to run) `attempt` to stop it, with `reason`."""
@@ -269,19 +320,25 @@ class Channel:
         stop requests expire on their own; ensure_group keeps them again for a resume)."""
         pipe = self.client.pipeline(transaction=False)
         pipe.eval(self.client.script(self._RELEASE), [self.alive_key], [self._me()])
-        for key in (self.events_key, self.heartbeats_key, self.control_key):
+        for key in (self.events_key, self.heartbeats_key, self.control_key, self.bell_key):
             pipe.expire(key, ttl)
         pipe.execute()
 
     # ---- control (CLI -> scheduler) ------------------------------------------------------------
     def send_control(self, command: control.Command) -> None:
-        """Queue `command` for the experiment's scheduler."""
-        self.client.rpush(self.control_key, control.encode(command))
-
-    def read_control(self) -> list[control.Command | Unreadable]:
-        """The commands sent since the last read, taken in one atomic round trip."""
+        """Queue `command` for the experiment's scheduler and ring its bell (one entry is kept: only a
+        ring's coming matters), which ends the scheduler's wait at once (read_step)."""
         pipe = self.client.pipeline(transaction=True)
-        items = pipe.lrange(self.control_key, 0, -1)
-        pipe.delete(self.control_key)
+        pipe.rpush(self.control_key, control.encode(command))
+        pipe.xadd(self.bell_key, {"b": ""}, maxlen=1)
         pipe.execute()
-        return [control.decode(item) for item in items.value]
+
+    #: every command queued, taken at once: LRANGE and DEL, atomically
+    _TAKE = "local v = redis.call('LRANGE', KEYS[1], 0, -1) redis.call('DEL', KEYS[1]) return v"
+
+    def _take_control(self, pipe: Pipeline) -> Pending[Reply]:
+        return pipe.eval(self.client.script(self._TAKE), [self.control_key], [])
+
+    @staticmethod
+    def _commands(taken: Reply) -> list[control.Command | Unreadable]:
+        return [control.decode(item) for item in taken if isinstance(item, bytes)] if isinstance(taken, list) else []

@@ -1,0 +1,110 @@
+"""An idle scheduler sleeps on one blocking read instead of polling, and a CLI command wakes it: a real
+Scheduler on a real Redis, its calls counted by the server (INFO commandstats), with the sweep and the
+renewal of its word pushed far off so that any call in an idle spell is polling."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import redis
+
+from hpoqueue import scheduler as scheduler_module
+from hpoqueue.broker import control
+from hpoqueue.broker.client import connect
+from hpoqueue.broker.protocol import Channel, TrialSpec
+from hpoqueue.config.experiment_config import config_from_dict
+from hpoqueue.scheduler import Scheduler
+from hpoqueue.states import ExperimentState, TrialState
+from hpoqueue.storage import Storage
+from hpoqueue.tuners import create_tuner
+
+FAR = 600.0  #: seconds between two sweeps (and renewals) here: an idle scheduler has no reason to call
+READS = ("xreadgroup", "eval", "evalsha", "hgetall", "lrange", "time")  #: what the scheduler's loop sends
+
+
+class Held:
+    """A dispatcher whose trials never start: they stay in flight, so the scheduler waits, idle."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.more = threading.Event()
+
+    def dispatch(self, spec: TrialSpec, queue: str) -> None:
+        self.sent.append(spec.trial_id)
+        self.more.set()
+
+    def dispatch_many(self, items: Sequence[tuple[TrialSpec, str]]) -> None:
+        for spec, queue in items:
+            self.dispatch(spec, queue)
+
+
+def calls(client: redis.Redis) -> int:
+    """How many of the loop's commands the server has run (every client's: only the scheduler sends these)."""
+    stats = client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in READS)
+
+
+def blocked(client: redis.Redis) -> None:
+    """Wait until a client waits in XREADGROUP (the scheduler's read)."""
+    for _ in range(600):
+        if any(c["cmd"] == "xreadgroup" and "b" in c["flags"] for c in client.client_list()):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the scheduler never waited on its read")
+
+
+@pytest.fixture
+def idle(redis_url: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+         ) -> Iterator[tuple[Scheduler, Held, Channel, list[ExperimentState]]]:
+    """A scheduler running in a thread with one trial in flight that never starts (concurrency 1)."""
+    monkeypatch.setattr(scheduler_module, "HEARTBEAT_SWEEP", FAR)
+    monkeypatch.setattr(scheduler_module, "ALIVE_TTL", 3 * FAR)
+    config = config_from_dict({"trialCommand": "x", "trialConcurrency": 1, "maxTrialNumber": 3,
+                               "heartbeatTimeout": 3 * FAR, "experimentWorkingDirectory": str(tmp_path),
+                               "searchSpace": {"x": {"_type": "uniform", "_value": [0, 1]}}}, source="test")
+    storage = Storage(sqlite_url)
+    storage.create_experiment("idle", name=None, config=config.to_dict(), work_dir=str(tmp_path / "idle"),
+                              optimize_mode=config.optimize_mode, concurrency=1, max_trial_number=3,
+                              max_duration=None)
+    channel = Channel(connect(redis_url, socket_timeout=None), "idle")  # its reads wait longer than redis-py's 5 s
+    held = Held()
+    scheduler = Scheduler(exp_id="idle", config=config, storage=storage, channel=channel, dispatcher=held,
+                          tuner=create_tuner(config.tuner, config.search_space, optimize_mode="minimize", seed=1,
+                                             source="test"), queues=["cpu"])
+    ended: list[ExperimentState] = []
+    thread = threading.Thread(target=lambda: ended.append(scheduler.run()), daemon=True)
+    thread.start()
+    assert held.more.wait(60)
+    yield scheduler, held, channel, ended
+    if thread.is_alive():
+        channel.send_control(control.Stop())
+    thread.join(60)
+    storage.close()
+
+
+def test_an_idle_scheduler_sends_nothing_and_a_command_wakes_it(
+        idle: tuple[Scheduler, Held, Channel, list[ExperimentState]], redis_url: str) -> None:
+    scheduler, held, channel, ended = idle
+    server = redis.Redis.from_url(redis_url)
+    blocked(server)
+    before = calls(server)
+    time.sleep(1.5)  # seven polls at the old 0.2 s
+    assert calls(server) - before == 0  # asleep on its one blocking read
+
+    held.more.clear()
+    channel.send_control(control.Kill(trial=held.sent[0]))  # wakes it: the next trial takes the freed slot
+    assert held.more.wait(60), "the kill was not handled: nothing woke the scheduler"
+    first = scheduler.storage.get_trial(held.sent[0])
+    assert first.state is TrialState.USER_CANCELED and len(held.sent) == 2
+
+    channel.send_control(control.Stop())
+    for _ in range(600):
+        if ended:
+            break
+        time.sleep(0.1)
+    assert ended == [ExperimentState.STOPPED], "the stop was not handled: nothing woke the scheduler"
+    assert [t.state for t in scheduler.storage.trials("idle")] == [TrialState.USER_CANCELED] * 2
