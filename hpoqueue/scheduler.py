@@ -242,20 +242,22 @@ class Scheduler:
         self._fill()
         if self._done():
             return
-        # one round trip: the sweep's reads when one is due, then a wait for events or a command until the
-        # next sweep or renewal is due; the commands come first (a stop creates no trial for the slots the
-        # events free)
+        # one round trip: a wait for events or a command until the next sweep is due (a sweep due now: the
+        # next), then the commands and, when due, the sweep's reads; the commands are applied first (a stop
+        # creates no trial for the slots the events free). The word is renewed at the first step a third of
+        # its TTL after the last renewal, and no wait lets half of it pass.
         read_at = self.clock()
         due = read_at - self._last_sweep >= HEARTBEAT_SWEEP
-        next_sweep = (read_at if due else self._last_sweep) + HEARTBEAT_SWEEP
-        wait = min(next_sweep, self._last_alive + self.alive_ttl / 3) - read_at
+        wait = min(HEARTBEAT_SWEEP if due else self._last_sweep + HEARTBEAT_SWEEP - read_at,
+                   self._last_alive + self.alive_ttl / 2 - read_at)
         step = self.channel.read_step(max(1, round(wait * 1000)), ack=self._take_unacked(),
                                       sweep=self.queues if due else None)
+        woke = self.clock()
         self._handle_control(step.commands)
         self._persist(step.events)
         self._assess()  # what the last batch's budget left
         if step.sweep is not None:
-            self.sweep(read_at, step.sweep)  # the counters as read then, before the wait
+            self.sweep(woke, step.sweep)  # the counters as read when the wait ended
             self._set_capacity(step.sweep.capacity)
             self._last_sweep = read_at
         self._report(ExperimentState.RUNNING)

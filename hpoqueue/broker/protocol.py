@@ -187,19 +187,21 @@ class Channel:
 
     def read_step(self, block_ms: int, ack: Sequence[bytes] = (), sweep: Sequence[str] | None = None,
                   count: int = 1000) -> Step:
-        """The scheduler loop's one round trip: acknowledge the events persisted (`ack`); when `sweep` names
-        the queues, read the heartbeats and the live workers (a Sweep); wait up to `block_ms` (> 0) for new
-        events or a command's bell; then take the commands sent. A command rings the bell after it is
-        queued, so the read it ends takes it, and an idle scheduler sleeps `block_ms` instead of polling."""
+        """The scheduler loop's one round trip: acknowledge the events persisted (`ack`), wait up to
+        `block_ms` (> 0) for new events or a command's bell, then take the commands sent and, when `sweep`
+        names the queues, read the heartbeats and the live workers (a Sweep). A command rings the bell after
+        it is queued, so the read it ends takes it, and an idle scheduler sleeps `block_ms` instead of
+        polling. Redis runs what follows the wait once it ends, so every reply comes back at once: one
+        wake-up of the scheduler."""
         from hpoqueue.broker.capacity import alive, queue_capacity
 
         pipe = self.client.pipeline(transaction=False)
         self._ack(pipe, ack)
-        if sweep is not None:
-            beats, now, announced = pipe.hgetall(self.heartbeats_key), pipe.time(), pipe.hgetall(keys.workers())
         read = pipe.read_group(GROUP, "scheduler", {self.events_key: ">", self.bell_key: ">"}, count=count,
                                block_ms=block_ms)
         taken = self._take_control(pipe)
+        if sweep is not None:
+            beats, now, announced = pipe.hgetall(self.heartbeats_key), pipe.time(), pipe.hgetall(keys.workers())
         pipe.execute()
         self._rung = [entry_id for entry_id, _fields in read.value.get(self.bell_key, [])]
         swept = None if sweep is None else Sweep(

@@ -251,11 +251,11 @@ class SimulatedCluster:
 
     def read_step(self, block_ms: int, ack: Sequence[bytes] = (), sweep: Sequence[str] | None = None,
                   count: int = 1000) -> Step:
-        """As Channel.read_step: the sweep's reads first (when asked), then a wait of up to `block_ms` for
-        events or a command, then the commands due."""
+        """As Channel.read_step: a wait of up to `block_ms` for events or a command, then the commands due
+        and the sweep's reads (when asked)."""
         self.ack(ack)
-        swept = None if sweep is None else Sweep(self.heartbeats(), self.capacity(list(sweep)))
         self._advance(self.now + block_ms / 1000.0)
+        swept = None if sweep is None else Sweep(self.heartbeats(), self.capacity(list(sweep)))
         return Step(self._take_events(count), self._take_control(), swept)
 
     def _take_events(self, count: int) -> list[tuple[bytes, Event | Unreadable]]:
