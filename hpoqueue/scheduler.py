@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 
 from hpoqueue.assessors import create_assessor
 from hpoqueue.broker import control
-from hpoqueue.broker.client import UNREACHABLE, ResponseError
+from hpoqueue.broker.client import UNREACHABLE, RedisError, ResponseError
 from hpoqueue.broker.events import EndReason, Event, Finished, Log, Metric, Started, StopReason, Unreadable, Waiting
 from hpoqueue.broker.protocol import Channel, Sweep, TrialSpec, attempt_id
 from hpoqueue.config.experiment_config import ExperimentConfig
@@ -199,6 +199,10 @@ class Scheduler:
         if self.stop_requested:
             raise KeyboardInterrupt
         self.stop_requested = True
+        try:
+            self.channel.ring()  # the loop's wait ends now, not at the next sweep
+        except RedisError:
+            pass  # the broker is away: the loop sees the request once it is back
 
     def _wait_for_broker(self, exc: Exception) -> None:
         """The broker went away (restart, network): wait until it answers again, re-read the events that

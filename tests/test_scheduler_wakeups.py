@@ -4,6 +4,8 @@ renewal of its word pushed far off so that any call in an idle spell is polling.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -58,9 +60,9 @@ def blocked(client: redis.Redis) -> None:
 
 
 @pytest.fixture
-def idle(redis_url: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-         ) -> Iterator[tuple[Scheduler, Held, Channel, list[ExperimentState]]]:
-    """A scheduler running in a thread with one trial in flight that never starts (concurrency 1)."""
+def made(redis_url: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+         ) -> Iterator[tuple[Scheduler, Held, Channel]]:
+    """A scheduler, not started, whose first trial will never start (concurrency 1)."""
     monkeypatch.setattr(scheduler_module, "HEARTBEAT_SWEEP", FAR)
     monkeypatch.setattr(scheduler_module, "ALIVE_TTL", 3 * FAR)
     config = config_from_dict({"trialCommand": "x", "trialConcurrency": 1, "maxTrialNumber": 3,
@@ -72,9 +74,16 @@ def idle(redis_url: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.Mo
                               max_duration=None)
     channel = Channel(connect(redis_url, socket_timeout=None), "idle")  # its reads wait longer than redis-py's 5 s
     held = Held()
-    scheduler = Scheduler(exp_id="idle", config=config, storage=storage, channel=channel, dispatcher=held,
-                          tuner=create_tuner(config.tuner, config.search_space, optimize_mode="minimize", seed=1,
-                                             source="test"), queues=["cpu"])
+    yield Scheduler(exp_id="idle", config=config, storage=storage, channel=channel, dispatcher=held,
+                    tuner=create_tuner(config.tuner, config.search_space, optimize_mode="minimize", seed=1,
+                                       source="test"), queues=["cpu"]), held, channel
+    storage.close()
+
+
+@pytest.fixture
+def idle(made: tuple[Scheduler, Held, Channel]) -> Iterator[tuple[Scheduler, Held, Channel, list[ExperimentState]]]:
+    """The scheduler running in a thread, its first trial in flight."""
+    scheduler, held, channel = made
     ended: list[ExperimentState] = []
     thread = threading.Thread(target=lambda: ended.append(scheduler.run()), daemon=True)
     thread.start()
@@ -83,7 +92,6 @@ def idle(redis_url: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.Mo
     if thread.is_alive():
         channel.send_control(control.Stop())
     thread.join(60)
-    storage.close()
 
 
 def test_an_idle_scheduler_sends_nothing_and_a_command_wakes_it(
@@ -108,3 +116,22 @@ def test_an_idle_scheduler_sends_nothing_and_a_command_wakes_it(
         time.sleep(0.1)
     assert ended == [ExperimentState.STOPPED], "the stop was not handled: nothing woke the scheduler"
     assert [t.state for t in scheduler.storage.trials("idle")] == [TrialState.USER_CANCELED] * 2
+
+
+def test_the_first_ctrl_c_wakes_an_idle_scheduler(made: tuple[Scheduler, Held, Channel], redis_url: str) -> None:
+    """The signal's handler rings the bell: the scheduler stops its trials now, not at its next sweep."""
+    scheduler, held, channel = made
+    late: list[bool] = []
+
+    def interrupt() -> None:
+        assert held.more.wait(60)
+        blocked(redis.Redis.from_url(redis_url))
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)  # the scheduler has stopped long before, or it never woke: end it as a command would
+        late.append(True)
+        channel.send_control(control.Stop())
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    assert scheduler.run() is ExperimentState.STOPPED  # the loop runs in the main thread: the handler is its own
+    assert not late, "the Ctrl-C did not wake the scheduler"
+    assert [t.state for t in scheduler.storage.trials("idle")] == [TrialState.USER_CANCELED]

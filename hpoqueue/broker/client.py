@@ -127,6 +127,14 @@ class BrokerClient:
             found = self._scripts[source] = Script(self._redis, source)
         return found
 
+    def apart(self) -> BrokerClient:
+        """A client on a connection of its own to the same server, waiting a second at most: for a signal
+        handler, which must not take a connection from the pool that the code it interrupted may hold."""
+        pool = self._redis.connection_pool
+        options = {**pool.connection_kwargs, "socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+        return BrokerClient(redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, **options)))
+
     def pipeline(self, transaction: bool = False) -> Pipeline:
         """Commands sent together in one round trip (atomically with `transaction`)."""
         return Pipeline(self._redis.pipeline(transaction=transaction))

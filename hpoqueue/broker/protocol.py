@@ -332,8 +332,22 @@ class Channel:
         ring's coming matters), which ends the scheduler's wait at once (read_step)."""
         pipe = self.client.pipeline(transaction=True)
         pipe.rpush(self.control_key, control.encode(command))
-        pipe.xadd(self.bell_key, {"b": ""}, maxlen=1)
+        self._ring(pipe)
         pipe.execute()
+
+    def ring(self) -> None:
+        """Wake the scheduler without a command (its first Ctrl-C: the loop acts on it), from a signal
+        handler: on a connection of its own (BrokerClient.apart), closed at once."""
+        client = self.client.apart()
+        try:
+            pipe = client.pipeline()
+            self._ring(pipe)
+            pipe.execute()
+        finally:
+            client.close()
+
+    def _ring(self, pipe: Pipeline) -> None:
+        pipe.xadd(self.bell_key, {"b": ""}, maxlen=1)
 
     #: every command queued, taken at once: LRANGE and DEL, atomically
     _TAKE = "local v = redis.call('LRANGE', KEYS[1], 0, -1) redis.call('DEL', KEYS[1]) return v"
