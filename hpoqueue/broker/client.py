@@ -303,11 +303,11 @@ class Pipeline:
         self._pipe.xdel(stream, *ids)
         return self._queue(_int)
 
-    def read_group(self, group: str, consumer: str, streams: Mapping[str, str], *, count: int,
+    def read_group(self, group: str, consumer: str, streams: Mapping[str, str], *, count: int | None,
                    block_ms: int | None) -> Pending[dict[str, list[Entry]]]:
         """XREADGROUP on `streams` (name: start, '>' for new entries, '0' for those delivered but not
-        acknowledged), at most `count` entries each, waiting up to `block_ms` for one in any of them (None:
-        not at all; 0 would wait for ever)."""
+        acknowledged), at most `count` entries each (None: all), waiting up to `block_ms` for one in any of
+        them (None: not at all; 0 would wait for ever)."""
         starts: dict[Any, Any] = dict(streams)
         self._pipe.xreadgroup(group, consumer, starts, count=count, block=block_ms)
         return self._queue(_streams)
