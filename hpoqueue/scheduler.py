@@ -19,9 +19,9 @@ from typing import Any, ClassVar, Protocol
 
 from hpoqueue.assessors import create_assessor
 from hpoqueue.broker import control
-from hpoqueue.broker.client import UNREACHABLE, ResponseError
+from hpoqueue.broker.client import UNREACHABLE, RedisError, ResponseError
 from hpoqueue.broker.events import EndReason, Event, Finished, Log, Metric, Started, StopReason, Unreadable, Waiting
-from hpoqueue.broker.protocol import Channel, TrialSpec, attempt_id
+from hpoqueue.broker.protocol import Channel, Sweep, TrialSpec, attempt_id
 from hpoqueue.config.experiment_config import ExperimentConfig
 from hpoqueue.errors import AlreadyRunningError, ConfigError, StorageError, StorageUnavailableError
 from hpoqueue.experiment import space_update, warm_start
@@ -52,9 +52,11 @@ END_STATES: dict[EndReason, TrialState] = {
     "spawn_failed": TrialState.FAILED,  # the command could not start, or the trial code could not be had
     "error": TrialState.FAILED,  # the worker failed around the trial (its message says how)
 }
-HEARTBEAT_SWEEP = 1.0  #: seconds between two reads of the heartbeat hash
+#: seconds between two reads of the heartbeat hash and the workers' capacity; the longest an idle scheduler
+#: sleeps (an event, or a CLI command's bell, wakes it at once): well under the socket timeout of redis-py
+#: (5 s by default), which a longer wait would take for a broker gone away
+HEARTBEAT_SWEEP = 1.0
 ALIVE_TTL = 15.0  #: seconds a scheduler's word lasts (at most heartbeatTimeout); renewed three times as often
-CONTROL_EVERY = 0.2  #: seconds between two reads of CLI commands (kill, stop, update)
 BROKER_RETRY = 1.0  #: seconds between two tries to reach a broker that went away
 LOAD_PAGE = 1000  #: trials read at a time when a resume rebuilds its state
 
@@ -154,7 +156,6 @@ class Scheduler:
         self._last_sweep = 0.0
         self.alive_ttl = min(ALIVE_TTL, config.heartbeat_timeout)
         self._last_alive = -self.alive_ttl
-        self._last_control = -CONTROL_EVERY
         self._unacked: list[bytes] = []  #: events persisted, acknowledged with the next read
         self.assessing = None if config.assessor is None else Assessing(create_assessor(
             config.assessor, optimize_mode=config.optimize_mode, source=config.source))
@@ -198,6 +199,10 @@ class Scheduler:
         if self.stop_requested:
             raise KeyboardInterrupt
         self.stop_requested = True
+        try:
+            self.channel.ring()  # the loop's wait ends now, not at the next sweep
+        except RedisError:
+            pass  # the broker is away: the loop sees the request once it is back
 
     def _wait_for_broker(self, exc: Exception) -> None:
         """The broker went away (restart, network): wait until it answers again, re-read the events that
@@ -238,18 +243,27 @@ class Scheduler:
                 raise AlreadyRunningError(f"experiment {self.exp_id} was taken over by another scheduler while "
                                           "this one could not reach the broker; this one stops here")
             self._last_alive = now
-        if now - self._last_control >= CONTROL_EVERY:
-            self._handle_control(self.channel.read_control())
-            self._last_control = now
         self._fill()
         if self._done():
             return
-        self._persist(self.channel.read_events(block_ms=200, ack=self._take_unacked()))
+        # one round trip: a wait for events or a command until the next sweep is due (a sweep due now: the
+        # next), then the commands and, when due, the sweep's reads; the commands are applied first (a stop
+        # creates no trial for the slots the events free). The word is renewed at the first step a third of
+        # its TTL after the last renewal, and no wait lets half of it pass.
+        read_at = self.clock()
+        due = read_at - self._last_sweep >= HEARTBEAT_SWEEP
+        wait = min(HEARTBEAT_SWEEP if due else self._last_sweep + HEARTBEAT_SWEEP - read_at,
+                   self._last_alive + self.alive_ttl / 2 - read_at)
+        step = self.channel.read_step(max(1, round(wait * 1000)), ack=self._take_unacked(),
+                                      sweep=self.queues if due else None)
+        woke = self.clock()
+        self._handle_control(step.commands)
+        self._persist(step.events)
         self._assess()  # what the last batch's budget left
-        if now - self._last_sweep >= HEARTBEAT_SWEEP:
-            self.sweep(self.clock())
-            self.refresh_capacity()
-            self._last_sweep = now
+        if step.sweep is not None:
+            self.sweep(woke, step.sweep)  # the counters as read when the wait ended
+            self._set_capacity(step.sweep.capacity)
+            self._last_sweep = read_at
         self._report(ExperimentState.RUNNING)
 
     # ---- starting trials -------------------------------------------------------------------------
@@ -329,8 +343,12 @@ class Scheduler:
         return picks
 
     def refresh_capacity(self) -> None:
-        """Read which queues live workers consume; warn once about queues no worker serves."""
-        self.capacity = self.channel.capacity(self.queues)
+        """Read which queues live workers consume (the sweep reads it again every HEARTBEAT_SWEEP)."""
+        self._set_capacity(self.channel.capacity(self.queues))
+
+    def _set_capacity(self, capacity: dict[str, int]) -> None:
+        """What each queue can run at once now; warn once about queues no worker serves."""
+        self.capacity = capacity
         idle = [q for q in self.queues if self.capacity and not self.capacity.get(q)]
         if idle and idle != self._warned_idle:
             log.warning("no live worker consumes %s; trials go to the other queues (start one with "
@@ -572,9 +590,10 @@ class Scheduler:
         if not flight.claimed and not self.channel.is_claimed(flight.attempt_id):
             self._observe(flight)  # never started: the worker that takes the message drops it
 
-    def sweep(self, now: float) -> None:
-        """Find attempts whose heartbeat stopped for longer than heartbeatTimeout; retry or mark LOST."""
-        beats = self.channel.heartbeats()
+    def sweep(self, now: float, read: Sweep) -> None:
+        """Find attempts whose heartbeat stopped for longer than heartbeatTimeout (by the counters `read`
+        at `now`); retry or mark LOST."""
+        beats = read.heartbeats
         timeout = self.config.heartbeat_timeout
         for flight in list(self.flights.values()):
             value = beats.get(flight.attempt_id)

@@ -38,9 +38,14 @@ def withdraw(client: BrokerClient, name: str) -> None:
 
 def live_workers(client: BrokerClient) -> list[WorkerInfo]:
     """Workers that announced themselves within STALE_AFTER seconds."""
-    now = client.time()
+    return alive(client.hgetall(keys.workers()), client.time())
+
+
+def alive(announced: dict[bytes, bytes], now: float) -> list[WorkerInfo]:
+    """The workers of `announced` (the workers hash as read) that announced themselves within STALE_AFTER
+    seconds of the broker's clock `now`."""
     out = []
-    for name, raw in client.hgetall(keys.workers()).items():
+    for name, raw in announced.items():
         info = json.loads(raw)
         if now - info["seen"] <= STALE_AFTER:
             out.append(WorkerInfo(name=name.decode(), host=info["host"], queues=tuple(info["queues"]),

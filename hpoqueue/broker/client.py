@@ -77,12 +77,16 @@ def _reply(reply: Any) -> Reply:
     return cast(Reply, reply)
 
 
-def _entries(reply: Any) -> list[Entry]:
-    """XREADGROUP's reply for one stream, as its entries (an entry deleted after delivery has no fields)."""
-    out: list[Entry] = []
-    for _stream, entries in reply or []:
-        out.extend((entry_id, fields or {}) for entry_id, fields in entries)
-    return out
+def _streams(reply: Any) -> dict[str, list[Entry]]:
+    """XREADGROUP's reply, as each stream's entries by its name (an entry deleted after delivery has no
+    fields; a stream with nothing new is absent)."""
+    return {stream.decode(): [(entry_id, fields or {}) for entry_id, fields in entries]
+            for stream, entries in reply or []}
+
+
+def _time(reply: Any) -> float:
+    seconds, micros = reply
+    return int(seconds) + int(micros) / 1e6
 
 
 class Pending(Generic[T]):
@@ -123,6 +127,14 @@ class BrokerClient:
             found = self._scripts[source] = Script(self._redis, source)
         return found
 
+    def apart(self) -> BrokerClient:
+        """A client on a connection of its own to the same server, waiting a second at most: for a signal
+        handler, which must not take a connection from the pool that the code it interrupted may hold."""
+        pool = self._redis.connection_pool
+        options = {**pool.connection_kwargs, "socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+        return BrokerClient(redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, **options)))
+
     def pipeline(self, transaction: bool = False) -> Pipeline:
         """Commands sent together in one round trip (atomically with `transaction`)."""
         return Pipeline(self._redis.pipeline(transaction=transaction))
@@ -154,8 +166,7 @@ class BrokerClient:
 
     def time(self) -> float:
         """The server's clock, in seconds."""
-        seconds, micros = self._redis.time()
-        return seconds + micros / 1e6
+        return _time(self._redis.time())
 
     # ---- keys and strings ----
     def get(self, key: str) -> bytes | None:
@@ -265,13 +276,23 @@ class Pipeline:
         self._pipe.hincrby(key, field, amount)
         return self._queue(_int)
 
+    def hgetall(self, key: str) -> Pending[dict[bytes, bytes]]:
+        self._pipe.hgetall(key)
+        return self._queue(_hash)
+
+    def time(self) -> Pending[float]:
+        """The server's clock, in seconds."""
+        self._pipe.time()
+        return self._queue(_time)
+
     def zrem(self, key: str, *members: str) -> Pending[int]:
         self._pipe.zrem(key, *members)
         return self._queue(_int)
 
-    def xadd(self, stream: str, fields: Mapping[str, Arg]) -> Pending[bytes]:
+    def xadd(self, stream: str, fields: Mapping[str, Arg], maxlen: int | None = None) -> Pending[bytes]:
+        """XADD; `maxlen`: keep only that many entries, the newest (exactly)."""
         entry: dict[Any, Any] = dict(fields)
-        self._pipe.xadd(stream, entry)
+        self._pipe.xadd(stream, entry, maxlen=maxlen, approximate=False)
         return self._queue(_bytes)
 
     def xack(self, stream: str, group: str, *ids: bytes) -> Pending[int]:
@@ -282,9 +303,11 @@ class Pipeline:
         self._pipe.xdel(stream, *ids)
         return self._queue(_int)
 
-    def read_group(self, stream: str, group: str, consumer: str, start: str, *, count: int,
-                   block_ms: int | None) -> Pending[list[Entry]]:
-        """XREADGROUP on one stream: entries after `start` ('>' for new ones, '0' for those delivered but
-        not acknowledged), waiting up to `block_ms` for one (None: not at all)."""
-        self._pipe.xreadgroup(group, consumer, {stream: start}, count=count, block=block_ms)
-        return self._queue(_entries)
+    def read_group(self, group: str, consumer: str, streams: Mapping[str, str], *, count: int | None,
+                   block_ms: int | None) -> Pending[dict[str, list[Entry]]]:
+        """XREADGROUP on `streams` (name: start, '>' for new entries, '0' for those delivered but not
+        acknowledged), at most `count` entries each (None: all), waiting up to `block_ms` for one in any of
+        them (None: not at all; 0 would wait for ever)."""
+        starts: dict[Any, Any] = dict(streams)
+        self._pipe.xreadgroup(group, consumer, starts, count=count, block=block_ms)
+        return self._queue(_streams)

@@ -48,6 +48,10 @@ class Event:
     """What every event carries: the trial, its attempt and when it happened (the worker's clock)."""
 
     TYPE: ClassVar[str]  #: the kind's name on the wire
+    #: whether it ends the scheduler's wait: a start or a wait for GPUs does not, and is recorded at the
+    #: scheduler's next wake (the attempt's next event, another's, or the sweep within a second), before the
+    #: events of its attempt that follow (see Channel.emit_many)
+    WAKES: ClassVar[bool] = True
     trial: str
     attempt: int
     ts: float
@@ -62,6 +66,7 @@ class Started(Event):
     """The trial's command runs: where, as which process group leader, on which GPUs, logging where."""
 
     TYPE: ClassVar[str] = "started"
+    WAKES: ClassVar[bool] = False
     host: str  #: the Celery node name
     pid: int
     gpus: tuple[int, ...] | None  #: None: CUDA_VISIBLE_DEVICES left alone; (): every GPU hidden
@@ -75,6 +80,7 @@ class Waiting(Event):
     """The attempt is claimed but waits for GPU slots; `why` says what it waits for."""
 
     TYPE: ClassVar[str] = "waiting"
+    WAKES: ClassVar[bool] = False
     why: str
 
 

@@ -6,6 +6,8 @@ function           key                       type        written by            r
 events(exp)        hpoqueue:EXP:events       stream      workers               the scheduler        ENDED_TTL after end
 heartbeats(exp)    hpoqueue:EXP:heartbeats   hash        workers               the scheduler        ENDED_TTL after end
 control(exp)       hpoqueue:EXP:control      list        CLI, dashboard        the scheduler        ENDED_TTL after end
+notes(exp)         hpoqueue:EXP:notes        stream      workers               the scheduler        ENDED_TTL after end
+bell(exp)          hpoqueue:EXP:bell         stream      CLI, dashboard        the scheduler        ENDED_TTL after end
 scheduler(exp)     hpoqueue:EXP:scheduler    string      the scheduler         CLI, scheduler       ALIVE_TTL, renewed
 claim(attempt)     hpoqueue:claim:ATTEMPT    string      workers               the scheduler        CLAIM_TTL (30 d)
 stop(attempt)      hpoqueue:stop:ATTEMPT     list        scheduler, kill       workers              STOP_TTL (7 d)
@@ -17,13 +19,19 @@ queue(name)        NAME (cpu, gpu0, ...)     list        the scheduler         C
 
 - events: one JSON event per entry (field `e`, see events.py), appended by Channel.emit_many, read by the
   scheduler's consumer group "scheduler" (Channel.read_events) and deleted once persisted (XACK + XDEL).
+- notes: the events that need not end the scheduler's wait (events.Event.WAKES false: started, waiting),
+  as in events, read at each of its wakes after the wait; a worker appends there only while the stream
+  exists (the scheduler's ensure_group makes it), else to events (a scheduler that does not read notes).
 - heartbeats: attempt id -> counter, HINCRBY by the worker (Channel.claim, heartbeat), HDEL with `finished`;
   the scheduler's sweep marks an attempt whose counter stops moving lost.
-- control: JSON commands (control.py: stop, kill, update, search_space) from Channel.send_control, taken by
-  read_control.
+- control: JSON commands (control.py: stop, kill, update, search_space) from Channel.send_control, taken
+  (all at once, atomically) by every read of the scheduler's loop (Channel.read_step).
+- bell: one entry per command sent (at most one kept), added by Channel.send_control after the command, read
+  by the scheduler's consumer group with the events: it ends the scheduler's blocking read at once, so the
+  scheduler need not poll for commands (it sleeps up to a heartbeat sweep when nothing happens).
 - scheduler: JSON {host, pid, start} of the experiment's one scheduler (take_scheduler, mark_alive; the lock
   of experiment/lock.py), expiring scheduler.ALIVE_TTL after it was last renewed; Channel.clear_alive
-  deletes it and sets ENDED_TTL on the experiment's three keys above (ensure_group removes it on resume).
+  deletes it and sets ENDED_TTL on the experiment's five keys above (ensure_group removes it on resume).
 - claim: SET NX by the worker that runs an attempt (Channel.claim): a second delivery is a no-op.
 - stop: reasons (events.STOP_REASONS) pushed by Channel.stop (the scheduler; `hpoqueue kill` when no
   scheduler runs), popped by the worker before the start and after every slice.
@@ -62,6 +70,16 @@ def heartbeats(exp_id: str) -> str:
 def control(exp_id: str) -> str:
     """The list of commands for an experiment's scheduler."""
     return f"{PREFIX}:{exp_id}:control"
+
+
+def notes(exp_id: str) -> str:
+    """The stream of an experiment's worker events that do not wake its scheduler (see events.Event.WAKES)."""
+    return f"{PREFIX}:{exp_id}:notes"
+
+
+def bell(exp_id: str) -> str:
+    """The stream whose entries wake an experiment's scheduler for a command (see control)."""
+    return f"{PREFIX}:{exp_id}:bell"
 
 
 def scheduler(exp_id: str) -> str:

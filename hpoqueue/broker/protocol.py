@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpoqueue.broker import control, events, keys
-from hpoqueue.broker.client import UNREACHABLE, BrokerClient, Pending, Pipeline
+from hpoqueue.broker.client import UNREACHABLE, BrokerClient, Entry, Pending, Pipeline, Reply
 from hpoqueue.broker.events import Event, Unreadable
 from hpoqueue.processes import start_time
 
 GROUP = "scheduler"
+NOTE = b"n"  #: the prefix of a notes entry's id as read_events and read_step give it (ack tells them apart)
 EMIT_RETRY = 60.0  #: seconds a worker keeps trying to send an event while the broker is down
 
 
@@ -72,6 +73,25 @@ class TrialSpec:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """What the scheduler's heartbeat sweep reads: each attempt's heartbeat counter, and the trials each of
+    its queues can run at once over the live workers ({} while no worker announced itself)."""
+
+    heartbeats: dict[str, int]
+    capacity: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one read of the scheduler's loop brought: new events, the commands sent, and the sweep's reads
+    when it asked for them."""
+
+    events: list[tuple[bytes, Event | Unreadable]]
+    commands: list[control.Command | Unreadable]
+    sweep: Sweep | None = None
+
+
 class Channel:
     """The Redis side of one experiment: events stream, stop lists, claims, heartbeats and control."""
 
@@ -81,7 +101,10 @@ class Channel:
         self.events_key = keys.events(exp_id)
         self.heartbeats_key = keys.heartbeats(exp_id)
         self.control_key = keys.control(exp_id)
+        self.notes_key = keys.notes(exp_id)
+        self.bell_key = keys.bell(exp_id)
         self.alive_key = keys.scheduler(exp_id)
+        self._rung: list[bytes] = []  #: bell entries read, acknowledged with the next read
 
     # ---- worker side -------------------------------------------------------------------------
     #: SET NX the claim and, only if that took, count a first heartbeat and take a stop asked for before
@@ -108,7 +131,10 @@ class Channel:
                   take_stop: bool = False, before: Callable[[Pipeline], None] | None = None
                   ) -> events.StopReason | None:
         """Append events of `attempt` in order in one round trip, retrying for up to EMIT_RETRY s while Redis
-        restarts (a lost `finished` event would leave the trial RUNNING); a duplicate append is harmless. In
+        restarts (a lost `finished` event would leave the trial RUNNING); a duplicate append is harmless. An
+        event that does not wake the scheduler (Event.WAKES) goes to the notes stream while it exists: the
+        scheduler reads it after its next wait, with what came meanwhile, so before any later event of the
+        attempt. In
         the same round trip, end the attempt's heartbeat when asked, or take a stop request for it
         (`take_stop`), whose reason is returned; `before` queues commands to run first, in the same
         transaction (the attempt's GPU slots given back)."""
@@ -118,8 +144,11 @@ class Channel:
             pipe = self.client.pipeline(transaction=True)  # a pipeline forgets its commands once executed
             if before is not None:
                 before(pipe)
-            for payload in payloads:
-                pipe.xadd(self.events_key, {"e": payload})
+            for event, payload in zip(batch, payloads, strict=True):
+                if event.WAKES:
+                    pipe.xadd(self.events_key, {"e": payload})
+                else:
+                    pipe.eval(self.client.script(self._NOTE), [self.notes_key, self.events_key], [payload])
             if clear_heartbeat:
                 pipe.hdel(self.heartbeats_key, attempt)
             taken = pipe.lpop(keys.stop(attempt)) if take_stop else None
@@ -131,6 +160,10 @@ class Channel:
                 time.sleep(1.0)
                 continue
             return events.stop_reason(taken.value) if taken is not None else None
+
+    #: append to the notes stream if it exists (a scheduler that reads it made it), else to the events
+    _NOTE = ("local k = KEYS[1] if redis.call('EXISTS', k) == 0 then k = KEYS[2] end "
+             "return redis.call('XADD', k, '*', 'e', ARGV[1])")
 
     def heartbeat(self, attempt: str) -> None:
         self.client.hincrby(self.heartbeats_key, attempt, 1)
@@ -147,39 +180,77 @@ class Channel:
     def ensure_group(self) -> None:
         """Create the scheduler's consumer group (and the stream), and keep the experiment's keys: a
         resumed experiment's keys must not expire (retire) under it."""
-        self.client.persist(self.events_key)
-        self.client.persist(self.heartbeats_key)
-        self.client.persist(self.control_key)
-        self.client.create_group(self.events_key, GROUP)
+        for key in (self.events_key, self.notes_key, self.heartbeats_key, self.control_key, self.bell_key):
+            self.client.persist(key)
+        for stream in (self.events_key, self.notes_key, self.bell_key):
+            self.client.create_group(stream, GROUP)
 
     def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
                     ) -> list[tuple[bytes, Event | Unreadable]]:
-        """Events not yet acknowledged (an entry that is no event comes as Unreadable): `pending` re-reads
-        those delivered before a crash. `ack`: events persisted since the last read, acknowledged (and
-        deleted) in the same round trip."""
+        """Events not yet acknowledged, the notes first (an entry that is no event comes as Unreadable):
+        `pending` re-reads those delivered before a crash. `ack`: events persisted since the last read,
+        acknowledged (and deleted) in the same round trip."""
         pipe = self.client.pipeline(transaction=False)
-        if ack:
-            self._ack(pipe, ack)
-        read = pipe.read_group(self.events_key, GROUP, "scheduler", "0" if pending else ">", count=count,
+        self._ack(pipe, ack)
+        start = "0" if pending else ">"
+        read = pipe.read_group(GROUP, "scheduler", {self.notes_key: start, self.events_key: start}, count=count,
                                block_ms=None if pending else block_ms)
         pipe.execute()
+        return self._events(read.value)
+
+    def read_step(self, block_ms: int, ack: Sequence[bytes] = (), sweep: Sequence[str] | None = None,
+                  count: int = 1000) -> Step:
+        """The scheduler loop's one round trip: acknowledge the events persisted (`ack`), wait up to
+        `block_ms` (> 0) for new events or a command's bell, then read the notes (all: a start must come
+        before the end the wait woke for), take the commands sent and, when `sweep` names the queues, read
+        the heartbeats and the live workers (a Sweep). A command rings the bell after
+        it is queued, so the read it ends takes it, and an idle scheduler sleeps `block_ms` instead of
+        polling. Redis runs what follows the wait once it ends, so every reply comes back at once: one
+        wake-up of the scheduler."""
+        from hpoqueue.broker.capacity import alive, queue_capacity
+
+        pipe = self.client.pipeline(transaction=False)
+        self._ack(pipe, ack)
+        read = pipe.read_group(GROUP, "scheduler", {self.events_key: ">", self.bell_key: ">"}, count=count,
+                               block_ms=block_ms)
+        notes = pipe.read_group(GROUP, "scheduler", {self.notes_key: ">"}, count=None, block_ms=None)
+        taken = self._take_control(pipe)
+        if sweep is not None:
+            beats, now, announced = pipe.hgetall(self.heartbeats_key), pipe.time(), pipe.hgetall(keys.workers())
+        pipe.execute()
+        self._rung = [entry_id for entry_id, _fields in read.value.get(self.bell_key, [])]
+        swept = None if sweep is None else Sweep(
+            {k.decode(): int(v) for k, v in beats.value.items()},
+            queue_capacity(alive(announced.value, now.value), sweep))
+        return Step(self._events({**notes.value, **read.value}), self._commands(taken.value), swept)
+
+    def _events(self, streams: dict[str, list[Entry]]) -> list[tuple[bytes, Event | Unreadable]]:
+        """The entries of the notes, then of the events stream, decoded; a note's id prefixed with NOTE."""
         out: list[tuple[bytes, Event | Unreadable]] = []
-        for entry_id, fields in read.value:
-            if fields:  # none: deleted after delivery (acknowledged by a scheduler that then died)
-                raw = fields.get(b"e")
-                out.append((entry_id, events.decode(raw) if raw is not None
-                            else Unreadable(repr(fields), "a stream entry without an 'e' field")))
+        for key, prefix in ((self.notes_key, NOTE), (self.events_key, b"")):
+            for entry_id, fields in streams.get(key, []):
+                if fields:  # none: deleted after delivery (acknowledged by a scheduler that then died)
+                    raw = fields.get(b"e")
+                    out.append((prefix + entry_id, events.decode(raw) if raw is not None
+                                else Unreadable(repr(fields), "a stream entry without an 'e' field")))
         return out
 
     def ack(self, ids: Sequence[bytes]) -> None:
-        if ids:
+        """Acknowledge (and delete) the events persisted, and the bells read."""
+        if ids or self._rung:
             pipe = self.client.pipeline(transaction=False)
             self._ack(pipe, ids)
             pipe.execute()
 
     def _ack(self, pipe: Pipeline, ids: Sequence[bytes]) -> None:
-        pipe.xack(self.events_key, GROUP, *ids)
-        pipe.xdel(self.events_key, *ids)
+        for key, of_key in ((self.notes_key, [i[len(NOTE):] for i in ids if i.startswith(NOTE)]),
+                            (self.events_key, [i for i in ids if not i.startswith(NOTE)])):
+            if of_key:
+                pipe.xack(key, GROUP, *of_key)
+                pipe.xdel(key, *of_key)
+        if self._rung:
+            pipe.xack(self.bell_key, GROUP, *self._rung)
+            self._rung = []
 
     def stop(self, attempt: str, reason: events.StopReason) -> None:
         """Ask the worker running (or about to run) `attempt` to stop it, with `reason`."""
@@ -269,19 +340,39 @@ class Channel:
         stop requests expire on their own; ensure_group keeps them again for a resume)."""
         pipe = self.client.pipeline(transaction=False)
         pipe.eval(self.client.script(self._RELEASE), [self.alive_key], [self._me()])
-        for key in (self.events_key, self.heartbeats_key, self.control_key):
+        for key in (self.events_key, self.notes_key, self.heartbeats_key, self.control_key, self.bell_key):
             pipe.expire(key, ttl)
         pipe.execute()
 
     # ---- control (CLI -> scheduler) ------------------------------------------------------------
     def send_control(self, command: control.Command) -> None:
-        """Queue `command` for the experiment's scheduler."""
-        self.client.rpush(self.control_key, control.encode(command))
-
-    def read_control(self) -> list[control.Command | Unreadable]:
-        """The commands sent since the last read, taken in one atomic round trip."""
+        """Queue `command` for the experiment's scheduler and ring its bell (one entry is kept: only a
+        ring's coming matters), which ends the scheduler's wait at once (read_step)."""
         pipe = self.client.pipeline(transaction=True)
-        items = pipe.lrange(self.control_key, 0, -1)
-        pipe.delete(self.control_key)
+        pipe.rpush(self.control_key, control.encode(command))
+        self._ring(pipe)
         pipe.execute()
-        return [control.decode(item) for item in items.value]
+
+    def ring(self) -> None:
+        """Wake the scheduler without a command (its first Ctrl-C: the loop acts on it), from a signal
+        handler: on a connection of its own (BrokerClient.apart), closed at once."""
+        client = self.client.apart()
+        try:
+            pipe = client.pipeline()
+            self._ring(pipe)
+            pipe.execute()
+        finally:
+            client.close()
+
+    def _ring(self, pipe: Pipeline) -> None:
+        pipe.xadd(self.bell_key, {"b": ""}, maxlen=1)
+
+    #: every command queued, taken at once: LRANGE and DEL, atomically
+    _TAKE = "local v = redis.call('LRANGE', KEYS[1], 0, -1) redis.call('DEL', KEYS[1]) return v"
+
+    def _take_control(self, pipe: Pipeline) -> Pending[Reply]:
+        return pipe.eval(self.client.script(self._TAKE), [self.control_key], [])
+
+    @staticmethod
+    def _commands(taken: Reply) -> list[control.Command | Unreadable]:
+        return [control.decode(item) for item in taken if isinstance(item, bytes)] if isinstance(taken, list) else []

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from hpoqueue.broker import control, events
 from hpoqueue.broker.events import Event, Unreadable
-from hpoqueue.broker.protocol import TrialSpec
+from hpoqueue.broker.protocol import Step, Sweep, TrialSpec
 from hpoqueue.config.experiment_config import ExperimentConfig
 from hpoqueue.scheduler import Scheduler
 from hpoqueue.settings import attempt_dir
@@ -124,12 +124,13 @@ class SimulatedCluster:
             heapq.heappop(self._heap)[2]()
 
     def _advance(self, until: float) -> None:
-        """Move the clock to `until`, running actions on the way, but stop early once an event is emitted."""
+        """Move the clock to `until`, running actions on the way, but stop early once an event is emitted
+        or a command is due (its bell)."""
         self._run_due()
-        while not self._stream and self._heap and self._heap[0][0] <= until:
+        while not self._woken() and self._heap and self._heap[0][0] <= until:
             self.now = self._heap[0][0]
             self._run_due()
-        if not self._stream:
+        if not self._woken():
             self.now = max(self.now, until)
         if self.now > self.time_limit:
             raise SimulationTimeout(f"simulated time passed {self.time_limit:g} s and the experiment "
@@ -140,6 +141,10 @@ class SimulatedCluster:
         """Send a CLI control command (control.py's classes, through the same JSON as Channel.send_control;
         a str is sent as it is: what no CLI sends) at simulated time `when`."""
         self._control.append((when, command if isinstance(command, str) else control.encode(command)))
+        self.at(when, lambda: None)  # the clock stops then: the command's bell ends the scheduler's wait
+
+    def _woken(self) -> bool:
+        return bool(self._stream) or any(when <= self.now for when, _command in self._control)
 
     def emit_at(self, when: float, event_class: type[Event], trial: str, attempt: int, **fields: Any) -> None:
         """Make an event appear at `when`, stamped then (duplicates, late events of old attempts...)."""
@@ -235,13 +240,25 @@ class SimulatedCluster:
 
     def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
                     ) -> list[tuple[bytes, Event | Unreadable]]:
-        """Due events; blocks (advances the clock) up to `block_ms` until one is due. `pending` re-reads
-        those delivered but not acknowledged (a scheduler restarted after a crash); `ack` acknowledges
-        first."""
+        """Due events; blocks (advances the clock) up to `block_ms` until one, or a command, is due.
+        `pending` re-reads those delivered but not acknowledged (a scheduler restarted after a crash); `ack`
+        acknowledges first."""
         self.ack(ack)
         if pending:
             return list(self._pending.items())[:count]
         self._advance(self.now + block_ms / 1000.0)
+        return self._take_events(count)
+
+    def read_step(self, block_ms: int, ack: Sequence[bytes] = (), sweep: Sequence[str] | None = None,
+                  count: int = 1000) -> Step:
+        """As Channel.read_step: a wait of up to `block_ms` for events or a command, then the commands due
+        and the sweep's reads (when asked)."""
+        self.ack(ack)
+        self._advance(self.now + block_ms / 1000.0)
+        swept = None if sweep is None else Sweep(self.heartbeats(), self.capacity(list(sweep)))
+        return Step(self._take_events(count), self._take_control(), swept)
+
+    def _take_events(self, count: int) -> list[tuple[bytes, Event | Unreadable]]:
         raw, self._stream = self._stream[:count], self._stream[count:]
         batch = [(entry_id, events.decode(text)) for entry_id, text in raw]
         self._pending.update(batch)
@@ -294,7 +311,7 @@ class SimulatedCluster:
     def clear_alive(self) -> None:
         self.alive = False
 
-    def read_control(self) -> list[control.Command | Unreadable]:
+    def _take_control(self) -> list[control.Command | Unreadable]:
         due = [control.decode(command) for when, command in self._control if when <= self.now]
         self._control = [(when, command) for when, command in self._control if when > self.now]
         return due

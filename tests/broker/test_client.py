@@ -51,10 +51,10 @@ def test_replies_come_typed_and_a_pipeline_is_one_round_trip(redis_url: str) -> 
     added = pipe.xadd("s", {"e": "x"})
     pushed = pipe.rpush("l", "a", "b")
     popped = pipe.lpop("l")
-    read = pipe.read_group("s", "g", "c", ">", count=10, block_ms=None)
+    read = pipe.read_group("g", "c", {"s": ">"}, count=10, block_ms=None)
     pipe.execute()
     assert isinstance(added.value, bytes) and pushed.value == 2 and popped.value == b"a"
-    assert read.value == [(added.value, {b"e": b"x"})]
+    assert read.value == {"s": [(added.value, {b"e": b"x"})]}
     script = broker.script("return {1, redis.call('GET', KEYS[1]), ARGV[1]}")
     assert broker.script(script.source) is script  # registered once
     assert script(keys=["k"], args=[7]) == [1, b"v", b"7"]

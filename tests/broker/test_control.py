@@ -35,12 +35,13 @@ def test_each_kind_crosses_the_broker_and_the_simulation_as_it_was_sent(redis_ur
     channel = Channel(connect(redis_url), "ctl")
     for command in ONE_OF_EACH:
         channel.send_control(command)
-    assert channel.read_control() == ONE_OF_EACH
-    assert channel.read_control() == []  # taken once
+    channel.ensure_group()
+    assert channel.read_step(1).commands == ONE_OF_EACH
+    assert channel.read_step(1).commands == []  # taken once
     sim = Simulation(CONFIG, lambda params: SimTrial(values=[1.0]))
     for command in ONE_OF_EACH:
         sim.cluster.control_at(0.0, command)
-    assert sim.cluster.read_control() == ONE_OF_EACH
+    assert sim.cluster.read_step(1).commands == ONE_OF_EACH
     text = control.encode(control.Kill(trial="e-3"))
     assert json.loads(text) == {"cmd": "kill", "v": control.VERSION, "trial": "e-3"}
 

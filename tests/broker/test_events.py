@@ -111,6 +111,7 @@ def test_every_key_family_is_in_the_table_and_in_the_architecture_doc() -> None:
     for name in families:
         assert f"\n{name}(" in table, name
         assert f"`keys.{name}(" in doc, name
-    built = [keys.events("x"), keys.heartbeats("x"), keys.control("x"), keys.scheduler("x"), keys.claim("x-1-a1"),
-             keys.stop("x-1-a1"), keys.code("ab"), keys.workers(), keys.gpu("box", 0)]
+    built = [keys.events("x"), keys.notes("x"), keys.heartbeats("x"), keys.control("x"), keys.bell("x"),
+             keys.scheduler("x"), keys.claim("x-1-a1"), keys.stop("x-1-a1"), keys.code("ab"), keys.workers(),
+             keys.gpu("box", 0)]
     assert len(set(built)) == len(built) and all(k.startswith(keys.PREFIX + ":") for k in built)

@@ -20,7 +20,7 @@ from hpoqueue.broker import control, keys
 from hpoqueue.broker.client import BrokerClient, redis_client
 from hpoqueue.broker.embedded import EmbeddedRedis
 from hpoqueue.broker.events import Event, Finished, Started, Unreadable
-from hpoqueue.broker.protocol import Channel, TrialSpec
+from hpoqueue.broker.protocol import Channel, Step, TrialSpec
 from hpoqueue.config.experiment_config import ExperimentConfig, config_from_dict
 from hpoqueue.scheduler import Scheduler
 from hpoqueue.states import ExperimentState, TrialState
@@ -91,7 +91,15 @@ class Recording(Channel):
 
     def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
                     ) -> list[tuple[bytes, Event | Unreadable]]:
-        batch = super().read_events(block_ms, count, pending, ack)
+        return self._record(super().read_events(block_ms, count, pending, ack))
+
+    def read_step(self, block_ms: int, ack: Sequence[bytes] = (), sweep: Sequence[str] | None = None,
+                  count: int = 1000) -> Step:
+        step = super().read_step(block_ms, ack, sweep, count)
+        self._record(step.events)
+        return step
+
+    def _record(self, batch: list[tuple[bytes, Event | Unreadable]]) -> list[tuple[bytes, Event | Unreadable]]:
         for _id, event in batch:
             self.read.append(event)
             if isinstance(event, Started) and event.trial == self.kill:
