@@ -75,7 +75,8 @@ class BaseTuner(ABC):
     def set_trials_left(self, n: int | None) -> None:
         """The experiment may create `n` more trials (its maxTrialNumber less those created so far; None:
         no limit). The scheduler says so before each `suggest`; a tuner may spend the end of the budget
-        differently (TPE searches around the best trial in its last rounds). The default ignores it."""
+        differently (TPE searches around the best trial in its last rounds, GP's batches close in). The default
+        ignores it."""
 
 
 class SequentialTuner(BaseTuner):

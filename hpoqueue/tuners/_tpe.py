@@ -36,6 +36,7 @@ from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode, SequentialTuner
 from hpoqueue.tuners._branches import pick_branch
+from hpoqueue.tuners._budget import TrialBudget
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._parzen import ColumnKind, Parzen
 from hpoqueue.tuners._sobol import ScrambledSobol
@@ -100,7 +101,7 @@ class ParzenTPE(SequentialTuner):
         self._losses: list[float | None] = []  # None while pending or failed
         self._failed: set[int] = set()
         self._row_of: dict[str, int] = {}  # the pending trials' rows
-        self._budget_end: int | None = None  # len(self._rows) once the experiment's last trial is handed out
+        self._budget = TrialBudget()
 
     @property
     def exhausted(self) -> bool:
@@ -114,14 +115,7 @@ class ParzenTPE(SequentialTuner):
         self._losses.append(None)
 
     def set_trials_left(self, n: int | None) -> None:
-        self._budget_end = None if n is None else len(self._rows) + n
-
-    def _in_last_rounds(self) -> bool:
-        """True while at most END_ROUNDS rounds of suggestions are left in the budget, a round being the
-        trials pending and the one being proposed: too few rounds to profit from exploring."""
-        if self._budget_end is None:
-            return False
-        return self._budget_end - len(self._rows) <= END_ROUNDS * (len(self._row_of) + 1)
+        self._budget.tell(n, len(self._rows))
 
     def observe(self, result: TrialResult) -> None:
         row = self._row_of.pop(self.space.key(result.params), None)
@@ -206,7 +200,7 @@ class ParzenTPE(SequentialTuner):
         lower = Parzen(obs[below], weights[below], kinds)
         upper = Parzen(obs[~below], weights[~below], kinds)
         share = LOCAL_SHARE_PENDING if n_done < len(rows) else LOCAL_SHARE
-        if self._in_last_rounds():
+        if self._budget.last_rounds(len(self._rows), len(self._row_of), END_ROUNDS):
             share = 1.0
         numeric = any(not kind.n_categories for kind in kinds)  # else every local draw is the best itself
         if n_below and numeric and self.rng.random() < share:  # around the best trial, its kernel narrowed
