@@ -7,7 +7,9 @@ with ``--seed-cap optuna-GP=3``; ``--timing-only`` / ``--no-timing``. Prints med
 reached in this run when the optimum is unknown), the share of trials on the best branch of a nested
 choice, a summary line per problem, then milliseconds per suggestion at N observed trials.
 ``--concurrency 1 4 16`` runs each k with every suggestion made while the k - 1 before it are still
-pending (the scheduler's situation with k trials in flight). Two worker processes (``--workers``).
+pending (the scheduler's situation with k trials in flight). Our tuners are told, as the scheduler tells
+them, how many of the evaluations are left (maxTrialNumber less those created: ``set_trials_left``);
+Optuna's samplers have no such input. Two worker processes (``--workers``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def _run_ours(name: str, problem: Problem, evals: int, seed: int, k: int) -> Run
     tuner, pending, out, seq = _create(name, problem, seed), deque(), [], 0
     while len(out) < evals:
         while len(pending) < k and seq < evals:
+            tuner.set_trials_left(evals - seq)  # as the scheduler does: maxTrialNumber less those created
             seq += 1
             pending.append((seq, tuner.suggest(1)[0].params))
         done, params = pending.popleft()

@@ -302,6 +302,7 @@ class Scheduler:
         if self.max_trials is not None:
             free = min(free, self.max_trials - self.created)
         manual = self.manual.peek(free)  # configurations enqueued by hand go first, dropped once recorded
+        self.tuner.set_trials_left(None if self.max_trials is None else self.max_trials - self.created)
         for params in manual:
             self.tuner.mark_pending(params)
         suggestions = [Suggestion(p) for p in manual]

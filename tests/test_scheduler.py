@@ -47,6 +47,11 @@ class Recording(BaseTuner):
         self.suggested: list[dict[str, Any]] = []
         self.observed: list[TrialResult] = []
         self.rebuilt: list[TrialResult] | None = None
+        self.told: list[tuple[int | None, int]] = []  #: (trials left as told, trials suggested by then)
+
+    def set_trials_left(self, n: int | None) -> None:
+        self.told.append((n, len(self.suggested)))
+        self.inner.set_trials_left(n)
 
     def suggest(self, n: int) -> list[Suggestion]:
         assert self.sim.current is not None
@@ -98,6 +103,15 @@ def test_concurrency_is_never_exceeded_and_tuner_is_asked_only_for_free_slots() 
     assert result.cluster.max_running == 3
     assert all(n >= 1 and in_flight + n <= 3 for n, in_flight in tuner.asks)
     assert [t.state for t in result.trials] == [TrialState.SUCCEEDED] * 12
+
+
+def test_the_tuner_is_told_how_many_trials_are_left_before_each_ask() -> None:
+    """TPE spends the budget's last rounds around the best trial: it must know maxTrialNumber less the
+    trials created so far, anew before every suggest."""
+    cfg = config(trialConcurrency=3, maxTrialNumber=12)
+    _, tuner = run(cfg, lambda p: curve(p, steps=2 + int(p["x"] * 6)))
+    assert len(tuner.told) == len(tuner.asks) > 1
+    assert [n for n, _ in tuner.told] == [12 - suggested for _, suggested in tuner.told]
 
 
 def test_trials_go_only_where_live_workers_have_room() -> None:

@@ -59,6 +59,7 @@ class AutoTuner(BaseTuner):
         self._gp_phase = gp_suits(space)
         self._impl = self._make("GP" if self._gp_phase else "TPE")
         self._history: dict[str, TrialResult] = {}  # every trial handed out, kept while GP runs
+        self._trials_left: int | None = None  # as last told (set_trials_left)
 
     def _make(self, name: str) -> BaseTuner:
         """A fresh GP or TPE (imported here: `status` reads this module's description without scipy)."""
@@ -79,7 +80,7 @@ class AutoTuner(BaseTuner):
         out: list[Suggestion] = []
         while len(out) < n:
             if self._gp_phase and len(self._history) >= GP_MAX_TRIALS:
-                self._hand_over()
+                self._hand_over(len(out))
             got = self._impl.suggest(1 if self._gp_phase else n - len(out))
             if not got:
                 break
@@ -88,10 +89,12 @@ class AutoTuner(BaseTuner):
             out += got
         return out
 
-    def _hand_over(self) -> None:
-        """Switch to TPE, rebuilt from every trial so far (pending ones stay pending)."""
+    def _hand_over(self, suggested: int) -> None:
+        """Switch to TPE, rebuilt from every trial so far (pending ones stay pending), `suggested` trials
+        into the current `suggest`."""
         tpe = self._make("TPE")
         tpe.rebuild(list(self._history.values()))
+        tpe.set_trials_left(None if self._trials_left is None else self._trials_left - suggested)
         self._impl, self._gp_phase, self._history = tpe, False, {}
 
     def _remember(self, params: dict) -> None:
@@ -102,6 +105,10 @@ class AutoTuner(BaseTuner):
     def mark_pending(self, params: dict) -> None:
         self._impl.mark_pending(params)
         self._remember(params)
+
+    def set_trials_left(self, n: int | None) -> None:
+        self._trials_left = n
+        self._impl.set_trials_left(n)
 
     def observe(self, result: TrialResult) -> None:
         self._impl.observe(result)

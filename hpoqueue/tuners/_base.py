@@ -72,6 +72,12 @@ class BaseTuner(ABC):
         """Record that `params` was handed out (used by `rebuild`); tuners that track what they proposed
         override this."""
 
+    def set_trials_left(self, n: int | None) -> None:
+        """The experiment may create `n` more trials (its maxTrialNumber less those created so far; None:
+        no limit). The scheduler says so before each `suggest`; a tuner may spend the end of the budget
+        differently (TPE searches around the best trial in its last rounds, GP's batches close in). The default
+        ignores it."""
+
 
 class SequentialTuner(BaseTuner):
     """A tuner that proposes one configuration at a time, each seeing the ones pending before it."""

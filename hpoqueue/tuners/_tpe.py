@@ -17,6 +17,9 @@ their candidates from the best trial's kernel alone, LOCAL_WIDTH (0.2) times as 
 l(x), and score them the same way: local search around the incumbent. The few kernels of a shrunk below
 side are wide, so without it a batch scatters over the good region and none refines the best trial; the
 pending trials (in g) keep the local suggestions of a batch apart (benchmarks/results/tuners.md, round three).
+Told how many trials the experiment may still create (set_trials_left: maxTrialNumber less those created),
+every suggestion searches locally once at most END_ROUNDS rounds of the budget are left, a round being
+the pending trials and the one proposed (round four).
 
 ``implementation='hyperopt'`` gives hyperopt's TPE instead, exactly as NNI runs it (see _hyperopt.py).
 """
@@ -33,6 +36,7 @@ from hpoqueue.results.records import Suggestion, TrialResult
 from hpoqueue.space import SearchSpace
 from hpoqueue.tuners._base import BaseTuner, OptimizeMode, SequentialTuner
 from hpoqueue.tuners._branches import pick_branch
+from hpoqueue.tuners._budget import TrialBudget
 from hpoqueue.tuners._dedup import SeenConfigs
 from hpoqueue.tuners._parzen import ColumnKind, Parzen
 from hpoqueue.tuners._sobol import ScrambledSobol
@@ -52,6 +56,10 @@ PENDING_SCALE = 10.0
 #: Share of suggestions whose candidates are drawn around the best trial (its below kernel, LOCAL_WIDTH
 #: times as wide) instead of from l(x): without, and with trials pending (see the module docstring).
 LOCAL_SHARE, LOCAL_SHARE_PENDING, LOCAL_WIDTH = 0.25, 0.5, 0.2
+#: In the budget's last END_ROUNDS rounds (a round: the trials pending and the one being proposed; see
+#: set_trials_left) every suggestion searches around the best trial: too few rounds are left to profit from
+#: exploring (at 16 in flight: the last 64 of 100; sequentially: the last 4).
+END_ROUNDS = 4
 _Group = tuple[str, int] | None  # (choice path, option index) of a nested branch; None: the top level
 
 
@@ -92,7 +100,8 @@ class ParzenTPE(SequentialTuner):
         self._rows: list[np.ndarray] = []  # one value per dim, every trial handed out, in order
         self._losses: list[float | None] = []  # None while pending or failed
         self._failed: set[int] = set()
-        self._row_of: dict[str, int] = {}
+        self._row_of: dict[str, int] = {}  # the pending trials' rows
+        self._budget = TrialBudget()
 
     @property
     def exhausted(self) -> bool:
@@ -104,6 +113,9 @@ class ParzenTPE(SequentialTuner):
         self._row_of[self.space.key(params)] = len(self._rows)
         self._rows.append(self.columns.to_ordinal(self.space.encode(params)))
         self._losses.append(None)
+
+    def set_trials_left(self, n: int | None) -> None:
+        self._budget.tell(n, len(self._rows))
 
     def observe(self, result: TrialResult) -> None:
         row = self._row_of.pop(self.space.key(result.params), None)
@@ -188,6 +200,8 @@ class ParzenTPE(SequentialTuner):
         lower = Parzen(obs[below], weights[below], kinds)
         upper = Parzen(obs[~below], weights[~below], kinds)
         share = LOCAL_SHARE_PENDING if n_done < len(rows) else LOCAL_SHARE
+        if self._budget.last_rounds(len(self._rows), len(self._row_of), END_ROUNDS):
+            share = 1.0
         numeric = any(not kind.n_categories for kind in kinds)  # else every local draw is the best itself
         if n_below and numeric and self.rng.random() < share:  # around the best trial, its kernel narrowed
             best = int(np.count_nonzero(below[:order[0]]))  # its index among the below kernels
@@ -257,6 +271,9 @@ class TPETuner(BaseTuner):
 
     def mark_pending(self, params: dict) -> None:
         self._impl.mark_pending(params)
+
+    def set_trials_left(self, n: int | None) -> None:
+        self._impl.set_trials_left(n)
 
     def rebuild(self, trials: Sequence[TrialResult]) -> None:
         self._impl.rebuild(trials)
