@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpoqueue.broker import control, events, keys
+from hpoqueue.broker.capacity import alive, live_workers, queue_capacity
 from hpoqueue.broker.client import UNREACHABLE, BrokerClient, Entry, Pending, Pipeline, Reply
 from hpoqueue.broker.events import Event, Unreadable
 from hpoqueue.processes import start_time
@@ -104,6 +105,9 @@ class Channel:
         self.notes_key = keys.notes(exp_id)
         self.bell_key = keys.bell(exp_id)
         self.alive_key = keys.scheduler(exp_id)
+        #: the experiment's keys that live while it runs and expire ENDED_TTL after it ends; its streams
+        self._kept = (self.events_key, self.notes_key, self.heartbeats_key, self.control_key, self.bell_key)
+        self._streams = (self.events_key, self.notes_key, self.bell_key)
         self._rung: list[bytes] = []  #: bell entries read, acknowledged with the next read
 
     # ---- worker side -------------------------------------------------------------------------
@@ -180,9 +184,9 @@ class Channel:
     def ensure_group(self) -> None:
         """Create the scheduler's consumer group (and the stream), and keep the experiment's keys: a
         resumed experiment's keys must not expire (retire) under it."""
-        for key in (self.events_key, self.notes_key, self.heartbeats_key, self.control_key, self.bell_key):
+        for key in self._kept:
             self.client.persist(key)
-        for stream in (self.events_key, self.notes_key, self.bell_key):
+        for stream in self._streams:
             self.client.create_group(stream, GROUP)
 
     def read_events(self, block_ms: int, count: int = 1000, pending: bool = False, ack: Sequence[bytes] = ()
@@ -207,8 +211,6 @@ class Channel:
         it is queued, so the read it ends takes it, and an idle scheduler sleeps `block_ms` instead of
         polling. Redis runs what follows the wait once it ends, so every reply comes back at once: one
         wake-up of the scheduler."""
-        from hpoqueue.broker.capacity import alive, queue_capacity
-
         pipe = self.client.pipeline(transaction=False)
         self._ack(pipe, ack)
         read = pipe.read_group(GROUP, "scheduler", {self.events_key: ">", self.bell_key: ">"}, count=count,
@@ -220,7 +222,7 @@ class Channel:
         pipe.execute()
         self._rung = [entry_id for entry_id, _fields in read.value.get(self.bell_key, [])]
         swept = None if sweep is None else Sweep(
-            {k.decode(): int(v) for k, v in beats.value.items()},
+            _counters(beats.value),
             queue_capacity(alive(announced.value, now.value), sweep))
         return Step(self._events({**notes.value, **read.value}), self._commands(taken.value), swept)
 
@@ -261,12 +263,10 @@ class Channel:
         pipe.execute()
 
     def heartbeats(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.client.hgetall(self.heartbeats_key).items()}
+        return _counters(self.client.hgetall(self.heartbeats_key))
 
     def capacity(self, queues: list[str]) -> dict[str, int]:
         """Trials each queue can run at once over the live workers; {} while no worker announced itself."""
-        from hpoqueue.broker.capacity import live_workers, queue_capacity
-
         return queue_capacity(live_workers(self.client), queues)
 
     def is_claimed(self, attempt: str) -> bool:
@@ -340,7 +340,7 @@ class Channel:
         stop requests expire on their own; ensure_group keeps them again for a resume)."""
         pipe = self.client.pipeline(transaction=False)
         pipe.eval(self.client.script(self._RELEASE), [self.alive_key], [self._me()])
-        for key in (self.events_key, self.notes_key, self.heartbeats_key, self.control_key, self.bell_key):
+        for key in self._kept:
             pipe.expire(key, ttl)
         pipe.execute()
 
@@ -376,3 +376,8 @@ class Channel:
     @staticmethod
     def _commands(taken: Reply) -> list[control.Command | Unreadable]:
         return [control.decode(item) for item in taken if isinstance(item, bytes)] if isinstance(taken, list) else []
+
+
+def _counters(read: dict[bytes, bytes]) -> dict[str, int]:
+    """The heartbeats hash as read: attempt id -> its counter."""
+    return {k.decode(): int(v) for k, v in read.items()}

@@ -136,13 +136,15 @@ class GPTuner(SequentialTuner):
         acq = Acquisition(self.utility, best, self.kappa, self.xi)
         n_random = min(self.n_candidates, max(MIN_CANDIDATES, CANDIDATE_BUDGET // len(post.y)))
         cand = np.vstack([self.columns.random(self.rng, n_random), self._local_candidates()])
-        pending = np.array(list(self._pending.values()))
         penalty = None
-        if self._pending and self._budget.last_rounds(len(self._seen), len(self._pending), END_ROUNDS):
-            post = Posterior(np.vstack([post.x, pending]), np.concatenate([post.y, post.predict(pending)[0]]),
-                             post.raw)  # the believer: each pending trial as if it returned its predicted mean
-        elif self._pending:
-            penalty = LocalPenalty.of(post, pending, best, cand[:LIPSCHITZ_PROBES])
+        if self._pending:
+            pending = np.array(list(self._pending.values()))
+            if self._budget.last_rounds(len(self._seen), len(self._pending), END_ROUNDS):
+                # the believer: each pending trial as if it returned its predicted mean
+                post = Posterior(np.vstack([post.x, pending]), np.concatenate([post.y, post.predict(pending)[0]]),
+                                 post.raw)
+            else:
+                penalty = LocalPenalty.of(post, pending, best, cand[:LIPSCHITZ_PROBES])
         obj = Objective(post, acq, penalty)
         picks = self._pick_branches()
         for p, option in picks.items():  # every candidate takes the sampled branch (see _branches.py)
