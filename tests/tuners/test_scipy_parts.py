@@ -3,8 +3,8 @@
 TPE and GP call ``ndtr``, ``log_ndtr``, ``erfcx``, ``ndtri``, ``logsumexp``, three LAPACK solvers and
 L-BFGS-B through hpoqueue.tuners._special, _linalg and _lbfgsb, which load scipy's compiled modules by
 file (importing ``scipy.special``, ``scipy.linalg`` and ``scipy.optimize`` cost the scheduler 40 MiB of
-idle memory). Every recorded tuner result depends on these giving scipy's numbers; all but ``ndtri``
-(a numpy port, within 2 ulp of scipy's) give scipy's bits.
+idle memory). Every recorded tuner result depends on these giving scipy's numbers; all give scipy's bits
+(``ndtri``, a numpy port, too: it takes the C library's log, as scipy does).
 """
 
 from __future__ import annotations
@@ -43,14 +43,14 @@ def test_compiled_special_functions_are_scipys(ours: np.ufunc, theirs: np.ufunc)
     np.testing.assert_array_equal(ours(Z), theirs(Z))
 
 
-def test_ndtri_within_two_ulp_of_scipys() -> None:
-    """The port takes its logarithms from numpy, scipy from the C library: on this machine they agree bit
-    for bit, elsewhere numpy's SIMD log may move the tails by an ulp, so the bound is 2 ulp."""
+def test_ndtri_is_scipys() -> None:
+    """The port takes its logarithms from the C library, as scipy does: numpy's own (SIMD on AVX-512 CPUs)
+    differ by an ulp, which the tail's rational functions made up to 4 ulp of the result."""
     ours, theirs = ndtri(P), special.ndtri(P)
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
     finite = np.isfinite(theirs)
     np.testing.assert_array_equal(ours[~finite & ~np.isnan(theirs)], theirs[~finite & ~np.isnan(theirs)])
-    np.testing.assert_array_max_ulp(ours[finite], theirs[finite], maxulp=2)
+    np.testing.assert_array_equal(ours[finite], theirs[finite])
 
 
 def test_logsumexp_is_scipys() -> None:
