@@ -4,8 +4,9 @@
 ``special/_special_ufuncs`` module (see _scipy_files). ``ndtri`` lives in a module that imports all of
 ``scipy.special``, so it is ported here (Cephes' rational approximations, as scipy's xsf library has
 them, with the C library's logarithm as xsf takes it: numpy's SIMD log differs by an ulp on some CPUs, and
-the tail's rational functions made that 4 ulp of the result), and ``logsumexp`` repeats scipy's numpy steps for real input. tests/tuners/test_scipy_parts.py
-compares each with ``scipy.special`` over wide ranges, tails included.
+the tail's rational functions made that 4 ulp of the result), and ``logsumexp`` repeats scipy's numpy
+steps for real input. tests/tuners/test_scipy_parts.py compares each with ``scipy.special`` over wide
+ranges, tails included.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ ndtr: np.ufunc = _ufuncs.ndtr
 log_ndtr: np.ufunc = _ufuncs.log_ndtr
 erfcx: np.ufunc = _ufuncs.erfcx
 
-_clog = np.frompyfunc(math.log, 1, 1)  #: the C library's log, elementwise (as scipy's compiled ndtri has it)
+_libm_log = np.frompyfunc(math.log, 1, 1)
 _EXP_M2 = 0.13533528323661269189  # exp(-2): the central approximation serves y in (exp(-2), 1 - exp(-2))
 _SQRT_2PI = 2.50662827463100050242
 # for 0 <= |y - 0.5| <= 3/8
@@ -44,6 +45,11 @@ _P2 = (3.23774891776946035970e0, 6.91522889068984211695e0, 3.9388102529247444341
 _Q2 = (6.02427039364742014255e0, 3.67983563856160859403e0, 1.37702099489081330271e0,
        2.16236993594496635890e-1, 1.34204006088543189037e-2, 3.28014464682127739104e-4,
        2.89247864745380683936e-6, 6.79019408009981274425e-9)
+
+
+def _clog(x: np.ndarray) -> np.ndarray:
+    """The C library's log, elementwise, as scipy's compiled ndtri takes it (numpy's may be an ulp off)."""
+    return np.asarray(_libm_log(x), dtype=np.float64)
 
 
 def _polevl(x: np.ndarray, coef: tuple[float, ...]) -> np.ndarray:
@@ -88,8 +94,8 @@ def ndtri(p: np.ndarray) -> np.ndarray:
         out[central] = (yc + yc * (y2 * _polevl(y2, _P0) / _p1evl(y2, _Q0))) * _SQRT_2PI
     tail = ~central & (y > 0.0)
     if tail.any():
-        x = np.sqrt(-2.0 * _clog(y[tail]).astype(np.float64))  # >= 2: y <= exp(-2)
-        x0 = x - _clog(x).astype(np.float64) / x
+        x = np.sqrt(-2.0 * _clog(y[tail]))  # >= 2: y <= exp(-2)
+        x0 = x - _clog(x) / x
         x1 = _tail_correction(1.0 / x, x >= 8.0)
         out[tail] = np.where(upper[tail], x0 - x1, x1 - x0)
     out[y == 0.0] = np.where(upper[y == 0.0], np.inf, -np.inf)
