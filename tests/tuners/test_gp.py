@@ -227,10 +227,11 @@ def test_pending_penalty_gradient_matches_finite_differences() -> None:
 
 
 def test_in_the_budgets_last_rounds_a_batch_closes_in_on_the_optimum() -> None:
-    """Told that only 8 trials are left while 7 are pending, GP believes the pending trials (each at its
-    predicted mean) instead of penalising a ball around each: the batch gathers at the optimum rather than
-    keeping its members apart. Measured (seeds 0-5, 3-D bowl, after 20 results): the batch's median
-    distance to the optimum 0.31-0.9x what it is when not told (0.0025 against 0.008 for seed 0)."""
+    """Told that only 24 trials are left while 7 are pending (3 rounds of 8, not yet the last), GP believes
+    the pending trials (each at its predicted mean) instead of penalising a ball around each: the batch
+    gathers at the optimum rather than keeping its members apart. Measured (seeds 0-3, 3-D bowl, after 20
+    results): the batch's median distance to the optimum 0.30-0.90x what it is when not told (0.0025
+    against 0.0083 for seed 0; told 8, before the last round had its own candidates, 0.31-0.9x on seeds 0-5)."""
     space = SearchSpace.from_dict({f"x{i}": {"_type": "uniform", "_value": [0, 1]} for i in range(3)})
 
     def distance(p: dict) -> float:
@@ -238,7 +239,7 @@ def test_in_the_budgets_last_rounds_a_batch_closes_in_on_the_optimum() -> None:
 
     for seed in range(3):
         median = {}
-        for told in (None, 8):
+        for told in (None, 24):
             tuner = GPTuner(space, seed=seed)
             for seq in range(1, 21):
                 (s,) = tuner.suggest(1)
@@ -246,4 +247,51 @@ def test_in_the_budgets_last_rounds_a_batch_closes_in_on_the_optimum() -> None:
             tuner.suggest(7)  # pending
             tuner.set_trials_left(told)
             median[told] = float(np.median([distance(s.params) for s in tuner.suggest(8)]))
-        assert median[8] < 0.8 * median[None], (seed, median)
+        assert median[24] < 0.8 * median[None], (seed, median)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_in_the_budgets_last_round_the_candidates_only_refine_the_best_points(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the budget's very last round with trials pending, every candidate the GP scores is a small
+    perturbation of one of its 5 best points (_last_round_candidates: numeric columns within 0.2, over 6
+    sigma of the largest scale, choice columns kept); in the round before, its random and wide local
+    candidates are not. The final pick is not tested: L-BFGS-B from the incumbent often gives the
+    believer's own. Measured (3-D bowl plus a choice, after 14 results, seeds 0-11): largest distance of a
+    scored candidate to the nearest best point (largest difference of an encoded column) 0.073-0.092 in
+    the last round; 1.0 (another option of the choice) in the round before, and in the last round
+    without the rule."""
+    space = SearchSpace.from_dict({**{f"x{i}": {"_type": "uniform", "_value": [0, 1]} for i in range(3)},
+                                   "opt": {"_type": "choice", "_value": ["a", "b", "c"]}})
+    centre = np.array([0.3, 0.7, 0.45])
+
+    def loss(p: dict) -> float:
+        x = np.array([p[f"x{i}"] for i in range(3)])
+        return float(np.sum((x - centre) ** 2)) + {"a": 0.0, "b": 0.1, "c": 0.2}[p["opt"]]
+
+    tuner = GPTuner(space, seed=seed)
+    _optimize(tuner, loss, 14)
+    best = np.array(tuner._x)[np.argsort(tuner._y)[:_gp.LAST_ROUND_CENTRES]]
+    scored: list[np.ndarray] = []
+    value = Objective.value
+
+    def spy(self: Objective, x: np.ndarray) -> np.ndarray:
+        if len(x) > 100:  # the candidates (the refined and snapped points are at most 26)
+            scored.append(x.copy())
+        return value(self, x)
+
+    monkeypatch.setattr(Objective, "value", spy)
+
+    def farthest() -> float:
+        cand = np.vstack(scored)
+        scored.clear()
+        return float(np.abs(cand[:, None] - best[None]).max(axis=2).min(axis=1).max())
+
+    tuner.suggest(7)  # pending
+    tuner.set_trials_left(16)  # two rounds of 8 left: the believer, not yet the last round
+    tuner.suggest(1)
+    before = farthest()
+    tuner.set_trials_left(8)  # 8 pending: the last round
+    tuner.suggest(8)
+    last = farthest()
+    assert last < 0.2 < before, (last, before)
