@@ -210,9 +210,7 @@ class GPTuner(SequentialTuner):
                 if len(rows):
                     best.append(int(rows[np.argmin(y[rows])]))
         centres = np.repeat(x[sorted(set(best))], LOCAL_CANDIDATES, axis=0)
-        scale = self.rng.choice([0.01, 0.05, 0.2], size=(len(centres), 1))
-        noise = self.rng.normal(size=centres.shape) * scale * self.columns.numeric_mask
-        return np.clip(centres + noise, 0.0, 1.0)
+        return self._perturb(centres, self.rng.choice([0.01, 0.05, 0.2], size=(len(centres), 1)))
 
     def _last_round_candidates(self) -> np.ndarray:
         """The candidates of the budget's very last round with trials pending: LAST_ROUND_CANDIDATES Gaussian
@@ -231,7 +229,11 @@ class GPTuner(SequentialTuner):
         centres = x[np.argsort(y)[:LAST_ROUND_CENTRES]]
         centres = centres[np.arange(LAST_ROUND_CANDIDATES) % len(centres)]
         low, high = np.log(LAST_ROUND_SCALES)
-        scale = np.exp(self.rng.uniform(low, high, size=(len(centres), 1)))
+        return self._perturb(centres, np.exp(self.rng.uniform(low, high, size=(len(centres), 1))))
+
+    def _perturb(self, centres: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Each row of ``centres`` moved by Gaussian noise of its row's ``scale`` in the numeric columns,
+        kept in the unit cube (choice and branch columns unchanged)."""
         noise = self.rng.normal(size=centres.shape) * scale * self.columns.numeric_mask
         return np.clip(centres + noise, 0.0, 1.0)
 
