@@ -4,7 +4,7 @@
 
 Prints a table of medians: `hpoqueue list` as a process (wall and CPU time) on a database at head,
 Storage() opened in-process on a database at head and creating a new database (and whether Alembic got
-imported, which in neither it must), then the one-time path that loads Alembic: upgrading a database made
+imported: it must not be in either), then the one-time path that loads Alembic: upgrading a database made
 before schema versions (tests/data/schema_v0/sqlite.sql).
 """
 

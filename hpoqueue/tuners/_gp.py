@@ -141,12 +141,12 @@ class GPTuner(SequentialTuner):
     def _model_next(self) -> dict[str, Any] | None:
         post, best = self._posterior()
         acq = Acquisition(self.utility, best, self.kappa, self.xi)
-        n_random = min(self.n_candidates, max(MIN_CANDIDATES, CANDIDATE_BUDGET // len(post.y)))
         # the very last round (implies the believer's END_ROUNDS): refine the best points, do not explore
         last = bool(self._pending) and self._budget.last_rounds(len(self._seen), len(self._pending), 1)
         if last:
             cand = self._last_round_candidates()
         else:
+            n_random = min(self.n_candidates, max(MIN_CANDIDATES, CANDIDATE_BUDGET // len(post.y)))
             cand = np.vstack([self.columns.random(self.rng, n_random), self._local_candidates()])
         penalty = None
         if self._pending:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 import time
@@ -205,9 +204,8 @@ print(" ".join(sorted(name for name in sys.modules if name.split(".")[0] in ("al
 def test_making_a_new_database_does_not_load_alembic(sqlite_url: str) -> None:
     """Alembic and mako stay out of the scheduler's memory (12 MiB resident) unless an old database needs
     them."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     for _ in ("new", "at HEAD"):
-        done = subprocess.run([sys.executable, "-c", CREATE_AND_LIST_MODULES, sqlite_url], env=env,
+        done = subprocess.run([sys.executable, "-c", CREATE_AND_LIST_MODULES, sqlite_url],
                               capture_output=True, text=True, timeout=60, check=True)
         assert done.stdout.strip() == ""
     assert version_rows(sqlite_url) == [_schema.HEAD]
@@ -225,9 +223,8 @@ Storage(sys.argv[1]).close()
 def test_processes_making_the_same_database_at_once(storage_url: str, tmp_path: Path) -> None:
     """Several processes (the CLI beside a starting `submit`) create the same new database at once: one makes
     it, the others find it made."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     start = tmp_path / "start"
-    racers = [subprocess.Popen([sys.executable, "-c", RACE, storage_url, str(start)], env=env,
+    racers = [subprocess.Popen([sys.executable, "-c", RACE, storage_url, str(start)],
                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
     time.sleep(1.5)  # their imports done
     start.touch()
