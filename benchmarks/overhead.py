@@ -1,11 +1,14 @@
 """Per-trial overhead of hpoqueue against the plain floor and a peer: N trivial process trials, side by side.
 
-    python benchmarks/overhead.py [--trials 200] [--concurrency 2 8] [--rounds 3] [--no-idle | --idle-only]
-                                  [--idle-after 30]
+    python benchmarks/overhead.py [--trials 200] [--concurrency 2 8] [--rounds 3] [--work-ms 0 ...]
+                                  [--no-idle | --idle-only] [--idle-after 30]
 
 The floor runs the same trial command through a thread pool and subprocess.run, nothing else. Optuna (when
 installed: `pip install -e '.[bench]'`) runs it from its objective with n_jobs threads, in memory and with
-SQLite storage. hpoqueue runs it through `hpoqueue submit` (embedded Redis, local Celery workers, SQLite).
+SQLite storage. A bare Celery task (celery_floor.py: the command run and its loss returned, nothing recorded)
+shows what Celery and Redis alone cost a trial. hpoqueue runs it through `hpoqueue submit` (embedded Redis,
+local Celery workers, SQLite) and with resident workers. `--work-ms` makes each trial spend that much CPU
+after its start-up, as trials that do some work do.
 Prints wall time, the ratio of throughput to the floor's, the scheduler's peak resident memory and that of
 the helpers (Redis, workers), as medians over rounds that run every system back to back: on a shared VM
 the floor itself moves by a third from one minute to the next. Ray Tune and NNI are not installed here:
@@ -29,11 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-TRIAL = """import json, os, sys
+TRIAL = """import json, os, sys, time
 p = json.loads(os.environ.get("HPOQUEUE_PARAMETERS") or sys.argv[1])
 x, y = p["x"], p["y"]
+end = time.process_time() + {work_ms} / 1000  # the trial's own work: CPU, as a training step's
+while time.process_time() < end:
+    pass
 for i in range(3):
-    print(f"loss={(x - 1) ** 2 + (y + 2) ** 2 + 1.0 / (i + 1)}")
+    print(f"loss={{(x - 1) ** 2 + (y + 2) ** 2 + 1.0 / (i + 1)}}")
 """
 
 
@@ -154,10 +160,63 @@ class ResidentWorkers:
                        env=self.env, check=True, stdout=subprocess.DEVNULL)
         time.sleep(2)  # the worker announces itself once ready; submit waits for nothing else
 
+    def pids(self) -> list[int]:
+        """The resident worker's and Redis's pids, whose CPU (the trials' included) the row adds."""
+        return [int(p.read_text()) for p in (self.home / "workers").glob("*.pid")] + \
+            [int((self.home / "redis" / "redis.pid").read_text())]
+
     def close(self) -> None:
         subprocess.run([sys.executable, "-m", "hpoqueue", "workers", "stop"], env=self.env, check=False,
                        stdout=subprocess.DEVNULL)
         self.redis.stop()
+
+
+class CeleryFloor:
+    """A Redis and celery_floor.py's bare worker running for the whole benchmark: the floor of any design
+    that sends each trial as a Celery task (no records, no claim, no logs)."""
+
+    def __init__(self, concurrency: int) -> None:
+        from hpoqueue.broker.embedded import EmbeddedRedis
+
+        self.home = Path(tempfile.mkdtemp(prefix="hpoq-bench-celery-"))
+        self.redis = EmbeddedRedis(self.home / "redis")
+        self.url = self.redis.start()
+        self.concurrency = concurrency
+        self.worker = subprocess.Popen([sys.executable, str(Path(__file__).with_name("celery_floor.py")), self.url,
+                                        str(concurrency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(3)
+
+    def pids(self) -> list[int]:
+        return [self.worker.pid, int((self.home / "redis" / "redis.pid").read_text())]
+
+    def run(self, trials: int, workdir: Path) -> float:
+        import random
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from celery_floor import run
+
+        rng = random.Random(0)
+        params = [{"x": rng.uniform(-5, 5), "y": rng.uniform(-5, 5)} for _ in range(trials)]
+        start = time.perf_counter()
+        run(self.url, params, self.concurrency, workdir)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.worker.terminate()
+        self.worker.wait()
+        self.redis.stop()
+
+
+def proc_cpu(pids: list[int]) -> float:
+    """CPU seconds used so far by these processes and the children they waited for (a worker's trials)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def idle_memory(tuner: str, after: int = 0) -> dict[str, float]:
@@ -203,27 +262,30 @@ def smaps_pss_mib(pid: int) -> float:
     return float("nan")
 
 
-def one_round(trials: int, concurrency: int, workdir: Path,
-              resident: ResidentWorkers | None = None) -> dict[str, dict[str, float]]:
+def one_round(trials: int, concurrency: int, workdir: Path, resident: ResidentWorkers | None = None,
+              celery: CeleryFloor | None = None) -> dict[str, dict[str, float]]:
     """Each system once, back to back, so that the ratios of one round share the machine's state."""
-    runs: list[tuple[str, Callable[[], Any]]] = [
-        ("floor (ThreadPool+subprocess)", lambda: floor(trials, concurrency, workdir)),
-        ("optuna (in memory)", lambda: optuna_run(trials, concurrency, workdir, None)),
+    runs: list[tuple[str, Callable[[], Any], list[int]]] = [
+        ("floor (ThreadPool+subprocess)", lambda: floor(trials, concurrency, workdir), []),
+        ("optuna (in memory)", lambda: optuna_run(trials, concurrency, workdir, None), []),
         ("optuna (SQLite)", lambda: optuna_run(trials, concurrency, workdir,
-                                               f"sqlite:///{tempfile.mkdtemp(prefix='hpoq-optuna-')}/o.db")),
-        ("hpoqueue submit (embedded)", lambda: hpoqueue_run(trials, concurrency, workdir)),
+                                               f"sqlite:///{tempfile.mkdtemp(prefix='hpoq-optuna-')}/o.db"), []),
     ]
+    if celery is not None:
+        runs.append(("bare Celery task (resident worker)", lambda: celery.run(trials, workdir), celery.pids()))
+    runs.append(("hpoqueue submit (embedded)", lambda: hpoqueue_run(trials, concurrency, workdir), []))
     if resident is not None:
         runs.append(("hpoqueue submit --broker (resident workers)",
-                     lambda: hpoqueue_run(trials, concurrency, workdir, resident.url)))
+                     lambda: hpoqueue_run(trials, concurrency, workdir, resident.url), resident.pids()))
     rows: dict[str, dict[str, float]] = {}
-    for name, run in runs:
-        before = cpu_seconds()
+    for name, run, helpers in runs:
+        before, helpers_before = cpu_seconds(), proc_cpu(helpers)
         result = run()
         if result is None:  # optuna not installed
             continue
         rows[name] = result if isinstance(result, dict) else {"wall": result}
         rows[name].setdefault("cpu_ms", (cpu_seconds() - before) / trials * 1000)
+        rows[name]["cpu_ms"] += (proc_cpu(helpers) - helpers_before) / trials * 1000  # resident processes
     f = rows["floor (ThreadPool+subprocess)"]["wall"]
     for row in rows.values():
         row["ratio"] = f / row["wall"]
@@ -257,7 +319,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[2, 8])
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of every system, interleaved; the table shows medians (and ranges)")
+    parser.add_argument("--work-ms", type=int, nargs="+", default=[0], metavar="MS",
+                        help="CPU each trial spends after its start-up (default 0: start-up and 3 metric lines "
+                             "only); several values make several tables")
     parser.add_argument("--no-resident", action="store_true", help="skip the resident-workers row")
+    parser.add_argument("--no-celery", action="store_true", help="skip the bare Celery task row")
     parser.add_argument("--no-idle", action="store_true", help="skip the idle memory of a local run")
     parser.add_argument("--idle-only", action="store_true", help="measure only the idle memory of a local run")
     parser.add_argument("--idle-after", type=int, default=30, metavar="N",
@@ -278,32 +344,37 @@ def main() -> None:
 
 
 def throughput_table(args: argparse.Namespace) -> None:
-    """The trials' table: every system at every concurrency, medians over interleaved rounds."""
+    """The trials' tables: every system at every concurrency, medians over interleaved rounds, one table for
+    each amount of work a trial does."""
     workdir = Path(tempfile.mkdtemp(prefix="hpoq-bench-trial-"))
-    (workdir / "trial.py").write_text(TRIAL)
-    print(f"{args.trials} trivial process trials (python start-up + 3 metric lines), {os.cpu_count()} cores, "
-          f"{args.rounds} interleaved round(s); median (min-max) over the rounds")
-    print("| system | conc | wall s | vs floor | start-up s (to first trial) | steady s (first start-last end) "
-          "| vs floor (steady) | CPU ms per trial (all processes) | ok | scheduler peak RSS MiB "
-          "| Redis+workers RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for c in args.concurrency:
-        resident = None if args.no_resident else ResidentWorkers(c)
-        try:
-            rounds = [one_round(args.trials, c, workdir, resident) for _ in range(args.rounds)]
-        finally:
-            if resident is not None:
-                resident.close()
-        for name in rounds[0]:
-            rows = [r[name] for r in rounds]
+    for work in args.work_ms:
+        (workdir / "trial.py").write_text(TRIAL.format(work_ms=work))
+        what = "trivial process trials (python start-up" + (f", {work} ms of CPU" if work else "")
+        print(f"{args.trials} {what} + 3 metric lines), {os.cpu_count()} cores, {args.rounds} interleaved "
+              "round(s); median (min-max) over the rounds")
+        print("| system | conc | wall s | vs floor | start-up s (to first trial) | steady s (first start-last end) "
+              "| vs floor (steady) | CPU ms per trial (all processes) | ok | scheduler peak RSS MiB "
+              "| Redis+workers RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for c in args.concurrency:
+            resident = None if args.no_resident else ResidentWorkers(c)
+            celery = None if args.no_celery else CeleryFloor(c)
+            try:
+                rounds = [one_round(args.trials, c, workdir, resident, celery) for _ in range(args.rounds)]
+            finally:
+                for helper in (resident, celery):
+                    if helper is not None:
+                        helper.close()
+            for name in rounds[0]:
+                rows = [r[name] for r in rounds]
 
-            def col(key: str, digits: int, rows: list[dict[str, float]] = rows) -> str:
-                return cell([row[key] for row in rows if key in row], digits)
+                def col(key: str, digits: int, rows: list[dict[str, float]] = rows) -> str:
+                    return cell([row[key] for row in rows if key in row], digits)
 
-            ok = col('ok', 0) if 'ok' in rows[0] else args.trials
-            print(f"| {name} | {c} | {col('wall', 2)} | {col('ratio', 2)} | {col('startup', 2)} | {col('steady', 2)} | "
-                  f"{col('steady_ratio', 2)} | {col('cpu_ms', 1)} | {ok} | {col('sched_rss', 0)} | "
-                  f"{col('helpers_rss', 0)} |")
+                ok = col('ok', 0) if 'ok' in rows[0] else args.trials
+                print(f"| {name} | {c} | {col('wall', 2)} | {col('ratio', 2)} | {col('startup', 2)} | "
+                      f"{col('steady', 2)} | {col('steady_ratio', 2)} | {col('cpu_ms', 1)} | {ok} | "
+                      f"{col('sched_rss', 0)} | {col('helpers_rss', 0)} |")
 
 
 if __name__ == "__main__":
