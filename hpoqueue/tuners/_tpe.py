@@ -13,8 +13,9 @@ the default) or count at the best / mean loss, so concurrent suggestions spread 
 are pending, gamma shrinks to gamma / (1 + p / PENDING_SCALE), keeping the below side on the very best
 trials (with 15 pending and the full gamma, the liars crowd the good region and suggestions scatter).
 A share of suggestions (LOCAL_SHARE, a quarter; LOCAL_SHARE_PENDING, half, while trials are pending) draw
-their candidates from the best trial's kernel alone, LOCAL_WIDTH (0.2) times as wide, instead of from
-l(x), and score them the same way: local search around the incumbent. The few kernels of a shrunk below
+their candidates from the best trial's kernel alone, LOCAL_WIDTH (0.2) times as wide (a choice drawn from
+the kernel's smoothed one-hot, so its other options stay reachable), instead of from l(x), and score them
+the same way: local search around the incumbent. The few kernels of a shrunk below
 side are wide, so without it a batch scatters over the good region and none refines the best trial; the
 pending trials (in g) keep the local suggestions of a batch apart (benchmarks/results/tuners.md, round three).
 Told how many trials the experiment may still create (set_trials_left: maxTrialNumber less those created),
@@ -202,7 +203,8 @@ class ParzenTPE(SequentialTuner):
         share = LOCAL_SHARE_PENDING if n_done < len(rows) else LOCAL_SHARE
         if self._budget.last_rounds(len(self._rows), len(self._row_of), END_ROUNDS):
             share = 1.0
-        numeric = any(not kind.n_categories for kind in kinds)  # else every local draw is the best itself
+        # a group of choices only draws from l(x): locally it would mostly draw the best trial's options again
+        numeric = any(not kind.n_categories for kind in kinds)
         if n_below and numeric and self.rng.random() < share:  # around the best trial, its kernel narrowed
             best = int(np.count_nonzero(below[:order[0]]))  # its index among the below kernels
             cand = lower.sample_near(self.rng, best, self.n_ei_candidates, LOCAL_WIDTH)

@@ -224,8 +224,10 @@ def test_a_batch_also_searches_around_the_best_trial() -> None:
 
 def test_local_draws_stay_in_the_narrowed_kernel() -> None:
     """Parzen.sample_near, TPE's local search: numeric draws within the chosen observation's kernel at the
-    given fraction of its width, its category as observed, and an integer column reaching its neighbours
-    (a width under one bin would return the observation itself, a configuration already tried)."""
+    given fraction of its width, an integer column reaching its neighbours (a width under one bin would
+    return the observation itself, a configuration already tried), and a category drawn from the kernel's
+    own smoothed one-hot: mostly as observed, the other options reached (kept as observed, every
+    categorical column froze at the best trial's option once all suggestions searched locally)."""
     from hpoqueue.tuners._parzen import ColumnKind, Parzen
 
     kinds = [ColumnKind(), ColumnKind(n_categories=3), ColumnKind(bins=10)]
@@ -234,16 +236,19 @@ def test_local_draws_stay_in_the_narrowed_kernel() -> None:
     draws = parzen.sample_near(np.random.default_rng(0), 1, 500, 0.05)
     width = 0.05 * parzen.sigmas[0][1]
     assert np.all(np.abs(draws[:, 0] - 0.6) < 5 * width) and np.std(draws[:, 0]) == pytest.approx(width, rel=0.15)
-    assert np.all(draws[:, 1] == 2)
+    share = np.bincount(draws[:, 1].astype(int), minlength=3) / len(draws)
+    assert share == pytest.approx(parzen.cat_probs[1][1], abs=0.05)  # 1/7, 1/7, 5/7 with three kernels
+    assert share[2] == share.max() and share.min() > 0.08
     assert np.mean(np.round(draws[:, 2], 2) != 0.45) > 0.3  # measured 0.6; 0.05 at 0.05 x the kernel's width
 
 
 def test_the_budgets_last_rounds_all_search_around_the_best_trial() -> None:
     """Told that only 8 trials are left while 7 are pending (the last rounds of the budget: too few to
     profit from exploring), every suggestion draws its candidates around the best trial: all 8 within 0.2
-    of it and in its category. Measured (seeds 0-7, after 30 results of a 2-D bowl with a nearly
-    irrelevant choice): farthest 0.10-0.15 from the best; not told, half the batch draws from l(x): farthest
-    0.29-0.39, and 3-8 of the 8 in the best trial's category."""
+    of it. Measured (seeds 0-7, after 30 results of a 2-D bowl with a nearly irrelevant choice): farthest
+    0.10-0.14 from the best; not told, half the batch draws from l(x): farthest 0.29-0.42. The choice is
+    drawn from the best trial's kernel too (0-6 of the 8 in its category told, 0-7 not told: a local draw does not
+    freeze a categorical column, see test_local_draws_stay_in_the_narrowed_kernel)."""
     space = SearchSpace.from_dict({"x": {"_type": "uniform", "_value": [0, 1]},
                                    "y": {"_type": "uniform", "_value": [0, 1]},
                                    "c": {"_type": "choice", "_value": ["a", "b", "c", "d"]}})
@@ -260,6 +265,40 @@ def test_the_budgets_last_rounds_all_search_around_the_best_trial() -> None:
             tuner.set_trials_left(told)
             batch = [s.params for s in tuner.suggest(8)]
             farthest[told] = max(np.hypot(p["x"] - best["x"], p["y"] - best["y"]) for p in batch)
-            if told:
-                assert all(p["c"] == best["c"] for p in batch), (seed, batch)
         assert farthest[8] < 0.2 < farthest[None], (seed, farthest)
+
+
+def test_a_wrong_option_of_the_best_trial_is_left_with_16_in_flight() -> None:
+    """The benchmark's mixed problem (benchmarks/problems.py) at 16 in flight, told the budget of 100 as the
+    scheduler tells it: adam is best, rmsprop 0.3 and sgd 0.8 worse at the same learning rate. The budget's
+    last rounds search only around the best trial; with its category kept as observed, a seed whose best
+    trial after ~20 results was rmsprop or sgd never tried adam again (seeds 7-11 of these 12 ended on
+    rmsprop or sgd, 23 of 100 in the benchmark); drawn from the best trial's kernel, none of the 12 (0 of
+    100)."""
+    from collections import deque
+
+    space = SearchSpace.from_dict({
+        "optimizer": {"_type": "choice", "_value": ["sgd", "adam", "rmsprop"]},
+        "lr": {"_type": "loguniform", "_value": [1e-5, 1.0]},
+        "layers": {"_type": "randint", "_value": [1, 9]},
+        "dropout": {"_type": "uniform", "_value": [0.0, 0.6]}})
+
+    def loss(p: dict) -> float:
+        lr_opt = -2.7 + (0.5 if p["optimizer"] == "sgd" else 0.0)
+        return ((np.log10(p["lr"]) - lr_opt) ** 2 + 0.15 * (p["layers"] - 5) ** 2 + 4 * (p["dropout"] - 0.23) ** 2
+                + {"sgd": 0.8, "adam": 0.0, "rmsprop": 0.3}[p["optimizer"]])
+
+    wrong = []
+    for seed in range(12):
+        tuner, pending, best, seq = TPETuner(space, seed=seed), deque(), np.inf, 0
+        while pending or seq < 100:
+            while len(pending) < 16 and seq < 100:
+                tuner.set_trials_left(100 - seq)
+                seq += 1
+                pending.append((seq, tuner.suggest(1)[0].params))
+            done, params = pending.popleft()
+            best = min(best, loss(params))
+            tuner.observe(TrialResult(done, params, TrialState.SUCCEEDED, loss(params)))
+        if best >= 0.3:
+            wrong.append(seed)
+    assert len(wrong) <= 1, wrong
