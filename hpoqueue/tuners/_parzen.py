@@ -77,11 +77,9 @@ class Parzen:
 
     def sample_near(self, rng: np.random.Generator, i: int, m: int, scale: float) -> np.ndarray:
         """`m` draws from observation `i`'s kernel alone (local search around it): its numeric widths times
-        `scale`, at least one bin for an integer column, and its categorical columns as the kernel has them
-        (the observed option, the others with the kernel's smoothing), so neighbours are reached either way.
-        A category kept as observed froze every categorical column at the best trial's option once all
-        suggestions searched locally: TPE at 16 in flight stayed on a wrong optimizer in 23 of 100 seeds of the
-        benchmark's mixed problem (benchmarks/results/tuners.md, round six)."""
+        `scale`, at least one bin for an integer column, and its categories drawn from its smoothed one-hot,
+        so other options stay reachable (kept as observed, they froze TPE at 16 in flight on a wrong one:
+        benchmarks/results/tuners.md, round six)."""
         out = np.empty((m, len(self.kinds)))
         draws = _TruncnormDraws(rng)
         for j, kind in enumerate(self.kinds):
