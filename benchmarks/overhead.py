@@ -5,7 +5,7 @@
 
 The floor runs the same trial command through a thread pool and subprocess.run, nothing else. Optuna (when
 installed: `pip install -e '.[bench]'`) runs it from its objective with n_jobs threads, in memory and with
-SQLite storage. A bare Celery task (celery_floor.py: the command run and its loss returned, nothing recorded)
+SQLite storage. A bare Celery task (celery_floor.py: the command run, its loss pushed to Redis, nothing recorded)
 shows what Celery and Redis alone cost a trial. hpoqueue runs it through `hpoqueue submit` (embedded Redis,
 local Celery workers, SQLite) and with resident workers. `--work-ms` makes each trial spend that much CPU
 after its start-up, as trials that do some work do.
@@ -192,7 +192,8 @@ class CeleryFloor:
     def run(self, trials: int, workdir: Path) -> float:
         import random
 
-        sys.path.insert(0, str(Path(__file__).parent))
+        if str(Path(__file__).parent) not in sys.path:  # imported from elsewhere, not run as a script
+            sys.path.insert(0, str(Path(__file__).parent))
         from celery_floor import run
 
         rng = random.Random(0)
