@@ -20,7 +20,10 @@ side are wide, so without it a batch scatters over the good region and none refi
 pending trials (in g) keep the local suggestions of a batch apart (benchmarks/results/tuners.md, round three).
 Told how many trials the experiment may still create (set_trials_left: maxTrialNumber less those created),
 every suggestion searches locally once at most END_ROUNDS rounds of the budget are left, a round being
-the pending trials and the one proposed (round four).
+the pending trials and the one proposed (round four). There the local width narrows to half the larger
+distance from the best trial to the next two (the second and third best) when that is less: three good
+trials close together bracket one basin's minimum, to be refined; spread out (several basins, a rugged
+surface) they leave the width as it is (round six).
 
 ``implementation='hyperopt'`` gives hyperopt's TPE instead, exactly as NNI runs it (see _hyperopt.py).
 """
@@ -59,7 +62,8 @@ PENDING_SCALE = 10.0
 LOCAL_SHARE, LOCAL_SHARE_PENDING, LOCAL_WIDTH = 0.25, 0.5, 0.2
 #: In the budget's last END_ROUNDS rounds (a round: the trials pending and the one being proposed; see
 #: set_trials_left) every suggestion searches around the best trial: too few rounds are left to profit from
-#: exploring (at 16 in flight: the last 64 of 100; sequentially: the last 4).
+#: exploring (at 16 in flight: the last 64 of 100; sequentially: the last 4). There the local width is at most
+#: half the best trial's distance to the second or third best, whichever is farther (_rival_scale).
 END_ROUNDS = 4
 _Group = tuple[str, int] | None  # (choice path, option index) of a nested branch; None: the top level
 
@@ -201,13 +205,15 @@ class ParzenTPE(SequentialTuner):
         lower = Parzen(obs[below], weights[below], kinds)
         upper = Parzen(obs[~below], weights[~below], kinds)
         share = LOCAL_SHARE_PENDING if n_done < len(rows) else LOCAL_SHARE
-        if self._budget.last_rounds(len(self._rows), len(self._row_of), END_ROUNDS):
+        end = self._budget.last_rounds(len(self._rows), len(self._row_of), END_ROUNDS)
+        if end:
             share = 1.0
         # a group of choices only draws from l(x): locally it would mostly draw the best trial's options again
         numeric = any(not kind.n_categories for kind in kinds)
         if n_below and numeric and self.rng.random() < share:  # around the best trial, its kernel narrowed
             best = int(np.count_nonzero(below[:order[0]]))  # its index among the below kernels
-            cand = lower.sample_near(self.rng, best, self.n_ei_candidates, LOCAL_WIDTH)
+            width = LOCAL_WIDTH * (_rival_scale(obs[order[:3]], lower, best, kinds) if end and n_done > 2 else 1.0)
+            cand = lower.sample_near(self.rng, best, self.n_ei_candidates, width)
         else:
             cand = lower.sample(self.rng, self.n_ei_candidates)  # both draw on the integer bins' centres
         score = lower.log_pdf(cand) - upper.log_pdf(cand)
@@ -216,6 +222,17 @@ class ParzenTPE(SequentialTuner):
             if any((i, o) in self._children for o in range(kinds[j].n_categories)):
                 cand[:, j] = pick_branch(self.rng, obs[done, j], losses[done], kinds[j].n_categories)
         return cand
+
+
+def _rival_scale(top: np.ndarray, lower: Parzen, best: int, kinds: list[ColumnKind]) -> float:
+    """The end game's factor on the local width: min(1, d / 2), d the larger distance from the best trial
+    (top[0]) to the second and third best (top[1:]), each the root mean square over the numeric columns in
+    local widths (LOCAL_WIDTH times the best's below kernel, `best`); 1 when the three share their numeric
+    values (no distance to go by)."""
+    num = [j for j, kind in enumerate(kinds) if not kind.n_categories]
+    width = LOCAL_WIDTH * np.array([lower.sigmas[j][best] for j in num])
+    d = float(np.sqrt(np.mean(((top[1:, num] - top[0, num]) / width) ** 2, axis=1)).max())
+    return min(1.0, d / 2) if d > 0 else 1.0
 
 
 def _model_window(losses: np.ndarray, failed: set[int]) -> np.ndarray:

@@ -302,3 +302,30 @@ def test_a_wrong_option_of_the_best_trial_is_left_with_16_in_flight() -> None:
         if best >= 0.3:
             wrong.append(seed)
     assert len(wrong) <= 1, wrong
+
+
+def test_the_end_game_narrows_only_when_the_best_three_trials_agree() -> None:
+    """The budget's last round, after 30 random results of two equal bowls (at (0.3, 0.3) and (0.7, 0.7)), the
+    best trial at (0.3, 0.3) and the runner-up 0.011 from it: with the third best as close (one basin, its
+    minimum bracketed) the local width narrows to half their distance and the batch closes in; with the
+    third best in the other bowl the width stays as it was. Measured (seeds 0-7): farthest of the 4 from the
+    best 0.010-0.019 (0.053-0.117 without the narrowing); with the third best far 0.053-0.117, as without."""
+    space = SearchSpace.from_dict({"x": {"_type": "uniform", "_value": [0, 1]},
+                                   "y": {"_type": "uniform", "_value": [0, 1]}})
+
+    def loss(p: dict) -> float:
+        return min((p["x"] - 0.3) ** 2 + (p["y"] - 0.3) ** 2, (p["x"] - 0.7) ** 2 + (p["y"] - 0.7) ** 2)
+
+    for seed in range(4):
+        farthest = {}
+        for third in ((0.295, 0.31), (0.7, 0.7)):
+            rng = np.random.default_rng(seed)
+            points = [{"x": float(x), "y": float(y)} for x, y in rng.random((30, 2))]
+            values = [loss(p) for p in points] + [0.0, 1e-4, 1.5e-4]  # the random ones: 2e-4 and more
+            points += [{"x": 0.3, "y": 0.3}, {"x": 0.31, "y": 0.305}, {"x": third[0], "y": third[1]}]
+            tuner = TPETuner(space, seed=seed)
+            tuner.rebuild([TrialResult(i + 1, p, TrialState.SUCCEEDED, v)
+                           for i, (p, v) in enumerate(zip(points, values, strict=True))])
+            tuner.set_trials_left(4)
+            farthest[third] = max(np.hypot(s.params["x"] - 0.3, s.params["y"] - 0.3) for s in tuner.suggest(4))
+        assert farthest[(0.295, 0.31)] < 0.03 < 0.05 < farthest[(0.7, 0.7)], (seed, farthest)
