@@ -30,6 +30,13 @@ class ColumnKind:
     n_categories: int = 0
 
 
+def _draw_choices(rng: np.random.Generator, probs: np.ndarray, m: int) -> np.ndarray:
+    """`m` option indices, the k-th drawn from row k of `probs` (or each from `probs` when it is one row):
+    an inverse-CDF draw, the index capped where the sum of a row rounds below 1."""
+    cdf = np.cumsum(probs, axis=-1)
+    return np.minimum((rng.random((m, 1)) > cdf).sum(axis=1), probs.shape[-1] - 1)
+
+
 def _log_mass(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """log(Phi(b) - Phi(a)) for a < b, stable in both tails."""
     flip = a > 0  # use the upper tail where both are positive: Phi(b) - Phi(a) = Phi(-a) - Phi(-b)
@@ -69,8 +76,7 @@ class Parzen:
         draws = _TruncnormDraws(rng)
         for j, kind in enumerate(self.kinds):
             if kind.n_categories:
-                cdf = np.cumsum(self.cat_probs[j][comp], axis=1)
-                out[:, j] = np.minimum((rng.random((m, 1)) > cdf).sum(axis=1), kind.n_categories - 1)
+                out[:, j] = _draw_choices(rng, self.cat_probs[j][comp], m)
                 continue
             draws.add(j, self.mus[j][comp], self.sigmas[j][comp])
         return draws.fill(out, self.kinds)
@@ -84,8 +90,7 @@ class Parzen:
         draws = _TruncnormDraws(rng)
         for j, kind in enumerate(self.kinds):
             if kind.n_categories:  # its own option mostly, the others with its kernel's smoothing
-                cdf = np.cumsum(self.cat_probs[j][i])
-                out[:, j] = np.minimum((rng.random((m, 1)) > cdf).sum(axis=1), kind.n_categories - 1)
+                out[:, j] = _draw_choices(rng, self.cat_probs[j][i], m)
                 continue
             width = max(scale * self.sigmas[j][i], 1.0 / kind.bins if kind.bins else 0.0)
             draws.add(j, np.full(m, self.mus[j][i]), np.full(m, width))
