@@ -32,6 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+if str(Path(__file__).parent) not in sys.path:  # imported from elsewhere: its siblings celery_floor, scale
+    sys.path.insert(0, str(Path(__file__).parent))
+
 TRIAL = """import json, os, sys, time
 p = json.loads(os.environ.get("HPOQUEUE_PARAMETERS") or sys.argv[1])
 x, y = p["x"], p["y"]
@@ -43,11 +46,16 @@ for i in range(3):
 """
 
 
-def floor(trials: int, concurrency: int, workdir: Path) -> float:
+def trial_params(trials: int) -> list[dict[str, float]]:
+    """The parameters the floor and the bare Celery task run, the same in every round."""
     import random
 
     rng = random.Random(0)
-    params = [{"x": rng.uniform(-5, 5), "y": rng.uniform(-5, 5)} for _ in range(trials)]
+    return [{"x": rng.uniform(-5, 5), "y": rng.uniform(-5, 5)} for _ in range(trials)]
+
+
+def floor(trials: int, concurrency: int, workdir: Path) -> float:
+    params = trial_params(trials)
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(lambda p: subprocess.run([sys.executable, "trial.py", json.dumps(p)], cwd=workdir,
@@ -139,6 +147,11 @@ def cpu_seconds(children_only: bool = False) -> float:
     return total
 
 
+def redis_pid(home: Path) -> int:
+    """The pid of the EmbeddedRedis started in `home`/redis."""
+    return int((home / "redis" / "redis.pid").read_text())
+
+
 class ResidentWorkers:
     """A Redis and `hpoqueue workers start --cpu C` running for the whole benchmark, as on a cluster: the
     `submit --broker` row pays the scheduler's start-up only."""
@@ -162,8 +175,7 @@ class ResidentWorkers:
 
     def pids(self) -> list[int]:
         """The resident worker's and Redis's pids, whose CPU (the trials' included) the row adds."""
-        return [int(p.read_text()) for p in (self.home / "workers").glob("*.pid")] + \
-            [int((self.home / "redis" / "redis.pid").read_text())]
+        return [int(p.read_text()) for p in (self.home / "workers").glob("*.pid")] + [redis_pid(self.home)]
 
     def close(self) -> None:
         subprocess.run([sys.executable, "-m", "hpoqueue", "workers", "stop"], env=self.env, check=False,
@@ -187,17 +199,12 @@ class CeleryFloor:
         time.sleep(3)
 
     def pids(self) -> list[int]:
-        return [self.worker.pid, int((self.home / "redis" / "redis.pid").read_text())]
+        return [self.worker.pid, redis_pid(self.home)]
 
     def run(self, trials: int, workdir: Path) -> float:
-        import random
-
-        if str(Path(__file__).parent) not in sys.path:  # imported from elsewhere, not run as a script
-            sys.path.insert(0, str(Path(__file__).parent))
         from celery_floor import run
 
-        rng = random.Random(0)
-        params = [{"x": rng.uniform(-5, 5), "y": rng.uniform(-5, 5)} for _ in range(trials)]
+        params = trial_params(trials)
         start = time.perf_counter()
         run(self.url, params, self.concurrency, workdir)
         return time.perf_counter() - start
@@ -210,14 +217,9 @@ class CeleryFloor:
 
 def proc_cpu(pids: list[int]) -> float:
     """CPU seconds used so far by these processes and the children they waited for (a worker's trials)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
-    return total / os.sysconf("SC_CLK_TCK")
+    from scale import cpu_of
+
+    return sum((cpu_of(pid) or 0.0) + (cpu_of(pid, children=True) or 0.0) for pid in pids)
 
 
 def idle_memory(tuner: str, after: int = 0) -> dict[str, float]:
