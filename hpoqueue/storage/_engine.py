@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,15 +100,29 @@ def _sqlite_on_connect(in_memory: bool) -> Any:
         # pysqlite's own BEGIN handling breaks SAVEPOINT; SQLAlchemy emits BEGIN itself (see _sqlite_on_begin)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         if not in_memory:
             # WAL: the CLI reads while the scheduler writes; NORMAL is durable enough with WAL
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _journal_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     return on_connect
+
+
+def _journal_to_wal(cursor: sqlite3.Cursor) -> None:
+    """PRAGMA journal_mode=WAL, tried again while another process holds the lock: on a new file, several
+    processes switching at once get "database is locked" at once, without SQLite's busy handler."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.05))
 
 
 def _sqlite_on_begin(connection: Any) -> None:

@@ -93,12 +93,15 @@ def revision(engine: Engine) -> str | None:
 
 
 def _revision(connection: Connection) -> str | None:
+    # the tables are asked about before the version table: once they are seen, the version row written in the
+    # same transaction is seen too (the other way round, another process's commit between the two questions
+    # would read as UNVERSIONED)
+    tables = inspect(connection).has_table("experiments")
     if inspect(connection).has_table(VERSION_TABLE):
         found = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
-        return ",".join(sorted(found)) or None
-    if inspect(connection).has_table("experiments"):
-        return UNVERSIONED
-    return None
+        if found:
+            return ",".join(sorted(found))
+    return UNVERSIONED if tables else None
 
 
 def _create(engine: Engine) -> bool:

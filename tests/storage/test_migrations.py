@@ -225,7 +225,7 @@ def test_processes_making_the_same_database_at_once(storage_url: str, tmp_path: 
     it, the others find it made."""
     start = tmp_path / "start"
     racers = [subprocess.Popen([sys.executable, "-c", RACE, storage_url, str(start)],
-                               stderr=subprocess.PIPE, text=True) for _ in range(4)]
+                               stderr=subprocess.PIPE, text=True) for _ in range(6)]
     time.sleep(1.5)  # their imports done
     start.touch()
     for racer in racers:
