@@ -251,7 +251,7 @@ def _quad_point(obs: np.ndarray, losses: np.ndarray, best: int, widths: np.ndarr
     for i, j in enumerate(num):
         point[j] = snap(np.clip(x[i:i + 1], 0.0, 1.0), kinds[j])[0]
     near = np.sqrt((((obs[np.ix_(~done, num)] - point[num]) / widths) ** 2).mean(axis=1))
-    return None if np.any(near < QUAD_GAP) else point
+    return None if np.any(near < QUAD_GAP) or np.any(np.all(obs[done] == point, axis=1)) else point
 
 
 def _rival_scale(top: np.ndarray, lower: Parzen, best: int, kinds: list[ColumnKind]) -> float:
