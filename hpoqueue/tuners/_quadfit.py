@@ -21,7 +21,7 @@ def quad_min(x: np.ndarray, y: np.ndarray, centre: np.ndarray, scale: np.ndarray
     through the losses `y` of the trials nearest `centre` (distances in `scale` per column), clipped to the
     box those trials span; None with too few trials or a fit that is not convex. A column on which those
     trials all agree (an integer column on one value) stays at `centre`'s value and the fit is made on the
-    others."""
+    others. No fit either when the losses are all equal or overflow the standardisation."""
     d = x.shape[1]
     upper = np.triu_indices(d) if d <= FULL_COLUMNS else (np.arange(d), np.arange(d))
     n_coef = 1 + d + len(upper[0])
@@ -30,8 +30,10 @@ def quad_min(x: np.ndarray, y: np.ndarray, centre: np.ndarray, scale: np.ndarray
     near = np.argsort(np.sqrt((((x - centre) / scale) ** 2).sum(axis=1)), kind="stable")
     xs, ys = x[near[:int(POINTS_PER_COEF * n_coef)]], y[near[:int(POINTS_PER_COEF * n_coef)]]
     mid, spread = xs.mean(axis=0), xs.std(axis=0)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # equal losses, or near the float limit
+        t = (ys - ys.mean()) / ys.std()
     vary = spread > 0
-    if ys.std() <= 0 or not vary.any():
+    if not np.isfinite(t).all() or not vary.any():
         return None
     if not vary.all():
         sub = quad_min(xs[:, vary], ys, centre[vary], scale[vary])
@@ -44,7 +46,7 @@ def quad_min(x: np.ndarray, y: np.ndarray, centre: np.ndarray, scale: np.ndarray
     feats = np.column_stack([np.ones(len(z)), z, z[:, upper[0]] * z[:, upper[1]]])
     ridge = RIDGE * len(z) * np.eye(n_coef)
     ridge[0, 0] = 0.0
-    coef = np.linalg.solve(feats.T @ feats + ridge, feats.T @ ((ys - ys.mean()) / ys.std()))
+    coef = np.linalg.solve(feats.T @ feats + ridge, feats.T @ t)
     hessian = np.zeros((d, d))
     hessian[upper] = coef[1 + d:]
     hessian = hessian + hessian.T  # the square terms' coefficients doubled, the cross terms' (if any) once

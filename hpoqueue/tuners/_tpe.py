@@ -24,9 +24,10 @@ the pending trials and the one proposed (round four). There the local width narr
 distance from the best trial to the next two (the second and third best) when that is less: three good
 trials close together bracket one basin's minimum, to be refined; spread out (several basins, a rugged
 surface) they leave the width as it is (round six). In the end game with trials pending, the first candidate of
-a suggestion is the minimiser of a quadratic fitted to the finished trials nearest the best one (_quadfit.py),
-unless a pending trial is already near it: a batch's local draws around one incumbent, made without each
-other's results, refine it slowly, and a smooth minimum is where their results together point (round eight).
+a suggestion is the minimiser of a quadratic fitted to the finished trials nearest the best one (_quadfit.py;
+separable past 4 numeric columns), unless a pending trial is already near it: a batch's local draws around one
+incumbent, made without each other's results, refine it slowly, and a smooth minimum (or the bowl under a
+rugged surface's ripples) is where their results together point (round eight).
 Sequentially nothing is pending when a suggestion is made: the rule never applies.
 
 ``implementation='hyperopt'`` gives hyperopt's TPE instead, exactly as NNI runs it (see _hyperopt.py).

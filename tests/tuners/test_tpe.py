@@ -372,3 +372,15 @@ def test_the_local_quadratic_keeps_a_column_its_trials_agree_on() -> None:
     got = quad_min(x, y, x[np.argmin(y)], np.ones(3))
     assert got is not None and got[2] == 0.5625
     assert np.allclose(got[:2], [0.4, 0.6], atol=1e-3), got
+
+
+def test_the_local_quadratic_gives_no_point_for_losses_it_cannot_standardise() -> None:
+    """Losses near the float limit overflow the fit's standardisation: quad_min gives no point (it gave NaN
+    coordinates, which would have become NaN parameters); equal losses likewise."""
+    from hpoqueue.tuners._quadfit import quad_min
+
+    x = np.random.default_rng(0).random((30, 2))
+    y = ((x - 0.4) ** 2).sum(axis=1)
+    for losses in (y + 1e308, np.ones(30)):
+        assert quad_min(x, losses, x[np.argmin(losses)], np.ones(2)) is None
+    assert np.allclose(quad_min(x, y, x[np.argmin(y)], np.ones(2)), 0.4, atol=1e-3)
