@@ -242,9 +242,10 @@ class ParzenTPE(SequentialTuner):
 def _quad_point(obs: np.ndarray, losses: np.ndarray, best: int, widths: np.ndarray,
                 kinds: list[ColumnKind]) -> np.ndarray | None:
     """The best trial (row `best`) with its numeric columns moved to the minimiser of a quadratic fitted to the
-    finished trials that share its choices (quad_min; distances in the local `widths`), or None: no fit, or
-    a pending trial (loss +inf) already within QUAD_GAP local widths of it (root mean square), as the
-    one placed there before this result came in usually is."""
+    finished trials that share its choices (quad_min; distances in the local `widths`), or None: no fit, a
+    pending trial (loss +inf) already within QUAD_GAP local widths of it (root mean square; the one placed
+    there before this result came in, usually), or a finished trial at it (a nested branch's group takes
+    its first candidate as it is, unseen or not)."""
     num = [j for j, kind in enumerate(kinds) if not kind.n_categories]
     cat = [j for j, kind in enumerate(kinds) if kind.n_categories]
     done = np.isfinite(losses)
