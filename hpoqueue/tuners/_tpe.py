@@ -23,7 +23,12 @@ every suggestion searches locally once at most END_ROUNDS rounds of the budget a
 the pending trials and the one proposed (round four). There the local width narrows to half the larger
 distance from the best trial to the next two (the second and third best) when that is less: three good
 trials close together bracket one basin's minimum, to be refined; spread out (several basins, a rugged
-surface) they leave the width as it is (round six).
+surface) they leave the width as it is (round six). In the end game with trials pending, the first candidate of
+a suggestion is the minimiser of a quadratic fitted to the finished trials nearest the best one (_quadfit.py;
+separable past 4 numeric columns), unless a pending trial is already near it: a batch's local draws around one
+incumbent, made without each other's results, refine it slowly, and a smooth minimum (or the bowl under a
+rugged surface's ripples) is where their results together point (round eight).
+Sequentially nothing is pending when a suggestion is made: the rule never applies.
 
 ``implementation='hyperopt'`` gives hyperopt's TPE instead, exactly as NNI runs it (see _hyperopt.py).
 """
@@ -42,7 +47,8 @@ from hpoqueue.tuners._base import BaseTuner, OptimizeMode, SequentialTuner
 from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._budget import TrialBudget
 from hpoqueue.tuners._dedup import SeenConfigs
-from hpoqueue.tuners._parzen import ColumnKind, Parzen
+from hpoqueue.tuners._parzen import ColumnKind, Parzen, snap
+from hpoqueue.tuners._quadfit import quad_min
 from hpoqueue.tuners._sobol import ScrambledSobol
 from hpoqueue.tuners._spacecols import Columns
 
@@ -65,6 +71,9 @@ LOCAL_SHARE, LOCAL_SHARE_PENDING, LOCAL_WIDTH = 0.25, 0.5, 0.2
 #: exploring (at 16 in flight: the last 64 of 100; sequentially: the last 4). There the local width is at most
 #: half the best trial's distance to the second or third best, whichever is farther (_rival_scale).
 END_ROUNDS = 4
+#: In the end game with trials pending, the first candidate is the minimiser of a quadratic fitted to the
+#: trials near the best one (_quad_point), unless a pending trial is within QUAD_GAP local widths of it.
+QUAD_GAP = 0.1
 _Group = tuple[str, int] | None  # (choice path, option index) of a nested branch; None: the top level
 
 
@@ -209,19 +218,46 @@ class ParzenTPE(SequentialTuner):
         if end:
             share = 1.0
         # a group of choices only draws from l(x): locally it would mostly draw the best trial's options again
-        numeric = any(not kind.n_categories for kind in kinds)
+        numeric = [j for j, kind in enumerate(kinds) if not kind.n_categories]
+        model = None
         if n_below and numeric and self.rng.random() < share:  # around the best trial, its kernel narrowed
             best = int(np.count_nonzero(below[:order[0]]))  # its index among the below kernels
             width = LOCAL_WIDTH * (_rival_scale(obs[order[:3]], lower, best, kinds) if end and n_done > 2 else 1.0)
             cand = lower.sample_near(self.rng, best, self.n_ei_candidates, width)
+            if end and n_done < len(rows):
+                widths = width * np.array([lower.sigmas[j][best] for j in numeric])
+                model = _quad_point(obs, losses, int(order[0]), widths, kinds)
         else:
             cand = lower.sample(self.rng, self.n_ei_candidates)  # both draw on the integer bins' centres
         score = lower.log_pdf(cand) - upper.log_pdf(cand)
         cand = cand[np.argsort(-score, kind="stable")]
+        if model is not None:
+            cand = np.vstack([model, cand])
         for j, i in enumerate(cols):
             if any((i, o) in self._children for o in range(kinds[j].n_categories)):
                 cand[:, j] = pick_branch(self.rng, obs[done, j], losses[done], kinds[j].n_categories)
         return cand
+
+
+def _quad_point(obs: np.ndarray, losses: np.ndarray, best: int, widths: np.ndarray,
+                kinds: list[ColumnKind]) -> np.ndarray | None:
+    """The best trial (row `best`) with its numeric columns moved to the minimiser of a quadratic fitted to the
+    finished trials that share its choices (quad_min; distances in the local `widths`), or None: no fit, a
+    pending trial (loss +inf) already within QUAD_GAP local widths of it (root mean square; the one placed
+    there before this result came in, usually), or a finished trial at it (a nested branch's group takes
+    its first candidate as it is, unseen or not)."""
+    num = [j for j, kind in enumerate(kinds) if not kind.n_categories]
+    cat = [j for j, kind in enumerate(kinds) if kind.n_categories]
+    done = np.isfinite(losses)
+    same = done & np.all(obs[:, cat] == obs[best, cat], axis=1)
+    x = quad_min(obs[np.ix_(same, num)], losses[same], obs[best, num], widths)
+    if x is None:
+        return None
+    point = obs[best].copy()
+    for i, j in enumerate(num):
+        point[j] = snap(np.clip(x[i:i + 1], 0.0, 1.0), kinds[j])[0]
+    near = np.sqrt((((obs[np.ix_(~done, num)] - point[num]) / widths) ** 2).mean(axis=1))
+    return None if np.any(near < QUAD_GAP) or np.any(np.all(obs[done] == point, axis=1)) else point
 
 
 def _rival_scale(top: np.ndarray, lower: Parzen, best: int, kinds: list[ColumnKind]) -> float:

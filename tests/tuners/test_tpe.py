@@ -329,3 +329,58 @@ def test_the_end_game_narrows_only_when_the_best_three_trials_agree() -> None:
             tuner.set_trials_left(4)
             farthest[third] = max(np.hypot(s.params["x"] - 0.3, s.params["y"] - 0.3) for s in tuner.suggest(4))
         assert farthest[(0.295, 0.31)] < 0.03 < 0.05 < farthest[(0.7, 0.7)], (seed, farthest)
+
+
+def test_the_end_game_with_trials_pending_places_one_suggestion_at_the_local_quadratics_minimum() -> None:
+    """The budget's last round with 7 trials pending, after 30 random results of a tilted 2-D bowl and 4 around
+    its minimum (0.37, 0.58): the first suggestion is the minimiser of a quadratic fitted to the trials
+    nearest the best, the others the usual local draws (the first now pending there, near it). Measured
+    (seeds 0-5): the closest of the 8 is 4e-5 to 4e-4 from the minimum and the second closest 0.048-0.065;
+    without the rule the closest is 0.010-0.053. Nothing pending (sequential), nothing changes: 0.014-0.090."""
+    space = SearchSpace.from_dict({"x": {"_type": "uniform", "_value": [0, 1]},
+                                   "y": {"_type": "uniform", "_value": [0, 1]}})
+
+    def loss(p: dict) -> float:
+        dx, dy = p["x"] - 0.37, p["y"] - 0.58
+        return dx * dx + 2 * dy * dy + 0.5 * dx * dy
+
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        points = [{"x": float(x), "y": float(y)} for x, y in rng.random((30, 2))]
+        points += [{"x": 0.37 + dx, "y": 0.58 + dy} for dx, dy in ((0.05, 0.03), (-0.04, 0.05), (-0.03, -0.06),
+                                                                  (0.06, -0.04))]
+        away = {}
+        for pending in (7, 0):
+            tuner = TPETuner(space, seed=seed)
+            tuner.rebuild([TrialResult(i + 1, p, TrialState.SUCCEEDED, loss(p)) for i, p in enumerate(points)])
+            tuner.suggest(pending)
+            tuner.set_trials_left(pending + 1)
+            away[pending] = sorted(np.hypot(s.params["x"] - 0.37, s.params["y"] - 0.58)
+                                   for s in tuner.suggest(pending + 1))
+        assert away[7][0] < 0.001 < 0.01 < away[7][1] and away[0][0] > 0.01, (seed, away)
+
+
+def test_the_local_quadratic_keeps_a_column_its_trials_agree_on() -> None:
+    """quad_min on 3 columns, the third an integer column on which the nearest trials all agree (the benchmark's
+    mixed problem: layers at 5 near the best trial): that column stays at the centre's value and the other two
+    are fitted (without, no fit: at 4 in flight mixed's median was 1.6e-4 against 2.1e-8 with)."""
+    from hpoqueue.tuners._quadfit import quad_min
+
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.random((60, 2)), np.full(60, 0.5625)])
+    y = (x[:, 0] - 0.4) ** 2 + 3 * (x[:, 1] - 0.6) ** 2
+    got = quad_min(x, y, x[np.argmin(y)], np.ones(3))
+    assert got is not None and got[2] == 0.5625
+    assert np.allclose(got[:2], [0.4, 0.6], atol=1e-3), got
+
+
+def test_the_local_quadratic_gives_no_point_for_losses_it_cannot_standardise() -> None:
+    """Losses near the float limit overflow the fit's standardisation: quad_min gives no point (it gave NaN
+    coordinates, which would have become NaN parameters); equal losses likewise."""
+    from hpoqueue.tuners._quadfit import quad_min
+
+    x = np.random.default_rng(0).random((30, 2))
+    y = ((x - 0.4) ** 2).sum(axis=1)
+    for losses in (y + 1e308, np.ones(30)):
+        assert quad_min(x, losses, x[np.argmin(losses)], np.ones(2)) is None
+    assert np.allclose(quad_min(x, y, x[np.argmin(y)], np.ones(2)), 0.4, atol=1e-3)
