@@ -1,4 +1,4 @@
-"""A quadratic model of the loss near the best trial, for TPE's end game with trials pending: its minimiser
+"""A quadratic model of the loss near the best trial, for TPE's end game: its minimiser
 is where a batch of local draws around one incumbent has the most to gain (benchmarks/results/tuners.md,
 round eight)."""
 

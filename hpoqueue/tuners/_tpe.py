@@ -23,12 +23,11 @@ every suggestion searches locally once at most END_ROUNDS rounds of the budget a
 the pending trials and the one proposed (round four). There the local width narrows to half the larger
 distance from the best trial to the next two (the second and third best) when that is less: three good
 trials close together bracket one basin's minimum, to be refined; spread out (several basins, a rugged
-surface) they leave the width as it is (round six). In the end game with trials pending, the first candidate of
-a suggestion is the minimiser of a quadratic fitted to the finished trials nearest the best one (_quadfit.py;
-separable past 4 numeric columns), unless a pending trial is already near it: a batch's local draws around one
-incumbent, made without each other's results, refine it slowly, and a smooth minimum (or the bowl under a
-rugged surface's ripples) is where their results together point (round eight).
-Sequentially nothing is pending when a suggestion is made: the rule never applies.
+surface) they leave the width as it is (round six). In the end game the first candidate of a suggestion is the
+minimiser of a quadratic fitted to the finished trials nearest the best one (_quadfit.py; separable past 4
+numeric columns), unless a pending trial is already near it: local draws around one incumbent refine it
+slowly (a batch's, made without each other's results, most of all), and a smooth minimum (or the bowl under
+a rugged surface's ripples) is where their results together point (round eight).
 
 ``implementation='hyperopt'`` gives hyperopt's TPE instead, exactly as NNI runs it (see _hyperopt.py).
 """
@@ -71,8 +70,8 @@ LOCAL_SHARE, LOCAL_SHARE_PENDING, LOCAL_WIDTH = 0.25, 0.5, 0.2
 #: exploring (at 16 in flight: the last 64 of 100; sequentially: the last 4). There the local width is at most
 #: half the best trial's distance to the second or third best, whichever is farther (_rival_scale).
 END_ROUNDS = 4
-#: In the end game with trials pending, the first candidate is the minimiser of a quadratic fitted to the
-#: trials near the best one (_quad_point), unless a pending trial is within QUAD_GAP local widths of it.
+#: In the end game the first candidate is the minimiser of a quadratic fitted to the trials near the best one
+#: (_quad_point), unless a pending trial is within QUAD_GAP local widths of it.
 QUAD_GAP = 0.1
 _Group = tuple[str, int] | None  # (choice path, option index) of a nested branch; None: the top level
 
@@ -224,7 +223,7 @@ class ParzenTPE(SequentialTuner):
             best = int(np.count_nonzero(below[:order[0]]))  # its index among the below kernels
             width = LOCAL_WIDTH * (_rival_scale(obs[order[:3]], lower, best, kinds) if end and n_done > 2 else 1.0)
             cand = lower.sample_near(self.rng, best, self.n_ei_candidates, width)
-            if end and n_done < len(rows):
+            if end:
                 widths = width * np.array([lower.sigmas[j][best] for j in numeric])
                 model = _quad_point(obs, losses, int(order[0]), widths, kinds)
         else:
