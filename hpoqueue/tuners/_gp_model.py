@@ -246,3 +246,89 @@ class Objective:
             return value, grad
         pv, pg = self.penalty.value_grad(x)
         return value + pv, grad + pg
+
+
+@dataclass
+class SamplePath:
+    """One function drawn from a GP posterior (Thompson sampling), to MAXIMISE as minus its value: a
+    prior path from random Fourier features of the Matérn 5/2 kernel, moved onto the data by the
+    posterior's own solve (pathwise conditioning, Wilson et al. 2020), so it has a cheap exact
+    gradient everywhere and L-BFGS-B can refine its minimum like the acquisition's."""
+
+    post: Posterior
+    omega: np.ndarray  # (features, d) frequencies: Student-t with 5 degrees of freedom, in lengthscales
+    phase: np.ndarray
+    weight: np.ndarray
+    update: np.ndarray  # K^-1 (y - prior path at x - noise draw): the posterior's correction
+
+    @classmethod
+    def draw(cls, post: Posterior, rng: np.random.Generator, features: int) -> SamplePath:
+        """A path of `post` from `features` Fourier features and the random numbers of `rng`."""
+        d = post.x.shape[1]
+        omega = rng.normal(size=(features, d)) * np.sqrt(5.0 / rng.chisquare(5.0, size=(features, 1)))
+        omega *= np.sqrt(post.rho)
+        phase, weight = rng.uniform(0.0, 2.0 * np.pi, size=features), rng.normal(size=features)
+        path = cls(post, omega, phase, weight, np.zeros(len(post.y)))
+        noise = rng.normal(size=len(post.y)) * np.sqrt(post.noise)
+        path.update = cho_solve_lower(post.chol, post.y - path._prior(post.x) - noise)
+        return path
+
+    def _prior(self, x: np.ndarray) -> np.ndarray:
+        amp = np.sqrt(2.0 * self.post.scale / len(self.weight))
+        return amp * np.cos(x @ self.omega.T + self.phase) @ self.weight
+
+    def value(self, x: np.ndarray) -> np.ndarray:
+        """Minus the path at each row of `x` (a loss path: higher is better)."""
+        kq = self.post.scale * _matern(_scaled_r2(x, self.post.x, self.post.rho))[0]
+        return -(self._prior(x) + kq @ self.update)
+
+    def value_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        amp = np.sqrt(2.0 * self.post.scale / len(self.weight))
+        arg = x @ self.omega.T + self.phase
+        prior, dprior = amp * np.cos(arg) @ self.weight, -amp * (np.sin(arg) * self.weight) @ self.omega
+        diff = x[:, None, :] - self.post.x[None, :, :]
+        m, dm = _matern((diff * diff) @ self.post.rho)
+        dk = (self.post.scale * 2.0 * dm)[:, :, None] * diff * self.post.rho
+        return -(prior + (self.post.scale * m) @ self.update), -(dprior + np.einsum("knd,n->kd", dk, self.update))
+
+
+@dataclass
+class Fantasies:
+    """The acquisition averaged over joint posterior draws of the pending trials' outcomes (Snoek et al.
+    2012): each draw conditions the GP on the pending points at the drawn values (and lowers the best
+    loss when a draw beats it); log acquisitions are averaged as acquisitions (log-mean-exp)."""
+
+    objectives: list[Objective]
+    log_space: bool
+
+    @classmethod
+    def draw(cls, post: Posterior, acq: Acquisition, pending: np.ndarray, rng: np.random.Generator,
+             draws: int) -> Fantasies:
+        """`draws` fantasies of `pending` under `post`, the acquisition `acq` under each."""
+        kq = post.scale * _matern(_scaled_r2(pending, post.x, post.rho))[0]
+        v = solve_lower(post.chol, kq.T)
+        cov = post.scale * _matern(_scaled_r2(pending, pending, post.rho))[0] - v.T @ v
+        cov[np.diag_indices(len(pending))] += post.noise
+        mean = kq @ post.alpha
+        chol = _robust_cholesky(0.5 * (cov + cov.T) + 1e-10 * post.scale * np.eye(len(pending)))
+        out = []
+        for f in mean + rng.normal(size=(draws, len(pending))) @ chol.T:
+            fpost = Posterior(np.vstack([post.x, pending]), np.concatenate([post.y, f]), post.raw)
+            out.append(Objective(fpost, Acquisition(acq.utility, min(acq.best, float(f.min())), acq.kappa, acq.xi)))
+        return cls(out, acq.utility != "ucb")
+
+    def _combine(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.log_space:
+            return values.mean(axis=0), np.full(values.shape, 1.0 / len(values))
+        top = values.max(axis=0)
+        w = np.exp(values - top)
+        total = w.sum(axis=0)
+        return top + np.log(total / len(values)), w / total
+
+    def value(self, x: np.ndarray) -> np.ndarray:
+        return self._combine(np.array([o.value(x) for o in self.objectives]))[0]
+
+    def value_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [o.value_grad(x) for o in self.objectives]
+        value, w = self._combine(np.array([p[0] for p in parts]))
+        return value, np.einsum("sk,skd->kd", w, np.array([p[1] for p in parts]))
