@@ -25,8 +25,7 @@ from hpoqueue.tuners._base import OptimizeMode, SequentialTuner
 from hpoqueue.tuners._branches import pick_branch
 from hpoqueue.tuners._budget import TrialBudget
 from hpoqueue.tuners._dedup import SeenConfigs
-from hpoqueue.tuners._gp_model import (Acquisition, Fantasies, LocalPenalty, Objective, Posterior, SamplePath,
-                                       default_raw, fit_kernel)
+from hpoqueue.tuners._gp_model import Acquisition, LocalPenalty, Objective, Posterior, default_raw, fit_kernel
 from hpoqueue.tuners._lbfgsb import minimize_lbfgsb
 from hpoqueue.tuners._sobol import ScrambledSobol
 from hpoqueue.tuners._spacecols import Columns
@@ -57,13 +56,6 @@ END_ROUNDS = 3
 #: the unit cube; 5 sigma of the largest is 0.15).
 LAST_ROUND_CANDIDATES, LAST_ROUND_CENTRES = 256, 5
 LAST_ROUND_SCALES = (0.001, 0.03)
-THOMPSON = "none"
-TS_KB = False
-TS_FEATURES = 1024
-MC = "none"
-MC_DRAWS = 8
-ENDLOCAL = False
-HYBRID = 0.0
 
 
 class GPTuner(SequentialTuner):
@@ -153,38 +145,19 @@ class GPTuner(SequentialTuner):
         last = bool(self._pending) and self._budget.last_rounds(len(self._seen), len(self._pending), 1)
         if last:
             cand = self._last_round_candidates()
-        elif ENDLOCAL and self._pending and self._budget.last_rounds(len(self._seen), len(self._pending), END_ROUNDS):
-            cand = self._local_candidates()
         else:
             n_random = min(self.n_candidates, max(MIN_CANDIDATES, CANDIDATE_BUDGET // len(post.y)))
             cand = np.vstack([self.columns.random(self.rng, n_random), self._local_candidates()])
         penalty = None
-        use_ts = use_mc = False
         if self._pending:
             pending = np.array(list(self._pending.values()))
-            endgame = self._budget.last_rounds(len(self._seen), len(self._pending), END_ROUNDS)
-            use_ts = ((THOMPSON in ("early", "both") and not endgame)
-                      or (THOMPSON in ("end", "both") and endgame and not last)
-                      or (THOMPSON == "last" and last) or (THOMPSON == "endall" and endgame))
-            use_mc = (MC in ("mid", "all") and not endgame) or (MC in ("end", "all") and endgame and not last)
-            if use_mc:
-                pass
-            elif endgame or (use_ts and TS_KB):
+            if self._budget.last_rounds(len(self._seen), len(self._pending), END_ROUNDS):
                 # the believer: each pending trial as if it returned its predicted mean
                 post = Posterior(np.vstack([post.x, pending]), np.concatenate([post.y, post.predict(pending)[0]]),
                                  post.raw)
-            elif not use_ts and HYBRID > 0:
-                mu, sd = post.predict(pending)
-                near = mu - best < HYBRID * sd
-                if (~near).any():
-                    penalty = LocalPenalty.of(post, pending[~near], best, cand[:LIPSCHITZ_PROBES])
-                if near.any():
-                    post = Posterior(np.vstack([post.x, pending[near]]), np.concatenate([post.y, mu[near]]), post.raw)
-            elif not use_ts:
+            else:
                 penalty = LocalPenalty.of(post, pending, best, cand[:LIPSCHITZ_PROBES])
-        obj = SamplePath.draw(post, self.rng, TS_FEATURES) if use_ts else Objective(post, acq, penalty)
-        if self._pending and use_mc:
-            obj = Fantasies.draw(post, acq, pending, self.rng, MC_DRAWS)
+        obj = Objective(post, acq, penalty)
         picks = {} if last else self._pick_branches()  # last round: each candidate keeps its centre's branch
         for p, option in picks.items():  # every candidate takes the sampled branch (see _branches.py)
             s, w = self.columns.starts[p], self.columns.widths[p]
