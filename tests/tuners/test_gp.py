@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -226,28 +227,47 @@ def test_pending_penalty_gradient_matches_finite_differences() -> None:
         np.testing.assert_allclose(grad[:, j], numeric, rtol=1e-4, atol=1e-6)
 
 
-def test_in_the_budgets_last_rounds_a_batch_closes_in_on_the_optimum() -> None:
-    """Told that only 24 trials are left while 7 are pending (3 rounds of 8, not yet the last), GP believes
-    the pending trials (each at its predicted mean) instead of penalising a ball around each: the batch
-    gathers at the optimum rather than keeping its members apart. Measured (seeds 0-3, 3-D bowl, after 20
-    results): the batch's median distance to the optimum 0.30-0.90x what it is when not told (0.0025
-    against 0.0083 for seed 0; told 8, before the last round had its own candidates, 0.31-0.9x on seeds 0-5)."""
+def _bowl_with_seven_pending(seed: int, told: int | None) -> tuple[GPTuner, Callable[[dict], float]]:
+    """A GP after 20 results of a 3-D bowl with 7 suggestions pending, told `told` trials are left; the
+    distance to the bowl's minimum."""
     space = SearchSpace.from_dict({f"x{i}": {"_type": "uniform", "_value": [0, 1]} for i in range(3)})
 
     def distance(p: dict) -> float:
         return math.sqrt(sum((p[f"x{i}"] - c) ** 2 for i, c in enumerate((0.3, 0.7, 0.45))))
 
-    for seed in range(3):
-        median = {}
-        for told in (None, 24):
-            tuner = GPTuner(space, seed=seed)
-            for seq in range(1, 21):
-                (s,) = tuner.suggest(1)
-                tuner.observe(TrialResult(seq, s.params, TrialState.SUCCEEDED, distance(s.params) ** 2))
-            tuner.suggest(7)  # pending
-            tuner.set_trials_left(told)
-            median[told] = float(np.median([distance(s.params) for s in tuner.suggest(8)]))
-        assert median[24] < 0.8 * median[None], (seed, median)
+    tuner = GPTuner(space, seed=seed)
+    for seq in range(1, 21):
+        (s,) = tuner.suggest(1)
+        tuner.observe(TrialResult(seq, s.params, TrialState.SUCCEEDED, distance(s.params) ** 2))
+    tuner.suggest(7)  # pending
+    tuner.set_trials_left(told)
+    return tuner, distance
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_in_the_budgets_last_rounds_a_batch_closes_in_on_the_optimum(seed: int) -> None:
+    """Told that only 16 trials are left while 7 are pending (2 rounds of 8, not yet the last), GP believes
+    the pending trials (each at its predicted mean) instead of penalising a ball around each: the batch
+    gathers at the optimum rather than keeping its members apart. Measured (seeds 0-5, 4 asked): the
+    batch's median distance to the optimum 0.34-0.94x what it is when not told (0.0026 against 0.0077 for
+    seed 0)."""
+    median = {}
+    for told in (None, 16):
+        tuner, distance = _bowl_with_seven_pending(seed, told)
+        median[told] = float(np.median([distance(s.params) for s in tuner.suggest(4)]))
+    assert median[16] < 0.8 * median[None], median
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_three_rounds_before_the_budgets_end_pending_trials_are_still_penalised(seed: int) -> None:
+    """The believer takes over only in the last END_ROUNDS = 2 rounds: told 24 trials are left while 7 are
+    pending (3 rounds of 8), the suggestion is the penalised one, the same as when not told; told 16, the
+    believer's. Why 2 and not 3 (benchmarks/results/tuners.md, round eight): at 16 in flight, 100 seeds,
+    the penalty in the third round from the end finds better basins (median regret levy6 2.93 -> 2.34,
+    nested 5.6e-8 -> 1.1e-8, branin 1.2e-5 -> 3.9e-6; styblinski5 39.9 -> 42.3). Fails with END_ROUNDS = 3."""
+    picks = {told: _bowl_with_seven_pending(seed, told)[0].suggest(1)[0].params for told in (None, 24, 16)}
+    assert picks[24] == picks[None]
+    assert picks[16] != picks[None]
 
 
 @pytest.mark.parametrize("seed", range(3))
