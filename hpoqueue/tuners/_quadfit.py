@@ -28,7 +28,8 @@ def quad_min(x: np.ndarray, y: np.ndarray, centre: np.ndarray, scale: np.ndarray
     if len(x) < n_coef + 2:
         return None
     near = np.argsort(np.sqrt((((x - centre) / scale) ** 2).sum(axis=1)), kind="stable")
-    xs, ys = x[near[:int(POINTS_PER_COEF * n_coef)]], y[near[:int(POINTS_PER_COEF * n_coef)]]
+    keep = near[:int(POINTS_PER_COEF * n_coef)]
+    xs, ys = x[keep], y[keep]
     mid, spread = xs.mean(axis=0), xs.std(axis=0)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # equal losses, or near the float limit
         t = (ys - ys.mean()) / ys.std()

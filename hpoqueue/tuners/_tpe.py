@@ -221,11 +221,13 @@ class ParzenTPE(SequentialTuner):
         model = None
         if n_below and numeric and self.rng.random() < share:  # around the best trial, its kernel narrowed
             best = int(np.count_nonzero(below[:order[0]]))  # its index among the below kernels
-            width = LOCAL_WIDTH * (_rival_scale(obs[order[:3]], lower, best, kinds) if end and n_done > 2 else 1.0)
-            cand = lower.sample_near(self.rng, best, self.n_ei_candidates, width)
+            width = LOCAL_WIDTH
             if end:
-                widths = width * np.array([lower.sigmas[j][best] for j in numeric])
-                model = _quad_point(obs, losses, int(order[0]), widths, kinds)
+                kernel = np.array([lower.sigmas[j][best] for j in numeric])  # its numeric columns' widths
+                if n_done > 2:
+                    width *= _rival_scale(obs[order[:3]][:, numeric], LOCAL_WIDTH * kernel)
+                model = _quad_point(obs, losses, int(order[0]), width * kernel, numeric, kinds)
+            cand = lower.sample_near(self.rng, best, self.n_ei_candidates, width)
         else:
             cand = lower.sample(self.rng, self.n_ei_candidates)  # both draw on the integer bins' centres
         score = lower.log_pdf(cand) - upper.log_pdf(cand)
@@ -238,14 +240,13 @@ class ParzenTPE(SequentialTuner):
         return cand
 
 
-def _quad_point(obs: np.ndarray, losses: np.ndarray, best: int, widths: np.ndarray,
+def _quad_point(obs: np.ndarray, losses: np.ndarray, best: int, widths: np.ndarray, num: list[int],
                 kinds: list[ColumnKind]) -> np.ndarray | None:
-    """The best trial (row `best`) with its numeric columns moved to the minimiser of a quadratic fitted to the
-    finished trials that share its choices (quad_min; distances in the local `widths`), or None: no fit, a
+    """The best trial (row `best`) with its numeric columns (`num`) moved to the minimiser of a quadratic fitted
+    to the finished trials that share its choices (quad_min; distances in the local `widths`), or None: no fit, a
     pending trial (loss +inf) already within QUAD_GAP local widths of it (root mean square; the one placed
     there before this result came in, usually), or a finished trial at it (a nested branch's group takes
     its first candidate as it is, unseen or not)."""
-    num = [j for j, kind in enumerate(kinds) if not kind.n_categories]
     cat = [j for j, kind in enumerate(kinds) if kind.n_categories]
     done = np.isfinite(losses)
     same = done & np.all(obs[:, cat] == obs[best, cat], axis=1)
@@ -259,14 +260,12 @@ def _quad_point(obs: np.ndarray, losses: np.ndarray, best: int, widths: np.ndarr
     return None if np.any(near < QUAD_GAP) or np.any(np.all(obs[done] == point, axis=1)) else point
 
 
-def _rival_scale(top: np.ndarray, lower: Parzen, best: int, kinds: list[ColumnKind]) -> float:
+def _rival_scale(top: np.ndarray, width: np.ndarray) -> float:
     """The end game's factor on the local width: min(1, d / 2), d the larger distance from the best trial
-    (top[0]) to the second and third best (top[1:]), each the root mean square over the numeric columns in
-    local widths (LOCAL_WIDTH times the best's below kernel, `best`); 1 when the three share their numeric
-    values (no distance to go by)."""
-    num = [j for j, kind in enumerate(kinds) if not kind.n_categories]
-    width = LOCAL_WIDTH * np.array([lower.sigmas[j][best] for j in num])
-    d = float(np.sqrt(np.mean(((top[1:, num] - top[0, num]) / width) ** 2, axis=1)).max())
+    (top[0], its numeric columns) to the second and third best (top[1:]), each the root mean square in local
+    widths (`width`: LOCAL_WIDTH times the best's below kernel); 1 when the three share their numeric values
+    (no distance to go by)."""
+    d = float(np.sqrt(np.mean(((top[1:] - top[0]) / width) ** 2, axis=1)).max())
     return min(1.0, d / 2) if d > 0 else 1.0
 
 
